@@ -1,0 +1,20 @@
+"""Multi-call entry point: the program's name decides what it is."""
+
+import os
+import sys
+
+
+def entry():
+    name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "schema-init"
+    if name.startswith("schema-ctl"):
+        from schema_init import ctl
+        return ctl.main(sys.argv[1:])
+    if name.startswith("schema-subreaper"):
+        from schema_init import subreaper
+        return subreaper.main(sys.argv[1:])
+    from schema_init import main
+    return main.main(sys.argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(entry())

@@ -1,0 +1,620 @@
+"""Reading .svc and .grp files into immutable specs, with diagnostics a person can act on.
+
+Rules of this file:
+
+* ``SERVICE_KEYS`` is the one definition of the .svc keys: their kind, default,
+  limits and meaning.  Docs and tests read it.
+* Parsing never raises, whatever the bytes: every problem is a :class:`Diagnostic`
+  naming file, line and key.  A file with an error is rejected as a whole; warnings
+  keep it.
+* No OS access except reading the files named by the caller.
+
+Grammar (a compatible superset of the original's): one ``key=value`` per line; the
+key and the value are trimmed of blanks; blank lines and lines starting with ``#`` or
+``;`` are comments; a value of an ordinary key ends at a blank followed by ``#``
+(an inline comment), while ``args``, ``fuse_cmd`` and ``failsafe`` keep everything
+after ``=`` (shell commands and arguments are verbatim).  ``args`` and ``dep`` repeat,
+one element per line.  Booleans take ``1/0``, ``yes/no``, ``true/false``,
+``on/off``, and ``=0`` clears an earlier ``=1``.
+"""
+
+from . import timers
+
+ERROR = "error"
+WARNING = "warning"
+
+NAME_MAX = 63
+PATH_MAX = 255
+INSTANCE_MAX = 31
+USER_MAX = 31
+LIST_MAX = 64            # args and deps per service, members per group
+NAME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                       "0123456789_.@:-")
+SLOT_DETECT = "slot-detect"
+
+# Service flag word (SVC_*), as the original exports them.
+SVC_ONESHOT = 0x01
+SVC_NEEDS_ROOT = 0x02
+SVC_CRITICAL = 0x04
+SVC_NO_RESTART = 0x08
+SVC_TIMER = 0x10
+SVC_TIMER_CALENDAR = 0x20
+SVC_TIMER_PERSIST = 0x40
+
+
+class Diagnostic:
+    """One problem found in a file.  ``line`` is 0 when it concerns the whole file."""
+
+    __slots__ = ("path", "line", "key", "severity", "message")
+
+    def __init__(self, path, line, key, severity, message):
+        self.path = path
+        self.line = line
+        self.key = key
+        self.severity = severity
+        self.message = message
+
+    def format(self):
+        where = "%s:%d" % (self.path, self.line) if self.line else self.path
+        key = "%s: " % self.key if self.key else ""
+        text = "%s: %s: %s%s" % (where, self.severity, key, self.message)
+        # Never let odd bytes in a file break the console that prints this.
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+    def sort_key(self):
+        return (self.path, self.line, self.key or "", self.message)
+
+    def __repr__(self):
+        return "Diagnostic(%r)" % self.format()
+
+
+class Key:
+    """How one .svc key is read."""
+
+    __slots__ = ("kind", "default", "limit", "low", "high", "help")
+
+    def __init__(self, kind, default, help, limit=None, low=None, high=None):
+        self.kind = kind        # name, path, text, command, args, deps, bool, int, enum, calendar
+        self.default = default
+        self.help = help
+        self.limit = limit      # longest value in characters, for strings
+        self.low = low          # bounds, for integers
+        self.high = high
+
+
+PRIORITIES = ("peripheral", "standard", "critical")
+PARTITIONS = ("member", "root", "isolated")
+
+SERVICE_KEYS = {
+    "name": Key("name", "", "service name (default: the file name without .svc)", NAME_MAX),
+    "exec": Key("path", "", "absolute path of the program (required); also argv[0]", PATH_MAX),
+    "args": Key("args", (), "one argv element per line, verbatim", PATH_MAX),
+    "dep": Key("deps", (), "a service or group this one waits for; repeatable", NAME_MAX),
+    "oneshot": Key("bool", False, "exit 0 means done (PERFECT)"),
+    "needs_root": Key("bool", False, "refuse to spawn unless schema-init runs as root"),
+    "critical": Key("bool", False, "never excised; an EXCISED critical dep blocks dependents"),
+    "no_restart": Key("bool", False, "any death excises the service"),
+    "max_restarts": Key("int", 5, "consecutive failed runs before FRICTION", low=0, high=1000000),
+    "stable_secs": Key("int", 10, "promote a daemon after this many seconds", low=0, high=86400 * 365),
+    "ready_path": Key("path", "", "promote as soon as this path exists; its loss kills", PATH_MAX),
+    "ready_poll_hz": Key("int", 0, "accepted for compatibility (ready_path is watched, not polled)",
+                         low=0, high=1000),
+    "priority": Key("enum", "standard", "critical | standard | peripheral: nice and cgroup weight"),
+    "fuse": Key("bool", False, "excise when a dependency enters FRICTION or EXCISED"),
+    "fuse_cmd": Key("command", "", "/bin/sh -c command run when the fuse trips", PATH_MAX),
+    "failsafe": Key("command", "", "/bin/sh -c command run on death, start timeout, readiness loss",
+                    PATH_MAX),
+    "failsafe_timeout_ms": Key("int", 500, "SIGKILL the failsafe after this (0 means 500)",
+                               low=0, high=86400000),
+    "no_excise": Key("bool", False, "like critical, for excision decisions only"),
+    "watchdog_timeout_ms": Key("int", 0, "Dead Man window: pet within this or the machine resets",
+                               low=0, high=86400000),
+    "cpu_limit": Key("int", 0, "percent of one CPU (1-100) written to cpu.max; 0 = none",
+                     low=0, high=100),
+    "mem_limit": Key("int", 0, "MiB written to memory.max; 0 = none", low=0, high=1 << 40),
+    "cpuset": Key("text", "", "CPUs written to cpuset.cpus", 63),
+    "cpuset_partition": Key("enum", "member", "member | root | isolated (needs cpuset)"),
+    "allowed_slot_min": Key("int", -1, "slot gate lower bound (-1 = no gate)", low=-1, high=1 << 31),
+    "allowed_slot_max": Key("int", -1, "slot gate upper bound (-1 = unbounded)", low=-1, high=1 << 31),
+    "start_timeout_sec": Key("int", -1, "kill if not promoted/finished in N s (-1: 90 for oneshots)",
+                             low=-1, high=86400 * 365),
+    "stop_timeout_sec": Key("int", 10, "SIGKILL this long after SIGTERM when stopping",
+                            low=0, high=86400),
+    "on_boot_sec": Key("int", None, "timer: first fire N s after boot", low=0, high=86400 * 3650),
+    "on_active_sec": Key("int", None, "timer: period after each completion", low=0,
+                         high=86400 * 3650),
+    "on_calendar": Key("calendar", None, "timer: HH:MM, 'Ddd HH:MM' or 'D HH:MM', local time"),
+    "persistent": Key("bool", False, "calendar timer: catch up a missed fire at boot"),
+    "user": Key("name", "", "run as this user (unknown user: the spawn is refused)", USER_MAX),
+}
+
+# Keys of the original's later era: a file carrying them still loads (with a warning).
+LATER_ERA_KEYS = frozenset((
+    "no_new_privs", "private_tmp", "protect_system", "protect_home", "keep_caps",
+    "landlock_ro", "landlock_rw", "env", "env_file", "exec_pre", "condition", "listen",
+    "socket_mode", "socket_user", "socket_group", "stop_first", "notify", "watchdog_sec",
+    "oom_score_adj", "expand_args",
+))
+
+GROUP_KEYS = ("name", "member")
+
+
+def field_name(key):
+    """The ServiceSpec attribute a key fills (``dep=`` lines make ``deps``)."""
+    return "deps" if key == "dep" else key
+
+
+SPEC_FIELDS = tuple(field_name(key) for key in SERVICE_KEYS)
+
+_BOOL_WORDS = {"1": True, "yes": True, "true": True, "on": True,
+               "0": False, "no": False, "false": False, "off": False}
+
+
+class ServiceSpec:
+    """One service as its file describes it.  Immutable: replace, never mutate."""
+
+    __slots__ = SPEC_FIELDS + (
+        "instance", "path", "content_hash", "lines", "is_timer", "is_calendar")
+
+    def __init__(self, **fields):
+        for key, rule in SERVICE_KEYS.items():
+            field = field_name(key)
+            object.__setattr__(self, field, fields.pop(field, rule.default))
+        object.__setattr__(self, "instance", fields.pop("instance", ""))
+        object.__setattr__(self, "path", fields.pop("path", ""))
+        object.__setattr__(self, "content_hash", fields.pop("content_hash", 0))
+        object.__setattr__(self, "lines", fields.pop("lines", {}))
+        is_calendar = self.on_calendar is not None
+        is_timer = is_calendar or self.on_boot_sec is not None or self.on_active_sec is not None
+        object.__setattr__(self, "is_timer", is_timer)
+        object.__setattr__(self, "is_calendar", is_calendar)
+        if is_timer:
+            object.__setattr__(self, "oneshot", True)
+        if self.start_timeout_sec < 0:
+            default = 90 if self.oneshot and not is_timer else 0
+            object.__setattr__(self, "start_timeout_sec", default)
+        if fields:
+            raise TypeError("unknown ServiceSpec fields: %s" % ", ".join(sorted(fields)))
+
+    def __setattr__(self, key, value):
+        raise AttributeError("ServiceSpec is immutable")
+
+    def replace(self, **changes):
+        fields = {key: getattr(self, key) for key in self.__slots__
+                  if key not in ("is_timer", "is_calendar")}
+        fields.update(changes)
+        return ServiceSpec(**fields)
+
+    @property
+    def flags(self):
+        word = 0
+        for on, bit in ((self.oneshot, SVC_ONESHOT), (self.needs_root, SVC_NEEDS_ROOT),
+                        (self.critical, SVC_CRITICAL), (self.no_restart, SVC_NO_RESTART),
+                        (self.is_timer, SVC_TIMER), (self.is_calendar, SVC_TIMER_CALENDAR),
+                        (self.persistent, SVC_TIMER_PERSIST)):
+            if on:
+                word |= bit
+        return word
+
+    def line_of(self, key):
+        return self.lines.get(key, 0)
+
+    def __eq__(self, other):
+        return isinstance(other, ServiceSpec) and all(
+            getattr(self, k) == getattr(other, k) for k in SPEC_FIELDS)
+
+    def __hash__(self):
+        return hash(self.name)
+
+    def __repr__(self):
+        return "ServiceSpec(%s)" % self.name
+
+
+class GroupSpec:
+    """One group: a name and its members, in declared order."""
+
+    __slots__ = ("name", "members", "path", "lines")
+
+    def __init__(self, name, members, path="", lines=None):
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "members", tuple(members))
+        object.__setattr__(self, "path", path)
+        object.__setattr__(self, "lines", lines or {})
+
+    def __setattr__(self, key, value):
+        raise AttributeError("GroupSpec is immutable")
+
+    def line_of_member(self, member):
+        return self.lines.get(member, 0)
+
+    def __repr__(self):
+        return "GroupSpec(%s, %r)" % (self.name, self.members)
+
+
+def fnv1a32(data):
+    """32-bit FNV-1a, the original's content hash (reload compares it)."""
+    h = 2166136261
+    for byte in data:
+        h = ((h ^ byte) * 16777619) & 0xFFFFFFFF
+    return h
+
+
+def name_problem(text, limit=NAME_MAX):
+    """Why ``text`` is not a valid service/group/user name, or None."""
+    if not text:
+        return "is empty"
+    if len(text) > limit:
+        return "is %d characters long; the limit is %d" % (len(text), limit)
+    for ch in text:
+        if ch not in NAME_CHARS:
+            return "contains %r; names use only letters, digits and _ . @ : -" % ch
+    return None
+
+
+def _closest_key(word, keys):
+    """A likely intended key for a typo, by edit distance (no difflib in PID 1)."""
+    best, best_distance = None, 3
+    for key in keys:
+        previous = list(range(len(key) + 1))
+        for i, a in enumerate(word, 1):
+            current = [i]
+            for j, b in enumerate(key, 1):
+                current.append(min(previous[j] + 1, current[j - 1] + 1,
+                                   previous[j - 1] + (a != b)))
+            previous = current
+        if previous[-1] < best_distance:
+            best, best_distance = key, previous[-1]
+    return best
+
+
+def _split_lines(data):
+    """Yield (line number, key, raw value, problem) for each meaningful line."""
+    text = data.decode("utf-8", "surrogateescape")
+    for number, line in enumerate(text.split("\n"), 1):
+        if line.endswith("\r"):
+            line = line[:-1]
+        stripped = line.strip(" \t")
+        if not stripped or stripped[0] in "#;":
+            continue
+        key, sep, value = line.partition("=")
+        if not sep:
+            yield number, None, stripped, "line has no '=' and is ignored"
+            continue
+        yield number, key.strip(" \t"), value, None
+
+
+def _strip_comment(value):
+    for i, ch in enumerate(value):
+        if ch == "#" and i > 0 and value[i - 1] in " \t":
+            return value[:i]
+    return value
+
+
+def _control_char(value):
+    for ch in value:
+        if ch < " " and ch != "\t" or ch == "\x7f":
+            return ch
+    return None
+
+
+def _convert(key, rule, raw):
+    """(value, error message) for one raw value of a .svc key."""
+    value = raw.strip(" \t") if rule.kind in ("args", "command") else _strip_comment(raw).strip(" \t")
+    bad = _control_char(value)
+    if bad is not None:
+        return None, "value contains the control character %r" % bad
+    if rule.limit is not None and len(value) > rule.limit:
+        return None, "value is %d characters long; the limit is %d" % (len(value), rule.limit)
+    kind = rule.kind
+    if kind == "bool":
+        word = _BOOL_WORDS.get(value.lower())
+        if word is None:
+            return None, "%r is not a boolean (use 1 or 0)" % value
+        return word, None
+    if kind == "int":
+        digits = value[1:] if value[:1] in "+-" else value
+        if not digits or not digits.isdigit() or not digits.isascii():
+            return None, "%r is not a whole number" % value
+        number = int(value)
+        if number < rule.low or number > rule.high:
+            return None, "%d is out of range (%d to %d)" % (number, rule.low, rule.high)
+        return number, None
+    if kind == "enum":
+        word = value.lower()
+        choices = PRIORITIES if key == "priority" else PARTITIONS
+        if word not in choices:
+            return None, "%r is not one of %s" % (value, ", ".join(choices))
+        return word, None
+    if kind == "calendar":
+        calendar, reason = timers.parse_calendar(value)
+        if calendar is None:
+            return None, "bad value %r (%s)" % (value, reason)
+        return calendar, None
+    if kind in ("name", "deps"):
+        limit = USER_MAX if key == "user" else NAME_MAX
+        if value == "" and kind == "name":
+            return "", None
+        problem = name_problem(value, limit)
+        if problem:
+            return None, "%r %s" % (value, problem)
+        return value, None
+    if kind == "path":
+        if value and not value.startswith("/"):
+            return None, "%r is not an absolute path" % value
+        if key == "exec" and (" " in value or "\t" in value):
+            return None, "%r contains a blank; give arguments with args= lines" % value
+        return value, None
+    return value, None      # text, command, args
+
+
+def parse_service(path, data):
+    """Parse one .svc file's bytes.  Returns ``(ServiceSpec or None, [Diagnostic])``.
+
+    None is returned for a file with errors and for a template (``x@.svc``), which is
+    checked but never loaded itself.
+    """
+    diags = []
+
+    def report(line, key, severity, message):
+        diags.append(Diagnostic(path, line, key, severity, message))
+
+    fields = {}
+    lines = {}
+    args, deps = [], []
+    rejected = set()            # keys whose value was refused: not also "missing"
+    for number, key, raw, problem in _split_lines(data):
+        if problem:
+            report(number, None, WARNING, problem)
+            continue
+        rule = SERVICE_KEYS.get(key)
+        if rule is None:
+            if key in LATER_ERA_KEYS:
+                report(number, key, WARNING, "not supported by this schema-init; ignored")
+            elif not key:
+                report(number, None, ERROR, "line has an empty key")
+            else:
+                hint = _closest_key(key, SERVICE_KEYS)
+                report(number, key, ERROR, "unknown key" +
+                       (" (did you mean '%s'?)" % hint if hint else ""))
+            continue
+        value, problem = _convert(key, rule, raw)
+        if problem:
+            report(number, key, ERROR, problem)
+            rejected.add(key)
+            continue
+        if rule.kind in ("args", "deps"):
+            target = args if rule.kind == "args" else deps
+            if len(target) >= LIST_MAX:
+                report(number, key, ERROR, "more than %d %s lines" % (LIST_MAX, key))
+                continue
+            if key == "dep" and value in deps:
+                report(number, key, WARNING, "'%s' is listed twice" % value)
+                continue
+            target.append(value)
+            lines.setdefault(key, number)
+            if key == "dep":
+                lines["dep:" + value] = number
+            continue
+        if key in fields:
+            earlier = lines[key]
+            if key in ("name", "exec") and fields[key] != value:
+                report(number, key, ERROR, "given again with another value (first on line %d)"
+                       % earlier)
+                continue
+            report(number, key, WARNING, "given again (first on line %d); this later value wins"
+                   % earlier)
+        fields[key] = value
+        lines[key] = number
+
+    base = path.rsplit("/", 1)[-1]
+    base = base[:-4] if base.endswith(".svc") else base
+    prefix, at, instance = base.partition("@")
+    is_template = bool(at) and not instance
+    name = fields.get("name", "")
+    if at and instance:
+        problem = name_problem(instance, INSTANCE_MAX)
+        if problem:
+            report(0, None, ERROR, "instance %r %s" % (instance, problem))
+        name = base
+    elif not name:
+        name = base
+    if not is_template:
+        problem = name_problem(name)
+        if problem:
+            report(lines.get("name", 0), "name", ERROR, "service name %r %s" % (name, problem))
+    if not fields.get("exec") and "exec" not in rejected:
+        report(lines.get("exec", 0), "exec", ERROR, "missing: every service needs exec=/path")
+
+    if fields.get("cpuset_partition", "member") != "member" and not fields.get("cpuset"):
+        report(lines["cpuset_partition"], "cpuset_partition", WARNING,
+               "set without cpuset= (no cores to isolate); using member")
+        fields["cpuset_partition"] = "member"
+    if fields.get("persistent") and fields.get("on_calendar") is None:
+        report(lines["persistent"], "persistent", WARNING,
+               "needs on_calendar (catch-up only applies to calendar timers); ignored")
+        fields["persistent"] = False
+    slot_min = fields.get("allowed_slot_min", -1)
+    slot_max = fields.get("allowed_slot_max", -1)
+    if slot_min < 0 <= slot_max:
+        report(lines["allowed_slot_max"], "allowed_slot_max", WARNING,
+               "has no effect without allowed_slot_min")
+    if 0 <= slot_max < slot_min:
+        report(lines["allowed_slot_max"], "allowed_slot_max", ERROR,
+               "%d is below allowed_slot_min=%d: no slot could ever run this" % (slot_max, slot_min))
+    timer = any(fields.get(k) is not None for k in ("on_boot_sec", "on_active_sec", "on_calendar"))
+    if fields.get("ready_path") and (fields.get("oneshot") or timer):
+        report(lines["ready_path"], "ready_path", WARNING,
+               "ignored for oneshots and timers (they are done when they exit 0)")
+    if name in deps:
+        report(lines["dep:" + name], "dep", ERROR, "a service cannot depend on itself")
+
+    if is_template or any(d.severity == ERROR for d in diags):
+        return None, diags
+    fields.update(name=name, args=tuple(args), deps=tuple(deps), instance=instance if at else "",
+                  path=path, content_hash=fnv1a32(data), lines=lines)
+    return ServiceSpec(**fields), diags
+
+
+def parse_group(path, data):
+    """Parse one .grp file's bytes.  Returns ``(GroupSpec or None, [Diagnostic])``."""
+    diags = []
+    name, name_line = None, 0
+    members, member_lines = [], {}
+    for number, key, raw, problem in _split_lines(data):
+        if problem:
+            diags.append(Diagnostic(path, number, None, WARNING, problem))
+            continue
+        if key not in GROUP_KEYS:
+            hint = _closest_key(key, GROUP_KEYS) if key else None
+            message = ("unknown key in a group file" +
+                       (" (did you mean '%s'?)" % hint if hint else "")) if key else \
+                "line has an empty key"
+            diags.append(Diagnostic(path, number, key or None, ERROR, message))
+            continue
+        value, problem = _convert(key, SERVICE_KEYS["name"], raw)
+        if not problem and not value:
+            problem = "is empty"
+        if problem:
+            diags.append(Diagnostic(path, number, key, ERROR, problem))
+            continue
+        if key == "name":
+            if name is not None and name != value:
+                diags.append(Diagnostic(path, number, key, ERROR,
+                                        "given again with another value (first on line %d)"
+                                        % name_line))
+                continue
+            name, name_line = value, number
+        elif value in member_lines:
+            diags.append(Diagnostic(path, number, key, WARNING, "'%s' is listed twice" % value))
+        elif len(members) >= LIST_MAX:
+            diags.append(Diagnostic(path, number, key, ERROR, "more than %d members" % LIST_MAX))
+        else:
+            members.append(value)
+            member_lines[value] = number
+    if name is None:
+        diags.append(Diagnostic(path, 0, "name", ERROR, "missing: every group needs name="))
+    if any(d.severity == ERROR for d in diags):
+        return None, diags
+    member_lines["name"] = name_line
+    return GroupSpec(name, members, path, member_lines), diags
+
+
+class LoadResult:
+    """Everything read from one services directory."""
+
+    __slots__ = ("services", "groups", "diagnostics", "directory")
+
+    def __init__(self, directory, services, groups, diagnostics):
+        self.directory = directory
+        self.services = services          # [ServiceSpec], in file-name order
+        self.groups = groups              # [GroupSpec], in file-name order
+        self.diagnostics = diagnostics
+
+    @property
+    def errors(self):
+        return [d for d in self.diagnostics if d.severity == ERROR]
+
+
+def read_file(path, limit=1 << 20):
+    """Bytes of a file, or (None, reason).  Files over ``limit`` are refused."""
+    import os
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError as exc:
+        return None, exc.strerror or str(exc)
+    try:
+        import stat
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return None, "not a regular file"
+        chunks, size = [], 0
+        while True:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > limit:
+                return None, "larger than %d bytes" % limit
+            chunks.append(chunk)
+        return b"".join(chunks), None
+    except OSError as exc:
+        return None, exc.strerror or str(exc)
+    finally:
+        os.close(fd)
+
+
+def load_service_file(path):
+    """Read and parse one .svc file (used by ``add``).  Returns (spec or None, diags)."""
+    data, reason = read_file(path)
+    if data is None:
+        return None, [Diagnostic(path, 0, None, ERROR, "cannot read: %s" % reason)]
+    base = path.rsplit("/", 1)[-1]
+    if not base.endswith(".svc"):
+        return None, [Diagnostic(path, 0, None, ERROR, "a service file's name must end in .svc")]
+    return parse_service(path, data)
+
+
+def load_directory(directory):
+    """Read every .svc and .grp file of ``directory`` (sorted by file name)."""
+    import os
+    diags = []
+    try:
+        entries = sorted(os.listdir(directory))
+    except OSError as exc:
+        diags.append(Diagnostic(directory, 0, None, ERROR,
+                                "cannot read the services directory: %s" % (exc.strerror or exc)))
+        return LoadResult(directory, [], [], diags)
+    services, groups = [], []
+    seen = {}
+    for entry in entries:
+        if len(entry) < 5 or not (entry.endswith(".svc") or entry.endswith(".grp")):
+            continue
+        path = directory.rstrip("/") + "/" + entry
+        data, reason = read_file(path)
+        if data is None:
+            diags.append(Diagnostic(path, 0, None, ERROR, "cannot read: %s" % reason))
+            continue
+        if entry.endswith(".svc"):
+            spec, found = parse_service(path, data)
+        else:
+            spec, found = parse_group(path, data)
+        diags.extend(found)
+        if spec is None:
+            continue
+        kind = "service" if isinstance(spec, ServiceSpec) else "group"
+        other = seen.get((kind, spec.name))
+        if other is not None:
+            line = spec.lines.get("name", 0)
+            diags.append(Diagnostic(path, line, "name", ERROR,
+                                    "%s '%s' is already defined by %s; this file is ignored"
+                                    % (kind, spec.name, other)))
+            continue
+        seen[(kind, spec.name)] = path
+        (services if kind == "service" else groups).append(spec)
+    service_names = {s.name for s in services}
+    for group in groups:
+        if group.name in service_names:
+            diags.append(Diagnostic(group.path, group.lines.get("name", 0), "name", WARNING,
+                                    "a service is also called '%s'; dep= names mean the service"
+                                    % group.name))
+    diags.sort(key=Diagnostic.sort_key)
+    return LoadResult(directory, services, groups, diags)
+
+
+def parse_env_file(data):
+    """The ``/run/schema-init/env`` format: ``[(key, value)]`` in file order.
+
+    One ``KEY=VALUE`` a line; the line, the key and the value are trimmed of blanks;
+    blank lines, ``#`` lines and lines without ``=`` are skipped; no quoting.
+    """
+    pairs = []
+    for line in data.decode("utf-8", "surrogateescape").split("\n"):
+        line = line.strip(" \t\r")
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        key = key.strip(" \t")
+        if not sep or not key or "\x00" in line:
+            continue
+        pairs.append((key, value.strip(" \t")))
+    return pairs

@@ -1,0 +1,135 @@
+"""Command line of ``schema-init``: PID 1, a non-PID-1 supervisor, or ``--check``.
+
+Kept free of argparse: this module is on PID 1's import path.
+"""
+
+import os
+import sys
+
+from . import __version__
+
+USAGE = """\
+usage: schema-init                                   (as PID 1: boot the machine)
+       schema-init --services DIR --run-dir DIR [--shm NAME] [--time-scale F]
+                                                     (supervise DIR without being PID 1)
+       schema-init --check DIR [--strict]            (validate a services directory)
+       schema-init --version | --help
+
+  --services DIR    the .svc/.grp directory to supervise
+  --run-dir DIR     where the socket, logs, env file and timer stamps go
+  --shm NAME        shared-memory name (default /schema-init as PID 1)
+  --time-scale F    multiply built-in delays (cooldowns, dormancy, default timeouts)
+                    by F; for tests (default 1)
+  --check DIR       print every diagnostic and the dependency order; exit 0 when the
+                    directory would boot cleanly, 1 otherwise
+  --strict          with --check: warnings count as failures too
+"""
+
+
+def check(directory, strict=False, out=None):
+    """``schema-init --check DIR``: returns the exit status."""
+    from . import config, graph
+    out = out or sys.stdout
+    loaded = config.load_directory(directory)
+    resolved = graph.resolve(loaded.services, loaded.groups)
+    diagnostics = sorted(loaded.diagnostics + resolved.diagnostics,
+                         key=config.Diagnostic.sort_key)
+    for diag in diagnostics:
+        out.write(diag.format() + "\n")
+    errors = sum(1 for d in diagnostics if d.severity == config.ERROR)
+    warnings = len(diagnostics) - errors
+    if not loaded.services and not errors:
+        out.write("%s: error: no services found\n" % directory)
+        errors += 1
+    levels = graph.boot_order(resolved)
+    if levels:
+        out.write("boot order:\n")
+        for number, level in enumerate(levels, 1):
+            out.write("  %d: %s\n" % (number, " ".join(level)))
+    for name, reason in resolved.excised.items():
+        out.write("excised: %s (%s)\n" % (name, reason))
+    out.write("%s: %d service%s, %d group%s, %d error%s, %d warning%s\n" % (
+        directory, len(loaded.services), "" if len(loaded.services) == 1 else "s",
+        len(resolved.groups), "" if len(resolved.groups) == 1 else "s",
+        errors, "" if errors == 1 else "s", warnings, "" if warnings == 1 else "s"))
+    failed = errors or (strict and warnings)
+    return 1 if failed else 0
+
+
+class UsageError(Exception):
+    pass
+
+
+def parse_args(argv):
+    """Options as a dict.  Positional words are ignored (PID 1 gets kernel words)."""
+    options = {"services": None, "run_dir": None, "shm": None, "time_scale": 1.0,
+               "check": None, "strict": False, "positional": [],
+               "help": False, "version": False}
+    takes_value = {"--services": "services", "--run-dir": "run_dir", "--shm": "shm",
+                   "--time-scale": "time_scale", "--check": "check"}
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        name, eq, inline = word.partition("=")
+        if name in takes_value:
+            if eq:
+                value = inline
+            elif i + 1 < len(argv):
+                i += 1
+                value = argv[i]
+            else:
+                raise UsageError("%s needs a value" % name)
+            options[takes_value[name]] = value
+        elif word == "--strict":
+            options["strict"] = True
+        elif word in ("-h", "--help"):
+            options["help"] = True
+        elif word in ("-V", "--version"):
+            options["version"] = True
+        elif word.startswith("-"):
+            raise UsageError("unknown option %s" % word)
+        else:
+            options["positional"].append(word)
+        i += 1
+    try:
+        options["time_scale"] = float(options["time_scale"])
+    except ValueError:
+        raise UsageError("--time-scale needs a number") from None
+    if not options["time_scale"] > 0:
+        raise UsageError("--time-scale must be above 0")
+    return options
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    pid1 = os.getpid() == 1
+    try:
+        options = parse_args(argv)
+    except UsageError as exc:
+        if pid1:                 # never refuse to boot over a stray kernel word
+            options = parse_args([])
+        else:
+            sys.stderr.write("schema-init: %s\n%s" % (exc, USAGE))
+            return 2
+    if options["help"]:
+        sys.stdout.write(USAGE)
+        return 0
+    if options["version"]:
+        sys.stdout.write("schema-init %s\n" % __version__)
+        return 0
+    if options["check"] is not None:
+        return check(options["check"], options["strict"])
+    if pid1:
+        from . import pid1 as pid1_module
+        return pid1_module.boot(options)
+    if not options["services"] or not options["run_dir"]:
+        sys.stderr.write(
+            "schema-init: not PID 1: refusing to run without --services and --run-dir\n"
+            "  (to look at the running system: schema-ctl status)\n")
+        return 1
+    if not options["shm"]:
+        sys.stderr.write("schema-init: not PID 1: give --shm NAME too "
+                         "(/schema-init belongs to PID 1)\n")
+        return 1
+    from . import supervisor
+    return supervisor.run_standalone(options)

@@ -1,0 +1,27 @@
+import os
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+VENV_BIN = os.path.join(ROOT, ".venv", "bin")
+
+
+def program(name):
+    """Path of an installed entry point (schema-init, schema-ctl) of the test venv.
+
+    SCHEMA_INIT_BIN points the process tiers at another build of the program (the
+    static binary); its schema-ctl is the same file run under that name.
+    """
+    override = os.environ.get("SCHEMA_INIT_BIN")
+    if override:
+        return os.path.join(os.path.dirname(override), name)
+    path = os.path.join(VENV_BIN, name)
+    if not os.path.exists(path):
+        path = os.path.join(os.path.dirname(sys.executable), name)
+    return path
+
+
+@pytest.fixture
+def schema_init_cmd():
+    return program("schema-init")

@@ -1,0 +1,319 @@
+""".svc/.grp parsing: every key, defaults, templates, and diagnostics."""
+
+import os
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from schema_init import config, timers
+
+
+def parse(text, path="/etc/svc/demo.svc"):
+    return config.parse_service(path, text.encode())
+
+
+def messages(diags):
+    return [d.format() for d in diags]
+
+
+def test_minimal_service_gets_every_default():
+    spec, diags = parse("exec=/bin/true\n")
+    assert diags == []
+    assert spec.name == "demo" and spec.exec == "/bin/true"
+    for key, rule in config.SERVICE_KEYS.items():
+        if key in ("name", "exec", "start_timeout_sec"):
+            continue
+        assert getattr(spec, config.field_name(key)) == rule.default, key
+    assert spec.start_timeout_sec == 0          # daemon: no start timeout by default
+    assert spec.max_restarts == 5 and spec.stable_secs == 10
+    assert spec.failsafe_timeout_ms == 500 and spec.stop_timeout_sec == 10
+    assert spec.allowed_slot_min == -1 and spec.allowed_slot_max == -1
+    assert spec.priority == "standard" and spec.cpuset_partition == "member"
+    assert spec.flags == 0 and not spec.is_timer
+
+
+def test_every_key_is_read():
+    text = """\
+name=full
+exec=/usr/bin/env
+args=-i
+args=A=1 B=2
+dep=a
+dep=b
+oneshot=1
+needs_root=yes
+critical=true
+no_restart=on
+max_restarts=7
+stable_secs=0
+ready_path=/run/full.ready
+ready_poll_hz=2
+priority=Peripheral
+fuse=1
+fuse_cmd=echo fused; logger x
+failsafe=/usr/bin/recover --now
+failsafe_timeout_ms=250
+no_excise=1
+watchdog_timeout_ms=3000
+cpu_limit=50
+mem_limit=128
+cpuset=2-3
+cpuset_partition=ISOLATED
+allowed_slot_min=1
+allowed_slot_max=4
+start_timeout_sec=12
+stop_timeout_sec=3
+user=nobody
+"""
+    spec, diags = parse(text)
+    assert [d for d in diags if d.severity == config.ERROR] == []
+    assert spec.name == "full" and spec.args == ("-i", "A=1 B=2") and spec.deps == ("a", "b")
+    assert spec.oneshot and spec.needs_root and spec.critical and spec.no_restart
+    assert spec.max_restarts == 7 and spec.stable_secs == 0 and spec.ready_poll_hz == 2
+    assert spec.priority == "peripheral" and spec.fuse and spec.no_excise
+    assert spec.fuse_cmd == "echo fused; logger x" and spec.failsafe == "/usr/bin/recover --now"
+    assert spec.failsafe_timeout_ms == 250 and spec.watchdog_timeout_ms == 3000
+    assert (spec.cpu_limit, spec.mem_limit, spec.cpuset) == (50, 128, "2-3")
+    assert spec.cpuset_partition == "isolated"
+    assert (spec.allowed_slot_min, spec.allowed_slot_max) == (1, 4)
+    assert spec.start_timeout_sec == 12 and spec.stop_timeout_sec == 3 and spec.user == "nobody"
+    assert spec.flags == (config.SVC_ONESHOT | config.SVC_NEEDS_ROOT | config.SVC_CRITICAL
+                          | config.SVC_NO_RESTART)
+    # ready_path on a oneshot is kept but warned about
+    assert any("ready_path" == d.key for d in diags)
+
+
+def test_oneshot_gets_90s_start_timeout_and_timers_get_none():
+    assert parse("exec=/bin/true\noneshot=1\n")[0].start_timeout_sec == 90
+    timer = parse("exec=/bin/true\non_boot_sec=5\n")[0]
+    assert timer.is_timer and timer.oneshot and timer.start_timeout_sec == 0
+    assert timer.flags == config.SVC_ONESHOT | config.SVC_TIMER
+    explicit = parse("exec=/bin/true\non_active_sec=60\nstart_timeout_sec=7\n")[0]
+    assert explicit.start_timeout_sec == 7 and explicit.on_active_sec == 60
+
+
+def test_calendar_timer_with_persistence():
+    spec, diags = parse("exec=/bin/true\non_calendar=Mon 03:00\npersistent=1\n")
+    assert diags == []
+    assert spec.on_calendar == timers.parse_calendar("Mon 03:00")[0]
+    assert spec.flags == (config.SVC_ONESHOT | config.SVC_TIMER | config.SVC_TIMER_CALENDAR
+                          | config.SVC_TIMER_PERSIST)
+
+
+def test_blanks_comments_and_inline_comments_are_tolerated():
+    """P1: the original needed key=value with no blanks and no comments."""
+    spec, diags = parse("# a comment = with an equals sign\n"
+                        "; another\n\n"
+                        "  name = tidy  \n"
+                        "exec = /bin/sleep   # the program\n"
+                        "args = 5 # verbatim: this stays\n"
+                        "on_calendar = 03:00   # nightly\n"
+                        "stable_secs=600   # ten minutes\r\n")
+    assert diags == []
+    assert spec.name == "tidy" and spec.exec == "/bin/sleep"
+    assert spec.args == ("5 # verbatim: this stays",)
+    assert spec.on_calendar.hour == 3 and spec.stable_secs == 600
+
+
+def test_boolean_zero_clears_an_earlier_one():
+    spec, diags = parse("exec=/bin/true\ncritical=1\ncritical=0\n")
+    assert spec.critical is False
+    assert messages(diags) == [
+        "/etc/svc/demo.svc:3: warning: critical: given again (first on line 2); "
+        "this later value wins"]
+
+
+def test_args_before_exec_are_kept():
+    """P3: the original lost args given before exec."""
+    assert parse("args=-x\nexec=/bin/true\nargs=-y\n")[0].args == ("-x", "-y")
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("exec=/bin/true\nstable_secs=abc\n",
+     "/etc/svc/demo.svc:2: error: stable_secs: 'abc' is not a whole number"),
+    ("exec=/bin/true\nmax_restarts=-2\n",
+     "/etc/svc/demo.svc:2: error: max_restarts: -2 is out of range (0 to 1000000)"),
+    ("exec=/bin/true\ncpu_limit=150\n",
+     "/etc/svc/demo.svc:2: error: cpu_limit: 150 is out of range (0 to 100)"),
+    ("exec=/bin/true\noneshot=maybe\n",
+     "/etc/svc/demo.svc:2: error: oneshot: 'maybe' is not a boolean (use 1 or 0)"),
+    ("exec=/bin/true\npriority=urgent\n",
+     "/etc/svc/demo.svc:2: error: priority: 'urgent' is not one of peripheral, standard, critical"),
+    ("exec=/bin/true\nstabel_secs=5\n",
+     "/etc/svc/demo.svc:2: error: stabel_secs: unknown key (did you mean 'stable_secs'?)"),
+    ("exec=bin/true\n",
+     "/etc/svc/demo.svc:1: error: exec: 'bin/true' is not an absolute path"),
+    ("exec=/bin/sleep 10\n",
+     "/etc/svc/demo.svc:1: error: exec: '/bin/sleep 10' contains a blank; "
+     "give arguments with args= lines"),
+    ("stable_secs=5\n",
+     "/etc/svc/demo.svc: error: exec: missing: every service needs exec=/path"),
+    ("exec=/bin/true\nname=bad/name\n",
+     "/etc/svc/demo.svc:2: error: name: 'bad/name' contains '/'; "
+     "names use only letters, digits and _ . @ : -"),
+    ("exec=/bin/true\ndep=no space\n",
+     "/etc/svc/demo.svc:2: error: dep: 'no space' contains ' '; "
+     "names use only letters, digits and _ . @ : -"),
+    ("exec=/bin/true\nname=" + "x" * 64 + "\n",
+     "/etc/svc/demo.svc:2: error: name: value is 64 characters long; the limit is 63"),
+    ("exec=/" + "e" * 255 + "\n",
+     "/etc/svc/demo.svc:1: error: exec: value is 256 characters long; the limit is 255"),
+    ("exec=/bin/true\non_calendar=25:00\n",
+     "/etc/svc/demo.svc:2: error: on_calendar: bad value '25:00' (want HH:MM, 'Ddd HH:MM' "
+     "(Sun..Sat) or 'D HH:MM' (day 1-31), 00:00-23:59)"),
+    ("exec=/bin/true\nexec=/bin/false\n",
+     "/etc/svc/demo.svc:2: error: exec: given again with another value (first on line 1)"),
+    ("exec=/bin/true\ndep=demo\n",
+     "/etc/svc/demo.svc:2: error: dep: a service cannot depend on itself"),
+    ("exec=/bin/true\nallowed_slot_min=4\nallowed_slot_max=2\n",
+     "/etc/svc/demo.svc:3: error: allowed_slot_max: 2 is below allowed_slot_min=4: "
+     "no slot could ever run this"),
+    ("exec=/bin/true\nready_path=/run/\x01x\n",
+     "/etc/svc/demo.svc:2: error: ready_path: value contains the control character '\\x01'"),
+    ("exec=/bin/true\n=5\n", "/etc/svc/demo.svc:2: error: line has an empty key"),
+])
+def test_each_problem_is_one_error_naming_file_line_and_key(text, expected):
+    spec, diags = parse(text)
+    assert spec is None, "a file with an error is rejected as a whole"
+    assert messages(diags) == [expected]
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("exec=/bin/true\njust words\n",
+     "/etc/svc/demo.svc:2: warning: line has no '=' and is ignored"),
+    ("exec=/bin/true\nno_new_privs=1\n",
+     "/etc/svc/demo.svc:2: warning: no_new_privs: not supported by this schema-init; ignored"),
+    ("exec=/bin/true\ncpuset_partition=root\n",
+     "/etc/svc/demo.svc:2: warning: cpuset_partition: set without cpuset= (no cores to "
+     "isolate); using member"),
+    ("exec=/bin/true\npersistent=1\n",
+     "/etc/svc/demo.svc:2: warning: persistent: needs on_calendar (catch-up only applies to "
+     "calendar timers); ignored"),
+    ("exec=/bin/true\ndep=a\ndep=a\n", "/etc/svc/demo.svc:3: warning: dep: 'a' is listed twice"),
+    ("exec=/bin/true\nallowed_slot_max=3\n",
+     "/etc/svc/demo.svc:2: warning: allowed_slot_max: has no effect without allowed_slot_min"),
+])
+def test_warnings_keep_the_file(text, expected):
+    spec, diags = parse(text)
+    assert spec is not None
+    assert messages(diags) == [expected]
+
+
+def test_cpuset_partition_without_cpuset_falls_back_to_member():
+    assert parse("exec=/bin/true\ncpuset_partition=root\n")[0].cpuset_partition == "member"
+
+
+def test_too_many_args_is_an_error():
+    text = "exec=/bin/true\n" + "args=x\n" * (config.LIST_MAX + 1)
+    spec, diags = parse(text)
+    assert spec is None
+    assert messages(diags) == ["/etc/svc/demo.svc:%d: error: args: more than %d args lines"
+                               % (config.LIST_MAX + 2, config.LIST_MAX)]
+
+
+def test_template_is_checked_but_not_loaded():
+    spec, diags = config.parse_service("/s/motor@.svc", b"exec=/bin/motor\n")
+    assert spec is None and diags == []
+    spec, diags = config.parse_service("/s/motor@.svc", b"exec=/bin/motor\nbogus=1\n")
+    assert spec is None and len(diags) == 1
+
+
+def test_instance_file_takes_its_name_and_instance_from_the_file_name():
+    spec, diags = config.parse_service("/s/motor@12.svc", b"name=motor@\nexec=/bin/motor\n")
+    assert diags == [] and spec.name == "motor@12" and spec.instance == "12"
+    bad, diags = config.parse_service("/s/motor@" + "9" * 32 + ".svc", b"exec=/bin/motor\n")
+    assert bad is None
+    assert "characters long; the limit is 31" in diags[0].format()
+
+
+def test_content_hash_is_fnv1a_of_the_raw_bytes():
+    assert config.fnv1a32(b"") == 2166136261
+    assert config.fnv1a32(b"a") == 0xE40C292C
+    spec, _ = parse("exec=/bin/true\n")
+    assert spec.content_hash == config.fnv1a32(b"exec=/bin/true\n")
+
+
+def test_spec_is_immutable_and_replace_makes_a_copy():
+    spec, _ = parse("exec=/bin/true\n")
+    with pytest.raises(AttributeError):
+        spec.exec = "/bin/false"
+    other = spec.replace(critical=True)
+    assert other.critical and not spec.critical and other.name == spec.name
+
+
+def test_group_files():
+    group, diags = config.parse_group("/s/net.grp", b"name=net\nmember=a\nmember=b\n")
+    assert diags == [] and group.name == "net" and group.members == ("a", "b")
+    group, diags = config.parse_group("/s/net.grp", b"member=a\n")
+    assert group is None
+    assert messages(diags) == ["/s/net.grp: error: name: missing: every group needs name="]
+    group, diags = config.parse_group("/s/net.grp", b"name=net\nmembr=a\n")
+    assert messages(diags) == [
+        "/s/net.grp:2: error: membr: unknown key in a group file (did you mean 'member'?)"]
+    group, diags = config.parse_group("/s/net.grp", b"name=net\nmember=a\nmember=a\n")
+    assert group.members == ("a",) and len(diags) == 1
+
+
+def write(directory, name, text):
+    path = os.path.join(directory, name)
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def test_load_directory_sorts_files_and_rejects_duplicate_names(tmp_path):
+    d = str(tmp_path)
+    write(d, "b.svc", "exec=/bin/true\n")
+    write(d, "a.svc", "exec=/bin/true\n")
+    write(d, "z.svc", "name=a\nexec=/bin/true\n")
+    write(d, "x.svc.example", "exec=/bin/true\n")
+    write(d, "y.svc~", "exec=/bin/true\n")
+    write(d, "g.grp", "name=grp\nmember=a\n")
+    os.symlink("a.svc", os.path.join(d, "link@1.svc"))
+    result = config.load_directory(d)
+    assert [s.name for s in result.services] == ["a", "b", "link@1"]
+    assert [g.name for g in result.groups] == ["grp"]
+    assert messages(result.diagnostics) == [
+        "%s/z.svc:1: error: name: service 'a' is already defined by %s/a.svc; "
+        "this file is ignored" % (d, d)]
+
+
+def test_unreadable_directory_is_one_error(tmp_path):
+    result = config.load_directory(str(tmp_path / "missing"))
+    assert result.services == []
+    assert messages(result.diagnostics) == [
+        "%s: error: cannot read the services directory: No such file or directory"
+        % (tmp_path / "missing")]
+
+
+def test_env_file_format():
+    data = (b"  SLOT_ID = 12  \n# comment\n\nNOEQUALS\nPATH=/bin:/sbin\n"
+            b"EMPTY=\n  = nokey\nQUOTED=\"kept\"\n")
+    assert config.parse_env_file(data) == [
+        ("SLOT_ID", "12"), ("PATH", "/bin:/sbin"), ("EMPTY", ""), ("QUOTED", '"kept"')]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.binary(max_size=2000))
+def test_parser_never_raises_on_arbitrary_bytes(data):
+    spec, diags = config.parse_service("/s/fuzz.svc", data)
+    for d in diags:
+        d.format().encode("utf-8")
+    config.parse_group("/s/fuzz.grp", data)
+    config.parse_env_file(data)
+
+
+KEYS = st.sampled_from(list(config.SERVICE_KEYS) + ["bogus", "", " name", "env", "member"])
+VALUES = st.one_of(st.text(max_size=300), st.integers().map(str),
+                   st.sampled_from(["0", "1", "-1", "/bin/true", "03:00", "Mon 03:00", "x@"]))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.tuples(KEYS, VALUES), max_size=40))
+def test_parser_never_raises_on_arbitrary_key_value_lines(pairs):
+    data = "".join("%s=%s\n" % (k, v.replace("\n", " ")) for k, v in pairs)
+    spec, diags = config.parse_service("/s/fuzz@1.svc", data.encode("utf-8", "surrogatepass"))
+    assert (spec is None) == any(d.severity == config.ERROR for d in diags)
+    for d in diags:
+        assert d.path == "/s/fuzz@1.svc" and d.severity in (config.ERROR, config.WARNING)
+        d.format().encode("utf-8")
