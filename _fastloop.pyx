@@ -1,5 +1,376 @@
-# cython: language_level=3
-"""The hot loop's primitives (filled in by the supervisor runtime)."""
+# cython: language_level=3, boundscheck=False, wraparound=False
+"""The hot loop's primitives, in C: one blocking wait, reaping, inotify, the shm writer.
+
+Rules of this file: no policy.  Everything here is a thin, non-blocking (except
+``Loop.wait``) wrapper over a system call, so the supervisor above can decide and
+this can act.  No fixed tick: ``Loop.wait`` sleeps until a signal, a readable or
+writable fd, an inotify event, or the deadline it is given, and never otherwise.
+"""
+
+from libc.errno cimport errno, EINTR, EAGAIN, ECHILD
+from libc.string cimport memset, memcpy, strlen
+from libc.stdint cimport uint8_t, uint32_t, int32_t
+
+cdef extern from "<signal.h>" nogil:
+    ctypedef struct sigset_t:
+        pass
+    int sigemptyset(sigset_t *)
+    int sigaddset(sigset_t *, int)
+    int sigprocmask(int, const sigset_t *, sigset_t *)
+    int SIG_BLOCK, SIG_SETMASK, SIG_UNBLOCK
+
+cdef extern from "<sys/signalfd.h>" nogil:
+    struct signalfd_siginfo:
+        uint32_t ssi_signo
+        int32_t ssi_errno
+        int32_t ssi_code
+        uint32_t ssi_pid
+        uint32_t ssi_uid
+        int32_t ssi_status
+    int signalfd(int, const sigset_t *, int)
+    int SFD_NONBLOCK, SFD_CLOEXEC
+
+cdef extern from "<sys/epoll.h>" nogil:
+    union epoll_data_t "epoll_data":
+        int fd
+    struct epoll_event:
+        uint32_t events
+        epoll_data_t data
+    int epoll_create1(int)
+    int epoll_ctl(int, int, int, epoll_event *)
+    int epoll_wait(int, epoll_event *, int, int)
+    int EPOLL_CLOEXEC, EPOLL_CTL_ADD, EPOLL_CTL_MOD, EPOLL_CTL_DEL
+    uint32_t EPOLLIN, EPOLLOUT, EPOLLERR, EPOLLHUP, EPOLLRDHUP
+
+cdef extern from "<sys/inotify.h>" nogil:
+    struct inotify_event:
+        int wd
+        uint32_t mask
+        uint32_t cookie
+        uint32_t len
+        char name[0]
+    int inotify_init1(int)
+    int inotify_add_watch(int, const char *, uint32_t)
+    int inotify_rm_watch(int, int)
+    int IN_NONBLOCK, IN_CLOEXEC
+
+cdef extern from "<sys/wait.h>" nogil:
+    int waitpid(int, int *, int)
+    int WNOHANG
+
+cdef extern from "<sys/prctl.h>" nogil:
+    int prctl(int, unsigned long, unsigned long, unsigned long, unsigned long)
+    int PR_SET_CHILD_SUBREAPER
+
+cdef extern from "<sys/reboot.h>" nogil:
+    int c_reboot "reboot"(int)
+
+cdef extern from "<unistd.h>" nogil:
+    ssize_t read(int, void *, size_t)
+    int close(int)
+
+cdef extern from *:
+    """
+    /* Seqlock stores: the sequence is odd while the entries change, even when they
+       are consistent.  Release fences order the stores for readers on other CPUs
+       (x86 needs only the compiler barrier; ARM needs the real fence). */
+    static inline void fl_store_seq(volatile unsigned int *p, unsigned int v) {
+        __atomic_store_n(p, v, __ATOMIC_RELEASE);
+    }
+    static inline unsigned int fl_load_seq(volatile unsigned int *p) {
+        return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+    }
+    static inline void fl_fence(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
+    """
+    void fl_store_seq(volatile unsigned int *p, unsigned int v) nogil
+    unsigned int fl_load_seq(volatile unsigned int *p) nogil
+    void fl_fence() nogil
+
+import os as _os
+
+READABLE = EPOLLIN
+WRITABLE = EPOLLOUT
+HANGUP = EPOLLERR | EPOLLHUP
+
 
 def abi_version():
-    return 1
+    return 2
+
+
+cdef int _sigset(sigset_t *mask, signals) except -1:
+    sigemptyset(mask)
+    for signo in signals:
+        sigaddset(mask, <int>signo)
+    return 0
+
+
+def block_signals(signals):
+    """Block ``signals`` in this process (they are then read from a signalfd)."""
+    cdef sigset_t mask
+    _sigset(&mask, signals)
+    if sigprocmask(SIG_BLOCK, &mask, NULL) != 0:
+        raise OSError(errno, _os.strerror(errno))
+
+
+def clear_signal_mask():
+    """Unblock every signal: run in a child before exec (the mask survives exec)."""
+    cdef sigset_t mask
+    sigemptyset(&mask)
+    sigprocmask(SIG_SETMASK, &mask, NULL)
+
+
+def open_signalfd(signals):
+    """A non-blocking, close-on-exec signalfd for ``signals`` (block them first)."""
+    cdef sigset_t mask
+    _sigset(&mask, signals)
+    fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC)
+    if fd < 0:
+        raise OSError(errno, _os.strerror(errno))
+    return fd
+
+
+def read_signals(int fd):
+    """Drain a signalfd: the list of (signo, sender pid), oldest first."""
+    cdef signalfd_siginfo info
+    cdef ssize_t n
+    out = []
+    while True:
+        n = read(fd, &info, sizeof(info))
+        if n != sizeof(info):
+            break
+        out.append((info.ssi_signo, info.ssi_pid))
+    return out
+
+
+def reap():
+    """Every exited child at once: ``[(pid, status)]`` from waitpid(-1, WNOHANG)."""
+    cdef int status = 0
+    cdef int pid
+    out = []
+    while True:
+        pid = waitpid(-1, &status, WNOHANG)
+        if pid > 0:
+            out.append((pid, status))
+            continue
+        if pid < 0 and errno == EINTR:
+            continue
+        break
+    return out
+
+
+def set_child_subreaper():
+    """Orphans of our descendants become our children (so we reap them)."""
+    if prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        raise OSError(errno, _os.strerror(errno))
+
+
+def reboot(int command):
+    """reboot(2): as PID 1 it does not return on success."""
+    if c_reboot(command) != 0:
+        raise OSError(errno, _os.strerror(errno))
+
+
+cdef class Loop:
+    """An epoll set and the one blocking wait of the whole supervisor."""
+
+    cdef int epfd
+    cdef epoll_event events[64]
+
+    def __cinit__(self):
+        self.epfd = epoll_create1(EPOLL_CLOEXEC)
+        if self.epfd < 0:
+            raise OSError(errno, _os.strerror(errno))
+
+    def fileno(self):
+        return self.epfd
+
+    def register(self, int fd, uint32_t mask=EPOLLIN):
+        cdef epoll_event ev
+        memset(&ev, 0, sizeof(ev))
+        ev.events = mask
+        ev.data.fd = fd
+        if epoll_ctl(self.epfd, EPOLL_CTL_ADD, fd, &ev) != 0:
+            raise OSError(errno, _os.strerror(errno))
+
+    def modify(self, int fd, uint32_t mask):
+        cdef epoll_event ev
+        memset(&ev, 0, sizeof(ev))
+        ev.events = mask
+        ev.data.fd = fd
+        if epoll_ctl(self.epfd, EPOLL_CTL_MOD, fd, &ev) != 0:
+            raise OSError(errno, _os.strerror(errno))
+
+    def unregister(self, int fd):
+        cdef epoll_event ev
+        epoll_ctl(self.epfd, EPOLL_CTL_DEL, fd, &ev)
+
+    def wait(self, timeout):
+        """Sleep until an fd is ready or ``timeout`` seconds pass (None: no deadline).
+
+        Returns ``[(fd, events)]``; an empty list means the deadline came.  The
+        timeout is rounded *up* to whole milliseconds so a deadline is never early.
+        """
+        cdef int ms, n, i
+        if timeout is None:
+            ms = -1
+        elif timeout <= 0:
+            ms = 0
+        else:
+            ms = <int>(timeout * 1000.0)
+            if ms < timeout * 1000.0:
+                ms += 1
+            if ms > 2000000000:
+                ms = 2000000000
+        with nogil:
+            n = epoll_wait(self.epfd, self.events, 64, ms)
+        if n < 0:
+            if errno == EINTR:
+                return []
+            raise OSError(errno, _os.strerror(errno))
+        return [(self.events[i].data.fd, self.events[i].events) for i in range(n)]
+
+    def close(self):
+        if self.epfd >= 0:
+            close(self.epfd)
+            self.epfd = -1
+
+
+# inotify masks the supervisor uses for ready_path watching.
+IN_CREATE = 0x100
+IN_DELETE = 0x200
+IN_DELETE_SELF = 0x400
+IN_MOVE_SELF = 0x800
+IN_MOVED_FROM = 0x40
+IN_MOVED_TO = 0x80
+IN_ATTRIB = 0x4
+IN_IGNORED = 0x8000
+IN_Q_OVERFLOW = 0x4000
+IN_ONLYDIR = 0x01000000
+
+
+def inotify_open():
+    fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)
+    if fd < 0:
+        raise OSError(errno, _os.strerror(errno))
+    return fd
+
+
+def inotify_watch(int fd, path, uint32_t mask):
+    """Add (or update) a watch; returns the watch descriptor."""
+    cdef bytes p = _os.fsencode(path)
+    wd = inotify_add_watch(fd, p, mask)
+    if wd < 0:
+        raise OSError(errno, _os.strerror(errno), path)
+    return wd
+
+
+def inotify_unwatch(int fd, int wd):
+    inotify_rm_watch(fd, wd)
+
+
+def inotify_read(int fd):
+    """Drain the inotify fd: ``[(wd, mask, name)]``."""
+    cdef char buf[8192]
+    cdef ssize_t n
+    cdef size_t offset
+    cdef inotify_event *ev
+    out = []
+    while True:
+        n = read(fd, buf, sizeof(buf))
+        if n <= 0:
+            break
+        offset = 0
+        while offset + sizeof(inotify_event) <= <size_t>n:
+            ev = <inotify_event *>(buf + offset)
+            name = b""
+            if ev.len:
+                name = (<char *>ev.name)[:strlen(ev.name)] if ev.name[0] else b""
+            out.append((ev.wd, ev.mask, _os.fsdecode(name)))
+            offset += sizeof(inotify_event) + ev.len
+    return out
+
+
+cdef class ShmWriter:
+    """Writes snapshots into a mapped segment under a seqlock.
+
+    The layout comes from ``schema_init.shm`` (the one definition): the writer is
+    told where the sequence word is, where entries start, their size and the offsets
+    of their fields.  ``seq`` is odd while writing and even when consistent; a
+    snapshot is only written when the caller has something new.
+    """
+
+    cdef object buffer           # keeps the mmap alive
+    cdef unsigned char *base
+    cdef Py_ssize_t size
+    cdef Py_ssize_t seq_offset
+
+    def __cinit__(self, buffer, Py_ssize_t seq_offset):
+        cdef const unsigned char[:] view = buffer
+        self.buffer = buffer
+        self.size = view.shape[0]
+        self.base = <unsigned char *>&view[0]
+        self.seq_offset = seq_offset
+
+    def begin(self):
+        """Make ``seq`` odd: readers retry until ``end``."""
+        cdef volatile unsigned int *seq = <unsigned int *>(self.base + self.seq_offset)
+        cdef unsigned int value = fl_load_seq(seq)
+        if value & 1:
+            value += 1           # a crashed writer left it odd: keep the parity rule
+        fl_store_seq(seq, value + 1)
+        fl_fence()
+
+    def end(self):
+        cdef volatile unsigned int *seq = <unsigned int *>(self.base + self.seq_offset)
+        fl_fence()
+        fl_store_seq(seq, fl_load_seq(seq) + 1)
+
+    def sequence(self):
+        return fl_load_seq(<unsigned int *>(self.base + self.seq_offset))
+
+    def put_i32(self, Py_ssize_t offset, int32_t value):
+        if offset < 0 or offset + 4 > self.size:
+            raise IndexError(offset)
+        memcpy(self.base + offset, &value, 4)
+
+    def put_u8(self, Py_ssize_t offset, uint8_t value):
+        if offset < 0 or offset + 1 > self.size:
+            raise IndexError(offset)
+        self.base[offset] = value
+
+    def put_name(self, Py_ssize_t offset, bytes name, Py_ssize_t width):
+        """A NUL-padded fixed-width name (at most width-1 bytes)."""
+        cdef Py_ssize_t n = len(name)
+        if offset < 0 or offset + width > self.size:
+            raise IndexError(offset)
+        if n > width - 1:
+            n = width - 1
+        memset(self.base + offset, 0, width)
+        memcpy(self.base + offset, <const char *>name, n)
+
+    def put_entries(self, Py_ssize_t offset, Py_ssize_t stride, entries,
+                    Py_ssize_t name_width, Py_ssize_t state_off, Py_ssize_t weight_off,
+                    Py_ssize_t pid_off, Py_ssize_t restarts_off, Py_ssize_t flags_off=-1):
+        """Write ``[(name bytes, state, weight, pid, restarts[, flags])]`` in a row."""
+        cdef Py_ssize_t at = offset
+        cdef int32_t i32
+        cdef uint32_t u32
+        for entry in entries:
+            if at + stride > self.size:
+                raise IndexError(at)
+            self.put_name(at, entry[0], name_width)
+            self.base[at + state_off] = <uint8_t>entry[1]
+            self.base[at + weight_off] = <uint8_t>entry[2]
+            i32 = entry[3]
+            memcpy(self.base + at + pid_off, &i32, 4)
+            i32 = entry[4]
+            memcpy(self.base + at + restarts_off, &i32, 4)
+            if flags_off >= 0:
+                u32 = entry[5]
+                memcpy(self.base + at + flags_off, &u32, 4)
+            at += stride
+
+    def release(self):
+        self.buffer = None
+        self.base = NULL
+        self.size = 0

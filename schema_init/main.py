@@ -18,8 +18,11 @@ usage: schema-init                                   (as PID 1: boot the machine
   --services DIR    the .svc/.grp directory to supervise
   --run-dir DIR     where the socket, logs, env file and timer stamps go
   --shm NAME        shared-memory name (default /schema-init as PID 1)
-  --time-scale F    multiply built-in delays (cooldowns, dormancy, default timeouts)
-                    by F; for tests (default 1)
+  --time-scale F    multiply built-in delays (respawn cooldowns, dormant periods,
+                    eviction grace, watchdog pet interval) by F; for tests (default 1)
+  --watchdog PATH   open PATH as the hardware watchdog (as PID 1: /dev/watchdog0,
+                    /dev/watchdog); a FIFO works for tests
+  --watchdog-interval S  seconds between pets (default 5, scaled)
   --check DIR       print every diagnostic and the dependency order; exit 0 when the
                     directory would boot cleanly, 1 otherwise
   --strict          with --check: warnings count as failures too
@@ -63,10 +66,12 @@ class UsageError(Exception):
 def parse_args(argv):
     """Options as a dict.  Positional words are ignored (PID 1 gets kernel words)."""
     options = {"services": None, "run_dir": None, "shm": None, "time_scale": 1.0,
+               "watchdog": None, "watchdog_interval": None,
                "check": None, "strict": False, "positional": [],
                "help": False, "version": False}
     takes_value = {"--services": "services", "--run-dir": "run_dir", "--shm": "shm",
-                   "--time-scale": "time_scale", "--check": "check"}
+                   "--time-scale": "time_scale", "--check": "check",
+                   "--watchdog": "watchdog", "--watchdog-interval": "watchdog_interval"}
     i = 0
     while i < len(argv):
         word = argv[i]
@@ -97,6 +102,11 @@ def parse_args(argv):
         raise UsageError("--time-scale needs a number") from None
     if not options["time_scale"] > 0:
         raise UsageError("--time-scale must be above 0")
+    if options["watchdog_interval"] is not None:
+        try:
+            options["watchdog_interval"] = float(options["watchdog_interval"])
+        except ValueError:
+            raise UsageError("--watchdog-interval needs a number of seconds") from None
     return options
 
 
@@ -131,5 +141,5 @@ def main(argv=None):
         sys.stderr.write("schema-init: not PID 1: give --shm NAME too "
                          "(/schema-init belongs to PID 1)\n")
         return 1
-    from . import supervisor
-    return supervisor.run_standalone(options)
+    from . import runtime
+    return runtime.Runtime(options).run()

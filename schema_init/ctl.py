@@ -1,0 +1,101 @@
+"""schema-ctl: the control-socket client.
+
+Exit status: 0 success, 1 the server answered ``err: ...``, 2 usage error, 3 cannot
+connect (with a hint).  The reply is printed verbatim without the ``.`` terminator
+line; the terminator is recognised only as a whole line at the very end (C3).
+"""
+
+import errno
+import os
+import socket
+import sys
+
+from . import __version__
+
+DEFAULT_SOCKET = "/run/schema-init.sock"
+TIMEOUT = 30.0
+
+USAGE = """\
+usage: schema-ctl [--socket PATH] COMMAND [ARGS]
+
+commands:
+  status [--json|--kv]   every service: pid, state, restarts
+  list                   service names
+  timing                 seconds from start to each service's promotion
+  start <svc>            (alias up) queue an EXCISED or PERFECT service again
+  stop <svc>             (alias down) SIGTERM it, SIGKILL after its stop timeout
+  restart <svc>          stop it and let the recovery arc respawn it
+  reset [<svc>]          clear restart counters; requeue excised/dormant/perfect ones
+  add <path>             load one more .svc file (rejected if it makes a cycle)
+  reload [--evict]       re-read the services directory
+  pet <svc>              refresh a service's Dead Man Token
+  reboot | poweroff      shut the machine down
+  reexec                 re-execute schema-init in place, services keep running
+
+The socket is --socket PATH, else $SCHEMA_CTL_SOCKET, else %s.
+""" % DEFAULT_SOCKET
+
+
+def request(path, line, timeout=TIMEOUT):
+    """Send one request line; return the reply text without the terminator."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    sock.settimeout(timeout)
+    try:
+        sock.connect(path)
+        sock.sendall(line.encode("utf-8") + b"\n")
+        chunks = []
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        sock.close()
+    reply = b"".join(chunks).decode("utf-8", "replace")
+    if reply == ".\n":
+        return ""
+    if reply.endswith("\n.\n"):
+        return reply[:-2]
+    return reply
+
+
+def main(argv):
+    path = os.environ.get("SCHEMA_CTL_SOCKET") or DEFAULT_SOCKET
+    args = list(argv)
+    while args and args[0].startswith("--socket"):
+        word = args.pop(0)
+        if "=" in word:
+            path = word.split("=", 1)[1]
+        elif args:
+            path = args.pop(0)
+        else:
+            sys.stderr.write("schema-ctl: --socket needs a path\n" + USAGE)
+            return 2
+    if not args:
+        sys.stderr.write(USAGE)
+        return 2
+    if args[0] in ("-h", "--help"):
+        sys.stdout.write(USAGE)
+        return 0
+    if args[0] in ("-V", "--version"):
+        sys.stdout.write("schema-ctl %s\n" % __version__)
+        return 0
+    line = " ".join(args)
+    if "\n" in line or len(line.encode()) > 4096:
+        sys.stderr.write("schema-ctl: a request is one line of at most 4096 bytes\n")
+        return 2
+    try:
+        reply = request(path, line)
+    except OSError as exc:
+        hint = ""
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            hint = " (try: sudo schema-ctl %s)" % line
+        elif exc.errno in (errno.ENOENT, errno.ECONNREFUSED):
+            hint = " (no schema-init is listening there: is it running?)"
+        elif isinstance(exc, socket.timeout):
+            hint = " (no reply within %d s)" % TIMEOUT
+        sys.stderr.write("schema-ctl: %s: %s%s\n" % (path, exc.strerror or exc, hint))
+        return 3
+    sys.stdout.write(reply)
+    sys.stdout.flush()
+    return 1 if reply.startswith("err:") else 0

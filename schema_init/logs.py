@@ -1,0 +1,73 @@
+"""The rail (state events) and console lines, in the original's formats (§9).
+
+Rail line: ``[HH:MM:SS] %-20s  %-12s  state=%-12s  wt=%d  pid=%d`` (local time),
+at most 255 bytes, to the console and appended to ``rail.log`` (reopened for each
+line, so rotation by rename or copytruncate both work).  Group changes go to the
+console only.  Writes never block the loop for long: the console fd is written with
+a short bounded attempt and lines are dropped rather than waited on.
+"""
+
+import os
+import time
+
+from . import schema
+
+GROUP_WORDS = {
+    schema.FUNDAMENTAL: "fundamental", schema.SETTLED: "settled", schema.PERFECT: "perfect",
+    schema.NEW_PROCESS: "new-process", schema.RECOVERY: "recovery",
+    schema.FRICTION: "friction", schema.EXCISED: "excised", schema.DORMANT: "dormant",
+}
+
+
+def rail_line(name, event, state, weight, pid, clock=None):
+    stamp = time.strftime("%H:%M:%S", time.localtime(clock))
+    line = "[%s] %-20s  %-12s  state=%-12s  wt=%d  pid=%d" % (
+        stamp, name, event, schema.state_name(state), weight, pid)
+    data = line.encode("utf-8", "replace")[:254]
+    return data.decode("utf-8", "ignore") + "\n"
+
+
+def group_line(name, state, members, clock=None):
+    stamp = time.strftime("%H:%M:%S", time.localtime(clock))
+    return "[%s] [group] %-20s  %-12s  state=%s  members=%d\n" % (
+        stamp, name, "state-change", GROUP_WORDS.get(state, "?"), members)
+
+
+class Console:
+    """Where PID 1's own lines go (the console, or stdout when not PID 1)."""
+
+    def __init__(self, fd=1):
+        self.fd = fd
+
+    def write(self, text):
+        data = text.encode("utf-8", "replace")
+        try:
+            while data:
+                written = os.write(self.fd, data)
+                data = data[written:]
+        except OSError:
+            pass
+
+
+class Rail:
+    def __init__(self, log_dir, console):
+        self.log_dir = log_dir
+        self.path = os.path.join(log_dir, "rail.log")
+        self.console = console
+
+    def event(self, name, event, state, weight, pid):
+        line = rail_line(name, event, state, weight, pid)
+        self.console.write(line)
+        self.append(line)
+
+    def append(self, line):
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+        except OSError:
+            return
+        try:
+            os.write(fd, line.encode("utf-8", "replace"))
+        except OSError:
+            pass
+        finally:
+            os.close(fd)

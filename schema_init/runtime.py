@@ -1,0 +1,386 @@
+"""The event loop: delivers events to the supervisor and carries out its effects.
+
+One blocking call, ``Loop.wait``, with the nearest deadline as its timeout; no tick.
+Each event is handled under one guard whose only job is that the loop survives: an
+exception is printed with its traceback and the loop goes on.
+
+The same loop runs as PID 1 (``pid1.py`` adds the duties only PID 1 has) and, with
+``--services DIR --run-dir DIR --shm NAME``, beside a normal init (DECISIONS.md,
+"Running when not PID 1").
+"""
+
+import os
+import signal
+import time
+
+from . import _fastloop, cgroup, config, control, graph, logs, shm, spawn, supervisor
+
+SIGNALS = (signal.SIGCHLD, signal.SIGHUP, signal.SIGTERM, signal.SIGINT,
+           signal.SIGUSR1, signal.SIGUSR2)
+READY_MASK = (_fastloop.IN_CREATE | _fastloop.IN_DELETE | _fastloop.IN_MOVED_FROM |
+              _fastloop.IN_MOVED_TO | _fastloop.IN_DELETE_SELF | _fastloop.IN_MOVE_SELF |
+              _fastloop.IN_ATTRIB | _fastloop.IN_ONLYDIR)
+DEFAULT_PET_INTERVAL = 5.0
+
+
+class Paths:
+    """Where the runtime files go: under /run and /var as PID 1, under --run-dir else."""
+
+    def __init__(self, pid1, run_dir=None):
+        if pid1:
+            self.socket = "/run/schema-init.sock"
+            self.log_dir = "/var/log/schema-init"
+            self.log_fallback = "/run/log/schema-init"
+            self.env_file = "/run/schema-init/env"
+            self.timers = "/var/lib/schema-init/timers"
+        else:
+            self.socket = os.path.join(run_dir, "schema-init.sock")
+            self.log_dir = os.path.join(run_dir, "log")
+            self.log_fallback = None
+            self.env_file = os.path.join(run_dir, "schema-init", "env")
+            self.timers = os.path.join(run_dir, "timers")
+
+    def prepare_logs(self):
+        for directory in (self.log_dir, self.log_fallback):
+            if directory is None:
+                continue
+            try:
+                os.makedirs(directory, 0o755, exist_ok=True)
+                if os.access(directory, os.W_OK):
+                    self.log_dir = directory
+                    return
+            except OSError:
+                continue
+
+
+class ReadyWatcher:
+    """inotify on the directory of each ready_path (or its nearest existing ancestor)."""
+
+    def __init__(self, loop):
+        self.fd = _fastloop.inotify_open()
+        loop.register(self.fd)
+        self.paths = {}          # service name -> ready_path
+        self.by_wd = {}          # wd -> {service names}
+        self.wd_of = {}          # service name -> wd
+
+    def watch(self, name, path):
+        self.unwatch(name)
+        self.paths[name] = path
+        directory = os.path.dirname(path) or "/"
+        while True:
+            try:
+                wd = _fastloop.inotify_watch(self.fd, directory, READY_MASK)
+                break
+            except OSError:
+                if directory in ("/", ""):
+                    return
+                directory = os.path.dirname(directory)
+        self.by_wd.setdefault(wd, set()).add(name)
+        self.wd_of[name] = wd
+
+    def unwatch(self, name):
+        self.paths.pop(name, None)
+        wd = self.wd_of.pop(name, None)
+        if wd is None:
+            return
+        names = self.by_wd.get(wd)
+        if names is not None:
+            names.discard(name)
+            if not names:
+                del self.by_wd[wd]
+                _fastloop.inotify_unwatch(self.fd, wd)
+
+    def changed(self):
+        """Drain events; returns the services to look at (re-arming moved watches)."""
+        names = set()
+        for wd, mask, _ in _fastloop.inotify_read(self.fd):
+            if wd < 0 or mask & _fastloop.IN_Q_OVERFLOW:
+                names.update(self.paths)
+                continue
+            names.update(self.by_wd.get(wd, ()))
+            if mask & _fastloop.IN_IGNORED:
+                self.by_wd.pop(wd, None)
+        for name in names:
+            path = self.paths.get(name)
+            if path is not None:
+                self.watch(name, path)        # the nearest ancestor may have changed
+        return names
+
+
+class RealOps(supervisor.Ops):
+    def __init__(self, runtime):
+        self.rt = runtime
+        self.is_root = os.geteuid() == 0
+
+    def spawn(self, service, argv, env, nice, account):
+        rt = self.rt
+        path = rt.cgroups.create(service.name) if rt.cgroups.base else None
+        log_path = os.path.join(rt.paths.log_dir, service.name + ".log")
+        pid, placed, problems = spawn.start_service(argv, env, log_path, nice, account,
+                                                    rt.cgroups, service.spec, path)
+        return pid, placed, problems
+
+    def signal(self, service, pid, sig):
+        path = service.cgroup if service is not None else None
+        spawn.signal_service(pid, sig, self.rt.cgroups if path else None, path)
+
+    def cleanup_cgroup(self, service):
+        if service.cgroup:
+            self.rt.cgroups.kill(service.cgroup)
+            if self.rt.cgroups.remove(service.cgroup):
+                service.cgroup = None
+
+    def shell(self, command, env):
+        return spawn.start_shell(command, env)
+
+    def exec_status(self, path):
+        return spawn.exec_status(path)
+
+    def mem_available_kb(self):
+        return spawn.mem_available_kb()
+
+    def lookup_user(self, name):
+        return spawn.lookup_user(name)
+
+    def watch_ready(self, name, path):
+        self.rt.ready.watch(name, path)
+
+    def unwatch_ready(self, name):
+        self.rt.ready.unwatch(name)
+
+    def rail(self, name, event, state, weight, pid):
+        self.rt.rail.event(name, event, state, weight, pid)
+
+    def say(self, text):
+        self.rt.console.write(text + "\n")
+
+    def group_changed(self, name, state, members):
+        self.rt.console.write(logs.group_line(name, state, members))
+
+    def read_env_file(self):
+        data, _ = config.read_file(self.rt.paths.env_file)
+        return data
+
+    def _stamp_path(self, name):
+        return os.path.join(self.rt.paths.timers, name + ".stamp")
+
+    def read_stamp(self, name):
+        data, _ = config.read_file(self._stamp_path(name))
+        try:
+            return int(data.strip()) if data else None
+        except ValueError:
+            return None
+
+    def write_stamp(self, name, when):
+        try:
+            os.makedirs(self.rt.paths.timers, 0o755, exist_ok=True)
+            tmp = self._stamp_path(name) + ".tmp"
+            with open(tmp, "w") as f:
+                f.write("%d\n" % when)
+            os.replace(tmp, self._stamp_path(name))
+        except OSError:
+            pass
+
+    def pet_watchdog(self):
+        self.rt.pet_watchdog()
+
+    def load_directory(self):
+        return config.load_directory(self.rt.services_dir)
+
+
+class Runtime:
+    def __init__(self, options, pid1=False, console=None, env=None):
+        self.pid1 = pid1
+        self.options = options
+        self.services_dir = options["services"]
+        self.paths = Paths(pid1, options.get("run_dir"))
+        self.console = console or logs.Console(1)
+        self.scale = options.get("time_scale", 1.0)
+        self.stopping = None              # None, "poweroff", "reboot", "halt", "exit"
+        self.exit_status = 0
+        self.watchdog_fd = -1
+        self.kernel_to_init = time.monotonic()
+        self.env = env
+
+    # --- setup ---------------------------------------------------------------------
+
+    def setup(self):
+        _fastloop.block_signals(SIGNALS)
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        self.loop = _fastloop.Loop()
+        self.sigfd = _fastloop.open_signalfd(SIGNALS)
+        self.loop.register(self.sigfd)
+        if not self.pid1:
+            try:
+                _fastloop.set_child_subreaper()
+            except OSError:
+                pass
+        self.paths.prepare_logs()
+        self.rail = logs.Rail(self.paths.log_dir, self.console)
+        self.ready = ReadyWatcher(self.loop)
+        tag = (self.options.get("shm") or "pid1").strip("/").replace("/", "_")
+        self.cgroups = cgroup.Cgroups.detect(self.pid1, "%s.%d" % (tag, os.getpid()))
+        if self.cgroups.note:
+            self.console.write("[schema-init] %s\n" % self.cgroups.note)
+        self._open_watchdog()
+        loaded = config.load_directory(self.services_dir)
+        resolved = graph.resolve(loaded.services, loaded.groups)
+        for diag in sorted(loaded.diagnostics + resolved.diagnostics,
+                           key=config.Diagnostic.sort_key):
+            self.console.write("[schema-init] %s\n" % diag.format())
+        for path in resolved.cycles:
+            self.console.write("schema-init: dependency cycle: %s\n" % " -> ".join(path))
+        if not resolved.cycles:
+            self.console.write("[schema-init] dependency graph: no cycles\n")
+        self.loaded = loaded
+        self.ops = RealOps(self)
+        now = time.monotonic()
+        interval = None
+        if self.watchdog_fd >= 0:
+            interval = self.options.get("watchdog_interval") or \
+                DEFAULT_PET_INTERVAL * self.scale
+        self.supervisor = supervisor.Supervisor(resolved, self.ops, now, time.time(),
+                                                env=self.env, time_scale=self.scale,
+                                                watchdog_interval=interval,
+                                                started_at=now)
+        self.publisher = shm.Publisher(self.options.get("shm") or "/schema-init")
+        self.server = control.Server(self.paths.socket, self.loop)
+        self.console.write(
+            "[schema-init] boot rail\n  [1] kernel core alive\n  [2] init\n  [3] runlevel\n"
+            "  [4] env load\n  [5] env active\n  [7] settled \u2014 %d service(s) queued\n"
+            % len(self.supervisor.order))
+
+    def _open_watchdog(self):
+        path = self.options.get("watchdog")
+        candidates = [path] if path else (["/dev/watchdog0", "/dev/watchdog"] if self.pid1 else [])
+        for candidate in candidates:
+            try:
+                self.watchdog_fd = os.open(candidate, os.O_WRONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+                self.console.write("[schema-init] opened hardware watchdog (%s)\n" % candidate)
+                return
+            except OSError:
+                continue
+
+    def pet_watchdog(self):
+        if self.watchdog_fd >= 0:
+            try:
+                os.write(self.watchdog_fd, b"\0")
+            except OSError:
+                pass
+
+    # --- the loop ------------------------------------------------------------------
+
+    def guarded(self, function, *args):
+        try:
+            return function(*args)
+        except Exception:
+            import traceback
+            self.console.write("[schema-init] internal error (the loop goes on):\n" +
+                               traceback.format_exc())
+            return None
+
+    def next_timeout(self, now):
+        deadline = self.supervisor.next_deadline()
+        client = self.server.next_deadline()
+        if client is not None and (deadline is None or client < deadline):
+            deadline = client
+        if deadline is None:
+            return None
+        return max(0.0, deadline - now)
+
+    def run(self):
+        self.setup()
+        sup = self.supervisor
+        now = time.monotonic()
+        self.guarded(self.reap, now)
+        self.guarded(sup.settle, now)
+        self.publish()
+        while True:
+            events = self.loop.wait(self.next_timeout(time.monotonic()))
+            now = time.monotonic()
+            wall = time.time()
+            for fd, mask in events:
+                self.guarded(self.dispatch, fd, mask, now, wall)
+            self.guarded(sup.on_due, now, wall)
+            self.server.expire(now)
+            self.guarded(sup.settle, now)
+            if self.stopping is not None and self.guarded(sup.shutdown_progress, now):
+                self.publish()
+                break
+            self.publish()
+        return self.finish()
+
+    def dispatch(self, fd, mask, now, wall):
+        if fd == self.sigfd:
+            for signo, _sender in _fastloop.read_signals(fd):
+                self.on_signal(signo, now, wall)
+        elif fd == self.server.fd:
+            self.server.accept(now)
+        elif fd == self.ready.fd:
+            self.supervisor.on_ready_change(self.ready.changed(), now)
+        elif fd in self.server.clients:
+            if mask & _fastloop.WRITABLE:
+                self.server.writable(fd)
+            else:
+                self.server.readable(fd, now, lambda request, uid:
+                                     self.handle_request(request, uid, now, wall))
+
+    def handle_request(self, request, uid, now, wall):
+        try:
+            return control.dispatch(request, uid, self.supervisor, self, now, wall)
+        except Exception:
+            import traceback
+            self.console.write("[schema-init] internal error serving %r:\n%s"
+                               % (request, traceback.format_exc()))
+            return ["err: internal error (see console)"]
+
+    def reap(self, now):
+        for pid, status in _fastloop.reap():
+            self.supervisor.on_exit(pid, status, now)
+
+    def on_signal(self, signo, now, wall):
+        if signo == signal.SIGCHLD:
+            self.reap(now)
+        elif signo == signal.SIGHUP:
+            for line in self.supervisor.cmd_reload(False, now, wall):
+                self.console.write("[schema-init] %s\n" % line)
+        elif signo == signal.SIGINT:
+            self.reboot()
+        elif signo in (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2):
+            self.poweroff()
+
+    # --- the actions control.dispatch may ask for ----------------------------------
+
+    def _stop(self, how, system_state):
+        if self.stopping is None:
+            self.stopping = how
+            self.publisher.set_system_state(system_state)
+            self.console.write("[schema-init] shutting down (%s)\n" % how)
+            self.supervisor.begin_shutdown(time.monotonic())
+
+    def reboot(self):
+        self._stop("reboot", shm.SYSTEM_REBOOT)
+
+    def poweroff(self):
+        self._stop("poweroff", shm.SYSTEM_POWEROFF)
+
+    def publish(self):
+        sup = self.supervisor
+        if sup.changed:
+            sup.changed = False
+            self.guarded(self.publisher.publish, *sup.snapshot())
+
+    def finish(self):
+        """Not PID 1: everything stopped; release what we hold and exit 0."""
+        self.server.close()
+        self.publisher.close(unlink=True)
+        self.cgroups.remove_base()
+        if self.watchdog_fd >= 0:
+            try:
+                os.write(self.watchdog_fd, b"V")
+            except OSError:
+                pass
+            os.close(self.watchdog_fd)
+        self.console.write("[schema-init] stopped\n")
+        return self.exit_status
+

@@ -1,0 +1,170 @@
+"""Starting and stopping processes: fork/exec with the exec barrier, signals.
+
+Nothing here waits for a process.  ``start_service`` returns as soon as the child is
+in its cgroup with its limits written and has been released through the barrier
+(original §8.1): the child blocks on a pipe until then, so it never runs a single
+instruction of the service outside its cgroup.
+"""
+
+import os
+import signal
+
+from . import _fastloop
+
+NICE = {"critical": -10, "standard": 0, "peripheral": 10}
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# Python ignores these; an ignored disposition survives exec, so children reset them.
+_RESET_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)
+
+
+class SpawnError(Exception):
+    """The spawn could not even fork; the message says why."""
+
+
+def _child_common():
+    """First steps of every child: a clean signal state and its own session."""
+    _fastloop.clear_signal_mask()
+    for sig in _RESET_SIGNALS:
+        signal.signal(sig, signal.SIG_DFL)
+    os.setsid()
+
+
+def _child_fail(message):
+    try:
+        os.write(2, ("schema-init: %s\n" % message).encode(errors="replace"))
+    finally:
+        os._exit(127)
+
+
+def _open_log(log_path):
+    try:
+        return os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+    except OSError:
+        return os.open("/dev/null", os.O_WRONLY | os.O_CLOEXEC)
+
+
+def _service_child(barrier, argv, env, log_path, nice, account):
+    try:
+        _child_common()
+        os.read(barrier, 1)             # released once we are in our cgroup (EOF releases too)
+        os.close(barrier)
+        null = os.open("/dev/null", os.O_RDONLY)
+        os.dup2(null, 0)
+        log = _open_log(log_path)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        os.closerange(3, 65536)
+        if nice:
+            try:
+                os.setpriority(os.PRIO_PROCESS, 0, nice)
+            except OSError as exc:
+                os.write(2, ("[schema-init] Warning: failed to set priority %d: %s\n"
+                             % (nice, exc.strerror)).encode())
+        if account is not None:
+            name, uid, gid, runtime_dir = account
+            if runtime_dir:
+                try:
+                    os.mkdir(runtime_dir, 0o700)
+                except FileExistsError:
+                    pass
+                try:
+                    os.chown(runtime_dir, uid, gid)
+                except OSError:
+                    pass
+            os.initgroups(name, gid)
+            os.setgid(gid)
+            os.setuid(uid)
+            if os.getuid() != uid or os.geteuid() != uid:
+                _child_fail("could not drop privileges to %s" % name)
+        os.chdir("/")
+        os.execve(argv[0], argv, env)
+    except BaseException as exc:            # noqa: B902 - the child must never return
+        _child_fail("cannot start %s: %s" % (argv[0], exc))
+
+
+def start_service(argv, env, log_path, nice=0, account=None, cgroups=None, spec=None,
+                  cgroup_path=None):
+    """Fork a service.  Returns ``(pid, cgroup path or None, limit problems)``.
+
+    ``account``: ``(user name, uid, gid, XDG runtime dir)`` to drop to, or None.
+    """
+    read_end, write_end = os.pipe2(os.O_CLOEXEC)
+    try:
+        pid = os.fork()
+    except OSError as exc:
+        os.close(read_end)
+        os.close(write_end)
+        raise SpawnError("fork failed: %s" % exc.strerror) from None
+    if pid == 0:
+        os.close(write_end)
+        _service_child(read_end, argv, env, log_path, nice, account)
+    os.close(read_end)
+    placed, problems = None, []
+    try:
+        if cgroups is not None and cgroup_path is not None:
+            if cgroups.place(cgroup_path, pid):
+                placed = cgroup_path
+                problems = cgroups.apply_limits(cgroup_path, spec)
+    finally:
+        try:
+            os.write(write_end, b"x")
+        finally:
+            os.close(write_end)
+    return pid, placed, problems
+
+
+def start_shell(command, env):
+    """``/bin/sh -c command`` in its own session (fuse and failsafe commands)."""
+    try:
+        pid = os.fork()
+    except OSError as exc:
+        raise SpawnError("fork failed: %s" % exc.strerror) from None
+    if pid == 0:
+        try:
+            _child_common()
+            os.closerange(3, 65536)
+            os.execve("/bin/sh", ["/bin/sh", "-c", command], env)
+        except BaseException as exc:        # noqa: B902
+            _child_fail("cannot run /bin/sh: %s" % exc)
+    return pid
+
+
+def signal_service(pid, sig, cgroups=None, cgroup_path=None):
+    """Signal a service: its whole cgroup when it has one, else its process group."""
+    if cgroups is not None and cgroup_path is not None:
+        if sig == signal.SIGKILL:
+            cgroups.kill(cgroup_path)
+        else:
+            cgroups.signal(cgroup_path, sig)
+    if pid > 0:
+        for target in (-pid, pid):       # the group (setsid made it), then the leader
+            try:
+                os.kill(target, sig)
+            except OSError:
+                pass
+
+
+def exec_status(path):
+    """(exists, executable) for an exec= path."""
+    return os.path.exists(path), os.access(path, os.X_OK)
+
+
+def mem_available_kb(meminfo="/proc/meminfo"):
+    try:
+        with open(meminfo, "rb") as f:
+            for line in f:
+                if line.startswith(b"MemAvailable:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 1 << 30      # unknown: do not let a missing /proc block every spawn
+
+
+def lookup_user(name):
+    """(name, uid, gid, home) for a user name, or None when there is no such user."""
+    import pwd
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        return None
+    return entry.pw_name, entry.pw_uid, entry.pw_gid, entry.pw_dir
