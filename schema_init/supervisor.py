@@ -600,8 +600,9 @@ class Supervisor:
             return
         self.ops.cleanup_cgroup(service)
         service.dormant_count += 1
-        self._dormant_or_excise(service, now, "restart budget exhausted (%d failed runs)"
-                                % service.failures)
+        last = service.reason or "failed"
+        self._dormant_or_excise(service, now, "restart budget exhausted (%d failed runs, last: "
+                                "%s)" % (service.failures, last))
 
     def _dormant_or_excise(self, service, now, why):
         spec = service.spec
@@ -613,7 +614,8 @@ class Supervisor:
             self.rail(service, "76-excised")
             return
         service.due = now + self.scaled(delay)
-        self._set(service, schema.DORMANT, now, reason="%s; dormant %d s" % (why, delay))
+        self._set(service, schema.DORMANT, now, reason="%s; dormant %g s"
+                  % (why, self.scaled(delay)))
         self.rail(service, "dormant")
 
     # --- killing, failsafe, fuse ---------------------------------------------------
