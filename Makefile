@@ -29,7 +29,9 @@ test-fast: $(STAMP)
 check: $(STAMP)
 	$(VENV)/bin/schema-init --check services
 
-run: check
+# Supervise examples/demo (not as PID 1) and show schema-ctl status.
+run: $(STAMP)
+	build/run-demo.sh
 
 clean:
 	rm -rf $(VENV) build/tmp *.egg-info schema_init/*.so schema_init/_fastloop.c _fastloop.c

@@ -450,9 +450,9 @@ class Supervisor:
             self.pending.update(self.graph.dependents.get(service.name, ()))
             return
         if spec.is_timer and intent != "stop":
-            self.rail(service, "timer-done" if code == 0 else "timer-failed")
             self._set(service, schema.PERFECT, now, reason="" if code == 0 else
                       "last run exited %d" % code)
+            self.rail(service, "timer-done" if code == 0 else "timer-failed")
             service.stable_time = now - self.started_at
             self._rearm_timer(service, now)
             return
