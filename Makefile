@@ -5,7 +5,7 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 DEBS    := python3.11 python3.11-dev python3.11-venv gcc make
 
-.PHONY: all venv test test-fast check run clean
+.PHONY: all venv test test-fast check run bench clean
 
 all: venv
 
@@ -32,6 +32,10 @@ check: $(STAMP)
 # Supervise examples/demo (not as PID 1) and show schema-ctl status.
 run: $(STAMP)
 	build/run-demo.sh
+
+# Benchmarks with reports under bench/ (minutes; not part of `make test`).
+bench: $(STAMP)
+	$(PY) bench/supervisor_bench.py
 
 clean:
 	rm -rf $(VENV) build/tmp *.egg-info schema_init/*.so schema_init/_fastloop.c _fastloop.c
