@@ -69,6 +69,12 @@ cdef extern from "<unistd.h>" nogil:
     ssize_t read(int, void *, size_t)
     int close(int)
 
+cdef extern from "<sys/mman.h>" nogil:
+    void *mmap(void *, size_t, int, int, int, long)
+    int munmap(void *, size_t)
+    int PROT_READ, PROT_WRITE, MAP_SHARED
+    void *MAP_FAILED
+
 cdef extern from *:
     """
     /* Seqlock stores: the sequence is odd while the entries change, even when they
@@ -291,25 +297,29 @@ def inotify_read(int fd):
 
 
 cdef class ShmWriter:
-    """Writes snapshots into a mapped segment under a seqlock.
+    """Writes snapshots into a shared mapping of ``fd`` under a seqlock.
 
     The layout comes from ``schema_init.shm`` (the one definition): the writer is
-    told where the sequence word is, where entries start, their size and the offsets
-    of their fields.  ``seq`` is odd while writing and even when consistent; a
-    snapshot is only written when the caller has something new.
+    told where the sequence word is and where to put each field.  ``seq`` is odd
+    while writing and even when consistent; the caller writes only when something
+    changed.  The mapping is made here (no ``mmap`` module: it is not built into
+    Debian's static libpython).
     """
 
-    cdef object buffer           # keeps the mmap alive
     cdef unsigned char *base
     cdef Py_ssize_t size
     cdef Py_ssize_t seq_offset
 
-    def __cinit__(self, buffer, Py_ssize_t seq_offset):
-        cdef const unsigned char[:] view = buffer
-        self.buffer = buffer
-        self.size = view.shape[0]
-        self.base = <unsigned char *>&view[0]
+    def __cinit__(self, int fd, Py_ssize_t size, Py_ssize_t seq_offset):
+        cdef void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
+        if p == MAP_FAILED:
+            raise OSError(errno, _os.strerror(errno))
+        self.base = <unsigned char *>p
+        self.size = size
         self.seq_offset = seq_offset
+
+    def __dealloc__(self):
+        self.release()
 
     def begin(self):
         """Make ``seq`` odd: readers retry until ``end``."""
@@ -371,6 +381,7 @@ cdef class ShmWriter:
             at += stride
 
     def release(self):
-        self.buffer = None
-        self.base = NULL
-        self.size = 0
+        if self.base != NULL:
+            munmap(self.base, self.size)
+            self.base = NULL
+            self.size = 0

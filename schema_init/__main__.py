@@ -4,8 +4,10 @@ import os
 import sys
 
 
-def entry():
-    name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "schema-init"
+def entry(invoked_as=None):
+    if invoked_as is None:
+        invoked_as = sys.argv[0] if sys.argv and sys.argv[0] else "schema-init"
+    name = os.path.basename(invoked_as)
     if name.startswith("schema-ctl"):
         from schema_init import ctl
         return ctl.main(sys.argv[1:])

@@ -187,14 +187,15 @@ class Server:
         loop.register(self.fd)
 
     def _permissions(self):
+        from . import accounts
         mode = 0o600
-        try:
-            import grp
-            gid = grp.getgrnam("schema").gr_gid
-            os.chown(self.path, 0, gid)
-            mode = 0o660
-        except (KeyError, OSError, ImportError):
-            pass
+        gid = accounts.group_id("schema")
+        if gid is not None:
+            try:
+                os.chown(self.path, 0, gid)
+                mode = 0o660
+            except OSError:
+                pass
         os.chmod(self.path, mode)
 
     def accept(self, now):

@@ -157,6 +157,10 @@ class RealOps(supervisor.Ops):
     def lookup_user(self, name):
         return spawn.lookup_user(name)
 
+    def supplementary_groups(self, name, gid):
+        from . import accounts
+        return accounts.supplementary_groups(name, gid)
+
     def watch_ready(self, name, path):
         self.rt.ready.watch(name, path)
 

@@ -84,7 +84,6 @@ class Segment:
     """One mapped POSIX shared-memory object under /dev/shm."""
 
     def __init__(self, name, size):
-        import mmap
         from . import _fastloop
         self.name = name
         self.path = "/dev/shm/" + name.lstrip("/")
@@ -92,15 +91,13 @@ class Segment:
         try:
             os.fchmod(fd, 0o644)
             os.ftruncate(fd, size)
-            self.map = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+            self.writer = _fastloop.ShmWriter(fd, size, SEQ_OFFSET)
         finally:
             os.close(fd)
         self.size = size
-        self.writer = _fastloop.ShmWriter(self.map, SEQ_OFFSET)
 
     def close(self, unlink=True):
         self.writer.release()
-        self.map.close()
         if unlink:
             try:
                 os.unlink(self.path)

@@ -61,7 +61,7 @@ def _service_child(barrier, argv, env, log_path, nice, account):
                 os.write(2, ("[schema-init] Warning: failed to set priority %d: %s\n"
                              % (nice, exc.strerror)).encode())
         if account is not None:
-            name, uid, gid, runtime_dir = account
+            name, uid, gid, runtime_dir, groups = account
             if runtime_dir:
                 try:
                     os.mkdir(runtime_dir, 0o700)
@@ -71,7 +71,7 @@ def _service_child(barrier, argv, env, log_path, nice, account):
                     os.chown(runtime_dir, uid, gid)
                 except OSError:
                     pass
-            os.initgroups(name, gid)
+            os.setgroups(groups)
             os.setgid(gid)
             os.setuid(uid)
             if os.getuid() != uid or os.geteuid() != uid:
@@ -86,7 +86,7 @@ def start_service(argv, env, log_path, nice=0, account=None, cgroups=None, spec=
                   cgroup_path=None):
     """Fork a service.  Returns ``(pid, cgroup path or None, limit problems)``.
 
-    ``account``: ``(user name, uid, gid, XDG runtime dir)`` to drop to, or None.
+    ``account``: ``(user name, uid, gid, XDG runtime dir, [gids])`` to drop to, or None.
     """
     read_end, write_end = os.pipe2(os.O_CLOEXEC)
     try:
@@ -162,9 +162,5 @@ def mem_available_kb(meminfo="/proc/meminfo"):
 
 def lookup_user(name):
     """(name, uid, gid, home) for a user name, or None when there is no such user."""
-    import pwd
-    try:
-        entry = pwd.getpwnam(name)
-    except KeyError:
-        return None
-    return entry.pw_name, entry.pw_uid, entry.pw_gid, entry.pw_dir
+    from . import accounts
+    return accounts.user(name)

@@ -115,6 +115,9 @@ class Ops:
     def lookup_user(self, name):
         raise NotImplementedError
 
+    def supplementary_groups(self, name, gid):
+        return [gid]
+
     def path_exists(self, path):
         return os.path.exists(path)
 
@@ -314,7 +317,7 @@ class Supervisor:
             return None
         name, uid, gid, _home = entry
         runtime_dir = "/run/user/%d" % uid if uid != 0 and self.ops.is_root else None
-        return name, uid, gid, runtime_dir
+        return name, uid, gid, runtime_dir, self.ops.supplementary_groups(name, gid)
 
     def service_env(self, spec, account=None):
         env = dict(self.env)

@@ -1,0 +1,46 @@
+"""Print the stdlib top-level modules the static binary must NOT carry.
+
+Nuitka's standalone mode includes most of the standard library as bytecode "just in
+case".  schema-init needs only what its own modules import (eagerly or lazily), so
+everything else is excluded with --nofollow-import-to: a smaller binary with fewer
+constants to page in.  Run with the build interpreter:  python build/stdlib_excludes.py
+"""
+
+import sys
+
+# Every module of the package, and what they import only when needed.
+import schema_init.__main__  # noqa: F401
+import schema_init.cgroup  # noqa: F401
+import schema_init.control  # noqa: F401
+import schema_init.ctl  # noqa: F401
+import schema_init.main  # noqa: F401
+import schema_init.runtime  # noqa: F401
+import schema_init.spawn  # noqa: F401
+import schema_init.subreaper  # noqa: F401
+import errno, stat, traceback  # noqa: E401,F401  (lazy imports of the package)
+import schema_init.accounts  # noqa: F401
+
+try:
+    import schema_init.pid1  # noqa: F401
+except ImportError:
+    pass
+
+needed = {name.split(".")[0] for name in sys.modules}
+needed.update(("encodings", "codecs", "io", "abc", "site"))
+excluded = sorted(name for name in sys.stdlib_module_names
+                  if name not in needed and not name.startswith("_") or
+                  name in ("_pydecimal", "_pyio", "_strptime", "_osx_support", "_aix_support",
+                           "_bootsubprocess", "_compat_pickle", "_markupbase", "_threading_local",
+                           "_sysconfigdata__linux_x86_64-linux-gnu", "_compression", "_pydatetime",
+                           "_sitebuiltins", "_py_abc"))
+excluded = [name for name in excluded if name not in needed]
+
+# Codecs: UTF-8 and the few the interpreter itself may ask for; not the 100 others.
+import encodings  # noqa: E402
+import os  # noqa: E402
+KEEP_CODECS = {"__init__", "aliases", "ascii", "latin_1", "utf_8", "utf_8_sig", "utf_16",
+               "utf_32", "raw_unicode_escape", "unicode_escape", "charmap"}
+for entry in sorted(os.listdir(os.path.dirname(encodings.__file__))):
+    if entry.endswith(".py") and entry[:-3] not in KEEP_CODECS:
+        excluded.append("encodings." + entry[:-3])
+print(",".join(excluded))
