@@ -1,30 +1,52 @@
-# schema-init: see README.md.  `make test` is what CI runs.
+# schema-init: see README.md.  `make` builds the static binary; `make test` is the
+# default test run; CI (.ci/run) runs `make test` and `make test-build`.
 PY311   ?= /usr/bin/python3.11
 VENV    := .venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
-DEBS    := python3.11 python3.11-dev python3.11-venv gcc make
+DEBS    := python3.11 python3.11-dev python3.11-venv gcc make patchelf zlib1g-dev \
+           libexpat1-dev util-linux
+BINARY  := build/out/schema-init
+SOURCES := $(wildcard schema_init/*.py) _fastloop.pyx build/build.sh build/inittab.c \
+           build/entry.py build/stdlib_excludes.py
 
-.PHONY: all venv test test-fast check run bench clean
+DESTDIR ?=
+PREFIX  ?= /usr
+SBINDIR ?= /sbin
+DATADIR ?= $(PREFIX)/share/schema-init
 
-all: venv
+.PHONY: all binary venv test test-fast test-build check run bench install clean
 
-$(STAMP): setup.py _fastloop.pyx requirements-dev.txt
+all: binary
+
+binary: $(BINARY)
+
+$(STAMP): setup.py _fastloop.pyx requirements-dev.txt requirements-build.txt
 	build/ensure-deps.sh $(DEBS)
 	test -x $(PY) || $(PY311) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt \
+	    -r requirements-build.txt
 	$(PY) -m pip install -q --disable-pip-version-check --no-build-isolation -e .
 	touch $@
 
 venv: $(STAMP)
 
-# The default test run (CI): unit and process tiers.
+# One static executable (Nuitka + the Cython loop linked in); about a minute.
+$(BINARY): $(STAMP) $(SOURCES)
+	build/build.sh
+
+# The default test run: unit and process tiers (about a minute).
 test: $(STAMP)
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q tests -m "not build"
 
 # Pure core only: seconds.
 test-fast: $(STAMP)
-	$(PY) -m pytest -q tests -m "not process"
+	$(PY) -m pytest -q tests -m "not process and not build"
+
+# Build tier: the binary itself, then the whole process tier again against it.
+test-build: $(BINARY)
+	$(PY) -m pytest -q tests -m build
+	SCHEMA_INIT_BIN=$(CURDIR)/$(BINARY) $(PY) -m pytest -q tests -m process
 
 check: $(STAMP)
 	$(VENV)/bin/schema-init --check services
@@ -34,8 +56,16 @@ run: $(STAMP)
 	build/run-demo.sh
 
 # Benchmarks with reports under bench/ (minutes; not part of `make test`).
-bench: $(STAMP)
+bench: $(BINARY)
 	$(PY) bench/supervisor_bench.py
+	$(PY) bench/binary_bench.py
+
+install: $(BINARY)
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(DATADIR)/services
+	install -m 0755 $(BINARY) $(DESTDIR)$(SBINDIR)/schema-init
+	ln -sf schema-init $(DESTDIR)$(SBINDIR)/schema-ctl
+	ln -sf schema-init $(DESTDIR)$(SBINDIR)/schema-subreaper
+	cp -P services/* $(DESTDIR)$(DATADIR)/services/
 
 clean:
-	rm -rf $(VENV) build/tmp *.egg-info schema_init/*.so schema_init/_fastloop.c _fastloop.c
+	rm -rf $(VENV) build/tmp build/out *.egg-info schema_init/*.so _fastloop.c

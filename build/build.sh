@@ -44,6 +44,7 @@ $PY -m nuitka \
     --noinclude-setuptools-mode=nofollow \
     --noinclude-unittest-mode=nofollow \
     --noinclude-IPython-mode=nofollow \
+    --no-deployment-flag=self-execution \
     --quiet --report=build/tmp/nuitka-report.xml \
     build/entry.py
 

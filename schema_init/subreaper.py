@@ -2,7 +2,7 @@
 
 It becomes a child subreaper, so whatever the program forks and abandons is adopted by
 it, not by PID 1; forwards SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 to the
-program and everything it adopted; waits until all of them are gone; and exits with the
+program's process group and to everything it adopted; waits until all of them are gone; and exits with the
 *program's* own status (exit code, or 128 + signal), as DECISIONS.md (H3) asks.
 """
 
@@ -38,6 +38,7 @@ def main(argv):
         return 1
     if program == 0:
         _fastloop.clear_signal_mask()
+        os.setpgid(0, 0)          # its own group: a signal to -pid reaches what it forks
         try:
             os.execvp(argv[0], argv)
         except OSError as exc:

@@ -1,0 +1,124 @@
+"""Build tier: the single static binary (build/out/schema-init, made by `make`).
+
+The process tier is re-run against the binary by `make test-build` (with
+SCHEMA_INIT_BIN set); these tests check the file itself and that it needs nothing
+beside it.
+"""
+
+import os
+import platform
+import shutil
+import subprocess
+
+import pytest
+from elftools.elf.elffile import ELFFile
+
+from conftest import ROOT
+
+pytestmark = pytest.mark.build
+
+BINARY = os.environ.get("SCHEMA_INIT_BIN") or os.path.join(ROOT, "build", "out", "schema-init")
+MACHINES = {"x86_64": "EM_X86_64", "aarch64": "EM_AARCH64", "armv6l": "EM_ARM",
+            "armv7l": "EM_ARM"}
+
+
+@pytest.fixture(scope="module")
+def elf():
+    assert os.path.exists(BINARY), "run `make` first: %s is missing" % BINARY
+    with open(BINARY, "rb") as f:
+        yield ELFFile(f)
+
+
+def test_binary_is_elf_for_this_machine(elf):
+    assert elf.header["e_type"] == "ET_EXEC" or elf.header["e_type"] == "ET_DYN"
+    assert elf.header["e_machine"] == MACHINES[platform.machine()]
+
+
+def test_binary_is_truly_static(elf):
+    kinds = [segment["p_type"] for segment in elf.iter_segments()]
+    assert "PT_INTERP" not in kinds
+    needed = []
+    for section in elf.iter_sections():
+        if section.header["sh_type"] == "SHT_DYNAMIC":
+            needed += [tag.needed for tag in section.iter_tags() if tag.entry.d_tag == "DT_NEEDED"]
+    assert needed == []
+
+
+def test_links_make_it_a_multi_call_binary():
+    out = os.path.dirname(BINARY)
+    for name in ("schema-ctl", "schema-subreaper"):
+        assert os.path.realpath(os.path.join(out, name)) == os.path.realpath(BINARY)
+
+
+def test_runs_alone_without_python_on_the_machine(tmp_path):
+    """An empty directory, no environment, and every Python library hidden."""
+    if not shutil.which("unshare"):
+        pytest.fail("unshare (util-linux) is needed for this test")
+    hide = [p for p in ("/usr/lib/python3", "/usr/lib/python3.11", "/usr/local/lib/python3.11",
+                        "/root/.pyenv", os.path.join(ROOT, ".venv"))
+            if os.path.isdir(p)]
+    services = tmp_path / "services"
+    services.mkdir()
+    (services / "a.svc").write_text("exec=/bin/sleep\nargs=1000\nstable_secs=0\n")
+    (services / "b.svc").write_text("exec=/bin/true\noneshot=1\ndep=a\n")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    copy = empty / "schema-init"
+    shutil.copy(BINARY, copy)
+    os.symlink("schema-init", empty / "schema-ctl")
+    script = """
+set -e
+for d in %(hide)s; do mount -t tmpfs -o ro,size=4k none "$d"; done
+test ! -e /usr/lib/python3.11/os.py
+cd %(empty)s
+env -i ./schema-init --version
+env -i ./schema-ctl --version
+env -i ./schema-init --check %(services)s
+env -i ./schema-init --services %(services)s --run-dir %(run)s --shm /schema-alone-$$ > %(log)s 2>&1 &
+pid=$!
+i=0; while [ $i -lt 100 ]; do
+  env -i ./schema-ctl --socket %(run)s/schema-init.sock status 2>/dev/null | grep -q 'b .*PERFECT' && break
+  sleep 0.1; i=$((i+1))
+done
+env -i ./schema-ctl --socket %(run)s/schema-init.sock status
+env -i ./schema-ctl --socket %(run)s/schema-init.sock poweroff
+wait $pid
+""" % {"hide": " ".join(hide), "empty": empty, "services": services,
+       "run": tmp_path / "run", "log": tmp_path / "console.log"}
+    result = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "schema-init 0.2.0\nschema-ctl 0.2.0\n" in result.stdout
+    assert "b                         pid=0       state=PERFECT" in result.stdout
+    assert "ok: powering off" in result.stdout
+    assert sorted(os.listdir(empty)) == ["schema-ctl", "schema-init"], "nothing unpacked"
+
+
+def test_subreaper_forwards_signals_and_returns_the_programs_status(tmp_path):
+    sub = os.path.join(os.path.dirname(BINARY), "schema-subreaper")
+    done = subprocess.run([sub, "/bin/sh", "-c", "(sleep 0.2; exit 9) & exit 7"],
+                          capture_output=True, timeout=30)
+    assert done.returncode == 7
+    marker = tmp_path / "orphan-done"
+    proc = subprocess.Popen([sub, "/bin/sh", "-c",
+                             "(trap 'touch %s; exit 0' TERM; sleep 100 & wait) & exec sleep 100"
+                             % marker])
+    import time
+    time.sleep(0.5)
+    proc.terminate()
+    assert proc.wait(10) == 128 + 15            # the program's own status: killed by SIGTERM
+    assert marker.exists(), "the adopted orphan got the forwarded SIGTERM too"
+    usage = subprocess.run([sub], capture_output=True, text=True, timeout=30)
+    assert usage.returncode == 1 and usage.stderr.startswith("Usage: ")
+
+
+def test_make_install_lays_out_sbin_links_and_examples(tmp_path):
+    subprocess.run(["make", "-s", "-C", ROOT, "install", "DESTDIR=%s" % tmp_path, "PREFIX=/usr"],
+                   check=True, capture_output=True, timeout=600)
+    sbin = tmp_path / "sbin"
+    assert (sbin / "schema-init").stat().st_mode & 0o777 == 0o755
+    assert os.readlink(sbin / "schema-ctl") == "schema-init"
+    assert os.readlink(sbin / "schema-subreaper") == "schema-init"
+    examples = tmp_path / "usr" / "share" / "schema-init" / "services"
+    assert (examples / "udev.svc").exists()
+    assert os.readlink(examples / "motor@1.svc") == "motor@.svc"
