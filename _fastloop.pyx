@@ -65,6 +65,10 @@ cdef extern from "<sys/prctl.h>" nogil:
 cdef extern from "<sys/reboot.h>" nogil:
     int c_reboot "reboot"(int)
 
+cdef extern from "<sys/mount.h>" nogil:
+    int c_mount "mount"(const char *, const char *, const char *, unsigned long, const void *)
+    int c_umount2 "umount2"(const char *, int)
+
 cdef extern from "<unistd.h>" nogil:
     ssize_t read(int, void *, size_t)
     int close(int)
@@ -174,6 +178,34 @@ def reboot(int command):
     """reboot(2): as PID 1 it does not return on success."""
     if c_reboot(command) != 0:
         raise OSError(errno, _os.strerror(errno))
+
+
+def mount(source, target, fstype, unsigned long flags, data=None):
+    """mount(2); None for source, fstype or data passes NULL."""
+    cdef bytes b_target = _os.fsencode(target)
+    cdef bytes b_source = b""
+    cdef bytes b_fstype = b""
+    cdef bytes b_data = b""
+    cdef const char *p_source = NULL
+    cdef const char *p_fstype = NULL
+    cdef const void *p_data = NULL
+    if source is not None:
+        b_source = _os.fsencode(source)
+        p_source = b_source
+    if fstype is not None:
+        b_fstype = _os.fsencode(fstype)
+        p_fstype = b_fstype
+    if data is not None:
+        b_data = _os.fsencode(data)
+        p_data = <const char *>b_data
+    if c_mount(p_source, b_target, p_fstype, flags, p_data) != 0:
+        raise OSError(errno, _os.strerror(errno), target)
+
+
+def umount(target, int flags=0):
+    cdef bytes b_target = _os.fsencode(target)
+    if c_umount2(b_target, flags) != 0:
+        raise OSError(errno, _os.strerror(errno), target)
 
 
 cdef class Loop:

@@ -20,10 +20,11 @@ $PY -m cython -3 --module-name _schema_fastloop -o "$TMP/_schema_fastloop.c" _fa
 gcc $CFLAGS $INCLUDES -c "$TMP/_schema_fastloop.c" -o "$TMP/_schema_fastloop.o"
 # shellcheck disable=SC2086
 gcc $CFLAGS $INCLUDES -c build/inittab.c -o "$TMP/inittab.o"
+gcc $CFLAGS -c build/preinit.c -o "$TMP/preinit.o"
 
 EXCLUDES=$($PY build/stdlib_excludes.py)
 
-LDFLAGS="-static $PWD/$TMP/_schema_fastloop.o $PWD/$TMP/inittab.o" \
+LDFLAGS="-static $PWD/$TMP/_schema_fastloop.o $PWD/$TMP/inittab.o $PWD/$TMP/preinit.o" \
 $PY -m nuitka \
     --standalone \
     --static-libpython=yes \

@@ -4,7 +4,17 @@ import os
 import sys
 
 
+def restore_saved_locale():
+    """The static binary's pre-init hid a LANG/LC_* this machine has no locale for (the
+    interpreter would abort on it); services still get the value."""
+    for name in ("LC_ALL", "LC_CTYPE", "LANG"):
+        saved = os.environ.pop("SCHEMA_INIT_SAVED_" + name, None)
+        if saved is not None:
+            os.environ[name] = saved
+
+
 def entry(invoked_as=None):
+    restore_saved_locale()
     if invoked_as is None:
         invoked_as = sys.argv[0] if sys.argv and sys.argv[0] else "schema-init"
     name = os.path.basename(invoked_as)

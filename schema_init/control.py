@@ -100,7 +100,7 @@ def dispatch(request, uid, supervisor, actions, now, wall):
     """One request -> reply lines (without the terminator).
 
     ``actions`` provides what the supervisor cannot do itself: ``reboot()``,
-    ``poweroff()``, ``reexec()`` and ``kernel_to_init``.
+    ``poweroff()``, ``request_reexec()`` and ``kernel_to_init``.
     """
     first = request.split(" ", 1)[0] if request else ""
     if uid != 0 and first not in READ_ONLY_VERBS:
@@ -135,8 +135,8 @@ def dispatch(request, uid, supervisor, actions, now, wall):
     if request == "poweroff":
         actions.poweroff()
         return ["ok: powering off"]
-    if request == "reexec" and hasattr(actions, "reexec"):
-        return actions.reexec()
+    if request == "reexec":
+        return actions.request_reexec()
     return ["err: unknown: %s" % request]
 
 

@@ -66,12 +66,13 @@ class UsageError(Exception):
 def parse_args(argv):
     """Options as a dict.  Positional words are ignored (PID 1 gets kernel words)."""
     options = {"services": None, "run_dir": None, "shm": None, "time_scale": 1.0,
-               "watchdog": None, "watchdog_interval": None,
+               "watchdog": None, "watchdog_interval": None, "resume": None,
                "check": None, "strict": False, "positional": [],
                "help": False, "version": False}
     takes_value = {"--services": "services", "--run-dir": "run_dir", "--shm": "shm",
                    "--time-scale": "time_scale", "--check": "check",
-                   "--watchdog": "watchdog", "--watchdog-interval": "watchdog_interval"}
+                   "--watchdog": "watchdog", "--watchdog-interval": "watchdog_interval",
+                   "--resume": "resume"}
     i = 0
     while i < len(argv):
         word = argv[i]

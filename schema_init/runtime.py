@@ -13,7 +13,7 @@ import os
 import signal
 import time
 
-from . import _fastloop, cgroup, config, control, graph, logs, shm, spawn, supervisor
+from . import _fastloop, cgroup, config, control, graph, logs, schema, shm, spawn, supervisor
 
 SIGNALS = (signal.SIGCHLD, signal.SIGHUP, signal.SIGTERM, signal.SIGINT,
            signal.SIGUSR1, signal.SIGUSR2)
@@ -220,10 +220,17 @@ class Runtime:
         self.watchdog_fd = -1
         self.kernel_to_init = time.monotonic()
         self.env = env
+        self.rescue_pid = 0
+        self.reexec_requested = None
 
     # --- setup ---------------------------------------------------------------------
 
     def setup(self):
+        self.handover = None
+        if self.options.get("resume"):
+            self.handover = read_handover(self.options["resume"])
+            if self.handover["watchdog_fd"] >= 0:
+                self.options["watchdog_fd"] = self.handover["watchdog_fd"]
         _fastloop.block_signals(SIGNALS)
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         self.loop = _fastloop.Loop()
@@ -264,12 +271,21 @@ class Runtime:
                                                 started_at=now)
         self.publisher = shm.Publisher(self.options.get("shm") or "/schema-init")
         self.server = control.Server(self.paths.socket, self.loop)
+        if self.handover is not None:
+            self.restore(self.handover, now)
+        elif not loaded.services:
+            self.nothing_to_boot(loaded)
         self.console.write(
             "[schema-init] boot rail\n  [1] kernel core alive\n  [2] init\n  [3] runlevel\n"
             "  [4] env load\n  [5] env active\n  [7] settled \u2014 %d service(s) queued\n"
             % len(self.supervisor.order))
 
     def _open_watchdog(self):
+        handed = self.options.get("watchdog_fd")
+        if handed is not None:
+            self.watchdog_fd = handed          # kept open (and armed) across re-exec
+            os.set_inheritable(handed, False)
+            return
         path = self.options.get("watchdog")
         candidates = [path] if path else (["/dev/watchdog0", "/dev/watchdog"] if self.pid1 else [])
         for candidate in candidates:
@@ -315,6 +331,20 @@ class Runtime:
         self.guarded(sup.settle, now)
         self.publish()
         while True:
+            try:
+                self.loop_until_stopped()
+                break
+            except BaseException as exc:        # noqa: B902 - PID 1 must not die of it
+                import traceback
+                self.console.write("[schema-init] fatal error, re-executing with the "
+                                   "services handed over:\n" + traceback.format_exc())
+                self.reexec("fatal error: %r" % (exc,))
+                # exec failed: nothing better than to carry on with this process
+        return self.finish()
+
+    def loop_until_stopped(self):
+        sup = self.supervisor
+        while True:
             events = self.loop.wait(self.next_timeout(time.monotonic()))
             now = time.monotonic()
             wall = time.time()
@@ -325,9 +355,92 @@ class Runtime:
             self.guarded(sup.settle, now)
             if self.stopping is not None and self.guarded(sup.shutdown_progress, now):
                 self.publish()
-                break
+                return
             self.publish()
-        return self.finish()
+            if self.reexec_requested:
+                self.reexec(self.reexec_requested)
+                self.reexec_requested = None
+
+    # --- re-exec with the supervised children handed over ---------------------------
+
+    def handover_path(self):
+        base = "/run/schema-init" if self.pid1 else self.options["run_dir"]
+        return os.path.join(base, "handover")
+
+    def reexec(self, why):
+        """exec() ourselves again; children stay ours (same pid) and are handed over."""
+        path = self.handover_path()
+        try:
+            os.makedirs(os.path.dirname(path), 0o755, exist_ok=True)
+            with open(path + ".tmp", "w") as f:
+                f.write(handover_text(self.supervisor, self.watchdog_fd, self.rescue_pid))
+            os.replace(path + ".tmp", path)
+            with open("/proc/self/cmdline", "rb") as f:
+                argv = [os.fsdecode(a) for a in f.read().split(b"\0")[:-1]]
+            exe = os.readlink("/proc/self/exe")
+            if exe.endswith(" (deleted)"):
+                exe = exe[:-len(" (deleted)")]
+            argv = strip_resume(argv) + ["--resume", path]
+            if self.watchdog_fd >= 0:
+                os.set_inheritable(self.watchdog_fd, True)
+            self.console.write("[schema-init] re-executing %s (%s)\n" % (exe, why))
+            self.server.close()
+            os.execv(exe, argv)
+        except Exception as exc:
+            self.console.write("[schema-init] re-exec failed: %s\n" % exc)
+
+    def restore(self, handover, now):
+        records = handover["services"]
+        self.rescue_pid = handover["rescue"]
+        self.supervisor.unmanaged.update(handover["unmanaged"])
+        sup = self.supervisor
+        for record in records:
+            service = sup.services.get(record["name"])
+            pid = record["pid"]
+            if service is None:
+                if pid:
+                    sup.unmanaged.add(pid)
+                continue
+            service.pid = pid
+            service.state = record["state"]
+            service.restarts = record["restarts"]
+            service.failures = record["failures"]
+            service.dormant_count = record["dormant"]
+            service.cgroup = record["cgroup"] or None
+            service.stable_time = record["stable_time"]
+            service.spawned_at = now
+            service.last_pet = now
+            service.ready_seen = record["ready_seen"]
+            if pid and service.spec.ready_path:
+                self.ready.watch(service.name, service.spec.ready_path)
+            if service.state == schema.FULL_TRUST and pid and not service.spec.oneshot:
+                service.promote_at = now
+            if service.state in (schema.DORMANT, schema.RECOVERY):
+                service.due = now
+            sup.pending.add(service.name)
+        sup.changed = True
+        self.console.write("[schema-init] resumed: %d service(s) handed over\n" % len(records))
+
+    # --- nothing to boot: the rescue shell ------------------------------------------
+
+    def nothing_to_boot(self, loaded):
+        why = loaded.errors[0].format() if loaded.errors else \
+            "no services in %s" % self.services_dir
+        self.console.write("[schema-init] nothing to boot (%s)\n" % why)
+        if self.pid1:
+            self.start_rescue_shell()
+
+    def start_rescue_shell(self):
+        from . import pid1
+        self.rescue_pid = pid1.rescue_shell(self.services_dir, self.console)
+
+    def rescue_done(self, now, wall):
+        self.rescue_pid = 0
+        self.console.write("[schema-init] rescue shell exited: re-reading %s\n"
+                           % self.services_dir)
+        lines = self.supervisor.cmd_reload(False, now, wall)
+        if lines[0].startswith("err:"):
+            self.start_rescue_shell()
 
     def dispatch(self, fd, mask, now, wall):
         if fd == self.sigfd:
@@ -345,6 +458,9 @@ class Runtime:
                                      self.handle_request(request, uid, now, wall))
 
     def handle_request(self, request, uid, now, wall):
+        if request == "test-fatal" and uid == 0 and \
+                os.environ.get("SCHEMA_INIT_TEST_HOOKS") == "1":
+            raise FatalForTests("injected by schema-ctl test-fatal")
         try:
             return control.dispatch(request, uid, self.supervisor, self, now, wall)
         except Exception:
@@ -355,6 +471,9 @@ class Runtime:
 
     def reap(self, now):
         for pid, status in _fastloop.reap():
+            if pid == self.rescue_pid:
+                self.rescue_done(now, time.time())
+                continue
             self.supervisor.on_exit(pid, status, now)
 
     def on_signal(self, signo, now, wall):
@@ -376,6 +495,10 @@ class Runtime:
             self.publisher.set_system_state(system_state)
             self.console.write("[schema-init] shutting down (%s)\n" % how)
             self.supervisor.begin_shutdown(time.monotonic())
+
+    def request_reexec(self):
+        self.reexec_requested = "schema-ctl reexec"
+        return ["ok: re-executing"]
 
     def reboot(self):
         self._stop("reboot", shm.SYSTEM_REBOOT)
@@ -403,3 +526,74 @@ class Runtime:
         self.console.write("[schema-init] stopped\n")
         return self.exit_status
 
+
+
+class FatalForTests(BaseException):
+    """Raised by the test-only `test-fatal` request (SCHEMA_INIT_TEST_HOOKS=1)."""
+
+
+HANDOVER_FIELDS = ("name", "pid", "state", "restarts", "failures", "dormant", "cgroup",
+                   "stable_time", "ready_seen")
+
+
+def handover_text(sup, watchdog_fd, rescue_pid):
+    """Tab-separated state of every service that the next exec takes over."""
+    lines = ["schema-init-handover 1", "watchdog_fd\t%d" % watchdog_fd,
+             "rescue\t%d" % rescue_pid]
+    for service in sup.ordered():
+        if service.dying:
+            sup.unmanaged.add(service.dying)
+        lines.append("service\t" + "\t".join(str(v) for v in (
+            service.name, service.pid, service.state, service.restarts, service.failures,
+            service.dormant_count, service.cgroup or "",
+            "" if service.stable_time is None else "%.6f" % service.stable_time,
+            int(service.ready_seen))))
+    for pid in sorted(sup.unmanaged):
+        lines.append("unmanaged\t%d" % pid)
+    return "\n".join(lines) + "\n"
+
+
+def read_handover(path):
+    result = {"services": [], "watchdog_fd": -1, "rescue": 0, "unmanaged": []}
+    data, _ = config.read_file(path)
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+    if not data or not data.startswith(b"schema-init-handover 1\n"):
+        return result
+    for line in data.decode("utf-8", "replace").splitlines()[1:]:
+        fields = line.split("\t")
+        try:
+            if fields[0] == "watchdog_fd":
+                result["watchdog_fd"] = int(fields[1])
+            elif fields[0] == "rescue":
+                result["rescue"] = int(fields[1])
+            elif fields[0] == "unmanaged":
+                result["unmanaged"].append(int(fields[1]))
+            elif fields[0] == "service" and len(fields) == len(HANDOVER_FIELDS) + 1:
+                name, pid, state, restarts, failures, dormant, cgroup_path, stable, ready = \
+                    fields[1:]
+                result["services"].append({
+                    "name": name, "pid": int(pid), "state": int(state),
+                    "restarts": int(restarts), "failures": int(failures),
+                    "dormant": int(dormant), "cgroup": cgroup_path,
+                    "stable_time": float(stable) if stable else None, "ready_seen": ready == "1"})
+        except (ValueError, IndexError):
+            continue
+    return result
+
+
+def strip_resume(argv):
+    out, skip = [], False
+    for word in argv:
+        if skip:
+            skip = False
+            continue
+        if word == "--resume":
+            skip = True
+            continue
+        if word.startswith("--resume="):
+            continue
+        out.append(word)
+    return out

@@ -584,3 +584,43 @@ def test_service_runs_inside_its_own_cgroup_from_its_first_instruction(supervise
     unified = [line for line in out.read_text().splitlines() if line.startswith("0::")]
     assert unified and unified[0].endswith("/schema-init.%s.%d/placed"
                                            % (s.shm_name.strip("/"), s.proc.pid))
+
+
+def test_reexec_hands_over_running_services(supervise):
+    s = supervise({"a.svc": daemon(stable_secs=0), "b.svc": daemon(dep="a", stable_secs=0),
+                   "o.svc": "exec=/bin/true\noneshot=1\n"})
+    s.wait_state("b", "FUNDAMENTAL")
+    s.wait_state("o", "PERFECT")
+    before = s.status()
+    assert s.ctl("reexec").stdout == "ok: re-executing\n"
+    s.wait(lambda: "resumed: 3 service(s) handed over" in s.console_text(), 10, "resume")
+    s.wait(lambda: os.path.exists(s.socket) and s.ctl("status").returncode == 0, 10, "socket")
+    after = s.status()
+    for name in ("a", "b", "o"):
+        assert after[name]["pid"] == before[name]["pid"]
+        assert after[name]["state"] == before[name]["state"]
+        assert after[name]["restarts"] == before[name]["restarts"]
+    assert s.proc.poll() is None
+    # the handed-over children are still ours: a death is noticed and respawned
+    os.kill(int(after["a"]["pid"]), signal.SIGKILL)
+    s.wait(lambda: s.status()["a"]["pid"] not in ("0", after["a"]["pid"]) and
+           s.state("a") == "FUNDAMENTAL", 10, "a respawned after re-exec")
+
+
+def test_fatal_error_in_the_loop_reexecs_and_services_keep_their_pids(supervise):
+    env = dict(os.environ, SCHEMA_INIT_TEST_HOOKS="1")
+    s = supervise({"a.svc": daemon(stable_secs=0)}, env=env)
+    s.wait_state("a", "FUNDAMENTAL")
+    pid = s.status()["a"]["pid"]
+    supervisor_pid = s.proc.pid
+    s.ctl("test-fatal")
+    s.wait(lambda: "resumed: 1 service(s) handed over" in s.console_text(), 10, "resume")
+    assert "fatal error, re-executing" in s.console_text()
+    s.wait(lambda: os.path.exists(s.socket) and s.ctl("status").returncode == 0, 10, "socket")
+    assert s.status()["a"]["pid"] == pid and s.state("a") == "FUNDAMENTAL"
+    assert s.proc.pid == supervisor_pid and s.proc.poll() is None
+
+
+def test_test_hook_is_off_by_default(supervise):
+    s = supervise({"a.svc": daemon(stable_secs=0)})
+    assert s.ctl("test-fatal").stdout == "err: unknown: test-fatal\n"

@@ -1,0 +1,40 @@
+/* Runs before the interpreter starts (a constructor, so before main()).
+ *
+ * 1. As PID 1 nothing is mounted yet, but the compiled program finds itself through
+ *    /proc/self/exe and aborts without it: mount /proc first.
+ * 2. A LANG/LC_* naming a locale this machine does not have (an initramfs has none)
+ *    makes the interpreter's start-up abort: clear them for the interpreter and keep
+ *    their values as SCHEMA_INIT_SAVED_<NAME>, which schema_init puts back into the
+ *    environment its services get. */
+#include <locale.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static void save_and_clear(const char *name)
+{
+    const char *value = getenv(name);
+    char key[64];
+
+    if (value == NULL)
+        return;
+    snprintf(key, sizeof key, "SCHEMA_INIT_SAVED_%s", name);
+    setenv(key, value, 1);
+    unsetenv(name);
+}
+
+__attribute__((constructor)) static void schema_preinit(void)
+{
+    if (getpid() == 1 && access("/proc/self/exe", F_OK) != 0) {
+        mkdir("/proc", 0555);
+        mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+    }
+    if (setlocale(LC_CTYPE, "") == NULL) {
+        save_and_clear("LC_ALL");
+        save_and_clear("LC_CTYPE");
+        save_and_clear("LANG");
+    }
+    setlocale(LC_CTYPE, "C");
+}

@@ -1,0 +1,333 @@
+"""What only PID 1 does: mounts, the console, Ctrl-Alt-Del, the rescue shell, shutdown.
+
+Everything else (supervision, the control socket, signals, reaping) is the same loop
+as when not PID 1 (``runtime.py``).  Rules:
+
+* In a container (a PID namespace that is not the initial one, or ``container=``,
+  ``/run/.containerenv``, ``/.dockerenv``) PID 1 never touches filesystems it may
+  share with the host: no remount of ``/`` at boot, no read-only remounts at shutdown.
+* Every mount is best-effort: where one is refused, boot carries on without it.
+* Shutdown (DECISIONS D1): services are stopped by the loop (SIGTERM to each cgroup,
+  dependents first, SIGKILL at each stop timeout); then SIGKILL to everything left,
+  a bounded ``sync()``, every filesystem remounted read-only in reverse mount order
+  (virtual ones skipped), then ``reboot()``.  The watchdog stays armed and petted to
+  the very end.  Each step prints one console line.
+"""
+
+import os
+import signal
+import time
+
+from . import _fastloop, logs, runtime
+
+MS_RDONLY = 0x1
+MS_NOSUID = 0x2
+MS_NODEV = 0x4
+MS_NOEXEC = 0x8
+MS_REMOUNT = 0x20
+MS_RELATIME = 0x200000
+MS_STRICTATIME = 0x1000000
+MNT_DETACH = 0x2
+
+RB_AUTOBOOT = 0x01234567
+RB_HALT_SYSTEM = 0xCDEF0123
+RB_POWER_OFF = 0x4321FEDC
+RB_DISABLE_CAD = 0
+
+INITIAL_PID_NAMESPACE = 4026531836
+SERVICES_DIR = "/etc/schema-init/services"
+FALLBACK_SERVICES_DIR = "/services"
+SYNC_DEADLINE_SECS = 10
+KILL_WAIT_SECS = 2
+
+# (source, target, type, flags, data): original §10.2, in order.
+MOUNTS = (
+    ("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None),
+    ("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, None),
+    ("devtmpfs", "/dev", "devtmpfs", MS_NOSUID | MS_STRICTATIME, None),
+    ("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "gid=5,mode=620,ptmxmode=666"),
+    ("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777"),
+    ("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755"),
+    ("cgroup2", "/sys/fs/cgroup", "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RELATIME,
+     None),
+)
+DEV_LINKS = (("/proc/self/fd", "/dev/fd"), ("/proc/self/fd/0", "/dev/stdin"),
+             ("/proc/self/fd/1", "/dev/stdout"), ("/proc/self/fd/2", "/dev/stderr"))
+# Octal modes (D3: the original used decimal 1777).
+RUN_DIRS = (("/run/dbus", 0o755), ("/run/lock", 0o1777), ("/run/shm", 0o1777),
+            ("/run/user", 0o755), ("/run/user/0", 0o700), ("/run/systemd", 0o755),
+            ("/run/systemd/system", 0o755), ("/run/systemd/shutdown", 0o755),
+            ("/run/log", 0o755), ("/run/log/schema-init", 0o755), ("/run/sshd", 0o755))
+VIRTUAL_FILESYSTEMS = frozenset((
+    "proc", "sysfs", "devtmpfs", "devpts", "tmpfs", "cgroup", "cgroup2", "securityfs",
+    "debugfs", "tracefs", "pstore", "bpf", "configfs", "fusectl", "mqueue", "hugetlbfs",
+    "autofs", "binfmt_misc", "efivarfs", "rpc_pipefs", "nsfs", "ramfs", "rootfs",
+    "selinuxfs", "overlay", "squashfs", "iso9660", "fuse", "fuse.portal"))
+
+
+def say(console, text):
+    console.write("[schema-init] %s\n" % text)
+
+
+def mounted_targets():
+    targets = set()
+    try:
+        with open("/proc/self/mountinfo", "rb") as f:
+            for line in f:
+                fields = line.split()
+                if len(fields) > 4:
+                    targets.add(fields[4].decode("utf-8", "replace").replace("\\040", " "))
+    except OSError:
+        pass
+    return targets
+
+
+def in_container():
+    """Why we think we run inside a container (a reason string), or None."""
+    if os.environ.get("container"):
+        return "container=%s" % os.environ["container"]
+    for marker in ("/run/.containerenv", "/.dockerenv"):
+        if os.path.exists(marker):
+            return marker
+    try:
+        inode = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return None
+    if inode != INITIAL_PID_NAMESPACE:
+        return "PID namespace %d is not the initial one" % inode
+    return None
+
+
+def mount_early(console):
+    """Mount /proc first: container detection needs it."""
+    if "/proc" not in mounted_targets():
+        try:
+            os.makedirs("/proc", exist_ok=True)
+            _fastloop.mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+        except OSError as exc:
+            say(console, "mount /proc: %s" % exc.strerror)
+
+
+def mount_all(console, container):
+    if not container:
+        try:
+            _fastloop.mount(None, "/", None, MS_REMOUNT)      # read-write
+        except OSError as exc:
+            say(console, "remount / read-write: %s" % exc.strerror)
+    done = mounted_targets()
+    for source, target, fstype, flags, data in MOUNTS:
+        if target in done:
+            continue                    # an initramfs or the kernel did it already (D7)
+        try:
+            os.makedirs(target, 0o755, exist_ok=True)
+            _fastloop.mount(source, target, fstype, flags, data)
+        except OSError as exc:
+            say(console, "mount %s on %s: %s (carrying on)" % (fstype, target, exc.strerror))
+    for source, link in DEV_LINKS:
+        try:
+            os.symlink(source, link)
+        except OSError:
+            pass
+    try:
+        with open("/sys/fs/cgroup/cgroup.controllers") as f:
+            available = f.read().split()
+    except OSError:
+        available = []
+    for name in ("cpu", "memory", "cpuset", "pids", "io"):   # one by one (D7)
+        if name in available:
+            try:
+                with open("/sys/fs/cgroup/cgroup.subtree_control", "w") as f:
+                    f.write("+" + name)
+            except OSError:
+                pass
+    for path, mode in RUN_DIRS:
+        try:
+            os.makedirs(path, exist_ok=True)
+            os.chmod(path, mode)
+        except OSError:
+            pass
+
+
+def ensure_console():
+    """fds 0-2 on /dev/console when the kernel could not give us one."""
+    try:
+        os.fstat(1)
+        return
+    except OSError:
+        pass
+    try:
+        fd = os.open("/dev/console", os.O_RDWR | os.O_NOCTTY)
+    except OSError:
+        fd = os.open("/dev/null", os.O_RDWR)
+    for target in (0, 1, 2):
+        if fd != target:
+            os.dup2(fd, target)
+
+
+def choose_services_dir(options):
+    if options.get("services"):
+        return options["services"]
+    try:
+        if any(e.endswith(".svc") for e in os.listdir(SERVICES_DIR)):
+            return SERVICES_DIR
+    except OSError:
+        pass
+    if os.path.isdir(FALLBACK_SERVICES_DIR):
+        return FALLBACK_SERVICES_DIR
+    return SERVICES_DIR
+
+
+def rescue_shell(services_dir, console):
+    """A shell on the console while PID 1 keeps reaping and petting; returns its pid."""
+    console.write("\n*** schema-init: nothing can boot ***\n"
+                  "rescue shell: put services in %s, then type 'exit' to re-read it\n\n"
+                  % services_dir)
+    shell = "/bin/sh" if os.path.exists("/bin/sh") else "/bin/busybox"
+    pid = os.fork()
+    if pid == 0:
+        try:
+            _fastloop.clear_signal_mask()
+            for sig in (signal.SIGPIPE, signal.SIGXFSZ):
+                signal.signal(sig, signal.SIG_DFL)
+            try:
+                fd = os.open("/dev/console", os.O_RDWR)
+                os.login_tty(fd)          # setsid, controlling tty, fds 0-2
+            except OSError:
+                os.setsid()
+            os.execve(shell, [shell] if shell == "/bin/sh" else [shell, "sh"],
+                      dict(os.environ, PS1="(rescue) # "))
+        finally:
+            os._exit(127)
+    return pid
+
+
+def boot(options):
+    """PID 1's main: prepare the machine, run the loop, shut down, reboot()."""
+    ensure_console()
+    console = logs.Console(1)
+    mount_early(console)
+    container = in_container()
+    if container:
+        say(console, "in a container (%s): / is left alone" % container)
+    mount_all(console, container)
+    ensure_console()
+    try:
+        _fastloop.reboot(RB_DISABLE_CAD)     # Ctrl-Alt-Del arrives as SIGINT (D4)
+    except OSError:
+        pass
+    os.umask(0o022)
+    try:
+        os.chdir("/")
+    except OSError:
+        pass
+    options = dict(options)
+    options["services"] = choose_services_dir(options)
+    machine = Pid1Runtime(options, container, console=console)
+    machine.run()
+    return 0                           # not reached: finish() reboots
+
+
+class Pid1Runtime(runtime.Runtime):
+    """The loop of ``runtime``, ending in ``final_shutdown`` instead of an exit."""
+
+    def __init__(self, options, container, console):
+        runtime.Runtime.__init__(self, options, pid1=True, console=console)
+        self.container = container
+
+    def finish(self):
+        final_shutdown(self, self.stopping or "poweroff")
+
+
+def pet_while(machine, seconds, done):
+    """Wait up to ``seconds`` for ``done()``, reaping and petting the watchdog."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        _fastloop.reap()
+        machine.pet_watchdog()
+        if done():
+            return True
+        time.sleep(0.02)
+    return done()
+
+
+def final_shutdown(machine, how):
+    console = machine.console
+    say(console, "shutdown: services stopped")
+    machine.pet_watchdog()
+    try:
+        os.kill(-1, signal.SIGKILL)
+    except OSError:
+        pass
+
+    def no_children():
+        try:
+            os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:
+            return True
+        return False
+    pet_while(machine, KILL_WAIT_SECS, no_children)
+    say(console, "shutdown: SIGKILL broadcast")
+    try:
+        machine.server.close()
+    except Exception:
+        pass
+    try:
+        machine.publisher.close(unlink=True)
+    except Exception:
+        pass
+    machine.cgroups.remove_base()
+    say(console, "shutdown: control socket and shm released")
+    syncer = os.fork()
+    if syncer == 0:
+        os.sync()
+        os._exit(0)
+    finished = [False]
+
+    def synced():
+        try:
+            pid, _ = os.waitpid(syncer, os.WNOHANG)
+        except ChildProcessError:
+            return True
+        return pid == syncer
+    finished[0] = pet_while(machine, SYNC_DEADLINE_SECS, synced)
+    say(console, "shutdown: sync done" if finished[0] else "shutdown: sync timed out - continuing")
+    if machine.container:
+        say(console, "shutdown: in a container, filesystems left as they are")
+    else:
+        count = remount_read_only(console)
+        say(console, "shutdown: filesystems read-only (%d)" % count)
+    command = {"reboot": RB_AUTOBOOT, "halt": RB_POWER_OFF}.get(how, RB_POWER_OFF)
+    say(console, "PID 1 %s" % ("reboot" if how == "reboot" else "poweroff"))
+    while True:
+        try:
+            _fastloop.reboot(command)
+        except OSError as exc:
+            say(console, "reboot(): %s" % exc.strerror)
+        time.sleep(1)                  # PID 1 must never return
+
+
+def remount_read_only(console):
+    """Every real filesystem read-only, last mounted first; returns how many."""
+    entries = []
+    try:
+        with open("/proc/self/mounts", "rb") as f:
+            for line in f:
+                fields = line.decode("utf-8", "replace").split()
+                if len(fields) >= 3:
+                    entries.append((fields[1].replace("\\040", " "), fields[2]))
+    except OSError:
+        return 0
+    count = 0
+    for target, fstype in reversed(entries):
+        if fstype in VIRTUAL_FILESYSTEMS or fstype.startswith("fuse"):
+            continue
+        try:
+            _fastloop.mount(None, target, None, MS_REMOUNT | MS_RDONLY)
+            count += 1
+        except OSError as exc:
+            try:
+                _fastloop.umount(target, MNT_DETACH)
+                say(console, "shutdown: %s busy (%s), detached" % (target, exc.strerror))
+            except OSError:
+                say(console, "shutdown: %s stays writable: %s" % (target, exc.strerror))
+    return count
