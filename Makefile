@@ -6,6 +6,7 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 DEBS    := python3.11 python3.11-dev python3.11-venv gcc make patchelf zlib1g-dev \
            libexpat1-dev util-linux busybox-static
+VMDEBS  := qemu-system-x86 linux-image-amd64 cpio e2fsprogs
 BINARY  := build/out/schema-init
 SOURCES := $(wildcard schema_init/*.py) _fastloop.pyx build/build.sh build/inittab.c \
            build/entry.py build/stdlib_excludes.py build/preinit.c
@@ -15,7 +16,8 @@ PREFIX  ?= /usr
 SBINDIR ?= /sbin
 DATADIR ?= $(PREFIX)/share/schema-init
 
-.PHONY: all binary venv test test-fast test-build check run bench install clean
+.PHONY: all binary venv test test-fast test-build test-vm test-vm-smoke demo check run bench \
+        install clean
 
 all: binary
 
@@ -47,6 +49,21 @@ test-fast: $(STAMP)
 test-build: $(BINARY)
 	$(PY) -m pytest -q tests -m "build or namespace"
 	SCHEMA_INIT_BIN=$(CURDIR)/$(BINARY) $(PY) -m pytest -q tests -m process
+
+# The main job: build the binary and boot it as PID 1 in a VM, showing the services.
+demo: $(BINARY)
+	build/ensure-deps.sh $(VMDEBS)
+	build/demo.sh
+
+# VM tier (QEMU, TCG): every PID 1 test in a real kernel (several minutes).
+test-vm: $(BINARY)
+	build/ensure-deps.sh $(VMDEBS)
+	$(PY) -m pytest -q tests -m vm
+
+# The part of the VM tier CI runs (boot, shutdown data safety x10): a few minutes.
+test-vm-smoke: $(BINARY)
+	build/ensure-deps.sh $(VMDEBS)
+	$(PY) -m pytest -q tests -m "vm and smoke"
 
 check: $(STAMP)
 	$(VENV)/bin/schema-init --check services

@@ -65,6 +65,9 @@ cdef extern from "<sys/prctl.h>" nogil:
 cdef extern from "<sys/reboot.h>" nogil:
     int c_reboot "reboot"(int)
 
+cdef extern from "<sys/ioctl.h>" nogil:
+    int ioctl(int, unsigned long, ...)
+
 cdef extern from "<sys/mount.h>" nogil:
     int c_mount "mount"(const char *, const char *, const char *, unsigned long, const void *)
     int c_umount2 "umount2"(const char *, int)
@@ -200,6 +203,14 @@ def mount(source, target, fstype, unsigned long flags, data=None):
         p_data = <const char *>b_data
     if c_mount(p_source, b_target, p_fstype, flags, p_data) != 0:
         raise OSError(errno, _os.strerror(errno), target)
+
+
+def watchdog_timeout(int fd):
+    """The device's timeout in seconds (WDIOC_GETTIMEOUT), or None if it will not say."""
+    cdef int seconds = 0
+    if ioctl(fd, 0x80045707, &seconds) != 0 or seconds <= 0:
+        return None
+    return seconds
 
 
 def umount(target, int flags=0):

@@ -1,7 +1,9 @@
 /* Runs before the interpreter starts (a constructor, so before main()).
  *
  * 1. As PID 1 nothing is mounted yet, but the compiled program finds itself through
- *    /proc/self/exe and aborts without it: mount /proc first.
+ *    /proc/self/exe and aborts without it, and the interpreter's start-up reads
+ *    /dev/urandom when the kernel's pool is not ready yet (early boot): mount /proc
+ *    and, where /dev/urandom is missing, devtmpfs on /dev first.
  * 2. A LANG/LC_* naming a locale this machine does not have (an initramfs has none)
  *    makes the interpreter's start-up abort: clear them for the interpreter and keep
  *    their values as SCHEMA_INIT_SAVED_<NAME>, which schema_init puts back into the
@@ -30,6 +32,10 @@ __attribute__((constructor)) static void schema_preinit(void)
     if (getpid() == 1 && access("/proc/self/exe", F_OK) != 0) {
         mkdir("/proc", 0555);
         mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+    }
+    if (getpid() == 1 && access("/dev/urandom", F_OK) != 0) {
+        mkdir("/dev", 0755);
+        mount("devtmpfs", "/dev", "devtmpfs", MS_NOSUID | MS_STRICTATIME, NULL);
     }
     if (setlocale(LC_CTYPE, "") == NULL) {
         save_and_clear("LC_ALL");

@@ -25,6 +25,7 @@ WARNING = "warning"
 
 NAME_MAX = 63
 PATH_MAX = 255
+ARG_MAX = 4096           # one args= element (a shell script line, say)
 INSTANCE_MAX = 31
 USER_MAX = 31
 LIST_MAX = 64            # args and deps per service, members per group
@@ -88,7 +89,7 @@ PARTITIONS = ("member", "root", "isolated")
 SERVICE_KEYS = {
     "name": Key("name", "", "service name (default: the file name without .svc)", NAME_MAX),
     "exec": Key("path", "", "absolute path of the program (required); also argv[0]", PATH_MAX),
-    "args": Key("args", (), "one argv element per line, verbatim", PATH_MAX),
+    "args": Key("args", (), "one argv element per line, verbatim", ARG_MAX),
     "dep": Key("deps", (), "a service or group this one waits for; repeatable", NAME_MAX),
     "oneshot": Key("bool", False, "exit 0 means done (PERFECT)"),
     "needs_root": Key("bool", False, "refuse to spawn unless schema-init runs as root"),

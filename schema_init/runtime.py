@@ -261,10 +261,7 @@ class Runtime:
         self.loaded = loaded
         self.ops = RealOps(self)
         now = time.monotonic()
-        interval = None
-        if self.watchdog_fd >= 0:
-            interval = self.options.get("watchdog_interval") or \
-                DEFAULT_PET_INTERVAL * self.scale
+        interval = self.pet_interval() if self.watchdog_fd >= 0 else None
         self.supervisor = supervisor.Supervisor(resolved, self.ops, now, time.time(),
                                                 env=self.env, time_scale=self.scale,
                                                 watchdog_interval=interval,
@@ -280,7 +277,25 @@ class Runtime:
             "  [4] env load\n  [5] env active\n  [7] settled \u2014 %d service(s) queued\n"
             % len(self.supervisor.order))
 
-    def _open_watchdog(self):
+    def pet_interval(self):
+        """--watchdog-interval, else a third of the device's timeout, else 5 s (scaled)."""
+        if self.options.get("watchdog_interval"):
+            return self.options["watchdog_interval"]
+        timeout = _fastloop.watchdog_timeout(self.watchdog_fd)
+        if timeout:
+            return timeout / 3.0
+        return DEFAULT_PET_INTERVAL * self.scale
+
+    def watchdog_appeared(self, now):
+        """As PID 1 the device may come with a module a oneshot loads: try again."""
+        if self.watchdog_fd >= 0 or not self.pid1:
+            return
+        self._open_watchdog(quiet=True)
+        if self.watchdog_fd >= 0:
+            self.supervisor.watchdog_interval = self.pet_interval()
+            self.supervisor.next_pet = now
+
+    def _open_watchdog(self, quiet=False):
         handed = self.options.get("watchdog_fd")
         if handed is not None:
             self.watchdog_fd = handed          # kept open (and armed) across re-exec
@@ -470,11 +485,15 @@ class Runtime:
             return ["err: internal error (see console)"]
 
     def reap(self, now):
+        reaped = False
         for pid, status in _fastloop.reap():
+            reaped = True
             if pid == self.rescue_pid:
                 self.rescue_done(now, time.time())
                 continue
             self.supervisor.on_exit(pid, status, now)
+        if reaped:
+            self.watchdog_appeared(now)
 
     def on_signal(self, signo, now, wall):
         if signo == signal.SIGCHLD:

@@ -1,0 +1,39 @@
+#!/bin/sh
+# build/mkinitramfs.sh OUT.cpio.gz SERVICES_DIR [KERNEL_VERSION]
+# An initramfs whose /sbin/init is the static schema-init: busybox for the shell tools,
+# the services in /etc/schema-init/services, and the kernel modules the VM services load.
+set -eu
+out=$1
+services=$2
+kver=${3:-$(ls /lib/modules | sort -V | tail -n 1)}
+top=$(cd "$(dirname "$0")/.." && pwd)
+binary=${SCHEMA_INIT_BIN:-$top/build/out/schema-init}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+r=$work/root
+mkdir -p "$r/bin" "$r/sbin" "$r/etc/schema-init" "$r/proc" "$r/sys" "$r/dev" "$r/run" \
+         "$r/tmp" "$r/var/log" "$r/root" "$r/data" "$r/lib/modules/schema"
+cp /bin/busybox "$r/bin/busybox"
+for applet in $("$r/bin/busybox" --list); do
+    [ "$applet" = busybox ] || ln -s busybox "$r/bin/$applet"
+done
+cp "$binary" "$r/sbin/init"
+ln -s init "$r/sbin/schema-init"
+ln -s ../sbin/init "$r/bin/schema-ctl"
+cp -a "$services" "$r/etc/schema-init/services"
+mknod -m 600 "$r/dev/console" c 5 1
+mknod -m 666 "$r/dev/null" c 1 3
+printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' > "$r/etc/passwd"
+printf 'root:x:0:\nnogroup:x:65534:\n' > "$r/etc/group"
+modules="virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_blk
+crc16 mbcache jbd2 crc32c_generic ext4 watchdog i6300esb"
+: > "$r/lib/modules/schema/LIST"
+for m in $modules; do
+    path=$(find "/lib/modules/$kver" -name "$m.ko" | head -n 1)
+    if [ -n "$path" ]; then
+        cp "$path" "$r/lib/modules/schema/$m.ko"
+        echo "$m" >> "$r/lib/modules/schema/LIST"
+    fi
+done
+echo "i6300esb heartbeat=${WATCHDOG_HEARTBEAT:-30}" > "$r/lib/modules/schema/PARAMS"
+(cd "$r" && find . | cpio -o -H newc --quiet) | gzip -1 > "$out"
