@@ -1,0 +1,135 @@
+"""Boot the static schema-init as PID 1 of a QEMU VM (TCG) and watch its serial console.
+
+QEMU exits 0 whatever happened, so outcomes are judged by the console: the kernel's
+"reboot: Power down" / "reboot: Restarting system", schema-init's own lines, a panic.
+"""
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import time
+
+from conftest import ROOT
+
+QEMU = "qemu-system-x86_64"
+POWER_DOWN = "reboot: Power down"
+RESTART = "reboot: Restarting system"
+
+
+def kernel():
+    found = sorted(glob.glob("/boot/vmlinuz-*"))
+    assert found, "no kernel in /boot: make test-vm installs linux-image-amd64"
+    return found[-1]
+
+
+class VM:
+    def __init__(self, tmp_path, services, append="", disk=None, devices=(), heartbeat=30,
+                 memory=384):
+        self.dir = str(tmp_path)
+        self.services = os.path.join(self.dir, "services")
+        os.makedirs(self.services, exist_ok=True)
+        for name, text in services.items():
+            with open(os.path.join(self.services, name), "w") as f:
+                f.write(text)
+        self.initrd = os.path.join(self.dir, "initrd.cpio.gz")
+        self.kernel = kernel()
+        env = dict(os.environ, WATCHDOG_HEARTBEAT=str(heartbeat))
+        subprocess.run([os.path.join(ROOT, "build", "mkinitramfs.sh"), self.initrd,
+                        self.services, self.kernel[len("/boot/vmlinuz-"):]],
+                       check=True, env=env, timeout=120)
+        self.append = append
+        self.disk = disk
+        self.devices = list(devices)
+        self.memory = memory
+        self.console_path = os.path.join(self.dir, "console-%d.log" % time.time_ns())
+        self.monitor_path = os.path.join(self.dir, "monitor.sock")
+        self.proc = None
+
+    def start(self):
+        command = [QEMU, "-accel", "tcg", "-m", str(self.memory), "-nographic", "-no-reboot",
+                   "-nic", "none", "-kernel", self.kernel, "-initrd", self.initrd,
+                   "-monitor", "unix:%s,server=on,wait=off" % self.monitor_path,
+                   "-serial", "stdio",
+                   "-append", "console=ttyS0 rdinit=/sbin/init panic=-1 loglevel=4 " +
+                   self.append] + self.devices
+        if self.disk:
+            command += ["-drive", "file=%s,format=raw,if=virtio" % self.disk]
+        self.console = open(self.console_path, "wb")
+        self.proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=self.console,
+                                     stderr=subprocess.STDOUT)
+        return self
+
+    def text(self):
+        with open(self.console_path, "rb") as f:
+            return f.read().decode("utf-8", "replace").replace("\r", "")
+
+    def wait_for(self, needle, timeout=120):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if needle in self.text():
+                return True
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise AssertionError("%r not on the console within %d s:\n%s"
+                             % (needle, timeout, self.text()[-5000:]))
+
+    def type(self, line):
+        """Type a line on the serial console."""
+        self.proc.stdin.write(line.encode() + b"\n")
+        self.proc.stdin.flush()
+
+    def monitor(self, command):
+        sock = socket.socket(socket.AF_UNIX)
+        sock.connect(self.monitor_path)
+        sock.settimeout(5)
+        try:
+            time.sleep(0.2)
+            sock.recv(4096)
+            sock.sendall(command.encode() + b"\n")
+            time.sleep(0.3)
+        finally:
+            sock.close()
+
+    def finish(self, timeout=180):
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError("the VM did not end within %d s:\n%s"
+                                 % (timeout, self.text()[-5000:]))
+        finally:
+            self.console.close()
+        return self.text()
+
+    def kill(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def make_ext4(path, size_mb=64):
+    with open(path, "wb") as f:
+        f.truncate(size_mb << 20)
+    subprocess.run(["mkfs.ext4", "-q", "-F", path], check=True, timeout=60)
+
+
+def fs_state(path):
+    out = subprocess.run(["dumpe2fs", "-h", path], capture_output=True, text=True,
+                         timeout=60).stdout
+    for line in out.splitlines():
+        if line.startswith("Filesystem state:"):
+            return line.split(":", 1)[1].strip()
+    return None
+
+
+def read_file(image, inside):
+    return subprocess.run(["debugfs", "-R", "cat %s" % inside, image], capture_output=True,
+                          text=True, timeout=60).stdout
+
+
+def have_tools():
+    return all(shutil.which(t) for t in (QEMU, "cpio", "mkfs.ext4", "debugfs"))
