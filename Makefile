@@ -39,11 +39,11 @@ $(BINARY): $(STAMP) $(SOURCES)
 
 # The default test run: unit and process tiers (about a minute).
 test: $(STAMP)
-	$(PY) -m pytest -q tests -m "not build and not namespace"
+	$(PY) -m pytest -q tests -m "not build and not namespace and not vm"
 
 # Pure core only: seconds.
 test-fast: $(STAMP)
-	$(PY) -m pytest -q tests -m "not process and not build and not namespace"
+	$(PY) -m pytest -q tests -m "not process and not build and not namespace and not vm"
 
 # Build tier: the binary itself, then the whole process tier again against it.
 test-build: $(BINARY)
@@ -76,6 +76,7 @@ run: $(STAMP)
 bench: $(BINARY)
 	$(PY) bench/supervisor_bench.py
 	$(PY) bench/binary_bench.py
+	$(PY) bench/vm_bench.py
 
 install: $(BINARY)
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(DATADIR)/services

@@ -9,7 +9,7 @@ controller does not disable the others (D7).
 """
 
 import os
-import signal
+import _signal as signal  # the C module: the signal.py wrapper loads enum (~1 MB in PID 1)
 
 CONTROLLERS = ("cpu", "memory", "cpuset", "pids", "io")
 WEIGHTS = {"critical": 1000, "standard": 100, "peripheral": 10}

@@ -11,7 +11,7 @@ socket accepts them.  JSON is escaped properly.
 """
 
 import os
-import socket
+import _socket as socket   # the C module: socket.py loads selectors and enum (~1 MB in PID 1)
 import struct
 
 from . import schema
@@ -201,11 +201,13 @@ class Server:
     def accept(self, now):
         while True:
             try:
-                sock, _ = self.sock.accept()
+                fd, _ = self.sock._accept()
             except (BlockingIOError, InterruptedError):
                 return
             except OSError:
                 return
+            os.set_inheritable(fd, False)
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, 0, fd)
             if len(self.clients) >= MAX_CLIENTS:
                 sock.close()
                 continue

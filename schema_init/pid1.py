@@ -15,7 +15,7 @@ as when not PID 1 (``runtime.py``).  Rules:
 """
 
 import os
-import signal
+import _signal as signal  # the C module: the signal.py wrapper loads enum (~1 MB in PID 1)
 import time
 
 from . import _fastloop, logs, runtime

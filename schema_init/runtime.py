@@ -10,7 +10,7 @@ The same loop runs as PID 1 (``pid1.py`` adds the duties only PID 1 has) and, wi
 """
 
 import os
-import signal
+import _signal as signal  # the C module: the signal.py wrapper loads enum (~1 MB in PID 1)
 import time
 
 from . import _fastloop, cgroup, config, control, graph, logs, schema, shm, spawn, supervisor

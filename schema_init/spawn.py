@@ -7,7 +7,7 @@ instruction of the service outside its cgroup.
 """
 
 import os
-import signal
+import _signal as signal  # the C module: the signal.py wrapper loads enum (~1 MB in PID 1)
 
 from . import _fastloop
 

@@ -16,7 +16,7 @@ Event words of the rail are the original's (§9), plus ``stop`` and ``stopped``.
 """
 
 import os
-import signal
+import _signal as signal  # the C module: the signal.py wrapper loads enum (~1 MB in PID 1)
 
 from . import config, graph, schedule, schema, timers
 from .spawn import NICE
