@@ -65,6 +65,9 @@ cdef extern from "<sys/prctl.h>" nogil:
 cdef extern from "<sys/reboot.h>" nogil:
     int c_reboot "reboot"(int)
 
+cdef extern from "<malloc.h>" nogil:
+    int malloc_trim(size_t)
+
 cdef extern from "<sys/ioctl.h>" nogil:
     int ioctl(int, unsigned long, ...)
 
@@ -203,6 +206,11 @@ def mount(source, target, fstype, unsigned long flags, data=None):
         p_data = <const char *>b_data
     if c_mount(p_source, b_target, p_fstype, flags, p_data) != 0:
         raise OSError(errno, _os.strerror(errno), target)
+
+
+def trim_heap():
+    """Give free heap memory back to the kernel (after start-up's garbage is collected)."""
+    return malloc_trim(0)
 
 
 def watchdog_timeout(int fd):

@@ -17,7 +17,7 @@ import schema_init.main  # noqa: F401
 import schema_init.runtime  # noqa: F401
 import schema_init.spawn  # noqa: F401
 import schema_init.subreaper  # noqa: F401
-import errno, stat, traceback  # noqa: E401,F401  (lazy imports of the package)
+import errno, stat  # noqa: E401,F401  (lazy imports of the package)
 import schema_init.accounts  # noqa: F401
 
 try:

@@ -8,6 +8,7 @@ a short bounded attempt and lines are dropped rather than waited on.
 """
 
 import os
+import sys
 import time
 
 from . import schema
@@ -31,6 +32,24 @@ def group_line(name, state, members, clock=None):
     stamp = time.strftime("%H:%M:%S", time.localtime(clock))
     return "[%s] [group] %-20s  %-12s  state=%s  members=%d\n" % (
         stamp, name, "state-change", GROUP_WORDS.get(state, "?"), members)
+
+
+def format_exception():
+    """The exception being handled, as a traceback (file, line, function per frame).
+
+    Written here rather than with the ``traceback`` module, which would bring
+    linecache, textwrap and their friends into PID 1 for the rare bad day.
+    """
+    kind, value, tb = sys.exc_info()
+    lines = ["Traceback (most recent call last):"]
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        lines.append('  File "%s", line %d, in %s' % (code.co_filename, tb.tb_lineno,
+                                                       code.co_name))
+        tb = tb.tb_next
+    name = kind.__name__ if kind is not None else "None"
+    lines.append("%s: %s" % (name, value) if str(value) else name)
+    return "\n".join(lines) + "\n"
 
 
 class Console:

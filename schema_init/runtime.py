@@ -324,9 +324,8 @@ class Runtime:
         try:
             return function(*args)
         except Exception:
-            import traceback
             self.console.write("[schema-init] internal error (the loop goes on):\n" +
-                               traceback.format_exc())
+                               logs.format_exception())
             return None
 
     def next_timeout(self, now):
@@ -345,17 +344,24 @@ class Runtime:
         self.guarded(self.reap, now)
         self.guarded(sup.settle, now)
         self.publish()
+        self.release_startup_memory()
         while True:
             try:
                 self.loop_until_stopped()
                 break
             except BaseException as exc:        # noqa: B902 - PID 1 must not die of it
-                import traceback
                 self.console.write("[schema-init] fatal error, re-executing with the "
-                                   "services handed over:\n" + traceback.format_exc())
+                                   "services handed over:\n" + logs.format_exception())
                 self.reexec("fatal error: %r" % (exc,))
                 # exec failed: nothing better than to carry on with this process
         return self.finish()
+
+    def release_startup_memory(self):
+        """Parsing and set-up leave garbage behind: collect it and return the pages."""
+        import gc
+        gc.collect()
+        gc.freeze()               # what is left lives for ever: keep it out of collections
+        _fastloop.trim_heap()
 
     def loop_until_stopped(self):
         sup = self.supervisor
@@ -479,9 +485,8 @@ class Runtime:
         try:
             return control.dispatch(request, uid, self.supervisor, self, now, wall)
         except Exception:
-            import traceback
             self.console.write("[schema-init] internal error serving %r:\n%s"
-                               % (request, traceback.format_exc()))
+                               % (request, logs.format_exception()))
             return ["err: internal error (see console)"]
 
     def reap(self, now):

@@ -23,3 +23,4 @@ def test_matches_the_system_database():
     import pwd
     entry = pwd.getpwnam("root")
     assert accounts.user("root") == ("root", entry.pw_uid, entry.pw_gid, entry.pw_dir)
+
