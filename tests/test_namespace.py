@@ -1,6 +1,6 @@
 """Namespace tier: the static binary as PID 1 of a PID namespace, in a private root.
 
-Needs root, unshare and a static busybox; `make test-build` runs it after building.
+Needs root, unshare and a static busybox; part of `make test`, which builds the binary.
 """
 
 import os
