@@ -18,7 +18,7 @@ import os
 import _signal as signal  # the C module: the signal.py wrapper loads enum (~1 MB in PID 1)
 import time
 
-from . import _fastloop, logs, runtime
+from . import _fastloop, logs, runtime, spawn
 
 MS_RDONLY = 0x1
 MS_NOSUID = 0x2
@@ -258,14 +258,7 @@ def final_shutdown(machine, how):
         os.kill(-1, signal.SIGKILL)
     except OSError:
         pass
-
-    def no_children():
-        try:
-            os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
-        except ChildProcessError:
-            return True
-        return False
-    pet_while(machine, KILL_WAIT_SECS, no_children)
+    pet_while(machine, KILL_WAIT_SECS, lambda: not spawn.has_children())
     say(console, "shutdown: SIGKILL broadcast")
     try:
         machine.server.close()

@@ -144,6 +144,15 @@ def signal_service(pid, sig, cgroups=None, cgroup_path=None):
                 pass
 
 
+def has_children():
+    """True while any child is alive or not yet reaped (does not reap it)."""
+    try:
+        os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return False
+    return True
+
+
 def exec_status(path):
     """(exists, executable) for an exec= path."""
     return os.path.exists(path), os.access(path, os.X_OK)

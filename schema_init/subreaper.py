@@ -23,7 +23,7 @@ def main(argv):
     if not argv:
         sys.stderr.write("Usage: schema-subreaper <program> [args...]\n")
         return 1
-    from . import _fastloop
+    from . import _fastloop, spawn
     try:
         _fastloop.set_child_subreaper()
     except OSError as exc:
@@ -53,22 +53,13 @@ def main(argv):
             children.discard(pid)
             if pid == program:
                 result = _exit_code(status)
-        if result is not None and not _any_child():
+        if result is not None and not spawn.has_children():
             return result
         loop.wait(None)
         for signo, _ in _fastloop.read_signals(sigfd):
             if signo == signal.SIGCHLD:
                 continue
             _forward(signo, program if result is None else None)
-
-
-def _any_child():
-    """True while any child (the program or an adopted orphan) is alive or unreaped."""
-    try:
-        os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
-    except ChildProcessError:
-        return False
-    return True
 
 
 def _forward(signo, program):
