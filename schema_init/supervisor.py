@@ -184,7 +184,7 @@ class Supervisor:
             self.order.append(spec.name)
             reason = graph_.excised.get(spec.name)
             if reason:
-                self._set(service, schema.EXCISED, now, reason=reason)
+                self.set_state(service, schema.EXCISED, now, reason=reason)
             elif spec.is_timer:
                 self._arm_timer(service, now, wall, boot=True)
         self.pending.update(self.order)
@@ -195,7 +195,7 @@ class Supervisor:
 
     # --- state changes -------------------------------------------------------------
 
-    def _set(self, service, state, now, reason=None):
+    def set_state(self, service, state, now, reason=None):
         """Change state; wake whatever waits for this service."""
         if reason is not None:
             service.reason = reason
@@ -214,7 +214,6 @@ class Supervisor:
         if state == schema.NEW_PROCESS:
             self.pending.add(service.name)
 
-    set_state = _set
 
     def rail(self, service, event):
         self.ops.rail(service.name, event, service.state, service.weight, service.pid)
@@ -273,7 +272,7 @@ class Supervisor:
         state, weight = schema.step(schema.NEW_PROCESS, word)
         service.weight = weight
         if state == schema.RECOVERY:
-            self._set(service, schema.RECOVERY, now, reason="F8 weight %d < 5" % weight)
+            self.set_state(service, schema.RECOVERY, now, reason="F8 weight %d < 5" % weight)
             self.rail(service, "blocked")
             self._fail(service, now)
             return
@@ -287,7 +286,7 @@ class Supervisor:
             if account is None:
                 refusal = "unknown user '%s'" % spec.user
         if refusal is not None:
-            self._set(service, schema.RECOVERY, now, reason="spawn refused: %s (%s)"
+            self.set_state(service, schema.RECOVERY, now, reason="spawn refused: %s (%s)"
                       % (refusal, spec.exec if "exec" in refusal else spec.user or spec.exec))
             self.rail(service, "spawn-fail")
             self._fail(service, now)
@@ -306,7 +305,7 @@ class Supervisor:
                      "allowed=%s) \u2014 spawn refused" % (spec.name, raw if raw is not None
                                                            else "unset", allowed))
         service.refused = True
-        self._set(service, schema.EXCISED, now, reason="slot gate: SLOT_ID=%s not in %s"
+        self.set_state(service, schema.EXCISED, now, reason="slot gate: SLOT_ID=%s not in %s"
                   % (raw if raw is not None else "unset", allowed))
         self.rail(service, "spawn-fail")
         return True
@@ -340,7 +339,7 @@ class Supervisor:
             pid, cgroup, problems = self.ops.spawn(service, argv, env,
                                                    NICE.get(spec.priority, 0), account)
         except Exception as exc:          # fork failed: the recovery arc retries
-            self._set(service, schema.RECOVERY, now, reason="spawn failed: %s" % exc)
+            self.set_state(service, schema.RECOVERY, now, reason="spawn failed: %s" % exc)
             self.rail(service, "spawn-fail")
             self._fail(service, now)
             return
@@ -354,7 +353,7 @@ class Supervisor:
         service.stop_intent = None
         service.exit_status = None
         service.reason = ("limits not applied: %s" % ", ".join(problems)) if problems else ""
-        self._set(service, schema.FULL_TRUST, now)
+        self.set_state(service, schema.FULL_TRUST, now)
         service.start_timeout_at = schedule.start_timeout_deadline(now, spec.start_timeout_sec)
         self.rail(service, "spawn")
         if not spec.oneshot:
@@ -376,7 +375,7 @@ class Supervisor:
         service.word = word
         state, _ = schema.step(schema.FULL_TRUST, word)
         if state == schema.FUNDAMENTAL:
-            self._set(service, schema.FUNDAMENTAL, now, reason="")
+            self.set_state(service, schema.FUNDAMENTAL, now, reason="")
             service.promoted_at = now
             service.stable_time = now - self.started_at
             service.budget_reset_at = schedule.budget_reset_deadline(now, service.spec.stable_secs)
@@ -448,12 +447,12 @@ class Supervisor:
         intent, service.stop_intent = service.stop_intent, None
         if intent in ("shutdown", "evict"):
             self.ops.cleanup_cgroup(service)
-            self._set(service, schema.EXCISED, now, reason="stopped")
+            self.set_state(service, schema.EXCISED, now, reason="stopped")
             self.rail(service, "stopped")
             self.pending.update(self.graph.dependents.get(service.name, ()))
             return
         if spec.is_timer and intent != "stop":
-            self._set(service, schema.PERFECT, now, reason="" if code == 0 else
+            self.set_state(service, schema.PERFECT, now, reason="" if code == 0 else
                       "last run exited %d" % code)
             self.rail(service, "timer-done" if code == 0 else "timer-failed")
             service.stable_time = now - self.started_at
@@ -462,24 +461,24 @@ class Supervisor:
         if code == 0 and spec.oneshot and intent != "restart":
             service.failures = 0
             service.stable_time = now - self.started_at
-            self._set(service, schema.PERFECT, now, reason="")
+            self.set_state(service, schema.PERFECT, now, reason="")
             self.rail(service, "oneshot-done")
             if spec.name == config.SLOT_DETECT:
                 self._load_env_file()
             return
         self.ops.cleanup_cgroup(service)
         if intent == "stop" or (spec.no_restart and intent != "restart"):
-            self._set(service, schema.EXCISED, now,
+            self.set_state(service, schema.EXCISED, now,
                       reason="stopped by operator" if intent == "stop" else
                       "exited %d (no_restart)" % code)
             self.rail(service, "76-no-restart")
             return
         if intent == "restart":
-            self._set(service, schema.RECOVERY, now, reason="restarting")
+            self.set_state(service, schema.RECOVERY, now, reason="restarting")
             self.rail(service, "died")
             service.due = now
             return
-        self._set(service, schema.RECOVERY, now, reason="exited %d" % code if code >= 0 else
+        self.set_state(service, schema.RECOVERY, now, reason="exited %d" % code if code >= 0 else
                   "killed by signal %d" % -code)
         self.rail(service, "died")
         self._start_failsafe(service, now)
@@ -542,7 +541,7 @@ class Supervisor:
                     self._recover(service, now)
                 elif state == schema.DORMANT:
                     service.due = None
-                    self._set(service, schema.NEW_PROCESS, now, reason="")
+                    self.set_state(service, schema.NEW_PROCESS, now, reason="")
                     self.rail(service, "dormant-wake")
                 elif state == schema.PERFECT and service.spec.is_timer and service.timer_armed:
                     self._due_timer(service, now, wall)
@@ -564,7 +563,7 @@ class Supervisor:
             outcome = schedule.start_timeout_outcome(service.spec.critical,
                                                      service.spec.no_excise)
             reason = "start timeout (%d s)" % service.spec.start_timeout_sec
-            self._set(service, outcome, now, reason=reason)
+            self.set_state(service, outcome, now, reason=reason)
             if outcome == schema.EXCISED:
                 self.rail(service, "76-excised")
             else:
@@ -589,16 +588,16 @@ class Supervisor:
         service.word = word
         state, service.weight = schema.step(schema.RECOVERY, word)
         if state == schema.SETTLED:
-            self._set(service, schema.NEW_PROCESS, now)
+            self.set_state(service, schema.NEW_PROCESS, now)
             self.rail(service, "retry")
             return
-        self._set(service, schema.FRICTION, now)
+        self.set_state(service, schema.FRICTION, now)
         self.rail(service, "friction")
         word = schema.f6_word(schedule.budget_left(service.failures, spec.max_restarts), mem)
         service.word = word
         state, service.weight = schema.step(schema.FRICTION, word)
         if state == schema.RECOVERY:
-            self._set(service, schema.NEW_PROCESS, now)
+            self.set_state(service, schema.NEW_PROCESS, now)
             self.rail(service, "retry-deep")
             return
         self.ops.cleanup_cgroup(service)
@@ -612,12 +611,12 @@ class Supervisor:
         state, delay = schedule.friction_verdict(service.dormant_count, spec.critical,
                                                  spec.no_excise)
         if state == schema.EXCISED:
-            self._set(service, schema.EXCISED, now, reason="%s; excised after %d dormant "
+            self.set_state(service, schema.EXCISED, now, reason="%s; excised after %d dormant "
                       "periods" % (why, service.dormant_count - 1))
             self.rail(service, "76-excised")
             return
         service.due = now + self.scaled(delay)
-        self._set(service, schema.DORMANT, now, reason="%s; dormant %g s"
+        self.set_state(service, schema.DORMANT, now, reason="%s; dormant %g s"
                   % (why, self.scaled(delay)))
         self.rail(service, "dormant")
 
@@ -661,7 +660,7 @@ class Supervisor:
                 except Exception:
                     pass
             self._kill_running(service, now)
-            self._set(service, schema.EXCISED, now, reason="fuse tripped: %s is %s"
+            self.set_state(service, schema.EXCISED, now, reason="fuse tripped: %s is %s"
                       % (dep.name, schema.state_name(dep.state)))
             self.rail(service, "fuse-tripped")
 
@@ -709,7 +708,7 @@ class Supervisor:
             return
         service.due = None
         service.last_fire = wall
-        self._set(service, schema.NEW_PROCESS, now)
+        self.set_state(service, schema.NEW_PROCESS, now)
         self.rail(service, "timer-fire")
 
     def _load_env_file(self):
@@ -770,7 +769,7 @@ class Supervisor:
         service.refused = False
         service.due = None
         service.timer_armed = False
-        self._set(service, schema.NEW_PROCESS, now, reason="")
+        self.set_state(service, schema.NEW_PROCESS, now, reason="")
         self.pending.add(service.name)
 
     def cmd_stop(self, name, now):
@@ -786,7 +785,7 @@ class Supervisor:
             return ["ok: SIGTERM \u2192 %s (pid %d)" % (name, pid)]
         service.due = None
         service.timer_armed = False
-        self._set(service, schema.EXCISED, now, reason="stopped by operator")
+        self.set_state(service, schema.EXCISED, now, reason="stopped by operator")
         return ["ok: %s stopped (was not running)" % name]
 
     def cmd_restart(self, name, now):
@@ -818,7 +817,7 @@ class Supervisor:
                     not service.running():
                 service.due = None
                 service.timer_armed = False
-                self._set(service, schema.NEW_PROCESS, now, reason="")
+                self.set_state(service, schema.NEW_PROCESS, now, reason="")
                 queued = True
         self.changed = True
         if not name:

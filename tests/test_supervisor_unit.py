@@ -1,0 +1,196 @@
+"""The supervisor's decisions with a fake OS: plain calls, a clock passed in, no process."""
+
+import signal
+
+from schema_init import config, graph, schema, supervisor
+
+
+class FakeOps(supervisor.Ops):
+    is_root = True
+
+    def __init__(self):
+        self.next_pid = 100
+        self.spawned = []
+        self.signals = []
+        self.rails = []
+        self.said = []
+        self.pets = 0
+        self.exists = set()
+
+    def spawn(self, service, argv, env, nice, account):
+        self.next_pid += 1
+        self.spawned.append((service.name, self.next_pid, env.get("INSTANCE")))
+        return self.next_pid, None, []
+
+    def signal(self, service, pid, sig):
+        self.signals.append((pid, sig))
+
+    def cleanup_cgroup(self, service):
+        pass
+
+    def shell(self, command, env):
+        self.next_pid += 1
+        return self.next_pid
+
+    def exec_status(self, path):
+        return (path != "/missing", path != "/missing")
+
+    def mem_available_kb(self):
+        return 1 << 20
+
+    def lookup_user(self, name):
+        return None
+
+    def path_exists(self, path):
+        return path in self.exists
+
+    def rail(self, name, event, state, weight, pid):
+        self.rails.append((name, event))
+
+    def say(self, text):
+        self.said.append(text)
+
+    def pet_watchdog(self):
+        self.pets += 1
+
+
+def spec(name, *deps, **keys):
+    return config.ServiceSpec(name=name, exec=keys.pop("exec", "/bin/true"), deps=deps, **keys)
+
+
+def make(*specs, groups=(), now=0.0, **kwargs):
+    ops = FakeOps()
+    sup = supervisor.Supervisor(graph.resolve(list(specs), list(groups)), ops, now, 1e9,
+                                env={"SLOT_ID": "5"}, **kwargs)
+    sup.settle(now)
+    return sup, ops
+
+
+def pid_of(sup, name):
+    return sup.services[name].pid
+
+
+def test_chain_starts_in_dependency_order():
+    sup, ops = make(spec("c", "b", stable_secs=0), spec("b", "a", stable_secs=0),
+                    spec("a", stable_secs=0))
+    assert [name for name, _, _ in ops.spawned] == ["a", "b", "c"]
+    assert all(s.state == schema.FUNDAMENTAL for s in sup.ordered())
+
+
+def test_stable_secs_promotion_is_a_deadline_not_a_poll():
+    sup, ops = make(spec("a", stable_secs=10))
+    assert sup.services["a"].state == schema.FULL_TRUST
+    assert sup.next_deadline() == 10.0
+    sup.on_due(9.9, 1e9)
+    assert sup.services["a"].state == schema.FULL_TRUST
+    sup.on_due(10.0, 1e9)
+    assert sup.services["a"].state == schema.FUNDAMENTAL
+
+
+def test_death_waits_its_cooldown_then_retries():
+    sup, ops = make(spec("a", stable_secs=0))
+    sup.on_exit(pid_of(sup, "a"), 256, 50.0)           # exit status 1
+    a = sup.services["a"]
+    assert a.state == schema.RECOVERY and a.due == 51.0 and a.reason == "exited 1"
+    sup.on_due(50.5, 1e9)
+    assert a.state == schema.RECOVERY
+    sup.on_due(51.0, 1e9)
+    sup.settle(51.0)
+    assert a.state == schema.FUNDAMENTAL and len(ops.spawned) == 2
+    assert ("a", "retry") in ops.rails
+
+
+def test_exhausted_budget_goes_friction_then_dormant_for_300_scaled_seconds():
+    sup, ops = make(spec("a", stable_secs=0, max_restarts=2), time_scale=0.5)
+    now = 0.0
+    for _ in range(2):
+        sup.on_exit(pid_of(sup, "a"), 256, now)
+        now = sup.services["a"].due
+        sup.on_due(now, 1e9)
+        sup.settle(now)
+    a = sup.services["a"]
+    assert a.state == schema.DORMANT and a.due == now + 150.0
+    assert [e for n, e in ops.rails][-2:] == ["friction", "dormant"]
+
+
+def test_failures_reset_after_stable_secs_in_fundamental():
+    sup, ops = make(spec("a", stable_secs=5, max_restarts=2))
+    sup.on_due(5.0, 1e9)
+    sup.on_exit(pid_of(sup, "a"), 256, 6.0)
+    sup.on_due(7.0, 1e9)
+    sup.settle(7.0)
+    sup.on_due(12.0, 1e9)                               # promoted again
+    a = sup.services["a"]
+    assert a.state == schema.FUNDAMENTAL and a.failures == 1
+    sup.on_due(17.0, 1e9)
+    assert a.failures == 0
+
+
+def test_start_timeout_excises_and_kills_asynchronously():
+    sup, ops = make(spec("hang", oneshot=True, start_timeout_sec=3, stop_timeout_sec=2),
+                    spec("next", "hang", oneshot=True))
+    pid = pid_of(sup, "hang")
+    sup.on_due(3.0, 1e9)
+    sup.settle(3.0)
+    assert sup.services["hang"].state == schema.EXCISED
+    assert (pid, signal.SIGTERM) in ops.signals
+    assert sup.services["next"].state == schema.FULL_TRUST     # a soft dep: it proceeds
+    sup.on_due(5.0, 1e9)
+    assert (pid, signal.SIGKILL) in ops.signals
+
+
+def test_slot_gate_refuses_once():
+    sup, ops = make(spec("gated", allowed_slot_min=0, allowed_slot_max=3))
+    assert sup.services["gated"].state == schema.EXCISED
+    assert len([s for s in ops.said if "HAZARD" in s]) == 1
+    for t in (1.0, 10.0, 100.0):
+        sup.on_due(t, 1e9)
+        sup.settle(t)
+    assert ops.spawned == [] and len([s for s in ops.said if "HAZARD" in s]) == 1
+
+
+def test_missing_binary_is_refused_not_spawned():
+    sup, ops = make(spec("ghost", exec="/missing"))
+    assert ops.spawned == []
+    assert sup.services["ghost"].state == schema.RECOVERY
+    assert "exec path does not exist" in sup.services["ghost"].reason
+
+
+def test_instance_environment():
+    sup, ops = make(spec("motor@7"), spec("slot@"))
+    assert sorted((n, i) for n, _, i in ops.spawned) == [("motor@7", "7"), ("slot@", "5")]
+
+
+def test_shutdown_stops_dependents_first():
+    sup, ops = make(spec("base", stable_secs=0), spec("top", "base", stable_secs=0))
+    base, top = pid_of(sup, "base"), pid_of(sup, "top")
+    sup.begin_shutdown(0.0)
+    assert ops.signals == [(top, signal.SIGTERM)]
+    sup.on_exit(top, 15, 0.1)
+    assert not sup.shutdown_progress(0.1)
+    assert ops.signals[-1] == (base, signal.SIGTERM)
+    sup.on_exit(base, 15, 0.2)
+    assert sup.shutdown_progress(0.2)
+
+
+def test_dead_man_token_stops_petting_when_a_service_misses_its_window():
+    sup, ops = make(spec("dmt", stable_secs=0, watchdog_timeout_ms=1000), watchdog_interval=0.5)
+    sup.on_due(0.0, 1e9)
+    assert ops.pets == 1
+    sup.cmd_pet("dmt", 0.6)
+    sup.on_due(0.6, 1e9)
+    assert ops.pets == 2
+    sup.on_due(1.7, 1e9)                                 # 1.1 s since the last pet
+    assert ops.pets == 2 and any("missed pet window" in s for s in ops.said)
+    sup.cmd_pet("dmt", 1.8)
+    sup.on_due(1.8, 1e9)
+    assert ops.pets == 3
+
+
+def test_group_state_follows_members():
+    sup, ops = make(spec("a", stable_secs=0), spec("b", stable_secs=0, no_restart=True),
+                    groups=[config.GroupSpec("g", ("a", "b"))])
+    assert sup.group_states["g"] == schema.FUNDAMENTAL
+    sup.on_exit(pid_of(sup, "b"), 256, 1.0)
+    sup.settle(1.0)
+    assert sup.group_states["g"] == schema.EXCISED
