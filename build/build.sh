@@ -35,7 +35,7 @@ $PY -m nuitka \
     --python-flag=no_docstrings \
     --python-flag=no_asserts \
     --python-flag=no_site \
-    --nofollow-import-to=schema_init._fastloop \
+    --nofollow-import-to=schema_init._fastloop --nofollow-import-to=schema_init.reference \
     --nofollow-import-to=_codecs_cn,_codecs_hk,_codecs_iso2022,_codecs_jp,_codecs_kr,_codecs_tw \
     --nofollow-import-to=_multibytecodec,_typing,mmap \
     --nofollow-import-to="$EXCLUDES" \

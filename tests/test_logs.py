@@ -36,3 +36,12 @@ def test_group_line_uses_lower_case_state_words():
     clock = time.mktime((2024, 1, 2, 3, 4, 5, 0, 0, -1))
     assert logs.group_line("net", schema.DORMANT, 2, clock) == \
         "[03:04:05] [group] net                   state-change  state=dormant  members=2\n"
+
+
+def test_generated_reference_is_not_stale():
+    import os
+    from conftest import ROOT
+    from schema_init import reference
+    with open(os.path.join(ROOT, "docs", "reference.md")) as f:
+        assert f.read() == reference.reference(), \
+            "regenerate: python -m schema_init.reference > docs/reference.md"
