@@ -122,3 +122,28 @@ def test_make_install_lays_out_sbin_links_and_examples(tmp_path):
     examples = tmp_path / "usr" / "share" / "schema-init" / "services"
     assert (examples / "udev.svc").exists()
     assert os.readlink(examples / "motor@1.svc") == "motor@.svc"
+
+
+def test_a_locale_the_machine_lacks_does_not_stop_the_binary_and_reaches_services(tmp_path):
+    """The interpreter aborted at start-up on a LANG naming a missing locale."""
+    env = {"LANG": "xx_XX.UTF-8", "PATH": "/usr/bin:/bin"}
+    version = subprocess.run([BINARY, "--version"], env=env, capture_output=True, text=True,
+                             timeout=30)
+    assert version.returncode == 0 and version.stdout.startswith("schema-init ")
+    services = tmp_path / "services"
+    services.mkdir()
+    out = tmp_path / "lang"
+    (services / "l.svc").write_text("exec=/bin/sh\nargs=-c\nargs=echo $LANG > %s\noneshot=1\n"
+                                    % out)
+    proc = subprocess.Popen([BINARY, "--services", str(services), "--run-dir",
+                             str(tmp_path / "run"), "--shm", "/schema-lang-%d" % os.getpid()],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        import time
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not (out.exists() and out.read_text()):
+            time.sleep(0.05)
+        assert out.read_text() == "xx_XX.UTF-8\n"
+    finally:
+        proc.terminate()
+        assert proc.wait(20) == 0

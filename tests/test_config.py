@@ -317,3 +317,12 @@ def test_parser_never_raises_on_arbitrary_key_value_lines(pairs):
     for d in diags:
         assert d.path == "/s/fuzz@1.svc" and d.severity in (config.ERROR, config.WARNING)
         d.format().encode("utf-8")
+
+
+def test_long_args_line_is_one_argument():
+    """A shell script line longer than 255 characters (the VM report service) loads."""
+    script = "echo " + "x" * 1000
+    spec, diags = parse("exec=/bin/sh\nargs=-c\nargs=%s\n" % script)
+    assert diags == [] and spec.args == ("-c", script)
+    spec, diags = parse("exec=/bin/sh\nargs=%s\n" % ("y" * (config.ARG_MAX + 1)))
+    assert spec is None and "limit is %d" % config.ARG_MAX in diags[0].format()
