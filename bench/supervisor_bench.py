@@ -119,6 +119,7 @@ def bench_scale(count=1000):
         small.wait_settled()
         time.sleep(0.5)
         rss_one = proc_status(small.proc.pid, "VmRSS")
+        anon_one = proc_status(small.proc.pid, "RssAnon")
     finally:
         small.stop()
     big = Run({"s%04d.svc" % i: oneshot for i in range(count)})
@@ -126,6 +127,7 @@ def bench_scale(count=1000):
         big.wait_settled()
         time.sleep(0.5)
         rss_many = proc_status(big.proc.pid, "VmRSS")
+        anon_many = proc_status(big.proc.pid, "RssAnon")
         timings = []
         for _ in range(5):
             t0 = time.monotonic()
@@ -137,7 +139,7 @@ def bench_scale(count=1000):
             subprocess.run([CTL, "--version"], capture_output=True)
         client_start = (time.monotonic() - t0) / 5
         return rss_one, rss_many, (rss_many - rss_one) * 1024 / (count - 1), min(timings), \
-            client_start
+            client_start, (anon_many - anon_one) * 1024 / (count - 1)
     finally:
         big.stop()
 
@@ -149,7 +151,7 @@ def main():
     args = parser.parse_args()
     idle, idle_involuntary, rss, anon = bench_idle(args.idle_seconds)
     first, last, per_level = bench_chain()
-    rss_one, rss_many, per_service, json_time, client_start = bench_scale()
+    rss_one, rss_many, per_service, json_time, client_start, anon_per_service = bench_scale()
     report = """# Supervisor benchmarks
 
 Measured by `python bench/supervisor_bench.py --idle-seconds %g` on %s, %s
@@ -161,12 +163,13 @@ Measured by `python bench/supervisor_bench.py --idle-seconds %g` on %s, %s
 | (b) 100-service ready_path chain: first promotion / last promotion | %.3f s / %.3f s | |
 | (b) per level | %.2f ms | <= 5 ms |
 | (c) RSS with 1 service / with 1,000 services | %d KB / %d KB | |
-| (c) RSS per service | %.0f bytes | <= 2048 |
+| (c) RSS per service (of which anonymous memory) | %.0f bytes (%.0f bytes) | <= 2048 |
 | (c) `schema-ctl status --json`, 1,000 services (best of 5) | %.1f ms (of which client start-up %.1f ms) | |
 | (d) idle supervisor RSS / RssAnon, 20 services | %d KB / %d KB | |
 """ % (args.idle_seconds, time.strftime("%Y-%m-%d"), os.uname().machine, BIN,
        args.idle_seconds, idle, idle_involuntary, first, last, per_level * 1000,
-       rss_one, rss_many, per_service, json_time * 1000, client_start * 1000, rss, anon)
+       rss_one, rss_many, per_service, anon_per_service, json_time * 1000, client_start * 1000,
+       rss, anon)
     with open(args.out, "w") as f:
         f.write(report)
     sys.stdout.write(report)

@@ -18,6 +18,9 @@ one element per line.  Booleans take ``1/0``, ``yes/no``, ``true/false``,
 ``on/off``, and ``=0`` clears an earlier ``=1``.
 """
 
+import os
+import stat
+
 from . import timers
 
 ERROR = "error"
@@ -518,13 +521,11 @@ class LoadResult:
 
 def read_file(path, limit=1 << 20):
     """Bytes of a file, or (None, reason).  Files over ``limit`` are refused."""
-    import os
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     except OSError as exc:
         return None, exc.strerror or str(exc)
     try:
-        import stat
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             return None, "not a regular file"
@@ -557,7 +558,6 @@ def load_service_file(path):
 
 def load_directory(directory):
     """Read every .svc and .grp file of ``directory`` (sorted by file name)."""
-    import os
     diags = []
     try:
         entries = sorted(os.listdir(directory))

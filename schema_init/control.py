@@ -14,7 +14,7 @@ import os
 import _socket as socket   # the C module: socket.py loads selectors and enum (~1 MB in PID 1)
 import struct
 
-from . import schema
+from . import _fastloop, schema
 
 MAX_REQUEST = 4096
 CLIENT_DEADLINE = 2.0
@@ -214,7 +214,6 @@ class Server:
             sock.setblocking(False)
             client = Client(sock, peer_uid(sock), now + CLIENT_DEADLINE)
             self.clients[client.fd] = client
-            from . import _fastloop
             self.loop.register(client.fd, _fastloop.READABLE)
 
     def readable(self, fd, now, handle):
@@ -264,7 +263,6 @@ class Server:
         if not client.reply:
             self.drop(client)
             return
-        from . import _fastloop
         self.loop.modify(fd, _fastloop.WRITABLE)
 
     def expire(self, now):
