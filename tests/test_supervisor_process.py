@@ -624,3 +624,14 @@ def test_fatal_error_in_the_loop_reexecs_and_services_keep_their_pids(supervise)
 def test_test_hook_is_off_by_default(supervise):
     s = supervise({"a.svc": daemon(stable_secs=0)})
     assert s.ctl("test-fatal").stdout == "err: unknown: test-fatal\n"
+
+
+@pytest.mark.parametrize("command,state", [("poweroff", 13), ("reboot", 14)])
+def test_shm_system_state_shows_the_shutdown_while_services_stop(supervise, command, state):
+    s = supervise({"slow.svc": daemon("trap '' TERM; while :; do sleep 0.1; done",
+                                      stable_secs=0, stop_timeout_sec=2)})
+    s.wait_state("slow", "FUNDAMENTAL")
+    assert s.shm()["system_state"] == 0
+    s.ctl(command)
+    s.wait(lambda: s.shm()["system_state"] == state, 2, "system_state %d" % state)
+    assert s.proc.wait(15) == 0
