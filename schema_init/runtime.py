@@ -353,7 +353,8 @@ class Runtime:
                 self.console.write("[schema-init] fatal error, re-executing with the "
                                    "services handed over:\n" + logs.format_exception())
                 self.reexec("fatal error: %r" % (exc,))
-                # exec failed: nothing better than to carry on with this process
+                # exec failed: carry on with this process, without flooding the console
+                time.sleep(1)
         return self.finish()
 
     def release_startup_memory(self):
@@ -406,7 +407,10 @@ class Runtime:
                 os.set_inheritable(self.watchdog_fd, True)
             self.console.write("[schema-init] re-executing %s (%s)\n" % (exe, why))
             self.server.close()
-            os.execv(exe, argv)
+            try:
+                os.execv(exe, argv)
+            finally:                                  # only reached when exec failed
+                self.server = control.Server(self.paths.socket, self.loop)
         except Exception as exc:
             self.console.write("[schema-init] re-exec failed: %s\n" % exc)
 
