@@ -20,6 +20,8 @@ done
 cp "$binary" "$r/sbin/init"
 ln -s init "$r/sbin/schema-init"
 ln -s ../sbin/init "$r/bin/schema-ctl"
+ln -s init "$r/sbin/schema-ctl"
+ln -s init "$r/sbin/schema-subreaper"
 cp -a "$services" "$r/etc/schema-init/services"
 mknod -m 600 "$r/dev/console" c 5 1
 mknod -m 666 "$r/dev/null" c 1 3
