@@ -20,6 +20,7 @@ one element per line.  Booleans take ``1/0``, ``yes/no``, ``true/false``,
 
 import os
 import stat
+import sys
 
 from . import timers
 
@@ -284,7 +285,8 @@ def _split_lines(data):
         if not sep:
             yield number, None, stripped, "line has no '=' and is ignored"
             continue
-        yield number, key.strip(" \t"), value, None
+        # Interned: every spec's line table shares one copy of each key name.
+        yield number, sys.intern(key.strip(" \t")), value, None
 
 
 def _strip_comment(value):

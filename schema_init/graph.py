@@ -33,7 +33,7 @@ class Graph:
         self.services = {}      # name -> ServiceSpec, in load order
         self.groups = {}        # name -> GroupSpec, only groups whose members all resolve
         self.deps = {}          # service name -> ((kind, target), ...) in declared order
-        self.dependents = {}    # service name -> [service names that wait for it]
+        self.dependents = {}    # service name -> [service names that wait for it] (if any)
         self.cycles = []        # [[name, name, ..., first name again]]
         self.excised = {}       # service name -> reason, for services on a cycle
         self.diagnostics = []
@@ -76,11 +76,10 @@ def resolve(services, groups):
                     "'%s' will wait for it" % (dep, spec.name)))
             resolved.append((kind, dep))
         graph.deps[spec.name] = tuple(resolved)
-        graph.dependents.setdefault(spec.name, [])
 
     for name, deps in graph.deps.items():
         for target in sorted(set(_service_targets(graph, deps))):
-            graph.dependents[target].append(name)
+            graph.dependents.setdefault(target, []).append(name)
 
     _find_cycles(graph)
     graph.diagnostics.sort(key=config.Diagnostic.sort_key)
