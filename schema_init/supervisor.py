@@ -33,7 +33,7 @@ class Service:
         "dormant_count", "due", "spawned_at", "promote_at", "start_timeout_at", "reprobe_at",
         "promoted_at", "budget_reset_at", "stable_time", "ready_seen", "stop_intent",
         "kill_at", "dying", "reason", "last_pet", "pet_missed", "timer_armed", "timer_wall",
-        "last_fire", "failsafe_pid", "failsafe_until", "cgroup", "exit_status", "refused")
+        "last_fire", "failsafe_pid", "failsafe_until", "cgroup", "refused")
 
     def __init__(self, spec):
         self.spec = spec
@@ -66,7 +66,6 @@ class Service:
         self.failsafe_pid = 0
         self.failsafe_until = None
         self.cgroup = None
-        self.exit_status = None
         self.refused = False         # slot gate refused: never retried until start/reset
 
     @property
@@ -351,7 +350,6 @@ class Supervisor:
         service.pet_missed = False
         service.ready_seen = False
         service.stop_intent = None
-        service.exit_status = None
         service.reason = ("limits not applied: %s" % ", ".join(problems)) if problems else ""
         self.set_state(service, schema.FULL_TRUST, now)
         service.start_timeout_at = schedule.start_timeout_deadline(now, spec.start_timeout_sec)
@@ -438,7 +436,6 @@ class Supervisor:
     def _main_exited(self, service, status, now):
         spec = service.spec
         code = os.waitstatus_to_exitcode(status)
-        service.exit_status = code
         service.pid = 0
         service.kill_at = None
         self.changed = True
