@@ -1,5 +1,5 @@
 # schema-init: see README.md.  `make` builds the static binary; `make test` is the
-# default test run; CI (.ci/run) runs `make test` and `make test-build`.
+# default test run; CI (.ci/run) runs `make test`, `make test-build` and `make test-vm-smoke`.
 PY311   ?= /usr/bin/python3.11
 VENV    := .venv
 PY      := $(VENV)/bin/python

@@ -386,9 +386,6 @@ cdef class ShmWriter:
         fl_fence()
         fl_store_seq(seq, fl_load_seq(seq) + 1)
 
-    def sequence(self):
-        return fl_load_seq(<unsigned int *>(self.base + self.seq_offset))
-
     def put_i32(self, Py_ssize_t offset, int32_t value):
         if offset < 0 or offset + 4 > self.size:
             raise IndexError(offset)

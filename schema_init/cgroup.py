@@ -5,7 +5,7 @@ they live below the supervisor's own cgroup, in ``schema-init.<pid>/<name>``, so
 supervisors never share a directory.  Where no writable cgroup2 hierarchy exists the
 supervisor says so once and runs services without cgroups (process groups are used
 for stopping instead).  Controllers are enabled one by one, so one missing
-controller does not disable the others (D7).
+controller does not disable the others.
 """
 
 import os
@@ -121,7 +121,7 @@ class Cgroups:
             return False
 
     def apply_limits(self, path, spec):
-        """Write the spec's limits (original §8.3 values), returning what failed."""
+        """Write the spec's limits (the original's values, docs/spec.md), returning what failed."""
         wanted = []
         if 1 <= spec.cpu_limit <= 100:
             wanted.append(("cpu.max", "%d 100000\n" % (spec.cpu_limit * 1000)))
@@ -169,9 +169,6 @@ class Cgroups:
             return True
         except OSError:
             return False
-
-    def empty(self, path):
-        return not self.pids(path)
 
     def remove_base(self):
         if self.base is None:

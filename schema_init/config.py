@@ -7,7 +7,7 @@ Rules of this file:
 * Parsing never raises, whatever the bytes: every problem is a :class:`Diagnostic`
   naming file, line and key.  A file with an error is rejected as a whole; warnings
   keep it.
-* No OS access except reading the files named by the caller.
+* Pure: bytes in, specs and diagnostics out.  Reading the files is ``loader``'s job.
 
 Grammar (a compatible superset of the original's): one ``key=value`` per line; the
 key and the value are trimmed of blanks; blank lines and lines starting with ``#`` or
@@ -18,8 +18,6 @@ one element per line.  Booleans take ``1/0``, ``yes/no``, ``true/false``,
 ``on/off``, and ``=0`` clears an earlier ``=1``.
 """
 
-import os
-import stat
 import sys
 
 from . import timers
@@ -521,59 +519,19 @@ class LoadResult:
         return [d for d in self.diagnostics if d.severity == ERROR]
 
 
-def read_file(path, limit=1 << 20):
-    """Bytes of a file, or (None, reason).  Files over ``limit`` are refused."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
-    except OSError as exc:
-        return None, exc.strerror or str(exc)
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            return None, "not a regular file"
-        chunks, size = [], 0
-        while True:
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                break
-            size += len(chunk)
-            if size > limit:
-                return None, "larger than %d bytes" % limit
-            chunks.append(chunk)
-        return b"".join(chunks), None
-    except OSError as exc:
-        return None, exc.strerror or str(exc)
-    finally:
-        os.close(fd)
+def is_config_file(entry):
+    """Whether a directory entry is a .svc or .grp file to read."""
+    return len(entry) >= 5 and (entry.endswith(".svc") or entry.endswith(".grp"))
 
 
-def load_service_file(path):
-    """Read and parse one .svc file (used by ``add``).  Returns (spec or None, diags)."""
-    data, reason = read_file(path)
-    if data is None:
-        return None, [Diagnostic(path, 0, None, ERROR, "cannot read: %s" % reason)]
-    base = path.rsplit("/", 1)[-1]
-    if not base.endswith(".svc"):
-        return None, [Diagnostic(path, 0, None, ERROR, "a service file's name must end in .svc")]
-    return parse_service(path, data)
-
-
-def load_directory(directory):
-    """Read every .svc and .grp file of ``directory`` (sorted by file name)."""
+def parse_directory(directory, files):
+    """Parse a directory's files: ``files`` is ``[(entry name, bytes or None, reason)]``
+    in any order (``reason`` says why a file could not be read).  Returns a LoadResult."""
     diags = []
-    try:
-        entries = sorted(os.listdir(directory))
-    except OSError as exc:
-        diags.append(Diagnostic(directory, 0, None, ERROR,
-                                "cannot read the services directory: %s" % (exc.strerror or exc)))
-        return LoadResult(directory, [], [], diags)
     services, groups = [], []
     seen = {}
-    for entry in entries:
-        if len(entry) < 5 or not (entry.endswith(".svc") or entry.endswith(".grp")):
-            continue
+    for entry, data, reason in sorted(files, key=lambda f: f[0]):
         path = directory.rstrip("/") + "/" + entry
-        data, reason = read_file(path)
         if data is None:
             diags.append(Diagnostic(path, 0, None, ERROR, "cannot read: %s" % reason))
             continue
@@ -602,6 +560,20 @@ def load_directory(directory):
                                     % group.name))
     diags.sort(key=Diagnostic.sort_key)
     return LoadResult(directory, services, groups, diags)
+
+
+def unreadable_directory(directory, reason):
+    return LoadResult(directory, [], [], [Diagnostic(
+        directory, 0, None, ERROR, "cannot read the services directory: %s" % reason)])
+
+
+def parse_service_file(path, data, reason=None):
+    """One file given to ``add``: ``data`` None means it could not be read (``reason``)."""
+    if data is None:
+        return None, [Diagnostic(path, 0, None, ERROR, "cannot read: %s" % reason)]
+    if not path.rsplit("/", 1)[-1].endswith(".svc"):
+        return None, [Diagnostic(path, 0, None, ERROR, "a service file's name must end in .svc")]
+    return parse_service(path, data)
 
 
 def parse_env_file(data):

@@ -1,146 +1,19 @@
-"""The control socket, server side: the wire protocol and every command (§12).
+"""The control socket, server side: clients served inside the event loop.
 
-Framing (kept from the original): the client sends one request line; the server
-answers with reply lines, then a line holding a single ``.``, then closes.
-
-What is fixed (C1, C2, C3): clients are served inside the event loop without ever
-blocking it.  Every fd is non-blocking; a request is at most ``MAX_REQUEST`` bytes; a
-client that has not sent its line within ``CLIENT_DEADLINE`` seconds, or does not take
-its reply within that time, is dropped.  Replies are built whole and sent as the
-socket accepts them.  JSON is escaped properly.
+The protocol (framing, verbs, limits, reply formats) is ``protocol``'s; this file only
+moves bytes.  No client can block the loop: every fd is non-blocking; a request is at
+most ``protocol.MAX_REQUEST`` bytes; a client that has not sent its line within
+``protocol.CLIENT_DEADLINE`` seconds, or does not take its reply within that time, is
+dropped.  Replies are built whole and sent as the socket accepts them.
 """
 
 import os
 import _socket as socket   # the C module: socket.py loads selectors and enum (~1 MB in PID 1)
 import struct
 
-from . import _fastloop, schema
+from . import _fastloop, accounts, protocol
+from .protocol import CLIENT_DEADLINE, MAX_CLIENTS, MAX_REQUEST
 
-MAX_REQUEST = 4096
-CLIENT_DEADLINE = 2.0
-MAX_CLIENTS = 64
-READ_ONLY_VERBS = ("status", "list", "timing")
-TERMINATOR = ".\n"
-
-
-def json_string(text):
-    out = ['"']
-    for ch in text:
-        if ch == '"':
-            out.append('\\"')
-        elif ch == "\\":
-            out.append("\\\\")
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\r":
-            out.append("\\r")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ch < " " or ch == "\x7f":
-            out.append("\\u%04x" % ord(ch))
-        elif "\ud800" <= ch <= "\udfff":
-            out.append("\\ufffd")
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
-
-
-# --- formats (§12.4); extra facts only where a service has a reason to show ------------
-
-def format_status(supervisor):
-    services = supervisor.ordered()
-    lines = ["services: %d  groups: %d" % (len(services), len(supervisor.graph.groups))]
-    for s in services:
-        line = "  %-24s  pid=%-6d  state=%-14s  restarts=%d" % (
-            s.name, s.pid, schema.state_name(s.state), s.restarts)
-        if s.reason:
-            line += "  (%s)" % s.reason
-        lines.append(line)
-    return lines
-
-
-def format_status_json(supervisor):
-    services = supervisor.ordered()
-    lines = ["{", '  "services_count": %d,' % len(services),
-             '  "groups_count": %d,' % len(supervisor.graph.groups), '  "services": [']
-    for i, s in enumerate(services):
-        lines += ["    {", '      "name": %s,' % json_string(s.name),
-                  '      "pid": %d,' % s.pid,
-                  '      "state": "%s",' % schema.state_name(s.state)]
-        if s.reason:
-            lines.append('      "reason": %s,' % json_string(s.reason))
-        lines.append('      "restarts": %d' % s.restarts)
-        lines.append("    }," if i < len(services) - 1 else "    }")
-    lines += ["  ]", "}"]
-    return lines
-
-
-def format_status_kv(supervisor):
-    services = supervisor.ordered()
-    lines = ["services_count=%d" % len(services), "groups_count=%d" % len(supervisor.graph.groups)]
-    for s in services:
-        lines += ["service.%s.pid=%d" % (s.name, s.pid),
-                  "service.%s.state=%s" % (s.name, schema.state_name(s.state)),
-                  "service.%s.restarts=%d" % (s.name, s.restarts)]
-        if s.reason:
-            lines.append("service.%s.reason=%s" % (s.name, s.reason.replace("\n", " ")))
-    return lines
-
-
-def format_timing(supervisor, kernel_to_init):
-    lines = ["kernel \u2192 PID 1:            %.3fs" % kernel_to_init]
-    for s in supervisor.ordered():
-        if s.stable_time is not None:
-            lines.append("  %-24s %.3fs" % (s.name, s.stable_time))
-    return lines
-
-
-def dispatch(request, uid, supervisor, actions, now, wall):
-    """One request -> reply lines (without the terminator).
-
-    ``actions`` provides what the supervisor cannot do itself: ``reboot()``,
-    ``poweroff()``, ``request_reexec()`` and ``kernel_to_init``.
-    """
-    first = request.split(" ", 1)[0] if request else ""
-    if uid != 0 and first not in READ_ONLY_VERBS:
-        return ["err: '%s' requires root (uid %d has read-only access)" % (request, uid)]
-    if request.startswith("status"):
-        option = request[6:].strip(" ")
-        if option == "--json":
-            return format_status_json(supervisor)
-        if option == "--kv":
-            return format_status_kv(supervisor)
-        return format_status(supervisor)
-    if request.startswith("pet "):
-        return supervisor.cmd_pet(request[4:], now)
-    if request == "list":
-        return [s.name for s in supervisor.ordered()]
-    for prefix, command in (("start ", supervisor.cmd_start), ("up ", supervisor.cmd_start),
-                            ("stop ", supervisor.cmd_stop), ("down ", supervisor.cmd_stop),
-                            ("restart ", supervisor.cmd_restart)):
-        if request.startswith(prefix):
-            return command(request[len(prefix):], now)
-    if request.startswith("reset"):
-        return supervisor.cmd_reset(request[5:].lstrip(" "), now)
-    if request.startswith("add "):
-        return supervisor.cmd_add(request[4:], now, wall)
-    if request.startswith("reload"):
-        return supervisor.cmd_reload(request[6:].strip(" ") == "--evict", now, wall)
-    if request == "timing":
-        return format_timing(supervisor, actions.kernel_to_init)
-    if request == "reboot":
-        actions.reboot()
-        return ["ok: rebooting"]
-    if request == "poweroff":
-        actions.poweroff()
-        return ["ok: powering off"]
-    if request == "reexec":
-        return actions.request_reexec()
-    return ["err: unknown: %s" % request]
-
-
-# --- the socket ------------------------------------------------------------------------
 
 class Client:
     __slots__ = ("sock", "fd", "buffer", "reply", "deadline", "uid")
@@ -187,7 +60,6 @@ class Server:
         loop.register(self.fd)
 
     def _permissions(self):
-        from . import accounts
         mode = 0o600
         gid = accounts.group_id("schema")
         if gid is not None:
@@ -244,8 +116,7 @@ class Server:
         self.respond(client, lines)
 
     def respond(self, client, lines):
-        body = "".join(line + "\n" for line in lines) + TERMINATOR
-        client.reply = body.encode("utf-8", "replace")
+        client.reply = protocol.encode_reply(lines)
         self.writable(client.fd)
 
     def writable(self, fd):

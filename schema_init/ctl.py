@@ -2,7 +2,8 @@
 
 Exit status: 0 success, 1 the server answered ``err: ...``, 2 usage error, 3 cannot
 connect (with a hint).  The reply is printed verbatim without the ``.`` terminator
-line; the terminator is recognised only as a whole line at the very end (C3).
+line; the terminator is recognised only as a whole line at the very end
+(``protocol.decode_reply``).
 """
 
 import errno
@@ -10,30 +11,11 @@ import os
 import socket
 import sys
 
-from . import __version__
+from . import __version__, protocol
 
-DEFAULT_SOCKET = "/run/schema-init.sock"
+DEFAULT_SOCKET = protocol.DEFAULT_SOCKET
 TIMEOUT = 30.0
-
-USAGE = """\
-usage: schema-ctl [--socket PATH] COMMAND [ARGS]
-
-commands:
-  status [--json|--kv]   every service: pid, state, restarts
-  list                   service names
-  timing                 seconds from start to each service's promotion
-  start <svc>            (alias up) queue an EXCISED or PERFECT service again
-  stop <svc>             (alias down) SIGTERM it, SIGKILL after its stop timeout
-  restart <svc>          stop it and let the recovery arc respawn it
-  reset [<svc>]          clear restart counters; requeue excised/dormant/perfect ones
-  add <path>             load one more .svc file (rejected if it makes a cycle)
-  reload [--evict]       re-read the services directory
-  pet <svc>              refresh a service's Dead Man Token
-  reboot | poweroff      shut the machine down
-  reexec                 re-execute schema-init in place, services keep running
-
-The socket is --socket PATH, else $SCHEMA_CTL_SOCKET, else %s.
-""" % DEFAULT_SOCKET
+USAGE = protocol.usage()
 
 
 def request(path, line, timeout=TIMEOUT):
@@ -51,11 +33,7 @@ def request(path, line, timeout=TIMEOUT):
             chunks.append(data)
     finally:
         sock.close()
-    reply = b"".join(chunks).decode("utf-8", "replace")
-    if reply == ".\n":
-        return ""
-    if reply.endswith("\n.\n"):
-        return reply[:-2]
+    reply, _complete = protocol.decode_reply(b"".join(chunks))
     return reply
 
 
@@ -81,8 +59,9 @@ def main(argv):
         sys.stdout.write("schema-ctl %s\n" % __version__)
         return 0
     line = " ".join(args)
-    if "\n" in line or len(line.encode()) > 4096:
-        sys.stderr.write("schema-ctl: a request is one line of at most 4096 bytes\n")
+    if "\n" in line or len(line.encode()) > protocol.MAX_REQUEST:
+        sys.stderr.write("schema-ctl: a request is one line of at most %d bytes\n"
+                         % protocol.MAX_REQUEST)
         return 2
     try:
         reply = request(path, line)

@@ -3,7 +3,7 @@
 Pure: takes specs (and, for the gate, a function giving a service's current state)
 and returns facts and diagnostics.  Service names shadow group names in ``dep=``.
 
-Decisions kept here (see DECISIONS.md, S4/S6/S7/S8):
+Decisions kept here (docs/decisions.md):
 
 * an unknown ``dep=`` name is an error in the service's file and never satisfied;
 * a group member that names no service rejects the group (a load-time error);

@@ -1,4 +1,5 @@
-"""The rail (state events) and console lines, in the original's formats (§9).
+"""The rail (state events) and console lines, in the original's formats
+(docs/spec.md, "The rail").
 
 Rail line: ``[HH:MM:SS] %-20s  %-12s  state=%-12s  wt=%d  pid=%d`` (local time),
 at most 255 bytes, to the console and appended to ``rail.log`` (reopened for each

@@ -31,9 +31,9 @@ usage: schema-init                                   (as PID 1: boot the machine
 
 def check(directory, strict=False, out=None):
     """``schema-init --check DIR``: returns the exit status."""
-    from . import config, graph
+    from . import config, graph, loader
     out = out or sys.stdout
-    loaded = config.load_directory(directory)
+    loaded = loader.load_directory(directory)
     resolved = graph.resolve(loaded.services, loaded.groups)
     diagnostics = sorted(loaded.diagnostics + resolved.diagnostics,
                          key=config.Diagnostic.sort_key)

@@ -1,13 +1,13 @@
 """What only PID 1 does: mounts, the console, Ctrl-Alt-Del, the rescue shell, shutdown.
 
 Everything else (supervision, the control socket, signals, reaping) is the same loop
-as when not PID 1 (``runtime.py``).  Rules:
+as when not PID 1: :class:`Pid1Runtime` fills ``runtime.Runtime``'s hooks.  Rules:
 
 * In a container (a PID namespace that is not the initial one, or ``container=``,
   ``/run/.containerenv``, ``/.dockerenv``) PID 1 never touches filesystems it may
   share with the host: no remount of ``/`` at boot, no read-only remounts at shutdown.
 * Every mount is best-effort: where one is refused, boot carries on without it.
-* Shutdown (DECISIONS D1): services are stopped by the loop (SIGTERM to each cgroup,
+* Shutdown (docs/spec.md, "Shutdown"): services are stopped by the loop (SIGTERM to each cgroup,
   dependents first, SIGKILL at each stop timeout); then SIGKILL to everything left,
   a bounded ``sync()``, every filesystem remounted read-only in reverse mount order
   (virtual ones skipped), then ``reboot()``.  The watchdog stays armed and petted to
@@ -18,7 +18,7 @@ import os
 import _signal as signal  # the C module: the signal.py wrapper loads enum (~1 MB in PID 1)
 import time
 
-from . import _fastloop, logs, runtime, spawn
+from . import _fastloop, cgroup, effects, logs, runtime, spawn
 
 MS_RDONLY = 0x1
 MS_NOSUID = 0x2
@@ -30,7 +30,6 @@ MS_STRICTATIME = 0x1000000
 MNT_DETACH = 0x2
 
 RB_AUTOBOOT = 0x01234567
-RB_HALT_SYSTEM = 0xCDEF0123
 RB_POWER_OFF = 0x4321FEDC
 RB_DISABLE_CAD = 0
 
@@ -40,7 +39,7 @@ FALLBACK_SERVICES_DIR = "/services"
 SYNC_DEADLINE_SECS = 10
 KILL_WAIT_SECS = 2
 
-# (source, target, type, flags, data): original §10.2, in order.
+# (source, target, type, flags, data), in mount order (docs/spec.md, "PID 1").
 MOUNTS = (
     ("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None),
     ("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, None),
@@ -53,7 +52,7 @@ MOUNTS = (
 )
 DEV_LINKS = (("/proc/self/fd", "/dev/fd"), ("/proc/self/fd/0", "/dev/stdin"),
              ("/proc/self/fd/1", "/dev/stdout"), ("/proc/self/fd/2", "/dev/stderr"))
-# Octal modes (D3: the original used decimal 1777).
+# Octal modes (the original passed 1777 as a decimal number).
 RUN_DIRS = (("/run/dbus", 0o755), ("/run/lock", 0o1777), ("/run/shm", 0o1777),
             ("/run/user", 0o755), ("/run/user/0", 0o700), ("/run/systemd", 0o755),
             ("/run/systemd/system", 0o755), ("/run/systemd/shutdown", 0o755),
@@ -117,7 +116,7 @@ def mount_all(console, container):
     done = mounted_targets()
     for source, target, fstype, flags, data in MOUNTS:
         if target in done:
-            continue                    # an initramfs or the kernel did it already (D7)
+            continue                    # an initramfs or the kernel did it already
         try:
             os.makedirs(target, 0o755, exist_ok=True)
             _fastloop.mount(source, target, fstype, flags, data)
@@ -133,7 +132,8 @@ def mount_all(console, container):
             available = f.read().split()
     except OSError:
         available = []
-    for name in ("cpu", "memory", "cpuset", "pids", "io"):   # one by one (D7)
+    for name in ("cpu", "memory", "cpuset", "pids", "io"):   # one by one: a missing one
+        # must not disable the others
         if name in available:
             try:
                 with open("/sys/fs/cgroup/cgroup.subtree_control", "w") as f:
@@ -212,7 +212,7 @@ def boot(options):
     mount_all(console, container)
     ensure_console()
     try:
-        _fastloop.reboot(RB_DISABLE_CAD)     # Ctrl-Alt-Del arrives as SIGINT (D4)
+        _fastloop.reboot(RB_DISABLE_CAD)     # Ctrl-Alt-Del arrives as SIGINT: a clean reboot
     except OSError:
         pass
     os.umask(0o022)
@@ -228,11 +228,51 @@ def boot(options):
 
 
 class Pid1Runtime(runtime.Runtime):
-    """The loop of ``runtime``, ending in ``final_shutdown`` instead of an exit."""
+    """The loop of ``runtime`` with PID 1's duties in its hooks, ending in
+    ``final_shutdown`` instead of an exit."""
 
     def __init__(self, options, container, console):
-        runtime.Runtime.__init__(self, options, pid1=True, console=console)
+        runtime.Runtime.__init__(self, options, console=console)
         self.container = container
+
+    def make_paths(self):
+        return effects.Paths.for_pid1()
+
+    def prepare_process(self):
+        pass                           # PID 1 is every orphan's parent already
+
+    def detect_cgroups(self):
+        return cgroup.Cgroups.detect(True)
+
+    def watchdog_candidates(self):
+        path = self.options.get("watchdog")
+        return [path] if path else ["/dev/watchdog0", "/dev/watchdog"]
+
+    def nothing_to_boot(self, loaded):
+        runtime.Runtime.nothing_to_boot(self, loaded)
+        self.start_rescue_shell()
+
+    def start_rescue_shell(self):
+        self.rescue_pid = rescue_shell(self.services_dir, self.console)
+
+    def reaped_own_child(self, pid, now):
+        if pid != self.rescue_pid or not pid:
+            return False
+        self.rescue_pid = 0
+        self.console.write("[schema-init] rescue shell exited: re-reading %s\n"
+                           % self.services_dir)
+        lines = self.supervisor.cmd_reload(False, now, time.time())
+        if lines[0].startswith("err:"):
+            self.start_rescue_shell()
+        return True
+
+    def after_reap(self, now):
+        """The watchdog device may come with a module a oneshot loads: try again."""
+        if self.watchdog_fd >= 0:
+            return
+        self.open_watchdog()
+        if self.watchdog_fd >= 0:
+            self.supervisor.deadman.start(self.pet_interval(), now)
 
     def finish(self):
         final_shutdown(self, self.stopping or "poweroff")
@@ -289,7 +329,7 @@ def final_shutdown(machine, how):
     else:
         count = remount_read_only(console)
         say(console, "shutdown: filesystems read-only (%d)" % count)
-    command = {"reboot": RB_AUTOBOOT, "halt": RB_POWER_OFF}.get(how, RB_POWER_OFF)
+    command = RB_AUTOBOOT if how == "reboot" else RB_POWER_OFF
     say(console, "PID 1 %s" % ("reboot" if how == "reboot" else "poweroff"))
     while True:
         try:

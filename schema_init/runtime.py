@@ -4,230 +4,96 @@ One blocking call, ``Loop.wait``, with the nearest deadline as its timeout; no t
 Each event is handled under one guard whose only job is that the loop survives: an
 exception is printed with its traceback and the loop goes on.
 
-The same loop runs as PID 1 (``pid1.py`` adds the duties only PID 1 has) and, with
-``--services DIR --run-dir DIR --shm NAME``, beside a normal init (DECISIONS.md,
-"Running when not PID 1").
+This is the loop of a supervisor beside a normal init (``--services DIR --run-dir DIR
+--shm NAME``; docs/spec.md, "Running when not PID 1").  ``pid1.Pid1Runtime`` is the
+same loop with PID 1's duties filled into the hooks marked below; this file never
+asks whether it is PID 1.
 """
 
 import os
 import _signal as signal  # the C module: the signal.py wrapper loads enum (~1 MB in PID 1)
 import time
 
-from . import _fastloop, cgroup, config, control, graph, logs, schema, shm, spawn, supervisor
+from . import (_fastloop, cgroup, config, control, effects, graph, handover, loader, logs,
+               protocol, schedule, shm, supervisor)
+from .readywatch import ReadyWatcher
 
 SIGNALS = (signal.SIGCHLD, signal.SIGHUP, signal.SIGTERM, signal.SIGINT,
            signal.SIGUSR1, signal.SIGUSR2)
-READY_MASK = (_fastloop.IN_CREATE | _fastloop.IN_DELETE | _fastloop.IN_MOVED_FROM |
-              _fastloop.IN_MOVED_TO | _fastloop.IN_DELETE_SELF | _fastloop.IN_MOVE_SELF |
-              _fastloop.IN_ATTRIB | _fastloop.IN_ONLYDIR)
 DEFAULT_PET_INTERVAL = 5.0
 
 
-class Paths:
-    """Where the runtime files go: under /run and /var as PID 1, under --run-dir else."""
+class Runtime:
+    def __init__(self, options, console=None, env=None):
+        self.options = options
+        self.services_dir = options["services"]
+        self.paths = self.make_paths()
+        self.console = console or logs.Console(1)
+        self.scale = options.get("time_scale", 1.0)
+        self.stopping = None              # None, "poweroff" or "reboot"
+        self.watchdog_fd = -1
+        self.kernel_to_init = time.monotonic()
+        self.env = dict(os.environ if env is None else env)
+        self.rescue_pid = 0
+        self.reexec_requested = None
 
-    def __init__(self, pid1, run_dir=None):
-        if pid1:
-            self.socket = "/run/schema-init.sock"
-            self.log_dir = "/var/log/schema-init"
-            self.log_fallback = "/run/log/schema-init"
-            self.env_file = "/run/schema-init/env"
-            self.timers = "/var/lib/schema-init/timers"
-        else:
-            self.socket = os.path.join(run_dir, "schema-init.sock")
-            self.log_dir = os.path.join(run_dir, "log")
-            self.log_fallback = None
-            self.env_file = os.path.join(run_dir, "schema-init", "env")
-            self.timers = os.path.join(run_dir, "timers")
+    # --- hooks: what PID 1 does differently (pid1.Pid1Runtime) ------------------------
 
-    def prepare_logs(self):
-        for directory in (self.log_dir, self.log_fallback):
-            if directory is None:
-                continue
-            try:
-                os.makedirs(directory, 0o755, exist_ok=True)
-                if os.access(directory, os.W_OK):
-                    self.log_dir = directory
-                    return
-            except OSError:
-                continue
+    def make_paths(self):
+        return effects.Paths.under(self.options["run_dir"])
 
-
-class ReadyWatcher:
-    """inotify on the directory of each ready_path (or its nearest existing ancestor).
-
-    An event concerns a service only when it names the next component of its path
-    (the file itself, or the missing directory on the way to it), so a directory
-    shared by many services costs one check per event, not one per service.
-    """
-
-    SELF_EVENTS = _fastloop.IN_IGNORED | _fastloop.IN_DELETE_SELF | _fastloop.IN_MOVE_SELF
-
-    def __init__(self, loop):
-        self.fd = _fastloop.inotify_open()
-        loop.register(self.fd)
-        self.paths = {}          # service name -> ready_path
-        self.by_wd = {}          # wd -> {service names}
-        self.wd_of = {}          # service name -> (wd, the component it waits to see)
-
-    def watch(self, name, path):
-        self.unwatch(name)
-        self.paths[name] = path
-        directory, expect = os.path.dirname(path) or "/", os.path.basename(path)
-        while True:
-            try:
-                wd = _fastloop.inotify_watch(self.fd, directory, READY_MASK)
-                break
-            except OSError:
-                if directory in ("/", ""):
-                    return
-                directory, expect = os.path.dirname(directory), os.path.basename(directory)
-        self.by_wd.setdefault(wd, set()).add(name)
-        self.wd_of[name] = (wd, expect)
-
-    def unwatch(self, name):
-        self.paths.pop(name, None)
-        wd, _ = self.wd_of.pop(name, (None, None))
-        if wd is None:
-            return
-        names = self.by_wd.get(wd)
-        if names is not None:
-            names.discard(name)
-            if not names:
-                del self.by_wd[wd]
-                _fastloop.inotify_unwatch(self.fd, wd)
-
-    def changed(self):
-        """Drain events; returns the services to look at (re-arming moved watches)."""
-        names = set()
-        for wd, mask, entry in _fastloop.inotify_read(self.fd):
-            if wd < 0 or mask & _fastloop.IN_Q_OVERFLOW:
-                names.update(self.paths)
-                continue
-            watchers = self.by_wd.get(wd, ())
-            if mask & self.SELF_EVENTS:
-                names.update(watchers)
-                if mask & _fastloop.IN_IGNORED:
-                    self.by_wd.pop(wd, None)
-                continue
-            for name in watchers:
-                if self.wd_of[name][1] == entry:
-                    names.add(name)
-        for name in names:
-            path = self.paths.get(name)
-            if path is not None and (self.wd_of.get(name, (None, None))[1] !=
-                                     os.path.basename(path) or
-                                     self.wd_of[name][0] not in self.by_wd):
-                self.watch(name, path)        # it watched an ancestor: move closer
-        return names
-
-
-class RealOps(supervisor.Ops):
-    def __init__(self, runtime):
-        self.rt = runtime
-        self.is_root = os.geteuid() == 0
-
-    def spawn(self, service, argv, env, nice, account):
-        rt = self.rt
-        path = rt.cgroups.create(service.name) if rt.cgroups.base else None
-        log_path = os.path.join(rt.paths.log_dir, service.name + ".log")
-        pid, placed, problems = spawn.start_service(argv, env, log_path, nice, account,
-                                                    rt.cgroups, service.spec, path)
-        return pid, placed, problems
-
-    def signal(self, service, pid, sig):
-        path = service.cgroup if service is not None else None
-        spawn.signal_service(pid, sig, self.rt.cgroups if path else None, path)
-
-    def cleanup_cgroup(self, service):
-        if service.cgroup:
-            self.rt.cgroups.kill(service.cgroup)
-            if self.rt.cgroups.remove(service.cgroup):
-                service.cgroup = None
-
-    def shell(self, command, env):
-        return spawn.start_shell(command, env)
-
-    def exec_status(self, path):
-        return spawn.exec_status(path)
-
-    def mem_available_kb(self):
-        return spawn.mem_available_kb()
-
-    def lookup_user(self, name):
-        return spawn.lookup_user(name)
-
-    def supplementary_groups(self, name, gid):
-        from . import accounts
-        return accounts.supplementary_groups(name, gid)
-
-    def watch_ready(self, name, path):
-        self.rt.ready.watch(name, path)
-
-    def unwatch_ready(self, name):
-        self.rt.ready.unwatch(name)
-
-    def rail(self, name, event, state, weight, pid):
-        self.rt.rail.event(name, event, state, weight, pid)
-
-    def say(self, text):
-        self.rt.console.write(text + "\n")
-
-    def group_changed(self, name, state, members):
-        self.rt.console.write(logs.group_line(name, state, members))
-
-    def read_env_file(self):
-        data, _ = config.read_file(self.rt.paths.env_file)
-        return data
-
-    def _stamp_path(self, name):
-        return os.path.join(self.rt.paths.timers, name + ".stamp")
-
-    def read_stamp(self, name):
-        data, _ = config.read_file(self._stamp_path(name))
+    def prepare_process(self):
+        """Not PID 1: orphans of our services must come to us, not to the real init."""
         try:
-            return int(data.strip()) if data else None
-        except ValueError:
-            return None
-
-    def write_stamp(self, name, when):
-        try:
-            os.makedirs(self.rt.paths.timers, 0o755, exist_ok=True)
-            tmp = self._stamp_path(name) + ".tmp"
-            with open(tmp, "w") as f:
-                f.write("%d\n" % when)
-            os.replace(tmp, self._stamp_path(name))
+            _fastloop.set_child_subreaper()
         except OSError:
             pass
 
-    def pet_watchdog(self):
-        self.rt.pet_watchdog()
+    def detect_cgroups(self):
+        tag = (self.options.get("shm") or "pid1").strip("/").replace("/", "_")
+        return cgroup.Cgroups.detect(False, "%s.%d" % (tag, os.getpid()))
 
-    def load_directory(self):
-        return config.load_directory(self.rt.services_dir)
+    def watchdog_candidates(self):
+        path = self.options.get("watchdog")
+        return [path] if path else []
 
+    def nothing_to_boot(self, loaded):
+        why = loaded.errors[0].format() if loaded.errors else \
+            "no services in %s" % self.services_dir
+        self.console.write("[schema-init] nothing to boot (%s)\n" % why)
 
-class Runtime:
-    def __init__(self, options, pid1=False, console=None, env=None):
-        self.pid1 = pid1
-        self.options = options
-        self.services_dir = options["services"]
-        self.paths = Paths(pid1, options.get("run_dir"))
-        self.console = console or logs.Console(1)
-        self.scale = options.get("time_scale", 1.0)
-        self.stopping = None              # None, "poweroff", "reboot", "halt", "exit"
-        self.watchdog_fd = -1
-        self.kernel_to_init = time.monotonic()
-        self.env = env
-        self.rescue_pid = 0
-        self.reexec_requested = None
+    def reaped_own_child(self, pid, now):
+        """A child that is not a service's (PID 1's rescue shell): True if handled."""
+        return False
+
+    def after_reap(self, now):
+        pass
+
+    def finish(self):
+        """Not PID 1: everything stopped; release what we hold and exit 0."""
+        self.server.close()
+        self.publisher.close(unlink=True)
+        self.cgroups.remove_base()
+        if self.watchdog_fd >= 0:
+            try:
+                os.write(self.watchdog_fd, b"V")
+            except OSError:
+                pass
+            os.close(self.watchdog_fd)
+        self.console.write("[schema-init] stopped\n")
+        return 0
 
     # --- setup ---------------------------------------------------------------------
 
     def setup(self):
         self.handover = None
         if self.options.get("resume"):
-            self.handover = read_handover(self.options["resume"])
+            data, _ = loader.read_file(self.options["resume"])
+            try:
+                os.unlink(self.options["resume"])
+            except OSError:
+                pass
+            self.handover = handover.parse_handover(data)
             if self.handover["watchdog_fd"] >= 0:
                 self.options["watchdog_fd"] = self.handover["watchdog_fd"]
         _fastloop.block_signals(SIGNALS)
@@ -235,20 +101,15 @@ class Runtime:
         self.loop = _fastloop.Loop()
         self.sigfd = _fastloop.open_signalfd(SIGNALS)
         self.loop.register(self.sigfd)
-        if not self.pid1:
-            try:
-                _fastloop.set_child_subreaper()
-            except OSError:
-                pass
+        self.prepare_process()
         self.paths.prepare_logs()
         self.rail = logs.Rail(self.paths.log_dir, self.console)
         self.ready = ReadyWatcher(self.loop)
-        tag = (self.options.get("shm") or "pid1").strip("/").replace("/", "_")
-        self.cgroups = cgroup.Cgroups.detect(self.pid1, "%s.%d" % (tag, os.getpid()))
+        self.cgroups = self.detect_cgroups()
         if self.cgroups.note:
             self.console.write("[schema-init] %s\n" % self.cgroups.note)
-        self._open_watchdog()
-        loaded = config.load_directory(self.services_dir)
+        self.open_watchdog()
+        loaded = loader.load_directory(self.services_dir)
         resolved = graph.resolve(loaded.services, loaded.groups)
         for diag in sorted(loaded.diagnostics + resolved.diagnostics,
                            key=config.Diagnostic.sort_key):
@@ -257,7 +118,7 @@ class Runtime:
             self.console.write("schema-init: dependency cycle: %s\n" % " -> ".join(path))
         if not resolved.cycles:
             self.console.write("[schema-init] dependency graph: no cycles\n")
-        self.ops = RealOps(self)
+        self.ops = effects.RealOps(self)
         now = time.monotonic()
         interval = self.pet_interval() if self.watchdog_fd >= 0 else None
         self.supervisor = supervisor.Supervisor(resolved, self.ops, now, time.time(),
@@ -275,6 +136,8 @@ class Runtime:
             "  [4] env load\n  [5] env active\n  [7] settled \u2014 %d service(s) queued\n"
             % len(self.supervisor.order))
 
+    # --- the hardware watchdog -------------------------------------------------------
+
     def pet_interval(self):
         """--watchdog-interval, else a third of the device's timeout, else 5 s (scaled)."""
         if self.options.get("watchdog_interval"):
@@ -284,24 +147,13 @@ class Runtime:
             return timeout / 3.0
         return DEFAULT_PET_INTERVAL * self.scale
 
-    def watchdog_appeared(self, now):
-        """As PID 1 the device may come with a module a oneshot loads: try again."""
-        if self.watchdog_fd >= 0 or not self.pid1:
-            return
-        self._open_watchdog(quiet=True)
-        if self.watchdog_fd >= 0:
-            self.supervisor.watchdog_interval = self.pet_interval()
-            self.supervisor.next_pet = now
-
-    def _open_watchdog(self, quiet=False):
+    def open_watchdog(self, quiet=False):
         handed = self.options.get("watchdog_fd")
         if handed is not None:
             self.watchdog_fd = handed          # kept open (and armed) across re-exec
             os.set_inheritable(handed, False)
             return
-        path = self.options.get("watchdog")
-        candidates = [path] if path else (["/dev/watchdog0", "/dev/watchdog"] if self.pid1 else [])
-        for candidate in candidates:
+        for candidate in self.watchdog_candidates():
             try:
                 self.watchdog_fd = os.open(candidate, os.O_WRONLY | os.O_CLOEXEC | os.O_NONBLOCK)
                 self.console.write("[schema-init] opened hardware watchdog (%s)\n" % candidate)
@@ -327,13 +179,9 @@ class Runtime:
             return None
 
     def next_timeout(self, now):
-        deadline = self.supervisor.next_deadline()
-        client = self.server.next_deadline()
-        if client is not None and (deadline is None or client < deadline):
-            deadline = client
-        if deadline is None:
-            return None
-        return max(0.0, deadline - now)
+        deadline = schedule.next_deadline((self.supervisor.next_deadline(),
+                                           self.server.next_deadline()))
+        return schedule.sleep_timeout(deadline, now)
 
     def run(self):
         self.setup()
@@ -383,24 +231,21 @@ class Runtime:
 
     # --- re-exec with the supervised children handed over ---------------------------
 
-    def handover_path(self):
-        base = "/run/schema-init" if self.pid1 else self.options["run_dir"]
-        return os.path.join(base, "handover")
-
     def reexec(self, why):
         """exec() ourselves again; children stay ours (same pid) and are handed over."""
-        path = self.handover_path()
+        path = self.paths.handover
         try:
             os.makedirs(os.path.dirname(path), 0o755, exist_ok=True)
             with open(path + ".tmp", "w") as f:
-                f.write(handover_text(self.supervisor, self.watchdog_fd, self.rescue_pid))
+                f.write(handover.handover_text(self.supervisor, self.watchdog_fd,
+                                               self.rescue_pid))
             os.replace(path + ".tmp", path)
             with open("/proc/self/cmdline", "rb") as f:
                 argv = [os.fsdecode(a) for a in f.read().split(b"\0")[:-1]]
             exe = os.readlink("/proc/self/exe")
             if exe.endswith(" (deleted)"):
                 exe = exe[:-len(" (deleted)")]
-            argv = strip_resume(argv) + ["--resume", path]
+            argv = handover.strip_resume(argv) + ["--resume", path]
             if self.watchdog_fd >= 0:
                 os.set_inheritable(self.watchdog_fd, True)
             self.console.write("[schema-init] re-executing %s (%s)\n" % (exe, why))
@@ -412,58 +257,23 @@ class Runtime:
         except Exception as exc:
             self.console.write("[schema-init] re-exec failed: %s\n" % exc)
 
-    def restore(self, handover, now):
-        records = handover["services"]
-        self.rescue_pid = handover["rescue"]
-        self.supervisor.unmanaged.update(handover["unmanaged"])
+    def restore(self, facts, now):
+        """Adopt what the previous process handed over (through the lifecycle table)."""
         sup = self.supervisor
-        for record in records:
+        self.rescue_pid = facts["rescue"]
+        sup.unmanaged.update(facts["unmanaged"])
+        for record in facts["services"]:
             service = sup.services.get(record["name"])
-            pid = record["pid"]
             if service is None:
-                if pid:
-                    sup.unmanaged.add(pid)
+                if record["pid"]:
+                    sup.unmanaged.add(record["pid"])
                 continue
-            service.pid = pid
-            service.state = record["state"]
-            service.restarts = record["restarts"]
-            service.failures = record["failures"]
-            service.dormant_count = record["dormant"]
-            service.cgroup = record["cgroup"] or None
-            service.stable_time = record["stable_time"]
-            service.spawned_at = now
-            service.last_pet = now
-            service.ready_seen = record["ready_seen"]
-            if pid and service.spec.ready_path:
-                self.ready.watch(service.name, service.spec.ready_path)
-            if service.state == schema.FULL_TRUST and pid and not service.spec.oneshot:
-                service.promote_at = now
-            if service.state in (schema.DORMANT, schema.RECOVERY):
-                service.due = now
-            sup.pending.add(service.name)
+            sup.fire(service, "adopt", now, record=record)
         sup.changed = True
-        self.console.write("[schema-init] resumed: %d service(s) handed over\n" % len(records))
+        self.console.write("[schema-init] resumed: %d service(s) handed over\n"
+                           % len(facts["services"]))
 
-    # --- nothing to boot: the rescue shell ------------------------------------------
-
-    def nothing_to_boot(self, loaded):
-        why = loaded.errors[0].format() if loaded.errors else \
-            "no services in %s" % self.services_dir
-        self.console.write("[schema-init] nothing to boot (%s)\n" % why)
-        if self.pid1:
-            self.start_rescue_shell()
-
-    def start_rescue_shell(self):
-        from . import pid1
-        self.rescue_pid = pid1.rescue_shell(self.services_dir, self.console)
-
-    def rescue_done(self, now, wall):
-        self.rescue_pid = 0
-        self.console.write("[schema-init] rescue shell exited: re-reading %s\n"
-                           % self.services_dir)
-        lines = self.supervisor.cmd_reload(False, now, wall)
-        if lines[0].startswith("err:"):
-            self.start_rescue_shell()
+    # --- events ----------------------------------------------------------------------
 
     def dispatch(self, fd, mask, now, wall):
         if fd == self.sigfd:
@@ -485,7 +295,7 @@ class Runtime:
                 os.environ.get("SCHEMA_INIT_TEST_HOOKS") == "1":
             raise FatalForTests("injected by schema-ctl test-fatal")
         try:
-            return control.dispatch(request, uid, self.supervisor, self, now, wall)
+            return protocol.dispatch(request, uid, self.supervisor, self, now, wall)
         except Exception:
             self.console.write("[schema-init] internal error serving %r:\n%s"
                                % (request, logs.format_exception()))
@@ -493,14 +303,13 @@ class Runtime:
 
     def reap(self, now):
         reaped = False
+        wall = time.time()
         for pid, status in _fastloop.reap():
             reaped = True
-            if pid == self.rescue_pid:
-                self.rescue_done(now, time.time())
-                continue
-            self.supervisor.on_exit(pid, status, now)
+            if not self.reaped_own_child(pid, now):
+                self.supervisor.on_exit(pid, status, now, wall)
         if reaped:
-            self.watchdog_appeared(now)
+            self.after_reap(now)
 
     def on_signal(self, signo, now, wall):
         if signo == signal.SIGCHLD:
@@ -513,7 +322,7 @@ class Runtime:
         elif signo in (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2):
             self.poweroff()
 
-    # --- the actions control.dispatch may ask for ----------------------------------
+    # --- what protocol.dispatch may ask of the host ---------------------------------
 
     def _stop(self, how, system_state):
         if self.stopping is None:
@@ -538,88 +347,8 @@ class Runtime:
             sup.changed = False
             self.guarded(self.publisher.publish, *sup.snapshot())
 
-    def finish(self):
-        """Not PID 1: everything stopped; release what we hold and exit 0."""
-        self.server.close()
-        self.publisher.close(unlink=True)
-        self.cgroups.remove_base()
-        if self.watchdog_fd >= 0:
-            try:
-                os.write(self.watchdog_fd, b"V")
-            except OSError:
-                pass
-            os.close(self.watchdog_fd)
-        self.console.write("[schema-init] stopped\n")
-        return 0
-
-
 
 class FatalForTests(BaseException):
     """Raised by the test-only `test-fatal` request (SCHEMA_INIT_TEST_HOOKS=1)."""
 
 
-HANDOVER_FIELDS = ("name", "pid", "state", "restarts", "failures", "dormant", "cgroup",
-                   "stable_time", "ready_seen")
-
-
-def handover_text(sup, watchdog_fd, rescue_pid):
-    """Tab-separated state of every service that the next exec takes over."""
-    lines = ["schema-init-handover 1", "watchdog_fd\t%d" % watchdog_fd,
-             "rescue\t%d" % rescue_pid]
-    for service in sup.ordered():
-        if service.dying:
-            sup.unmanaged.add(service.dying)
-        lines.append("service\t" + "\t".join(str(v) for v in (
-            service.name, service.pid, service.state, service.restarts, service.failures,
-            service.dormant_count, service.cgroup or "",
-            "" if service.stable_time is None else "%.6f" % service.stable_time,
-            int(service.ready_seen))))
-    for pid in sorted(sup.unmanaged):
-        lines.append("unmanaged\t%d" % pid)
-    return "\n".join(lines) + "\n"
-
-
-def read_handover(path):
-    result = {"services": [], "watchdog_fd": -1, "rescue": 0, "unmanaged": []}
-    data, _ = config.read_file(path)
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
-    if not data or not data.startswith(b"schema-init-handover 1\n"):
-        return result
-    for line in data.decode("utf-8", "replace").splitlines()[1:]:
-        fields = line.split("\t")
-        try:
-            if fields[0] == "watchdog_fd":
-                result["watchdog_fd"] = int(fields[1])
-            elif fields[0] == "rescue":
-                result["rescue"] = int(fields[1])
-            elif fields[0] == "unmanaged":
-                result["unmanaged"].append(int(fields[1]))
-            elif fields[0] == "service" and len(fields) == len(HANDOVER_FIELDS) + 1:
-                name, pid, state, restarts, failures, dormant, cgroup_path, stable, ready = \
-                    fields[1:]
-                result["services"].append({
-                    "name": name, "pid": int(pid), "state": int(state),
-                    "restarts": int(restarts), "failures": int(failures),
-                    "dormant": int(dormant), "cgroup": cgroup_path,
-                    "stable_time": float(stable) if stable else None, "ready_seen": ready == "1"})
-        except (ValueError, IndexError):
-            continue
-    return result
-
-
-def strip_resume(argv):
-    out, skip = [], False
-    for word in argv:
-        if skip:
-            skip = False
-            continue
-        if word == "--resume":
-            skip = True
-            continue
-        if word.startswith("--resume="):
-            continue
-        out.append(word)
-    return out

@@ -1,4 +1,7 @@
-"""Pure time decisions: every deadline the supervisor sleeps towards comes from here.
+"""Pure time decisions: cooldowns, the restart budget, dormancy, promotion, timeouts.
+
+The supervisor computes its deadlines with these rules and sleeps until the nearest
+(``next_deadline``; ``sleep_timeout`` turns it into the wait's timeout).
 
 Nothing here reads a clock: ``now`` and the instants are passed in (monotonic seconds
 unless a name says otherwise), so each rule is tested with plain numbers.  Built-in

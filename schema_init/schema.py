@@ -72,10 +72,6 @@ F8_PERM_AUTH = 0x80      # not needs_root, or running as root
 F8_MASK = 0xFF
 F8_THRESHOLD = 5
 
-# A spawn is refused (not merely weighted) when any of these is missing: exec'ing a
-# missing binary or a root-only service without root can only fail.
-F8_ESSENTIAL = F8_HW_EXISTS | F8_HW_RESPONDS | F8_PERM_AUTH
-
 # --- F9: "can we recover?" ----------------------------------------------------------
 F9_RETRY_COUNT = 0x001    # budget: consecutive failures < max_restarts
 F9_RETRY_WIN = 0x002      # the cooldown for this failure has elapsed

@@ -3,7 +3,7 @@
 Two segments:
 
 * the compatible one (``/schema-init`` as PID 1), exactly the original's 6032 bytes
-  (original spec §13.1): the first 64 services and 16 groups, ``system_state``;
+  (docs/spec.md, "Shared memory"): the first 64 services and 16 groups, ``system_state``;
 * the extended one (same name + ``.ext``), which carries *every* service and group
   behind a header with a magic number, a version and its own sizes.
 

@@ -2,7 +2,7 @@
 
 Nothing here waits for a process.  ``start_service`` returns as soon as the child is
 in its cgroup with its limits written and has been released through the barrier
-(original §8.1): the child blocks on a pipe until then, so it never runs a single
+(the exec barrier): the child blocks on a pipe until then, so it never runs a single
 instruction of the service outside its cgroup.
 """
 
@@ -11,8 +11,6 @@ import _signal as signal  # the C module: the signal.py wrapper loads enum (~1 M
 
 from . import _fastloop
 
-NICE = {"critical": -10, "standard": 0, "peripheral": 10}
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Python ignores these; an ignored disposition survives exec, so children reset them.
 _RESET_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)
 

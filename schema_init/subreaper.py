@@ -3,7 +3,7 @@
 It becomes a child subreaper, so whatever the program forks and abandons is adopted by
 it, not by PID 1; forwards SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 to the
 program's process group and to everything it adopted; waits until all of them are gone; and exits with the
-*program's* own status (exit code, or 128 + signal), as DECISIONS.md (H3) asks.
+*program's* own status (exit code, or 128 + signal), not its own.
 """
 
 import os

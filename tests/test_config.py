@@ -5,7 +5,7 @@ import os
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from schema_init import config, timers
+from schema_init import config, loader, timers
 
 
 def parse(text, path="/etc/svc/demo.svc"):
@@ -101,7 +101,7 @@ def test_calendar_timer_with_persistence():
 
 
 def test_blanks_comments_and_inline_comments_are_tolerated():
-    """P1: the original needed key=value with no blanks and no comments."""
+    """The original needed key=value with no blanks and no comments."""
     spec, diags = parse("# a comment = with an equals sign\n"
                         "; another\n\n"
                         "  name = tidy  \n"
@@ -124,7 +124,7 @@ def test_boolean_zero_clears_an_earlier_one():
 
 
 def test_args_before_exec_are_kept():
-    """P3: the original lost args given before exec."""
+    """The original lost args given before exec."""
     assert parse("args=-x\nexec=/bin/true\nargs=-y\n")[0].args == ("-x", "-y")
 
 
@@ -270,7 +270,7 @@ def test_load_directory_sorts_files_and_rejects_duplicate_names(tmp_path):
     write(d, "y.svc~", "exec=/bin/true\n")
     write(d, "g.grp", "name=grp\nmember=a\n")
     os.symlink("a.svc", os.path.join(d, "link@1.svc"))
-    result = config.load_directory(d)
+    result = loader.load_directory(d)
     assert [s.name for s in result.services] == ["a", "b", "link@1"]
     assert [g.name for g in result.groups] == ["grp"]
     assert messages(result.diagnostics) == [
@@ -279,7 +279,7 @@ def test_load_directory_sorts_files_and_rejects_duplicate_names(tmp_path):
 
 
 def test_unreadable_directory_is_one_error(tmp_path):
-    result = config.load_directory(str(tmp_path / "missing"))
+    result = loader.load_directory(str(tmp_path / "missing"))
     assert result.services == []
     assert messages(result.diagnostics) == [
         "%s: error: cannot read the services directory: No such file or directory"

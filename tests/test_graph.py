@@ -59,7 +59,7 @@ def test_cycle_between_services_is_reported_as_a_path_and_excised():
 
 
 def test_cycle_through_group_is_reported():
-    """S7: the original only looked at service-to-service edges."""
+    """The original only looked at service-to-service edges."""
     g = graph.resolve([svc("a", "stack"), svc("b", "a"), svc("c")], [grp("stack", "b", "c")])
     assert g.cycles == [["a", "stack", "b", "a"]]
     assert set(g.excised) == {"a", "b"}
@@ -78,7 +78,7 @@ def test_boot_order_levels():
 
 
 def test_gate_soft_and_critical_excised_deps():
-    """S4: a non-critical EXCISED dep lets dependents start and promote."""
+    """A non-critical EXCISED dep lets dependents start and promote."""
     g = graph.resolve([svc("soft"), svc("hard", critical=True), svc("a", "soft"),
                        svc("b", "hard")], [])
     states = {"soft": s.EXCISED, "hard": s.EXCISED}
@@ -104,7 +104,7 @@ def test_dependency_on_a_timer_warns():
 
 
 def test_group_state_is_true_worst_case():
-    """S6: the original returned the first bad member, and DORMANT looked healthy."""
+    """The original returned the first bad member, and DORMANT looked healthy."""
     assert graph.group_state([]) == s.PERFECT
     assert graph.group_state([s.PERFECT, s.PERFECT]) == s.PERFECT
     assert graph.group_state([s.PERFECT, s.FUNDAMENTAL]) == s.FUNDAMENTAL

@@ -1,4 +1,4 @@
-"""Rail and console line formats (original §9) and the traceback formatter."""
+"""Rail and console line formats (docs/spec.md) and the traceback formatter."""
 
 import time
 

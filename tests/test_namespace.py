@@ -134,7 +134,7 @@ def test_pid1_mounts_and_directories(namespace):
         assert " %s %s " % (target, fstype) in mounts, target
     dirs = open(ns.path("/run/dirs")).read().splitlines()
     modes = {line.split()[-1]: line.split()[0] for line in dirs}
-    assert modes["/run/lock"] == "drwxrwxrwt"          # octal 1777 (D3)
+    assert modes["/run/lock"] == "drwxrwxrwt"          # octal 1777, not decimal
     assert modes["/run/shm"] == "drwxrwxrwt"
     assert modes["/run/user/0"] == "drwx------"
     assert modes["/run/systemd/system"].startswith("drwxr-xr-x")

@@ -36,7 +36,7 @@ def test_non_critical_service_is_excised_after_the_fifth_dormant_period():
 
 @given(st.integers(min_value=1, max_value=10 ** 9))
 def test_critical_service_is_never_excised_by_dormancy(n):
-    """S12: the original's 8-bit counter wrapped; ours retries hourly for ever."""
+    """The original's 8-bit counter wrapped; ours retries hourly for ever."""
     state, delay = schedule.friction_verdict(n, critical=True, no_excise=False)
     assert state == schema.DORMANT and 300 <= delay <= 3600
     assert schedule.friction_verdict(n, critical=False, no_excise=True)[0] == schema.DORMANT

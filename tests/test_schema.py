@@ -63,7 +63,7 @@ HEALTHY = dict(budget_left=True, cooldown_over=True, exec_exists=True, exec_runn
 
 
 def test_healthy_service_passes_f9_so_recovery_is_a_quick_retry():
-    """DECISIONS S2: the original's F9 could never pass."""
+    """The original's F9 could never pass."""
     word = s.f9_word(**HEALTHY)
     assert word == s.F9_MASK
     assert s.step(s.RECOVERY, word) == (s.SETTLED, 12)
@@ -97,7 +97,7 @@ def test_f8_word_bits_follow_the_facts():
 
 
 def test_missing_binary_or_root_refuses_the_spawn_instead_of_exec_failing():
-    """DECISIONS S5: the original spawned anyway (F8 weight 7 >= 5)."""
+    """The original spawned anyway (F8 weight 7 >= 5)."""
     no_binary = s.f8_word(False, False, True, True, 1 << 20, True)
     assert s.step(s.NEW_PROCESS, no_binary)[0] == s.FULL_TRUST  # weight alone would allow it
     assert s.spawn_refusal(no_binary) == "exec path does not exist"

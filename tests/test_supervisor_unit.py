@@ -2,56 +2,8 @@
 
 import signal
 
+from fakes import FakeOps
 from schema_init import config, graph, schema, supervisor
-
-
-class FakeOps(supervisor.Ops):
-    is_root = True
-
-    def __init__(self):
-        self.next_pid = 100
-        self.spawned = []
-        self.signals = []
-        self.rails = []
-        self.said = []
-        self.pets = 0
-        self.exists = set()
-
-    def spawn(self, service, argv, env, nice, account):
-        self.next_pid += 1
-        self.spawned.append((service.name, self.next_pid, env.get("INSTANCE")))
-        return self.next_pid, None, []
-
-    def signal(self, service, pid, sig):
-        self.signals.append((pid, sig))
-
-    def cleanup_cgroup(self, service):
-        pass
-
-    def shell(self, command, env):
-        self.next_pid += 1
-        return self.next_pid
-
-    def exec_status(self, path):
-        return (path != "/missing", path != "/missing")
-
-    def mem_available_kb(self):
-        return 1 << 20
-
-    def lookup_user(self, name):
-        return None
-
-    def path_exists(self, path):
-        return path in self.exists
-
-    def rail(self, name, event, state, weight, pid):
-        self.rails.append((name, event))
-
-    def say(self, text):
-        self.said.append(text)
-
-    def pet_watchdog(self):
-        self.pets += 1
 
 
 def spec(name, *deps, **keys):

@@ -1,0 +1,356 @@
+"""What each transition of the lifecycle table does: one method per action name.
+
+Rules of this file:
+
+* A method here runs only inside ``Supervisor.fire`` for a cell of
+  ``lifecycle.TABLE`` naming it, and changes the service's state only by
+  ``sup.enter``, to a state that cell lists.  The argument list is the event's facts.
+* Pure: probes come from ``schema``, times from ``schedule`` and ``timers``, the
+  dependency facts from ``graph``; effects go through ``sup.ops``.
+"""
+
+from . import config, graph, schedule, schema
+from .timer_actions import TimerActions
+
+NICE = {"critical": -10, "standard": 0, "peripheral": 10}
+
+
+def slot_allowed(raw, spec):
+    """Whether a SLOT_ID value (None: unset) is inside the service's slot gate."""
+    slot = int(raw) if raw is not None and raw.strip().isdigit() else -1
+    high = spec.allowed_slot_max
+    return slot >= spec.allowed_slot_min and (high < 0 or slot <= high)
+
+
+def slot_range(spec):
+    high = spec.allowed_slot_max
+    return "[%d,%s]" % (spec.allowed_slot_min, high if high >= 0 else "inf")
+
+
+def account_for(ops, user):
+    """(name, uid, gid, XDG runtime dir or None, [gids]) to run as, or None if unknown."""
+    entry = ops.lookup_user(user)
+    if entry is None:
+        return None
+    name, uid, gid, _home = entry
+    runtime_dir = "/run/user/%d" % uid if uid != 0 and ops.is_root else None
+    return name, uid, gid, runtime_dir, ops.supplementary_groups(name, gid)
+
+
+def service_env(base, spec, account=None):
+    """A service's environment: the supervisor's, its INSTANCE, its runtime dir."""
+    env = dict(base)
+    _prefix, at, instance = spec.name.partition("@")
+    if at:
+        if instance:
+            env["INSTANCE"] = instance
+        elif "SLOT_ID" in env:
+            env["INSTANCE"] = env["SLOT_ID"]
+    if account is not None and account[3]:
+        env["XDG_RUNTIME_DIR"] = account[3]
+    return env
+
+
+class Actions(TimerActions):
+    def __init__(self, sup):
+        self.sup = sup
+
+    # --- loading -------------------------------------------------------------------
+
+    def excise_cycle(self, service, now, reason):
+        self.sup.enter(service, schema.EXCISED, now, reason=reason)
+
+    def adopt(self, service, now, record):
+        """After a re-exec: the state and counters the previous process handed over."""
+        sup = self.sup
+        service.pid = record["pid"]
+        service.restarts = record["restarts"]
+        service.failures = record["failures"]
+        service.dormant_count = record["dormant"]
+        service.cgroup = record["cgroup"] or None
+        service.stable_time = record["stable_time"]
+        service.last_pet = now
+        service.ready_seen = record["ready_seen"]
+        sup.enter(service, record["state"], now)
+        if service.pid and service.spec.ready_path:
+            sup.ops.watch_ready(service.name, service.spec.ready_path)
+        if service.state == schema.FULL_TRUST and service.pid and not service.spec.oneshot:
+            service.promote_at = now
+        if service.state in (schema.DORMANT, schema.RECOVERY):
+            service.due = now
+        sup.pending.add(service.name)
+
+    # --- starting ------------------------------------------------------------------
+
+    def _f8(self, service, deps_present, deps_ready):
+        exists, runnable = self.sup.ops.exec_status(service.spec.exec)
+        permitted = not service.spec.needs_root or self.sup.ops.is_root
+        return schema.f8_word(exists, runnable, deps_present, deps_ready,
+                              self.sup.ops.mem_available_kb(), permitted)
+
+    def spawn(self, service, now, deps_present):
+        sup = self.sup
+        if service.next_spec is not None:
+            service.spec, service.next_spec = service.next_spec, None
+        spec = service.spec
+        word = self._f8(service, deps_present, True)
+        state, service.weight = schema.step(schema.NEW_PROCESS, word)
+        if state == schema.RECOVERY:
+            sup.enter(service, schema.RECOVERY, now, reason="F8 weight %d < 5" % service.weight)
+            sup.rail(service, "blocked")
+            self._fail(service, now)
+            return
+        refusal = schema.spawn_refusal(word)
+        if refusal is None and spec.allowed_slot_min >= 0 and self._slot_refused(service, now):
+            return
+        account = None
+        if refusal is None and spec.user:
+            account = self._account(spec.user)
+            if account is None:
+                refusal = "unknown user '%s'" % spec.user
+        if refusal is not None:
+            what = spec.exec if "exec" in refusal else spec.user or spec.exec
+            self._refuse(service, now, "spawn refused: %s (%s)" % (refusal, what))
+            return
+        try:
+            pid, cgroup, problems = sup.ops.spawn(service, [spec.exec] + list(spec.args),
+                                                  self.service_env(spec, account),
+                                                  NICE.get(spec.priority, 0), account)
+        except Exception as exc:          # fork failed: the recovery arc retries
+            self._refuse(service, now, "spawn failed: %s" % exc)
+            return
+        service.pid = pid
+        service.cgroup = cgroup
+        service.restarts += 1
+        service.last_pet = now
+        service.pet_missed = False
+        service.ready_seen = False
+        service.stop_intent = None
+        service.reason = ("limits not applied: %s" % ", ".join(problems)) if problems else ""
+        sup.enter(service, schema.FULL_TRUST, now)
+        service.start_timeout_at = schedule.start_timeout_deadline(now, spec.start_timeout_sec)
+        sup.rail(service, "spawn")
+        if spec.oneshot:
+            return
+        service.promote_at = schedule.promotion_deadline(now, spec.stable_secs)
+        if spec.ready_path:
+            sup.ops.watch_ready(spec.name, spec.ready_path)
+            if sup.ops.path_exists(spec.ready_path):
+                service.ready_seen = True
+                sup.fire(service, "ready", now)
+        elif spec.stable_secs == 0:
+            sup.fire(service, "ready", now)
+
+    def _refuse(self, service, now, reason):
+        self.sup.enter(service, schema.RECOVERY, now, reason=reason)
+        self.sup.rail(service, "spawn-fail")
+        self._fail(service, now)
+
+    def _slot_refused(self, service, now):
+        sup, spec = self.sup, service.spec
+        raw = sup.env.get("SLOT_ID")
+        allowed = slot_range(spec)
+        if slot_allowed(raw, spec):
+            return False
+        shown = raw if raw is not None else "unset"
+        sup.ops.say("[schema-init] HAZARD: '%s' slot constraint violation (SLOT_ID=%s, "
+                    "allowed=%s) \u2014 spawn refused" % (spec.name, shown, allowed))
+        service.refused = True
+        sup.enter(service, schema.EXCISED, now,
+                  reason="slot gate: SLOT_ID=%s not in %s" % (shown, allowed))
+        sup.rail(service, "spawn-fail")
+        return True
+
+    def _account(self, user):
+        return account_for(self.sup.ops, user)
+
+    def service_env(self, spec, account=None):
+        return service_env(self.sup.env, spec, account)
+
+    def promote(self, service, now):
+        sup = self.sup
+        present, ready, _ = graph.gate(sup.graph, service.name, sup.state_of)
+        word = self._f8(service, present, ready)
+        state, _ = schema.step(schema.FULL_TRUST, word)
+        if state == schema.FUNDAMENTAL:
+            sup.enter(service, schema.FUNDAMENTAL, now, reason="")
+            service.stable_time = now - sup.started_at
+            service.budget_reset_at = schedule.budget_reset_deadline(now, service.spec.stable_secs)
+            sup.rail(service, "promote")
+            return
+        service.reprobe_at = now + sup.scaled(schedule.PROMOTION_REPROBE_SECS)
+        missing = [n for n, bit in schema.FLAG_BITS["F8"] if not word & bit]
+        sup.enter(service, schema.FULL_TRUST, now, reason="promotion held: %s" % " ".join(missing))
+
+    def time_out(self, service, now):
+        sup, spec = self.sup, service.spec
+        sup.rail(service, "start-timeout")
+        sup.request_stop(service, now, None, detach=True, rail=None)
+        self._start_failsafe(service, now)
+        outcome = schedule.start_timeout_outcome(spec.critical, spec.no_excise)
+        sup.enter(service, outcome, now, reason="start timeout (%d s)" % spec.start_timeout_sec)
+        if outcome == schema.EXCISED:
+            sup.rail(service, "76-excised")
+        else:
+            sup.rail(service, "timeout-recovery")
+            self._fail(service, now)
+
+    def lose_readiness(self, service, now):
+        self.sup.rail(service, "readiness-lost")
+        self.sup.request_stop(service, now, None, detach=True, rail=None)
+        self._start_failsafe(service, now)
+        service.dormant_count += 1
+        self._dormant_or_excise(service, now, "readiness lost: %s disappeared"
+                                % service.spec.ready_path)
+
+    # --- exits ---------------------------------------------------------------------
+
+    def recover_later(self, service, now, code, wall=None):
+        self.sup.ops.cleanup_cgroup(service)
+        reason = "exited %d" % code if code >= 0 else "killed by signal %d" % -code
+        self.sup.enter(service, schema.RECOVERY, now, reason=reason)
+        self.sup.rail(service, "died")
+        self._start_failsafe(service, now)
+        self._fail(service, now)
+
+    def respawn_now(self, service, now, code, wall=None):
+        self.sup.ops.cleanup_cgroup(service)
+        self.sup.enter(service, schema.RECOVERY, now, reason="restarting")
+        self.sup.rail(service, "died")
+        service.due = now
+
+    def finish_oneshot(self, service, now, code, wall=None):
+        sup = self.sup
+        service.failures = 0
+        service.stable_time = now - sup.started_at
+        sup.enter(service, schema.PERFECT, now, reason="")
+        sup.rail(service, "oneshot-done")
+        if service.name == config.SLOT_DETECT:
+            data = sup.ops.read_env_file()
+            if data is not None:
+                sup.env.update(config.parse_env_file(data))
+
+    def excise_stopped(self, service, now, code, wall=None):
+        self.sup.ops.cleanup_cgroup(service)
+        self.sup.enter(service, schema.EXCISED, now, reason="stopped by operator")
+        self.sup.rail(service, "76-no-restart")
+
+    def excise_no_restart(self, service, now, code, wall=None):
+        self.sup.ops.cleanup_cgroup(service)
+        self.sup.enter(service, schema.EXCISED, now, reason="exited %d (no_restart)" % code)
+        self.sup.rail(service, "76-no-restart")
+
+    def retire(self, service, now, code, wall=None):
+        sup = self.sup
+        sup.ops.cleanup_cgroup(service)
+        sup.enter(service, schema.EXCISED, now, reason="stopped")
+        sup.rail(service, "stopped")
+        sup.pending.update(sup.graph.dependents.get(service.name, ()))
+
+    # --- recovery ------------------------------------------------------------------
+
+    def _fail(self, service, now):
+        """Count a failed run and schedule the F9 verdict after the cooldown."""
+        service.failures += 1
+        service.due = now + self.sup.scaled(schedule.respawn_cooldown(service.failures))
+
+    def judge_recovery(self, service, now):
+        sup, spec = self.sup, service.spec
+        exists, runnable = sup.ops.exec_status(spec.exec)
+        present, _, _ = graph.gate(sup.graph, service.name, sup.state_of)
+        word = schema.f9_word(schedule.budget_left(service.failures, spec.max_restarts), True,
+                              exists, runnable, sup.ops.mem_available_kb(), present,
+                              not spec.needs_root or sup.ops.is_root)
+        state, service.weight = schema.step(schema.RECOVERY, word)
+        if state == schema.SETTLED:            # never stored: a quick retry at once
+            sup.enter(service, schema.NEW_PROCESS, now)
+            sup.rail(service, "retry")
+            return
+        sup.enter(service, schema.FRICTION, now)
+        sup.rail(service, "friction")
+        sup.fire(service, "last_chance", now)
+
+    def judge_friction(self, service, now):
+        sup, spec = self.sup, service.spec
+        word = schema.f6_word(schedule.budget_left(service.failures, spec.max_restarts),
+                              sup.ops.mem_available_kb())
+        state, service.weight = schema.step(schema.FRICTION, word)
+        if state == schema.RECOVERY:
+            sup.enter(service, schema.NEW_PROCESS, now)
+            sup.rail(service, "retry-deep")
+            return
+        sup.ops.cleanup_cgroup(service)
+        service.dormant_count += 1
+        last = service.reason or "failed"
+        self._dormant_or_excise(service, now, "restart budget exhausted (%d failed runs, last: "
+                                "%s)" % (service.failures, last))
+
+    def _dormant_or_excise(self, service, now, why):
+        sup, spec = self.sup, service.spec
+        state, delay = schedule.friction_verdict(service.dormant_count, spec.critical,
+                                                 spec.no_excise)
+        if state == schema.EXCISED:
+            sup.enter(service, schema.EXCISED, now, reason="%s; excised after %d dormant "
+                      "periods" % (why, service.dormant_count - 1))
+            sup.rail(service, "76-excised")
+            return
+        service.due = now + sup.scaled(delay)
+        sup.enter(service, schema.DORMANT, now, reason="%s; dormant %g s"
+                  % (why, sup.scaled(delay)))
+        sup.rail(service, "dormant")
+
+    def wake(self, service, now):
+        self.sup.enter(service, schema.NEW_PROCESS, now, reason="")
+        self.sup.rail(service, "dormant-wake")
+
+    # --- failsafe and fuse -----------------------------------------------------------
+
+    def _start_failsafe(self, service, now):
+        sup = self.sup
+        command = service.spec.failsafe
+        if not command or service.failsafe_pid:
+            return
+        try:
+            service.failsafe_pid = sup.ops.shell(command, self.service_env(service.spec))
+        except Exception:
+            sup.rail(service, "failsafe-fork-fail")
+            return
+        timeout = service.spec.failsafe_timeout_ms or 500
+        service.failsafe_until = now + timeout / 1000.0
+        sup.rail(service, "failsafe-exec")
+
+    def trip_fuse(self, service, now, dep):
+        sup = self.sup
+        if service.spec.fuse_cmd:
+            try:
+                sup.ops.shell(service.spec.fuse_cmd, self.service_env(service.spec))
+                sup.rail(service, "fuse-cmd-exec")
+            except Exception:
+                pass
+        sup.request_stop(service, now, None, detach=True, rail=None)
+        sup.enter(service, schema.EXCISED, now, reason="fuse tripped: %s is %s"
+                  % (dep.name, schema.state_name(dep.state)))
+        sup.rail(service, "fuse-tripped")
+
+    # --- the operator ----------------------------------------------------------------
+
+    def requeue(self, service, now):
+        service.restarts = 0
+        service.failures = 0
+        service.refused = False
+        service.due = None
+        service.timer_armed = False
+        self.sup.enter(service, schema.NEW_PROCESS, now, reason="")
+
+    def requeue_after_reset(self, service, now):
+        service.due = None
+        service.timer_armed = False
+        self.sup.enter(service, schema.NEW_PROCESS, now, reason="")
+
+    def stop_idle(self, service, now):
+        service.due = None
+        service.timer_armed = False
+        self.sup.enter(service, schema.EXCISED, now, reason="stopped by operator")
+
+    def terminate(self, service, now, intent):
+        self.sup.request_stop(service, now, intent, rail=None if intent == "restart" else "stop")

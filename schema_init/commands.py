@@ -1,0 +1,198 @@
+"""The operator's commands: reply lines (without the terminator) for the control socket.
+
+Pure: every state change goes through ``Supervisor.fire``; reading files is asked of
+``ops`` (``load_service_file``, ``load_directory``).  :func:`plan_reload` decides a
+reload from the running set and the new files without changing anything, so the plan
+can be tested and shown before it is applied.
+"""
+
+from . import config, graph, lifecycle, schema
+
+EVICT_GRACE_SECS = 3
+
+
+class ReloadPlan:
+    """What a reload would do.  ``error`` set: the reload is rejected as a whole."""
+
+    __slots__ = ("error", "failed", "graph", "specs", "added", "changed", "removed",
+                 "diagnostics")
+
+    def __init__(self, error=None, graph_=None, specs=(), added=(), changed=(), removed=(),
+                 diagnostics=(), failed=False):
+        self.error = error
+        self.failed = failed              # nothing could be loaded (not merely rejected)
+        self.graph = graph_
+        self.specs = list(specs)          # every spec of the new set, in table order
+        self.added = list(added)          # names
+        self.changed = list(changed)      # names whose spec differs
+        self.removed = list(removed)      # names no longer configured
+        self.diagnostics = list(diagnostics)
+
+
+def plan_reload(current, order, loaded):
+    """``current``: name -> spec now; ``order``: names in table order; ``loaded``: the
+    directory's new ``config.LoadResult``."""
+    if not loaded.services:
+        return ReloadPlan(error="no services loaded from configuration", failed=True)
+    # A file that no longer parses keeps its service on the old spec.
+    specs = {s.name: s for s in loaded.services}
+    broken = {d.path for d in loaded.errors}
+    for name in order:
+        old = current[name]
+        if name not in specs and old.path in broken:
+            specs[name] = old
+    ordered = [specs[n] for n in order if n in specs] + \
+        [s for s in loaded.services if s.name not in current]
+    new_graph = graph.resolve(ordered, loaded.groups)
+    if new_graph.cycles:
+        return ReloadPlan(error="dependency cycle in new configuration: %s" %
+                          "; ".join(" -> ".join(c) for c in new_graph.cycles))
+    added = [s.name for s in ordered if s.name not in current]
+    changed = [s.name for s in ordered if s.name in current and
+               (s.content_hash != current[s.name].content_hash or s != current[s.name])]
+    removed = [n for n in order if n not in specs]
+    return ReloadPlan(None, new_graph, ordered, added, changed, removed,
+                      loaded.diagnostics + new_graph.diagnostics)
+
+
+class Commands:
+    def __init__(self, sup):
+        self.sup = sup
+
+    def _find(self, name):
+        return self.sup.services.get(name)
+
+    def pet(self, name, now):
+        service = self._find(name)
+        if service is None:
+            return ["err: not found: %s" % name]
+        self.sup.deadman.pet(service, now)
+        return ["ok"]
+
+    def start(self, name, now):
+        service = self._find(name)
+        if service is None:
+            return ["err: not found: %s" % name]
+        if service.state not in (schema.EXCISED, schema.PERFECT):
+            return ["err: %s is %s" % (name, schema.state_name(service.state))]
+        self.sup.fire(service, "op_start", now)
+        return ["ok: %s queued" % name]
+
+    def stop(self, name, now):
+        service = self._find(name)
+        if service is None:
+            return ["err: not found: %s" % name]
+        pid = service.pid
+        self.sup.fire(service, "op_stop", now, **({"intent": "stop"} if pid else {}))
+        if pid:
+            return ["ok: SIGTERM \u2192 %s (pid %d)" % (name, pid)]
+        return ["ok: %s stopped (was not running)" % name]
+
+    def restart(self, name, now):
+        service = self._find(name)
+        if service is None:
+            return ["err: not found: %s" % name]
+        running = service.running()
+        self.sup.fire(service, "op_restart", now, **({"intent": "restart"} if running else {}))
+        if running:
+            return ["ok: SIGTERM \u2192 %s \u2014 recovery arc will respawn" % name]
+        return ["ok: %s requeued" % name]
+
+    def reset(self, name, now):
+        sup = self.sup
+        if name and name not in sup.services:
+            return ["err: not found: %s" % name]
+        queued = False
+        for target in [name] if name else list(sup.order):
+            service = sup.services[target]
+            service.restarts = 0
+            service.failures = 0
+            service.dormant_count = 0
+            service.refused = False
+            if service.stop_intent == "stop":
+                service.stop_intent = None
+            if service.state in (schema.EXCISED, schema.DORMANT, schema.PERFECT) and \
+                    not service.running():
+                sup.fire(service, "op_reset", now)
+                queued = True
+        sup.changed = True
+        if not name:
+            return ["ok: reset all services"]
+        if queued:
+            return ["ok: reset and queued %s" % name]
+        return ["ok: reset restart count for %s (current state: %s)"
+                % (name, schema.state_name(sup.services[name].state))]
+
+    def add(self, path, now, wall):
+        sup = self.sup
+        spec, diags = sup.ops.load_service_file(path)
+        if spec is None:
+            errors = [d for d in diags if d.severity == config.ERROR]
+            return ["err: failed to load %s" % path] + ["  " + d.format() for d in errors]
+        if spec.name in sup.services:
+            return ["err: '%s' already loaded" % spec.name]
+        specs = [sup.services[n].spec for n in sup.order] + [spec]
+        candidate = graph.resolve(specs, list(sup.graph.groups.values()))
+        if spec.name in candidate.excised:
+            return ["err: '%s' introduces a dependency cycle \u2014 rejected" % spec.name]
+        sup.graph = candidate
+        sup.add_service(spec, now, wall)
+        return ["ok: %s queued" % spec.name]
+
+    def reload(self, evict, now, wall):
+        sup = self.sup
+        sup.ops.say("[schema-init] reloading configuration...")
+        current = {name: sup.services[name].spec for name in sup.order}
+        plan = plan_reload(current, list(sup.order), sup.ops.load_directory())
+        if plan.error is not None:
+            sup.ops.say("[schema-init] reload %s: %s" % ("failed" if plan.failed else "rejected",
+                                                         plan.error))
+            return ["err: reload rejected \u2014 %s" % plan.error]
+        for name in plan.removed:
+            self._forget(sup.services[name], evict, now)
+        sup.graph = plan.graph
+        for spec in plan.specs:
+            if spec.name in plan.added:
+                sup.add_service(spec, now, wall)
+            elif spec.name in plan.changed:
+                self._apply_edit(sup.services[spec.name], spec, now, wall)
+        sup.group_states = {k: v for k, v in sup.group_states.items() if k in plan.graph.groups}
+        sup.changed = True
+        sup.ops.say("[schema-init] configuration reload completed successfully")
+        lines = ["ok: reload (%s)" % ("evict mode" if evict else "graceful")]
+        for word, names in (("added", plan.added), ("changed", plan.changed),
+                            ("removed", plan.removed)):
+            if names:
+                lines.append("  %s: %s" % (word, " ".join(names)))
+        lines += ["  " + diag.format() for diag in plan.diagnostics]
+        return lines
+
+    def _forget(self, service, evict, now):
+        """A service no longer configured: it leaves the table; its process may stay."""
+        sup = self.sup
+        name = service.name
+        del sup.services[name]
+        sup.order.remove(name)
+        if not service.busy():
+            return
+        pid = service.pid or service.dying
+        sup.ops.say("[schema-init] service '%s' is orphaned in new configuration" % name)
+        if service.spec.ready_path:
+            sup.ops.unwatch_ready(name)
+        if evict:
+            sup.ops.say("[schema-init] evicting orphaned service '%s' (pid=%d)" % (name, pid))
+            sup.ops.signal(service, pid, lifecycle.SIGTERM)
+            sup.evictions.append((pid, now + sup.scaled(EVICT_GRACE_SECS)))
+        else:
+            sup.ops.say("[schema-init] service '%s' (pid=%d) running unmanaged to natural "
+                        "death" % (name, pid))
+            sup.unmanaged.add(pid)
+
+    def _apply_edit(self, service, spec, now, wall):
+        if service.busy():
+            service.next_spec = spec           # picked up at its next start
+            return
+        service.spec = spec
+        if spec.is_timer and not service.timer_armed and service.state == schema.PERFECT:
+            self.sup.fire(service, "arm_timer", now, wall=wall, boot=True)
+        self.sup.pending.add(spec.name)

@@ -1,0 +1,136 @@
+"""The real effects behind ``supervisor.Ops``, and where the runtime files live.
+
+Each method does one small, non-blocking thing to the OS on the supervisor's behalf;
+the supervisor decides, this file acts.
+"""
+
+import os
+
+from . import accounts, loader, logs, spawn, supervisor
+
+
+class Paths:
+    """Where the runtime files go: under /run and /var as PID 1, under --run-dir else."""
+
+    def __init__(self, socket, log_dir, log_fallback, env_file, timers, handover):
+        self.socket = socket
+        self.log_dir = log_dir
+        self.log_fallback = log_fallback
+        self.env_file = env_file
+        self.timers = timers
+        self.handover = handover
+
+    @classmethod
+    def for_pid1(cls):
+        return cls("/run/schema-init.sock", "/var/log/schema-init", "/run/log/schema-init",
+                   "/run/schema-init/env", "/var/lib/schema-init/timers",
+                   "/run/schema-init/handover")
+
+    @classmethod
+    def under(cls, run_dir):
+        join = os.path.join
+        return cls(join(run_dir, "schema-init.sock"), join(run_dir, "log"), None,
+                   join(run_dir, "schema-init", "env"), join(run_dir, "timers"),
+                   join(run_dir, "handover"))
+
+    def prepare_logs(self):
+        for directory in (self.log_dir, self.log_fallback):
+            if directory is None:
+                continue
+            try:
+                os.makedirs(directory, 0o755, exist_ok=True)
+                if os.access(directory, os.W_OK):
+                    self.log_dir = directory
+                    return
+            except OSError:
+                continue
+
+
+class RealOps(supervisor.Ops):
+    def __init__(self, runtime):
+        self.rt = runtime
+        self.is_root = os.geteuid() == 0
+
+    def spawn(self, service, argv, env, nice, account):
+        rt = self.rt
+        path = rt.cgroups.create(service.name) if rt.cgroups.base else None
+        log_path = os.path.join(rt.paths.log_dir, service.name + ".log")
+        pid, placed, problems = spawn.start_service(argv, env, log_path, nice, account,
+                                                    rt.cgroups, service.spec, path)
+        return pid, placed, problems
+
+    def signal(self, service, pid, sig):
+        path = service.cgroup if service is not None else None
+        spawn.signal_service(pid, sig, self.rt.cgroups if path else None, path)
+
+    def cleanup_cgroup(self, service):
+        if service.cgroup:
+            self.rt.cgroups.kill(service.cgroup)
+            if self.rt.cgroups.remove(service.cgroup):
+                service.cgroup = None
+
+    def shell(self, command, env):
+        return spawn.start_shell(command, env)
+
+    def exec_status(self, path):
+        return spawn.exec_status(path)
+
+    def mem_available_kb(self):
+        return spawn.mem_available_kb()
+
+    def lookup_user(self, name):
+        return spawn.lookup_user(name)
+
+    def supplementary_groups(self, name, gid):
+        return accounts.supplementary_groups(name, gid)
+
+    def path_exists(self, path):
+        return os.path.exists(path)
+
+    def watch_ready(self, name, path):
+        self.rt.ready.watch(name, path)
+
+    def unwatch_ready(self, name):
+        self.rt.ready.unwatch(name)
+
+    def rail(self, name, event, state, weight, pid):
+        self.rt.rail.event(name, event, state, weight, pid)
+
+    def say(self, text):
+        self.rt.console.write(text + "\n")
+
+    def group_changed(self, name, state, members):
+        self.rt.console.write(logs.group_line(name, state, members))
+
+    def read_env_file(self):
+        data, _ = loader.read_file(self.rt.paths.env_file)
+        return data
+
+    def _stamp_path(self, name):
+        return os.path.join(self.rt.paths.timers, name + ".stamp")
+
+    def read_stamp(self, name):
+        data, _ = loader.read_file(self._stamp_path(name))
+        try:
+            return int(data.strip()) if data else None
+        except ValueError:
+            return None
+
+    def write_stamp(self, name, when):
+        try:
+            os.makedirs(self.rt.paths.timers, 0o755, exist_ok=True)
+            tmp = self._stamp_path(name) + ".tmp"
+            with open(tmp, "w") as f:
+                f.write("%d\n" % when)
+            os.replace(tmp, self._stamp_path(name))
+        except OSError:
+            pass
+
+    def pet_watchdog(self):
+        self.rt.pet_watchdog()
+
+    def load_directory(self):
+        return loader.load_directory(self.rt.services_dir)
+
+    def load_service_file(self, path):
+        return loader.load_service_file(path)

@@ -1,0 +1,71 @@
+"""The handover file a re-executing PID 1 leaves for its successor.
+
+Tab-separated text: the watchdog fd kept open across exec, the rescue shell's pid,
+every service's pid, state and counters, and the pids still to reap.  Writing it
+changes nothing in the supervisor; reading it never raises (a damaged line is
+skipped).  The format is ``handover_text``'s and ``parse_handover``'s, nobody else's.
+"""
+
+MAGIC = "schema-init-handover 1"
+HANDOVER_FIELDS = ("name", "pid", "state", "restarts", "failures", "dormant", "cgroup",
+                   "stable_time", "ready_seen")
+
+
+def handover_text(sup, watchdog_fd, rescue_pid):
+    """Tab-separated state of every service that the next exec takes over."""
+    lines = [MAGIC, "watchdog_fd\t%d" % watchdog_fd,
+             "rescue\t%d" % rescue_pid]
+    unmanaged = set(sup.unmanaged)
+    for service in sup.ordered():
+        if service.dying:
+            unmanaged.add(service.dying)      # killed: the successor only reaps it
+        lines.append("service\t" + "\t".join(str(v) for v in (
+            service.name, service.pid, service.state, service.restarts, service.failures,
+            service.dormant_count, service.cgroup or "",
+            "" if service.stable_time is None else "%.6f" % service.stable_time,
+            int(service.ready_seen))))
+    for pid in sorted(unmanaged):
+        lines.append("unmanaged\t%d" % pid)
+    return "\n".join(lines) + "\n"
+
+
+def parse_handover(data):
+    """The handover's facts from its bytes (None or damaged: nothing handed over)."""
+    result = {"services": [], "watchdog_fd": -1, "rescue": 0, "unmanaged": []}
+    if not data or not data.startswith(MAGIC.encode() + b"\n"):
+        return result
+    for line in data.decode("utf-8", "replace").splitlines()[1:]:
+        fields = line.split("\t")
+        try:
+            if fields[0] == "watchdog_fd":
+                result["watchdog_fd"] = int(fields[1])
+            elif fields[0] == "rescue":
+                result["rescue"] = int(fields[1])
+            elif fields[0] == "unmanaged":
+                result["unmanaged"].append(int(fields[1]))
+            elif fields[0] == "service" and len(fields) == len(HANDOVER_FIELDS) + 1:
+                name, pid, state, restarts, failures, dormant, cgroup_path, stable, ready = \
+                    fields[1:]
+                result["services"].append({
+                    "name": name, "pid": int(pid), "state": int(state),
+                    "restarts": int(restarts), "failures": int(failures),
+                    "dormant": int(dormant), "cgroup": cgroup_path,
+                    "stable_time": float(stable) if stable else None, "ready_seen": ready == "1"})
+        except (ValueError, IndexError):
+            continue
+    return result
+
+
+def strip_resume(argv):
+    out, skip = [], False
+    for word in argv:
+        if skip:
+            skip = False
+            continue
+        if word == "--resume":
+            skip = True
+            continue
+        if word.startswith("--resume="):
+            continue
+        out.append(word)
+    return out

@@ -1,0 +1,295 @@
+"""The lifecycle table, walked cell by cell, with a fake OS and plain numbers for clocks.
+
+Every (state, event, next state) of ``lifecycle.TRANSITIONS`` is produced by one
+scenario below; the test fails if a cell writes a state it does not list, if a
+scenario's outcome changes, or if a cell or outcome has no scenario.
+"""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from fakes import FakeOps
+from schema_init import config, graph, lifecycle, schema, supervisor
+from schema_init.lifecycle import (DORMANT, EXCISED, FRICTION, FULL_TRUST, FUNDAMENTAL,
+                                   NEW_PROCESS, PERFECT, RECOVERY)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WALL = 1.7e9
+
+
+def build(keys=None, env=None):
+    keys = dict(keys or {})
+    specs = [config.ServiceSpec(name="s", exec=keys.pop("exec", "/bin/true"),
+                                deps=("d",), stable_secs=keys.pop("stable_secs", 30), **keys),
+             config.ServiceSpec(name="d", exec="/bin/true")]
+    ops = FakeOps()
+    sup = supervisor.Supervisor(graph.resolve(specs, []), ops, 0.0, WALL,
+                                env=env if env is not None else {"SLOT_ID": "1"})
+    writes = []
+    enter = sup.enter
+
+    def recording_enter(service, state, now, reason=None):
+        if service.name == "s":
+            writes.append(state)
+        return enter(service, state, now, reason)
+    sup.enter = recording_enter
+    return sup, ops, writes
+
+
+def put(sup, state, pid=None, **record):
+    """Bring service s into ``state`` (through the table's adopt cell)."""
+    service = sup.services["s"]
+    if service.state not in (NEW_PROCESS, PERFECT, EXCISED):
+        raise AssertionError("s is not adoptable from %s" % service.state)
+    if pid is None:
+        pid = 4242 if state in lifecycle.RUNNING else 0
+    facts = {"name": "s", "pid": pid, "state": state, "restarts": 1, "failures": 0,
+             "dormant": 0, "cgroup": "", "stable_time": None, "ready_seen": False}
+    facts.update(record)
+    sup.fire(service, "adopt", 0.0, record=facts)
+    return service
+
+
+# Scenarios: (state, event, next state expected, spec keys, setup(sup, ops, s), facts)
+SCENARIOS = []
+
+
+def scenario(state, event, expected, keys=None, setup=None, **facts):
+    SCENARIOS.append((state, event, expected, keys or {}, setup, facts))
+
+
+def dep_ready(sup, ops, s):
+    put_dep = sup.services["d"]
+    sup.fire(put_dep, "adopt", 0.0, record={
+        "name": "d", "pid": 77, "state": FUNDAMENTAL, "restarts": 1, "failures": 0,
+        "dormant": 0, "cgroup": "", "stable_time": 0.0, "ready_seen": False})
+
+
+def low_memory(sup, ops, s):
+    dep_ready(sup, ops, s)
+    ops.mem_kb = 100
+
+
+def budget_spent(sup, ops, s):
+    s.failures = s.spec.max_restarts
+
+
+def dormant_limit(sup, ops, s):
+    s.dormant_count = 5
+    s.failures = s.spec.max_restarts
+
+
+def clock_went_back(sup, ops, s):
+    s.timer_wall = WALL + 600
+    s.timer_armed = True
+
+
+scenario(NEW_PROCESS, "cycle", EXCISED, reason="dependency cycle: s -> d -> s")
+for state in (NEW_PROCESS, PERFECT):
+    scenario(state, "arm_timer", PERFECT, {"on_active_sec": 5}, wall=WALL, boot=True)
+scenario(NEW_PROCESS, "deps_ready", FULL_TRUST, deps_present=True)
+scenario(NEW_PROCESS, "deps_ready", RECOVERY, {"exec": "/missing"}, deps_present=True)
+scenario(NEW_PROCESS, "deps_ready", EXCISED, {"allowed_slot_min": 5}, deps_present=True)
+scenario(FULL_TRUST, "ready", FUNDAMENTAL, setup=dep_ready)
+scenario(FULL_TRUST, "ready", FULL_TRUST, setup=low_memory)
+scenario(FULL_TRUST, "start_timeout", EXCISED, {"start_timeout_sec": 5})
+scenario(FULL_TRUST, "start_timeout", RECOVERY, {"start_timeout_sec": 5, "critical": True})
+scenario(FUNDAMENTAL, "readiness_lost", DORMANT, {"ready_path": "/run/s"})
+scenario(FUNDAMENTAL, "readiness_lost", EXCISED, {"ready_path": "/run/s"}, setup=dormant_limit)
+scenario(RECOVERY, "cooldown_over", NEW_PROCESS)
+scenario(RECOVERY, "cooldown_over", FRICTION, setup=budget_spent)
+scenario(FRICTION, "last_chance", NEW_PROCESS)
+scenario(FRICTION, "last_chance", DORMANT, setup=budget_spent)
+scenario(FRICTION, "last_chance", EXCISED, setup=dormant_limit)
+scenario(DORMANT, "wake", NEW_PROCESS)
+scenario(PERFECT, "timer_fire", NEW_PROCESS, {"on_active_sec": 5}, wall=WALL)
+scenario(PERFECT, "timer_fire", PERFECT, {"on_calendar": config.timers.parse_calendar(
+    "12:00")[0]}, setup=clock_went_back, wall=WALL)
+for state in (EXCISED, PERFECT):
+    scenario(state, "op_start", NEW_PROCESS)
+for state in lifecycle.RUNNING:
+    scenario(state, "died", RECOVERY, code=1, wall=WALL)
+    scenario(state, "restart_exit", RECOVERY, code=0, wall=WALL)
+    scenario(state, "oneshot_done", PERFECT, {"oneshot": True}, code=0, wall=WALL)
+    scenario(state, "timer_done", PERFECT, {"on_active_sec": 5}, code=0, wall=WALL)
+    scenario(state, "no_restart_exit", EXCISED, {"no_restart": True}, code=3, wall=WALL)
+    scenario(state, "operator_stop_exit", EXCISED, code=0, wall=WALL)
+    scenario(state, "stopped_exit", EXCISED, code=0, wall=WALL)
+    scenario(state, "op_stop", state, intent="stop")
+    scenario(state, "op_restart", state, intent="restart")
+    scenario(state, "shutdown", state, intent="shutdown")
+for state in lifecycle.IDLE:
+    scenario(state, "op_stop", EXCISED)
+    scenario(state, "op_restart", NEW_PROCESS)
+for state in (EXCISED, DORMANT, PERFECT):
+    scenario(state, "op_reset", NEW_PROCESS)
+for state in lifecycle.EVERY_STATE:
+    if state != EXCISED:
+        scenario(state, "fuse", EXCISED, {"fuse": True})
+for state in (NEW_PROCESS, PERFECT, EXCISED):
+    for target in lifecycle.EVERY_STATE:
+        scenario(state, "adopt", target)
+
+
+@pytest.mark.parametrize("state,event,expected,keys,setup,facts", SCENARIOS,
+                         ids=["%s-%s-%s" % (schema.state_name(s), e, schema.state_name(x))
+                              for s, e, x, _, _, _ in SCENARIOS])
+def test_cell(state, event, expected, keys, setup, facts):
+    sup, ops, writes = build(keys)
+    service = sup.services["s"]
+    if service.state != state:
+        put(sup, state)
+    assert service.state == state
+    if setup is not None:
+        setup(sup, ops, service)
+    del writes[:]
+    facts = dict(facts)
+    if event == "fuse":
+        facts["dep"] = sup.services["d"]
+    if event == "adopt":
+        facts["record"] = {"name": "s", "pid": 4242 if expected in lifecycle.RUNNING else 0,
+                           "state": expected, "restarts": 0, "failures": 0, "dormant": 0,
+                           "cgroup": "", "stable_time": None, "ready_seen": False}
+    action, allowed = lifecycle.TABLE[(state, event)]
+    sup.fire(service, event, 10.0, **facts)
+    first = writes[0] if writes else state        # a cell may keep the state unwritten
+    assert first == expected, "%s/%s wrote %s" % (
+        schema.state_name(state), event, [schema.state_name(w) for w in writes])
+    assert first in allowed
+
+
+def test_every_cell_and_outcome_has_a_scenario():
+    covered = {(s, e, x) for s, e, x, _, _, _ in SCENARIOS}
+    wanted = {(s, e, x) for s, e, _, nexts in lifecycle.TRANSITIONS for x in nexts}
+    assert wanted - covered == set()
+    assert covered - wanted == set()
+
+
+def test_a_state_write_outside_the_table_is_refused():
+    sup, ops, writes = build()
+    service = sup.services["s"]
+    with pytest.raises(lifecycle.LifecycleError):
+        sup.enter(service, FUNDAMENTAL, 0.0)
+    with pytest.raises(lifecycle.LifecycleError):
+        sup.fire(service, "wake", 0.0)              # NEW_PROCESS has no wake cell
+    assert service.state == NEW_PROCESS
+
+
+def test_an_action_cannot_write_a_state_its_cell_does_not_list(monkeypatch):
+    sup, ops, writes = build()
+    service = put(sup, DORMANT)
+    monkeypatch.setattr(sup.actions, "wake",
+                        lambda s, now: sup.enter(s, FUNDAMENTAL, now))
+    with pytest.raises(lifecycle.LifecycleError):
+        sup.fire(service, "wake", 0.0)
+    assert service.state == DORMANT
+
+
+def test_exit_classification_follows_intent_then_kind_then_code():
+    plain = config.ServiceSpec(name="a", exec="/bin/true")
+    oneshot = plain.replace(oneshot=True)
+    timer = plain.replace(on_active_sec=5)
+    no_restart = plain.replace(no_restart=True)
+    classify = lifecycle.classify_exit
+    assert classify(plain, "shutdown", 1) == "stopped_exit"
+    assert classify(timer, "evict", 0) == "stopped_exit"
+    assert classify(timer, None, 1) == "timer_done"
+    assert classify(timer, "stop", 0) == "oneshot_done"      # a timer run is a oneshot
+    assert classify(timer, "stop", 1) == "operator_stop_exit"
+    assert classify(oneshot, None, 0) == "oneshot_done"
+    assert classify(oneshot, "restart", 0) == "restart_exit"
+    assert classify(no_restart, None, 0) == "no_restart_exit"
+    assert classify(no_restart, "restart", 0) == "restart_exit"
+    assert classify(plain, None, 0) == "died"
+    assert lifecycle.exit_code(256) == 1 and lifecycle.exit_code(9) == -9
+    assert lifecycle.exit_code(0) == 0 and lifecycle.exit_code(0x8b) == -11
+
+
+def test_docs_lifecycle_is_generated_from_the_table():
+    with open(os.path.join(ROOT, "docs", "lifecycle.md")) as f:
+        assert f.read() == lifecycle.render_markdown(), \
+            "regenerate: python -m schema_init.lifecycle > docs/lifecycle.md"
+
+
+PURE_MODULES = ("schema", "config", "graph", "schedule", "timers", "lifecycle", "actions",
+                "timer_actions",
+                "supervisor", "commands", "shutdown", "deadman", "protocol", "handover")
+
+PURE_CORE_SCRIPT = r"""
+import builtins, os, sys
+sys.modules["_schema_fastloop"] = None            # the compiled loop cannot be imported
+sys.modules["schema_init._fastloop"] = None
+
+def refuse(name):
+    def call(*args, **kwargs):
+        raise AssertionError("the pure core called os." + name)
+    return call
+for name in ("open", "read", "write", "close", "fork", "execv", "execve", "kill", "killpg",
+             "waitpid", "stat", "lstat", "listdir", "scandir", "mkdir", "makedirs", "unlink",
+             "rmdir", "rename", "replace", "access", "geteuid", "getuid", "getpid",
+             "setsid", "pipe", "dup2", "chdir", "chmod", "chown", "system", "popen"):
+    if hasattr(os, name):
+        setattr(os, name, refuse(name))
+os.path.exists = refuse("path.exists")
+builtins.open = refuse("open (builtin)")
+
+from schema_init import MODULES
+from schema_init import config, graph, lifecycle, protocol, schema, supervisor
+
+class Ops(supervisor.Ops):
+    is_root = True
+    def __init__(self):
+        self.pid = 100
+        self.events = []
+    def spawn(self, service, argv, env, nice, account):
+        self.pid += 1
+        return self.pid, None, []
+    def signal(self, service, pid, sig):
+        self.events.append(("signal", pid, sig))
+    def cleanup_cgroup(self, service):
+        pass
+    def exec_status(self, path):
+        return True, True
+    def mem_available_kb(self):
+        return 1 << 20
+    def rail(self, name, event, state, weight, pid):
+        self.events.append((name, event))
+
+files = [("a.svc", b"exec=/bin/a\nstable_secs=0\n", None),
+         ("b.svc", b"exec=/bin/b\ndep=a\nstable_secs=5\n", None),
+         ("g.grp", b"name=g\nmember=a\nmember=b\n", None)]
+loaded = config.parse_directory("/etc/schema-init/services", files)
+ops = Ops()
+sup = supervisor.Supervisor(graph.resolve(loaded.services, loaded.groups), ops, 0.0, 1.7e9,
+                            env={"PATH": "/bin"})
+sup.settle(0.0)
+assert sup.services["a"].state == schema.FUNDAMENTAL, sup.services["a"].state
+assert sup.services["b"].state == schema.FULL_TRUST
+assert sup.next_deadline() == 5.0
+sup.on_due(5.0, 1.7e9 + 5)
+assert sup.services["b"].state == schema.FUNDAMENTAL
+sup.on_exit(sup.services["a"].pid, 256, 6.0)
+assert sup.services["a"].state == schema.RECOVERY
+sup.on_due(7.0, 1.7e9 + 7)
+sup.settle(7.0)
+assert sup.services["a"].state == schema.FUNDAMENTAL
+reply = protocol.dispatch("status", 0, sup, None, 8.0, 1.7e9 + 8)
+assert reply[0] == "services: 2  groups: 1", reply
+assert protocol.dispatch("stop b", 1000, sup, None, 8.0, 0)[0].startswith("err:")
+sup.begin_shutdown(9.0)
+assert ("signal", sup.services["b"].pid, lifecycle.SIGTERM) in ops.events
+print("pure core ok")
+"""
+
+
+def test_pure_core_runs_without_the_os_or_the_compiled_loop():
+    """The deciding modules import and drive a scenario with the OS's process and file
+    functions replaced by ones that raise, and the compiled loop blocked."""
+    script = PURE_CORE_SCRIPT.replace("MODULES", ", ".join(PURE_MODULES))
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "pure core ok" in result.stdout

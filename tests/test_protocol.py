@@ -1,0 +1,91 @@
+"""The control protocol's one definition: verbs, permissions, framing, help text."""
+
+import subprocess
+
+import pytest
+
+from conftest import program
+from fakes import FakeOps
+from schema_init import config, ctl, graph, protocol, supervisor
+
+SAMPLE_ARGUMENTS = {"<svc>": "a", "[<svc>]": "a", "<path>": "/nonexistent.svc",
+                    "[--json|--kv]": "--json", "[--evict]": "--evict", "": ""}
+
+
+class Ops(FakeOps):
+    def load_service_file(self, path):
+        return config.parse_service_file(path, None, "No such file or directory")
+
+    def load_directory(self):
+        return config.parse_directory("/d", [("a.svc", b"exec=/bin/true\n", None)])
+
+
+class Host:
+    kernel_to_init = 0.5
+
+    def __init__(self):
+        self.asked = []
+
+    def reboot(self):
+        self.asked.append("reboot")
+
+    def poweroff(self):
+        self.asked.append("poweroff")
+
+    def request_reexec(self):
+        self.asked.append("reexec")
+        return ["ok: re-executing"]
+
+
+def make():
+    specs = [config.ServiceSpec(name="a", exec="/bin/true", stable_secs=0)]
+    sup = supervisor.Supervisor(graph.resolve(specs, []), Ops(), 0.0, 1e9, env={})
+    sup.settle(0.0)
+    return sup, Host()
+
+
+def test_every_verb_and_alias_is_served():
+    for verb in protocol.VERBS:
+        for word in (verb.name,) + verb.aliases:
+            sup, host = make()
+            request = ("%s %s" % (word, SAMPLE_ARGUMENTS[verb.args])).strip()
+            reply = protocol.dispatch(request, 0, sup, host, 1.0, 1e9)
+            assert reply and not reply[0].startswith("err: unknown"), (request, reply)
+    assert host.asked == ["reexec"]
+
+
+def test_only_read_only_verbs_are_open_to_other_users():
+    sup, host = make()
+    for verb in protocol.VERBS:
+        request = ("%s %s" % (verb.name, SAMPLE_ARGUMENTS[verb.args])).strip()
+        reply = protocol.dispatch(request, 1000, sup, host, 1.0, 1e9)
+        refused = reply[0].startswith("err: '%s' requires root" % request)
+        assert refused == (not verb.read_only), (request, reply)
+    assert host.asked == []
+    assert protocol.READ_ONLY_VERBS == ("status", "list", "timing")
+
+
+def test_requests_missing_or_adding_arguments_are_unknown():
+    sup, host = make()
+    for request in ("start", "stop", "add", "pet", "list x", "timing now", "frobnicate"):
+        assert protocol.dispatch(request, 0, sup, host, 1.0, 1e9) == \
+            ["err: unknown: %s" % request]
+
+
+def test_framing_round_trip_and_truncation():
+    body = protocol.encode_reply(["one", "two"])
+    assert body == b"one\ntwo\n.\n"
+    assert protocol.decode_reply(body) == ("one\ntwo\n", True)
+    assert protocol.decode_reply(b".\n") == ("", True)
+    assert protocol.decode_reply(b"one\ntwo\n") == ("one\ntwo\n", False)
+    assert protocol.decode_reply(b"a.\n") == ("a.\n", False)     # not a whole line
+
+
+@pytest.mark.process
+def test_schema_ctl_help_is_generated_from_the_verbs():
+    result = subprocess.run([program("schema-ctl"), "--help"], capture_output=True, text=True,
+                            timeout=30)
+    assert result.returncode == 0
+    assert result.stdout == protocol.usage() == ctl.USAGE
+    for verb in protocol.VERBS:
+        assert "  %s" % verb.name in result.stdout
