@@ -17,7 +17,8 @@ NICE = {"critical": -10, "standard": 0, "peripheral": 10}
 
 def slot_allowed(raw, spec):
     """Whether a SLOT_ID value (None: unset) is inside the service's slot gate."""
-    slot = int(raw) if raw is not None and raw.strip().isdigit() else -1
+    text = raw.strip() if raw is not None else ""
+    slot = int(text) if text.isdigit() and text.isascii() and len(text) < 10 else -1
     high = spec.allowed_slot_max
     return slot >= spec.allowed_slot_min and (high < 0 or slot <= high)
 

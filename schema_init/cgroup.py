@@ -9,6 +9,7 @@ controller does not disable the others.
 """
 
 import os
+import time
 import _signal as signal  # the C module: the signal.py wrapper loads enum (~1 MB in PID 1)
 
 CONTROLLERS = ("cpu", "memory", "cpuset", "pids", "io")
@@ -56,6 +57,7 @@ class Cgroups:
         self.base = base            # None: no cgroups at all
         self.limits = limits        # controllers enabled in base's subtree
         self.note = note            # one line for the console about what is missing
+        self.leftover = set()       # killed directories whose processes had not gone yet
 
     @classmethod
     def detect(cls, pid1, tag=None):
@@ -164,21 +166,44 @@ class Cgroups:
         self.signal(path, signal.SIGKILL)
 
     def remove(self, path):
+        """rmdir; a directory still busy (its killed processes not gone yet) is kept in
+        ``leftover`` and removed by ``retry_removals`` once it is empty."""
         try:
             os.rmdir(path)
+            self.leftover.discard(path)
+            return True
+        except FileNotFoundError:
+            self.leftover.discard(path)
             return True
         except OSError:
+            self.leftover.add(path)
             return False
 
-    def remove_base(self):
+    def retry_removals(self):
+        """After children were reaped: remove the leftover directories now empty."""
+        for path in list(self.leftover):
+            if not self.pids(path):
+                self.remove(path)
+
+    def remove_base(self, wait=2.0):
+        """Kill what is left in every service directory and remove them and the base,
+        waiting up to ``wait`` seconds for killed processes to be gone (used on exit)."""
         if self.base is None:
             return
         try:
-            for entry in os.listdir(self.base):
-                full = os.path.join(self.base, entry)
-                if os.path.isdir(full):
-                    self.kill(full)
-                    self.remove(full)
+            children = [os.path.join(self.base, e) for e in os.listdir(self.base)]
+        except OSError:
+            return
+        children = [path for path in children if os.path.isdir(path)]
+        for path in children:
+            self.kill(path)
+        deadline = time.monotonic() + wait
+        while True:
+            busy = [path for path in children if not self.remove(path)]
+            if not busy or time.monotonic() >= deadline:
+                break
+            time.sleep(0.01)
+        try:
             os.rmdir(self.base)
         except OSError:
             pass

@@ -143,11 +143,13 @@ class Commands:
         sup = self.sup
         sup.ops.say("[schema-init] reloading configuration...")
         current = {name: sup.services[name].spec for name in sup.order}
-        plan = plan_reload(current, list(sup.order), sup.ops.load_directory())
+        loaded = sup.ops.load_directory()
+        plan = plan_reload(current, list(sup.order), loaded)
         if plan.error is not None:
             sup.ops.say("[schema-init] reload %s: %s" % ("failed" if plan.failed else "rejected",
                                                          plan.error))
             return ["err: reload rejected \u2014 %s" % plan.error]
+        sup.note_rejected(loaded.diagnostics)
         for name in plan.removed:
             self._forget(sup.services[name], evict, now)
         sup.graph = plan.graph

@@ -140,6 +140,13 @@ LATER_ERA_KEYS = frozenset((
 ))
 
 GROUP_KEYS = ("name", "member")
+# A problem with these makes a service meaningless: its file is rejected.  Any other
+# key's bad value falls back to the default with a warning, so a typo never loses a
+# service.  What to run (exec, args) is never guessed; and a bad on_calendar is an
+# error too, as its default would turn a periodic job into a daemon restarted for ever.
+MEANINGFUL_KEYS = frozenset(("name", "exec", "args", "on_calendar"))
+# At most this many diagnostics per file are kept (a summary line says how many more).
+MAX_DIAGNOSTICS_PER_FILE = 20
 
 
 def field_name(key):
@@ -255,9 +262,14 @@ def name_problem(text, limit=NAME_MAX):
 
 
 def _closest_key(word, keys):
-    """A likely intended key for a typo, by edit distance (no difflib in PID 1)."""
+    """A likely intended key for a typo, by edit distance (no difflib in PID 1).
+
+    Only keys within two characters of the word's length can be within distance 2, so
+    a long word costs nothing: no file can make this slow."""
     best, best_distance = None, 3
     for key in keys:
+        if abs(len(key) - len(word)) >= best_distance:
+            continue
         previous = list(range(len(key) + 1))
         for i, a in enumerate(word, 1):
             current = [i]
@@ -268,6 +280,36 @@ def _closest_key(word, keys):
         if previous[-1] < best_distance:
             best, best_distance = key, previous[-1]
     return best
+
+
+def shown(value, limit=40):
+    """A value quoted for a message, cut short: a diagnostic stays one readable line."""
+    if len(value) > limit:
+        return repr(value[:limit]) + "... (%d characters)" % len(value)
+    return repr(value)
+
+
+def default_text(key, rule):
+    """A key's default as a person would write it in a .svc file."""
+    if key == "start_timeout_sec":
+        return "90 for oneshots, else none"
+    if rule.default is True or rule.default is False:
+        return "1" if rule.default else "0"
+    if rule.default is None or rule.default == "":
+        return "unset"
+    return str(rule.default)
+
+
+def capped(diags, path):
+    """Keep a file's first MAX_DIAGNOSTICS_PER_FILE diagnostics (errors first)."""
+    if len(diags) <= MAX_DIAGNOSTICS_PER_FILE:
+        return diags
+    ordered = sorted(diags, key=lambda d: (d.severity != ERROR, d.line))
+    kept = ordered[:MAX_DIAGNOSTICS_PER_FILE]
+    more = len(diags) - len(kept)
+    kept.append(Diagnostic(path, 0, None, WARNING, "%d more problem%s not shown"
+                           % (more, "" if more == 1 else "s")))
+    return kept
 
 
 def _split_lines(data):
@@ -313,12 +355,14 @@ def _convert(key, rule, raw):
     if kind == "bool":
         word = _BOOL_WORDS.get(value.lower())
         if word is None:
-            return None, "%r is not a boolean (use 1 or 0)" % value
+            return None, "%s is not a boolean (use 1 or 0)" % shown(value)
         return word, None
     if kind == "int":
         digits = value[1:] if value[:1] in "+-" else value
         if not digits or not digits.isdigit() or not digits.isascii():
-            return None, "%r is not a whole number" % value
+            return None, "%s is not a whole number" % shown(value)
+        if len(digits) > 18:                     # int() refuses beyond 4300 digits
+            return None, "%s is out of range (%d to %d)" % (shown(value), rule.low, rule.high)
         number = int(value)
         if number < rule.low or number > rule.high:
             return None, "%d is out of range (%d to %d)" % (number, rule.low, rule.high)
@@ -327,12 +371,12 @@ def _convert(key, rule, raw):
         word = value.lower()
         choices = PRIORITIES if key == "priority" else PARTITIONS
         if word not in choices:
-            return None, "%r is not one of %s" % (value, ", ".join(choices))
+            return None, "%s is not one of %s" % (shown(value), ", ".join(choices))
         return word, None
     if kind == "calendar":
         calendar, reason = timers.parse_calendar(value)
         if calendar is None:
-            return None, "bad value %r (%s)" % (value, reason)
+            return None, "bad value %s (%s)" % (shown(value), reason)
         return calendar, None
     if kind in ("name", "deps"):
         limit = USER_MAX if key == "user" else NAME_MAX
@@ -340,13 +384,13 @@ def _convert(key, rule, raw):
             return "", None
         problem = name_problem(value, limit)
         if problem:
-            return None, "%r %s" % (value, problem)
+            return None, "%s %s" % (shown(value), problem)
         return value, None
     if kind == "path":
         if value and not value.startswith("/"):
-            return None, "%r is not an absolute path" % value
+            return None, "%s is not an absolute path" % shown(value)
         if key == "exec" and (" " in value or "\t" in value):
-            return None, "%r contains a blank; give arguments with args= lines" % value
+            return None, "%s contains a blank; give arguments with args= lines" % shown(value)
         return value, None
     return value, None      # text, command, args
 
@@ -375,21 +419,31 @@ def parse_service(path, data):
             if key in LATER_ERA_KEYS:
                 report(number, key, WARNING, "not supported by this schema-init; ignored")
             elif not key:
-                report(number, None, ERROR, "line has an empty key")
+                report(number, None, WARNING, "line has an empty key; ignored")
             else:
                 hint = _closest_key(key, SERVICE_KEYS)
-                report(number, key, ERROR, "unknown key" +
-                       (" (did you mean '%s'?)" % hint if hint else ""))
+                report(number, key, WARNING, "unknown key" +
+                       (" (did you mean '%s'?)" % hint if hint else "") + "; ignored")
             continue
         value, problem = _convert(key, rule, raw)
         if problem:
-            report(number, key, ERROR, problem)
             rejected.add(key)
+            if key in MEANINGFUL_KEYS:
+                report(number, key, ERROR, problem)
+            elif rule.kind in ("args", "deps"):
+                report(number, key, WARNING, problem + "; this line is ignored")
+            else:
+                report(number, key, WARNING, "%s; using the default (%s)"
+                       % (problem, default_text(key, rule)))
             continue
         if rule.kind in ("args", "deps"):
             target = args if rule.kind == "args" else deps
             if len(target) >= LIST_MAX:
-                report(number, key, ERROR, "more than %d %s lines" % (LIST_MAX, key))
+                if key in MEANINGFUL_KEYS:
+                    report(number, key, ERROR, "more than %d %s lines" % (LIST_MAX, key))
+                else:
+                    report(number, key, WARNING, "more than %d %s lines; this one is ignored"
+                           % (LIST_MAX, key))
                 continue
             if key == "dep" and value in deps:
                 report(number, key, WARNING, "'%s' is listed twice" % value)
@@ -400,13 +454,8 @@ def parse_service(path, data):
                 lines["dep:" + value] = number
             continue
         if key in fields:
-            earlier = lines[key]
-            if key in ("name", "exec") and fields[key] != value:
-                report(number, key, ERROR, "given again with another value (first on line %d)"
-                       % earlier)
-                continue
             report(number, key, WARNING, "given again (first on line %d); this later value wins"
-                   % earlier)
+                   % lines[key])
         fields[key] = value
         lines[key] = number
 
@@ -443,15 +492,20 @@ def parse_service(path, data):
         report(lines["allowed_slot_max"], "allowed_slot_max", WARNING,
                "has no effect without allowed_slot_min")
     if 0 <= slot_max < slot_min:
-        report(lines["allowed_slot_max"], "allowed_slot_max", ERROR,
-               "%d is below allowed_slot_min=%d: no slot could ever run this" % (slot_max, slot_min))
+        report(lines["allowed_slot_max"], "allowed_slot_max", WARNING,
+               "%d is below allowed_slot_min=%d: no slot could ever run this; using the "
+               "default (-1: no upper bound)" % (slot_max, slot_min))
+        fields["allowed_slot_max"] = -1
     timer = any(fields.get(k) is not None for k in ("on_boot_sec", "on_active_sec", "on_calendar"))
     if fields.get("ready_path") and (fields.get("oneshot") or timer):
         report(lines["ready_path"], "ready_path", WARNING,
                "ignored for oneshots and timers (they are done when they exit 0)")
     if name in deps:
-        report(lines["dep:" + name], "dep", ERROR, "a service cannot depend on itself")
+        report(lines["dep:" + name], "dep", WARNING,
+               "a service cannot depend on itself; this line is ignored")
+        deps.remove(name)
 
+    diags = capped(diags, path)
     if is_template or any(d.severity == ERROR for d in diags):
         return None, diags
     fields.update(name=name, args=tuple(args), deps=tuple(deps), instance=instance if at else "",
@@ -473,30 +527,33 @@ def parse_group(path, data):
             message = ("unknown key in a group file" +
                        (" (did you mean '%s'?)" % hint if hint else "")) if key else \
                 "line has an empty key"
-            diags.append(Diagnostic(path, number, key or None, ERROR, message))
+            diags.append(Diagnostic(path, number, key or None, WARNING, message + "; ignored"))
             continue
         value, problem = _convert(key, SERVICE_KEYS["name"], raw)
         if not problem and not value:
             problem = "is empty"
         if problem:
-            diags.append(Diagnostic(path, number, key, ERROR, problem))
+            severity = ERROR if key == "name" else WARNING
+            diags.append(Diagnostic(path, number, key, severity, problem if key == "name"
+                                    else problem + "; this member is ignored"))
             continue
         if key == "name":
             if name is not None and name != value:
-                diags.append(Diagnostic(path, number, key, ERROR,
-                                        "given again with another value (first on line %d)"
+                diags.append(Diagnostic(path, number, key, WARNING,
+                                        "given again (first on line %d); this later value wins"
                                         % name_line))
-                continue
             name, name_line = value, number
         elif value in member_lines:
             diags.append(Diagnostic(path, number, key, WARNING, "'%s' is listed twice" % value))
         elif len(members) >= LIST_MAX:
-            diags.append(Diagnostic(path, number, key, ERROR, "more than %d members" % LIST_MAX))
+            diags.append(Diagnostic(path, number, key, WARNING, "more than %d members; this "
+                                    "one is ignored" % LIST_MAX))
         else:
             members.append(value)
             member_lines[value] = number
     if name is None:
         diags.append(Diagnostic(path, 0, "name", ERROR, "missing: every group needs name="))
+    diags = capped(diags, path)
     if any(d.severity == ERROR for d in diags):
         return None, diags
     member_lines["name"] = name_line

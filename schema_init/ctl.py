@@ -1,7 +1,7 @@
 """schema-ctl: the control-socket client.
 
 Exit status: 0 success, 1 the server answered ``err: ...``, 2 usage error, 3 cannot
-connect (with a hint).  The reply is printed verbatim without the ``.`` terminator
+connect (with a hint), 4 the reply was cut short (no terminator line).  The reply is printed verbatim without the ``.`` terminator
 line; the terminator is recognised only as a whole line at the very end
 (``protocol.decode_reply``).
 """
@@ -18,8 +18,16 @@ TIMEOUT = 30.0
 USAGE = protocol.usage()
 
 
+class IncompleteReply(Exception):
+    def __init__(self, text):
+        Exception.__init__(self, "the reply ended without its terminator line")
+        self.text = text
+
+
 def request(path, line, timeout=TIMEOUT):
-    """Send one request line; return the reply text without the terminator."""
+    """Send one request line; return the reply text without the terminator.
+
+    Raises ``IncompleteReply`` when the server closed before the terminator."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     sock.settimeout(timeout)
     try:
@@ -33,7 +41,9 @@ def request(path, line, timeout=TIMEOUT):
             chunks.append(data)
     finally:
         sock.close()
-    reply, _complete = protocol.decode_reply(b"".join(chunks))
+    reply, complete = protocol.decode_reply(b"".join(chunks))
+    if not complete:
+        raise IncompleteReply(reply)
     return reply
 
 
@@ -65,6 +75,11 @@ def main(argv):
         return 2
     try:
         reply = request(path, line)
+    except IncompleteReply as exc:
+        sys.stdout.write(exc.text)
+        sys.stdout.flush()
+        sys.stderr.write("schema-ctl: %s: %s\n" % (path, exc))
+        return 4
     except OSError as exc:
         hint = ""
         if exc.errno in (errno.EACCES, errno.EPERM):

@@ -18,6 +18,8 @@ def read_file(path, limit=READ_LIMIT):
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     except OSError as exc:
         return None, exc.strerror or str(exc)
+    except ValueError:                       # a NUL byte in the path
+        return None, "the path contains a NUL byte"
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):

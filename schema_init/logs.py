@@ -74,6 +74,7 @@ class Rail:
         self.log_dir = log_dir
         self.path = os.path.join(log_dir, "rail.log")
         self.console = console
+        self.problem = None          # why rail.log cannot be written (said once)
 
     def event(self, name, event, state, weight, pid):
         line = rail_line(name, event, state, weight, pid)
@@ -81,13 +82,20 @@ class Rail:
         self.append(line)
 
     def append(self, line):
+        """Append to rail.log; a full or read-only disk loses the line (the console has
+        it), says so once, and is tried again with every line."""
         try:
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
-        except OSError:
+            try:
+                os.write(fd, line.encode("utf-8", "replace"))
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            if self.problem is None:
+                self.problem = exc.strerror or str(exc)
+                self.console.write("[schema-init] %s: %s: rail lines go to the console only "
+                                   "until it can be written\n" % (self.path, self.problem))
             return
-        try:
-            os.write(fd, line.encode("utf-8", "replace"))
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
+        if self.problem is not None:
+            self.problem = None
+            self.console.write("[schema-init] %s: writable again\n" % self.path)

@@ -59,6 +59,28 @@ def check(directory, strict=False, out=None):
     return 1 if failed else 0
 
 
+def boot_pid1(argv):
+    """PID 1 never returns: when the boot itself fails, the last resort takes over.
+
+    Every word of the kernel command line is harmless here: a bad option boots with
+    the defaults, and --help, --version and --check are not honoured (PID 1 answering
+    them would exit, and the kernel would panic)."""
+    from . import lastresort
+    try:
+        try:
+            options = parse_args(argv)
+        except UsageError:
+            options = parse_args([])
+        options.update(help=False, version=False, check=None)
+        from . import pid1 as pid1_module
+        pid1_module.boot(options)
+        why = "the boot returned"
+    except BaseException as exc:           # noqa: B902 - PID 1 must outlive any of it
+        why = "%s: %s" % (type(exc).__name__, exc)
+    lastresort.reexec_once(why)
+    lastresort.reap_forever(why)
+
+
 class UsageError(Exception):
     pass
 
@@ -113,15 +135,13 @@ def parse_args(argv):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    pid1 = os.getpid() == 1
+    if os.getpid() == 1:
+        return boot_pid1(argv)
     try:
         options = parse_args(argv)
     except UsageError as exc:
-        if pid1:                 # never refuse to boot over a stray kernel word
-            options = parse_args([])
-        else:
-            sys.stderr.write("schema-init: %s\n%s" % (exc, USAGE))
-            return 2
+        sys.stderr.write("schema-init: %s\n%s" % (exc, USAGE))
+        return 2
     if options["help"]:
         sys.stdout.write(USAGE)
         return 0
@@ -130,9 +150,6 @@ def main(argv=None):
         return 0
     if options["check"] is not None:
         return check(options["check"], options["strict"])
-    if pid1:
-        from . import pid1 as pid1_module
-        return pid1_module.boot(options)
     if not options["services"] or not options["run_dir"]:
         sys.stderr.write(
             "schema-init: not PID 1: refusing to run without --services and --run-dir\n"

@@ -135,6 +135,7 @@ def format_status(supervisor):
         if s.reason:
             line += "  (%s)" % s.reason
         lines.append(line)
+    lines += ["rejected: %s" % d.format() for d in supervisor.rejected]
     return lines
 
 
@@ -150,7 +151,13 @@ def format_status_json(supervisor):
             lines.append('      "reason": %s,' % json_string(s.reason))
         lines.append('      "restarts": %d' % s.restarts)
         lines.append("    }," if i < len(services) - 1 else "    }")
-    lines += ["  ]", "}"]
+    if supervisor.rejected:
+        lines.append("  ],")
+        lines.append('  "rejected": [%s]' % ", ".join(
+            json_string(d.format()) for d in supervisor.rejected))
+    else:
+        lines.append("  ]")
+    lines.append("}")
     return lines
 
 
@@ -163,6 +170,8 @@ def format_status_kv(supervisor):
                   "service.%s.restarts=%d" % (s.name, s.restarts)]
         if s.reason:
             lines.append("service.%s.reason=%s" % (s.name, s.reason.replace("\n", " ")))
+    lines += ["rejected.%d=%s" % (i, d.format().replace("\n", " "))
+              for i, d in enumerate(supervisor.rejected)]
     return lines
 
 

@@ -36,6 +36,7 @@ class Runtime:
         self.env = dict(os.environ if env is None else env)
         self.rescue_pid = 0
         self.reexec_requested = None
+        self.server = None
 
     # --- hooks: what PID 1 does differently (pid1.Pid1Runtime) ------------------------
 
@@ -109,8 +110,10 @@ class Runtime:
         if self.cgroups.note:
             self.console.write("[schema-init] %s\n" % self.cgroups.note)
         self.open_watchdog()
-        loaded = loader.load_directory(self.services_dir)
-        resolved = graph.resolve(loaded.services, loaded.groups)
+        loaded = self.guarded(loader.load_directory, self.services_dir) or \
+            config.unreadable_directory(self.services_dir, "internal error (see above)")
+        resolved = self.guarded(graph.resolve, loaded.services, loaded.groups) or \
+            graph.resolve([], [])
         for diag in sorted(loaded.diagnostics + resolved.diagnostics,
                            key=config.Diagnostic.sort_key):
             self.console.write("[schema-init] %s\n" % diag.format())
@@ -125,8 +128,10 @@ class Runtime:
                                                 env=self.env, time_scale=self.scale,
                                                 watchdog_interval=interval,
                                                 started_at=now)
-        self.publisher = shm.Publisher(self.options.get("shm") or "/schema-init")
-        self.server = control.Server(self.paths.socket, self.loop)
+        self.supervisor.note_rejected(loaded.diagnostics)
+        self.publisher = shm.Publisher(self.options.get("shm") or "/schema-init",
+                                       say=lambda text: self.console.write(text + "\n"))
+        self.server = self.open_control(now)
         if self.handover is not None:
             self.restore(self.handover, now)
         elif not loaded.services:
@@ -178,6 +183,22 @@ class Runtime:
                                logs.format_exception())
             return None
 
+    def open_control(self, now):
+        """The control socket, or a stand-in that tries again in a few seconds (a
+        read-only or full /run, no file descriptors left): never a reason to stop."""
+        try:
+            server = control.Server(self.paths.socket, self.loop)
+        except OSError as exc:
+            if not isinstance(self.server, control.Unavailable):
+                self.console.write("[schema-init] control socket %s unavailable (%s): "
+                                   "trying again every %g s\n" % (
+                                       self.paths.socket, exc.strerror or exc,
+                                       control.Unavailable.RETRY))
+            return control.Unavailable(now)
+        if isinstance(self.server, control.Unavailable):
+            self.console.write("[schema-init] control socket %s open\n" % self.paths.socket)
+        return server
+
     def next_timeout(self, now):
         deadline = schedule.next_deadline((self.supervisor.next_deadline(),
                                            self.server.next_deadline()))
@@ -220,6 +241,8 @@ class Runtime:
                 self.guarded(self.dispatch, fd, mask, now, wall)
             self.guarded(sup.on_due, now, wall)
             self.server.expire(now)
+            if self.server.retry_at is not None and now >= self.server.retry_at:
+                self.server = self.open_control(now)
             self.guarded(sup.settle, now)
             if self.stopping is not None and self.guarded(sup.shutdown_progress, now):
                 self.publish()
@@ -253,7 +276,7 @@ class Runtime:
             try:
                 os.execv(exe, argv)
             finally:                                  # only reached when exec failed
-                self.server = control.Server(self.paths.socket, self.loop)
+                self.server = self.open_control(time.monotonic())
         except Exception as exc:
             self.console.write("[schema-init] re-exec failed: %s\n" % exc)
 
@@ -309,6 +332,8 @@ class Runtime:
             if not self.reaped_own_child(pid, now):
                 self.supervisor.on_exit(pid, status, now, wall)
         if reaped:
+            if self.cgroups.leftover:
+                self.cgroups.retry_removals()
             self.after_reap(now)
 
     def on_signal(self, signo, now, wall):

@@ -81,20 +81,47 @@ def _capacity(count):
 
 
 class Segment:
-    """One mapped POSIX shared-memory object under /dev/shm."""
+    """One mapped POSIX shared-memory object under /dev/shm, created by us alone.
+
+    Whatever is already there under the name is removed first and the object is
+    created with O_EXCL: a segment another user made in advance (to feed readers forged
+    entries through its own open fd) is never adopted.  Every page is allocated before
+    it is mapped (``posix_fallocate``), so a full /dev/shm is an error here, never a
+    SIGBUS when a page is first written.
+    """
 
     def __init__(self, name, size):
         from . import _fastloop
         self.name = name
         self.path = "/dev/shm/" + name.lstrip("/")
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
+        fd = self._create()
         try:
             os.fchmod(fd, 0o644)
             os.ftruncate(fd, size)
+            os.posix_fallocate(fd, 0, size)
             self.writer = _fastloop.ShmWriter(fd, size, SEQ_OFFSET)
-        finally:
+        except BaseException:
             os.close(fd)
+            self._unlink()
+            raise
+        os.close(fd)
         self.size = size
+
+    def _create(self):
+        flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW
+        for _attempt in range(3):
+            self._unlink()
+            try:
+                return os.open(self.path, flags, 0o644)
+            except FileExistsError:
+                continue                      # re-created under our feet: again
+        raise OSError(17, "%s keeps being re-created by someone else" % self.path)
+
+    def _unlink(self):
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
 
     def close(self, unlink=True):
         self.writer.release()
@@ -106,15 +133,42 @@ class Segment:
 
 
 class Publisher:
-    """Writes the supervisor's snapshot into both segments, only when it changed."""
+    """Writes the supervisor's snapshot into both segments, only when it changed.
 
-    def __init__(self, name):
+    Shared memory is a view, never a reason to stop supervising: when a segment
+    cannot be made (/dev/shm full, not writable, squatted and not removable) the
+    publisher says so once through ``say``, keeps the snapshot, and tries again at
+    the next change; it says so again when it works.
+    """
+
+    def __init__(self, name, say=None):
         self.name = name
-        self.compat = Segment(name, SEGMENT_SIZE)
+        self.say = say or (lambda text: None)
+        self.compat = None
         self.ext = None
         self.ext_capacity = (0, 0)
         self.last = None
         self.system_state = SYSTEM_RUNNING
+        self.problem = None
+        self._open_compat()
+
+    def _open_compat(self):
+        if self.compat is not None:
+            return True
+        try:
+            self.compat = Segment(self.name, SEGMENT_SIZE)
+            return True
+        except OSError as exc:
+            self._failed(exc)
+            return False
+
+    def _failed(self, exc):
+        reason = exc.strerror or str(exc)
+        if self.problem is None:
+            self.say("[schema-init] shared memory /dev/shm%s unavailable (%s): the control "
+                     "socket still answers; trying again at the next change"
+                     % (self.name if self.name.startswith("/") else "/" + self.name, reason))
+        self.problem = reason
 
     def publish(self, services, groups, system_state=None):
         """``services``: [(name bytes, state, weight, pid, restarts, flags)];
@@ -122,10 +176,17 @@ class Publisher:
         if system_state is not None:
             self.system_state = system_state
         snapshot = (services, groups, self.system_state)
-        if snapshot == self.last:
+        if snapshot == self.last or not self._open_compat():
             return False
-        self._write_compat(services, groups)
-        self._write_ext(services, groups)
+        try:
+            self._write_compat(services, groups)
+            self._write_ext(services, groups)
+        except OSError as exc:
+            self._failed(exc)
+            return False
+        if self.problem is not None:
+            self.problem = None
+            self.say("[schema-init] shared memory available again")
         self.last = snapshot
         return True
 
@@ -160,6 +221,7 @@ class Publisher:
             self.ext.writer.put_i32(_ext_offset("magic"), 0)
             self.ext.writer.end()
             self.ext.close(unlink=True)
+            self.ext, self.ext_capacity = None, (0, 0)
         self.ext = Segment(self.name + ".ext", ext_size(*want))
         self.ext_capacity = want
         w = self.ext.writer
@@ -193,6 +255,8 @@ class Publisher:
 
     def set_system_state(self, state):
         self.system_state = state
+        if self.compat is None:
+            return
         for segment, offset in ((self.compat, SYSTEM_STATE_OFFSET),
                                 (self.ext, _ext_offset("system_state"))):
             if segment is not None:
@@ -203,7 +267,8 @@ class Publisher:
             self.last = (self.last[0], self.last[1], state)
 
     def close(self, unlink=True):
-        self.compat.close(unlink)
+        if self.compat is not None:
+            self.compat.close(unlink)
         if self.ext is not None:
             self.ext.close(unlink)
 

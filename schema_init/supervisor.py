@@ -18,7 +18,7 @@ The concerns around the set live beside it: ``actions`` (what each transition do
 ``stop`` and ``stopped`` (docs/spec.md, "The rail").
 """
 
-from . import commands, deadman, graph, lifecycle, schedule, schema, shutdown
+from . import commands, config, deadman, graph, lifecycle, schedule, schema, shutdown
 from .actions import Actions
 from .lifecycle import Service, LifecycleError
 
@@ -109,6 +109,7 @@ class Supervisor:
         self.evictions = []           # [(pid, deadline)] of orphans from reload --evict
         self.unmanaged = set()        # pids of removed services, still reaped
         self.changed = True           # something visible changed since the last publish
+        self.rejected = []            # errors of the files the last load rejected
         self.actions = Actions(self)
         self.deadman = deadman.DeadManToken(watchdog_interval, now)
         self.shutdown = shutdown.ShutdownOrder(self)
@@ -147,6 +148,11 @@ class Supervisor:
 
     def ordered(self):
         return [self.services[n] for n in self.order]
+
+    def note_rejected(self, diagnostics):
+        """Remember why files of the last load were rejected (``status`` shows them)."""
+        self.rejected = [d for d in diagnostics if d.severity == config.ERROR]
+        self.changed = True
 
     @property
     def shutting_down(self):

@@ -31,23 +31,31 @@ def test_broken_directory_gives_exact_diagnostics():
     result = run_check("tests/data/broken")
     assert result.returncode == 1
     d = "tests/data/broken"
+    # A typo (db's stabel_secs, web's stable_secs=ten) no longer loses the service: db
+    # loads, and so the cycle api -> db -> api it is part of is found.
     assert result.stdout == (
-        f"{d}/api.svc:2: error: dep: unknown dependency 'db': no service or group has that "
-        f"name; 'api' will wait for it\n"
+        f"{d}/api.svc:2: error: dep: dependency cycle: api -> db -> api; 'api', 'db' will be "
+        f"EXCISED\n"
         f"{d}/badname.svc:1: error: name: 'bad name' contains ' '; names use only letters, "
         f"digits and _ . @ : -\n"
         f"{d}/cache.svc:3: warning: no_new_privs: not supported by this schema-init; ignored\n"
-        f"{d}/db.svc:3: error: stabel_secs: unknown key (did you mean 'stable_secs'?)\n"
+        f"{d}/db.svc:3: warning: stabel_secs: unknown key (did you mean 'stable_secs'?); "
+        f"ignored\n"
         f"{d}/nightly.svc:3: error: on_calendar: bad value '7:5' (want HH:MM, 'Ddd HH:MM' "
         f"(Sun..Sat) or 'D HH:MM' (day 1-31), 00:00-23:59)\n"
-        f"{d}/web.svc:4: error: stable_secs: 'ten' is not a whole number\n"
+        f"{d}/web.svc:3: error: dep: unknown dependency 'databse': no service or group has "
+        f"that name; 'web' will wait for it\n"
+        f"{d}/web.svc:4: warning: stable_secs: 'ten' is not a whole number; using the "
+        f"default (10)\n"
         f"{d}/x.svc:2: error: dep: dependency cycle: x -> loop -> y -> x; 'x', 'y' will be "
         f"EXCISED\n"
         "boot order:\n"
-        "  1: api cache ok\n"
+        "  1: cache ok web\n"
+        "excised: api (dependency cycle: api -> db -> api)\n"
+        "excised: db (dependency cycle: api -> db -> api)\n"
         "excised: x (dependency cycle: x -> loop -> y -> x)\n"
         "excised: y (dependency cycle: x -> loop -> y -> x)\n"
-        f"{d}: 5 services, 2 groups, 6 errors, 1 warning\n")
+        f"{d}: 7 services, 2 groups, 5 errors, 3 warnings\n")
 
 
 def test_warnings_pass_unless_strict(tmp_path):

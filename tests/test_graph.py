@@ -150,3 +150,14 @@ def test_every_cycle_path_follows_real_edges_and_acyclic_services_stay(deps):
                 seen.add(n)
                 todo.extend(deps[n])
         assert (name in g.excised) == (name in seen)
+
+
+def test_boot_order_of_a_10000_deep_chain_is_fast():
+    import time
+    specs = [config.ServiceSpec(name="s0", exec="/bin/true")] + [
+        config.ServiceSpec(name="s%d" % i, exec="/bin/true", deps=("s%d" % (i - 1),))
+        for i in range(1, 10000)]
+    started = time.monotonic()
+    levels = graph.boot_order(graph.resolve(specs, []))
+    assert time.monotonic() - started < 2.0
+    assert len(levels) == 10000 and levels[0] == ["s0"] and levels[-1] == ["s9999"]

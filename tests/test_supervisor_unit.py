@@ -146,3 +146,30 @@ def test_group_state_follows_members():
     sup.on_exit(pid_of(sup, "b"), 256, 1.0)
     sup.settle(1.0)
     assert sup.group_states["g"] == schema.EXCISED
+
+
+def test_a_slot_id_that_is_not_an_ascii_number_is_refused_by_the_gate():
+    for slot in ("\u00b2", "\u0663", "9" * 5000, "-1", ""):
+        ops = FakeOps()
+        sup = supervisor.Supervisor(graph.resolve([spec("gated", allowed_slot_min=0)], []),
+                                    ops, 0.0, 1e9, env={"SLOT_ID": slot})
+        sup.settle(0.0)
+        gated = sup.services["gated"]
+        assert gated.state == schema.EXCISED and gated.reason.startswith("slot gate"), slot
+        assert ops.spawned == []
+
+
+def test_status_lists_rejected_files_with_their_reasons():
+    from schema_init import protocol
+    loaded = config.parse_directory("/d", [("a.svc", b"exec=/bin/true\n", None),
+                                           ("b.svc", b"stable_secs=1\n", None)])
+    sup, ops = make(*loaded.services)
+    sup.note_rejected(loaded.diagnostics)
+    text = protocol.format_status(sup)
+    assert text[-1] == "rejected: /d/b.svc: error: exec: missing: every service needs exec=/path"
+    kv = protocol.format_status_kv(sup)
+    assert kv[-1] == "rejected.0=/d/b.svc: error: exec: missing: every service needs exec=/path"
+    import json
+    parsed = json.loads("\n".join(protocol.format_status_json(sup)))
+    assert parsed["rejected"] == [text[-1][len("rejected: "):]]
+    assert [s["name"] for s in parsed["services"]] == ["a"]
