@@ -147,6 +147,11 @@ GROUP_KEYS = ("name", "member")
 MEANINGFUL_KEYS = frozenset(("name", "exec", "args", "on_calendar"))
 # At most this many diagnostics per file are kept (a summary line says how many more).
 MAX_DIAGNOSTICS_PER_FILE = 20
+# A file with more key=value lines than this is not a service or group file (the
+# largest real one has about 160: every key, 64 args, 64 deps): it is rejected after
+# reading this many, so no file costs the loop more than a few milliseconds.
+MAX_SETTINGS_PER_FILE = 1000
+MAX_LINES_PER_FILE = 20000        # comments and blank lines included
 
 
 def field_name(key):
@@ -241,14 +246,6 @@ class GroupSpec:
         return "GroupSpec(%s, %r)" % (self.name, self.members)
 
 
-def fnv1a32(data):
-    """32-bit FNV-1a, the original's content hash (reload compares it)."""
-    h = 2166136261
-    for byte in data:
-        h = ((h ^ byte) * 16777619) & 0xFFFFFFFF
-    return h
-
-
 def name_problem(text, limit=NAME_MAX):
     """Why ``text`` is not a valid service/group/user name, or None."""
     if not text:
@@ -300,6 +297,15 @@ def default_text(key, rule):
     return str(rule.default)
 
 
+def too_many_settings(path, line):
+    if line > MAX_LINES_PER_FILE:
+        what = "%d lines" % MAX_LINES_PER_FILE
+    else:
+        what = "%d key=value lines" % MAX_SETTINGS_PER_FILE
+    return Diagnostic(path, line, None, ERROR, "more than %s: not a service or group "
+                      "file; rejected" % what)
+
+
 def capped(diags, path):
     """Keep a file's first MAX_DIAGNOSTICS_PER_FILE diagnostics (errors first)."""
     if len(diags) <= MAX_DIAGNOSTICS_PER_FILE:
@@ -312,15 +318,30 @@ def capped(diags, path):
     return kept
 
 
+class TooManySettings(Exception):
+    pass
+
+
 def _split_lines(data):
-    """Yield (line number, key, raw value, problem) for each meaningful line."""
+    """Yield (line number, key, raw value, problem) for each meaningful line.
+
+    Raises TooManySettings after MAX_SETTINGS_PER_FILE of them."""
     text = data.decode("utf-8", "surrogateescape")
-    for number, line in enumerate(text.split("\n"), 1):
+    lines = text.split("\n", MAX_LINES_PER_FILE)
+    if len(lines) > MAX_LINES_PER_FILE:
+        raise TooManySettings(MAX_LINES_PER_FILE + 1)
+    settings = 0
+    for number, line in enumerate(lines, 1):
         if line.endswith("\r"):
             line = line[:-1]
+        if not line or line[0] in "#;":
+            continue                  # the common comment and blank line, cheaply
         stripped = line.strip(" \t")
         if not stripped or stripped[0] in "#;":
             continue
+        settings += 1
+        if settings > MAX_SETTINGS_PER_FILE:
+            raise TooManySettings(number)
         key, sep, value = line.partition("=")
         if not sep:
             yield number, None, stripped, "line has no '=' and is ignored"
@@ -330,13 +351,14 @@ def _split_lines(data):
 
 
 def _strip_comment(value):
-    for i, ch in enumerate(value):
-        if ch == "#" and i > 0 and value[i - 1] in " \t":
-            return value[:i]
-    return value
+    """The value before an inline comment: a '#' after a blank."""
+    cuts = [at for at in (value.find(" #"), value.find("\t#")) if at >= 0]
+    return value[:min(cuts) + 1] if cuts else value
 
 
 def _control_char(value):
+    if value.isprintable():                # the usual case, at C speed
+        return None
     for ch in value:
         if ch < " " and ch != "\t" or ch == "\x7f":
             return ch
@@ -410,7 +432,11 @@ def parse_service(path, data):
     lines = {}
     args, deps = [], []
     rejected = set()            # keys whose value was refused: not also "missing"
-    for number, key, raw, problem in _split_lines(data):
+    try:
+        settings = list(_split_lines(data))
+    except TooManySettings as exc:
+        return None, [too_many_settings(path, exc.args[0])]
+    for number, key, raw, problem in settings:
         if problem:
             report(number, None, WARNING, problem)
             continue
@@ -421,7 +447,8 @@ def parse_service(path, data):
             elif not key:
                 report(number, None, WARNING, "line has an empty key; ignored")
             else:
-                hint = _closest_key(key, SERVICE_KEYS)
+                hint = _closest_key(key, SERVICE_KEYS) \
+                    if len(diags) < MAX_DIAGNOSTICS_PER_FILE else None
                 report(number, key, WARNING, "unknown key" +
                        (" (did you mean '%s'?)" % hint if hint else "") + "; ignored")
             continue
@@ -509,7 +536,7 @@ def parse_service(path, data):
     if is_template or any(d.severity == ERROR for d in diags):
         return None, diags
     fields.update(name=name, args=tuple(args), deps=tuple(deps), instance=instance if at else "",
-                  path=path, content_hash=fnv1a32(data), lines=lines)
+                  path=path, content_hash=hash(data), lines=lines)
     return ServiceSpec(**fields), diags
 
 
@@ -518,12 +545,17 @@ def parse_group(path, data):
     diags = []
     name, name_line = None, 0
     members, member_lines = [], {}
-    for number, key, raw, problem in _split_lines(data):
+    try:
+        settings = list(_split_lines(data))
+    except TooManySettings as exc:
+        return None, [too_many_settings(path, exc.args[0])]
+    for number, key, raw, problem in settings:
         if problem:
             diags.append(Diagnostic(path, number, None, WARNING, problem))
             continue
         if key not in GROUP_KEYS:
-            hint = _closest_key(key, GROUP_KEYS) if key else None
+            hint = _closest_key(key, GROUP_KEYS) \
+                if key and len(diags) < MAX_DIAGNOSTICS_PER_FILE else None
             message = ("unknown key in a group file" +
                        (" (did you mean '%s'?)" % hint if hint else "")) if key else \
                 "line has an empty key"

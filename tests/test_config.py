@@ -203,6 +203,17 @@ def test_a_typo_never_loses_the_service(text, field, value, expected):
     assert messages(diags) == [expected]
 
 
+def test_a_file_of_thousands_of_settings_or_lines_is_rejected_quickly():
+    for text, what in (("exec=/bin/true\n" + "a=1\n" * 2000, "1000 key=value lines"),
+                       ("exec=/bin/true\n" + "\n" * 300000, "20000 lines"),
+                       ("exec=/bin/true\n" + "#\n" * 300000, "20000 lines")):
+        started = time.monotonic()
+        spec, diags = parse(text)
+        assert time.monotonic() - started < 0.2
+        assert spec is None and len(diags) == 1 and diags[0].severity == config.ERROR
+        assert "more than %s: not a service or group file" % what in diags[0].message
+
+
 def test_unknown_key_suggestion_is_cheap_for_any_word():
     long_keys = "".join("k%s=1\n" % ("x" * 3000 + str(i)) for i in range(60))
     started = time.monotonic()
@@ -261,11 +272,12 @@ def test_instance_file_takes_its_name_and_instance_from_the_file_name():
     assert "characters long; the limit is 31" in diags[0].format()
 
 
-def test_content_hash_is_fnv1a_of_the_raw_bytes():
-    assert config.fnv1a32(b"") == 2166136261
-    assert config.fnv1a32(b"a") == 0xE40C292C
-    spec, _ = parse("exec=/bin/true\n")
-    assert spec.content_hash == config.fnv1a32(b"exec=/bin/true\n")
+def test_content_hash_follows_the_raw_bytes():
+    """Reload calls a file changed when its bytes changed, comments included."""
+    first, _ = parse("exec=/bin/true\n")
+    same, _ = parse("exec=/bin/true\n")
+    commented, _ = parse("exec=/bin/true\n# a note\n")
+    assert first.content_hash == same.content_hash != commented.content_hash
 
 
 def test_spec_is_immutable_and_replace_makes_a_copy():
