@@ -293,3 +293,29 @@ def test_pure_core_runs_without_the_os_or_the_compiled_loop():
                             text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "pure core ok" in result.stdout
+
+
+def test_the_package_has_no_import_cycle():
+    """Nothing below calls back up: e.g. runtime never imports pid1 (PID 1 fills hooks)."""
+    import ast
+    import glob
+    imports = {}
+    for path in glob.glob(os.path.join(ROOT, "schema_init", "*.py")):
+        name = os.path.basename(path)[:-3]
+        with open(path) as f:
+            tree = ast.parse(f.read())
+        found = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                found.update([node.module.split(".")[0]] if node.module else
+                             [alias.name for alias in node.names])
+        imports[name] = found - {name}
+
+    def reaches(start, target, seen):
+        for dep in imports.get(start, ()):
+            if dep == target or (dep not in seen and reaches(dep, target, seen | {dep})):
+                return True
+        return False
+    cyclic = sorted(name for name in imports if reaches(name, name, {name}))
+    assert cyclic == []
+    assert "pid1" not in imports["runtime"]
