@@ -4,12 +4,13 @@ PY311   ?= /usr/bin/python3.11
 VENV    := .venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
-DEBS    := python3.11 python3.11-dev python3.11-venv gcc make patchelf zlib1g-dev \
+DEBS    := python3.11 python3.11-dev python3.11-venv gcc make patch patchelf zlib1g-dev \
            libexpat1-dev util-linux busybox-static
 VMDEBS  := qemu-system-x86 linux-image-amd64 cpio e2fsprogs
 BINARY  := build/out/schema-init
 SOURCES := $(wildcard schema_init/*.py) _fastloop.pyx build/build.sh build/inittab.c \
-           build/entry.py build/stdlib_excludes.py build/preinit.c
+           build/entry.py build/stdlib_excludes.py build/preinit.c \
+           $(wildcard build/nuitka-patches/*.patch)
 
 DESTDIR ?=
 PREFIX  ?= /usr
@@ -17,7 +18,7 @@ SBINDIR ?= /sbin
 DATADIR ?= $(PREFIX)/share/schema-init
 
 .PHONY: all binary venv test test-fast test-build test-vm test-vm-smoke demo check run bench \
-        install clean
+        install clean test-adversarial
 
 all: binary
 
@@ -50,6 +51,13 @@ test-fast: $(STAMP)
 test-build: $(BINARY)
 	$(PY) -m pytest -q tests -m build
 	SCHEMA_INIT_BIN=$(CURDIR)/$(BINARY) $(PY) -m pytest -q tests -m process
+
+# Issue 9's adversarial suite, long form: the fuzzers at full size (100,000 requests,
+# 10,000 files), measurements in bench/REPORT-adversarial.md; under ~25 minutes.
+# `make test` runs its short form.  A fuzzer's seed is printed: ADVERSARIAL_SEED=<n>
+# replays it.
+test-adversarial: $(BINARY)
+	ADVERSARIAL_SCALE=full $(PY) -m pytest -q tests/test_adversarial.py
 
 # The main job: build the binary and boot it as PID 1 in a VM, showing the services.
 demo: $(BINARY)

@@ -6,12 +6,17 @@
 #   2. Nuitka (--standalone --static-libpython=yes, Debian's python3.11) compiles
 #      schema_init, linking with LDFLAGS=-static and those two objects;
 #   3. the one file is copied to build/out/ and checked to be alone.
+# BUILD_TMP (default build/tmp) holds the scratch files, BUILD_OUT (default build/out)
+# receives the binary and its links: two builds with different ones do not meet.
 set -eu
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
-TMP=build/tmp/nuitka
-OUT=build/out
-mkdir -p "$TMP" "$OUT"
+BUILD_TMP=${BUILD_TMP:-build/tmp}
+BUILD_OUT=${BUILD_OUT:-build/out}
+mkdir -p "$BUILD_TMP/nuitka" "$BUILD_OUT"
+BUILD_TMP=$(cd "$BUILD_TMP" && pwd)
+TMP=$BUILD_TMP/nuitka
+OUT=$BUILD_OUT
 INCLUDES=$(python3.11-config --includes)
 CFLAGS="-O2 -fPIC -ffunction-sections -fdata-sections"
 
@@ -24,7 +29,35 @@ gcc $CFLAGS -c build/preinit.c -o "$TMP/preinit.o"
 
 EXCLUDES=$($PY build/stdlib_excludes.py)
 
-LDFLAGS="-static $PWD/$TMP/_schema_fastloop.o $PWD/$TMP/inittab.o $PWD/$TMP/preinit.o" \
+# Nuitka with the patches of build/nuitka-patches/ (each says why): applied to a private
+# copy of the venv's Nuitka, remade when Nuitka or a patch changes; one that does not
+# apply exactly stops the build.
+NUITKA_DIR=$($PY -c 'import os, nuitka; print(os.path.dirname(nuitka.__file__))')
+NUITKA_VERSION=$($PY -c 'from nuitka.Version import getNuitkaVersion; print(getNuitkaVersion())')
+PATCHED=$BUILD_TMP/nuitka-patched
+STAMP="$NUITKA_VERSION $NUITKA_DIR $(cat build/nuitka-patches/*.patch | sha256sum)"
+if [ "$(cat "$PATCHED/stamp" 2>/dev/null)" != "$STAMP" ]; then
+    rm -rf "$PATCHED"
+    mkdir -p "$PATCHED"
+    cp -R "$NUITKA_DIR" "$PATCHED/nuitka"
+    find "$PATCHED/nuitka" -name __pycache__ -prune -exec rm -rf {} +
+    for p in build/nuitka-patches/*.patch; do
+        if ! patch -p1 --batch --forward --fuzz=0 --no-backup-if-mismatch --quiet \
+                -d "$PATCHED" < "$p"; then
+            echo "build: $p does not apply to Nuitka $NUITKA_VERSION ($NUITKA_DIR)" >&2
+            exit 1
+        fi
+    done
+    echo "$STAMP" > "$PATCHED/stamp"
+fi
+export PYTHONPATH="$PATCHED${PYTHONPATH:+:$PYTHONPATH}"
+test "$($PY -c 'import nuitka; print(nuitka.__file__)')" = "$PATCHED/nuitka/__init__.py"
+
+# no_randomization: a fixed hash seed (PYTHONHASHSEED=0 for the interpreter only, not
+# its children), so the start-up asks the kernel for no random bytes: early in a boot
+# getrandom() has none yet, and the fallback reads /dev/urandom, which may not exist.
+# Hash flooding needs control of many dict keys; schema-init's inputs are root's files.
+LDFLAGS="-static $TMP/_schema_fastloop.o $TMP/inittab.o $TMP/preinit.o" \
 $PY -m nuitka \
     --standalone \
     --static-libpython=yes \
@@ -35,6 +68,7 @@ $PY -m nuitka \
     --python-flag=no_docstrings \
     --python-flag=no_asserts \
     --python-flag=no_site \
+    --python-flag=no_randomization \
     --nofollow-import-to=schema_init._fastloop --nofollow-import-to=schema_init.reference \
     --nofollow-import-to=_codecs_cn,_codecs_hk,_codecs_iso2022,_codecs_jp,_codecs_kr,_codecs_tw \
     --nofollow-import-to=_multibytecodec,_typing,mmap \
@@ -46,7 +80,7 @@ $PY -m nuitka \
     --noinclude-unittest-mode=nofollow \
     --noinclude-IPython-mode=nofollow \
     --no-deployment-flag=self-execution \
-    --quiet --report=build/tmp/nuitka-report.xml \
+    --quiet --report="$BUILD_TMP/nuitka-report.xml" \
     build/entry.py
 
 DIST="$TMP/entry.dist"

@@ -1,9 +1,10 @@
 /* Runs before the interpreter starts (a constructor, so before main()).
  *
  * 1. As PID 1 nothing is mounted yet, but the compiled program finds itself through
- *    /proc/self/exe and aborts without it, and the interpreter's start-up reads
- *    /dev/urandom when the kernel's pool is not ready yet (early boot): mount /proc
- *    and, where /dev/urandom is missing, devtmpfs on /dev first.
+ *    /proc/self/exe and aborts without it, and opens /dev/null for the standard
+ *    streams the kernel gave it none of: mount /proc and, where /dev/urandom is
+ *    missing (no devtmpfs yet), devtmpfs on /dev first.  (The interpreter no longer
+ *    reads /dev/urandom: its hash seed is fixed, see build.sh.)
  * 2. A LANG/LC_* naming a locale this machine does not have (an initramfs has none)
  *    makes the interpreter's start-up abort: clear them for the interpreter and keep
  *    their values as SCHEMA_INIT_SAVED_<NAME>, which schema_init puts back into the

@@ -13,7 +13,23 @@ def restore_saved_locale():
             os.environ[name] = saved
 
 
+def dump_modules():
+    """Test hook (SCHEMA_INIT_TEST_HOOKS=1): write the loaded modules' names, one a line,
+    to $SCHEMA_INIT_DUMP_MODULES; the build tier checks the binary's start-up with it."""
+    path = os.environ.get("SCHEMA_INIT_DUMP_MODULES")
+    if path and os.environ.get("SCHEMA_INIT_TEST_HOOKS") == "1":
+        with open(path, "w") as f:
+            f.write("".join(name + "\n" for name in sorted(sys.modules)))
+
+
 def entry(invoked_as=None):
+    try:
+        return run(invoked_as)
+    finally:
+        dump_modules()
+
+
+def run(invoked_as):
     restore_saved_locale()
     if invoked_as is None:
         invoked_as = sys.argv[0] if sys.argv and sys.argv[0] else "schema-init"
