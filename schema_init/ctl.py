@@ -8,7 +8,7 @@ line; the terminator is recognised only as a whole line at the very end
 
 import errno
 import os
-import socket
+import _socket as socket   # the C module: socket.py loads enum and selectors (~20 modules)
 import sys
 
 from . import __version__, protocol
@@ -86,7 +86,7 @@ def main(argv):
             hint = " (try: sudo schema-ctl %s)" % line
         elif exc.errno in (errno.ENOENT, errno.ECONNREFUSED):
             hint = " (no schema-init is listening there: is it running?)"
-        elif isinstance(exc, socket.timeout):
+        elif isinstance(exc, TimeoutError):
             hint = " (no reply within %d s)" % TIMEOUT
         sys.stderr.write("schema-ctl: %s: %s%s\n" % (path, exc.strerror or exc, hint))
         return 3
