@@ -9,7 +9,8 @@ DEBS    := python3.11 python3.11-dev python3.11-venv gcc make patch patchelf zli
 VMDEBS  := qemu-system-x86 linux-image-amd64 cpio e2fsprogs
 BINARY  := build/out/schema-init
 SOURCES := $(wildcard schema_init/*.py) _fastloop.pyx build/build.sh build/inittab.c \
-           build/entry.py build/stdlib_excludes.py build/preinit.c \
+           build/entry.py build/stdlib_excludes.py build/preinit.c build/ctlfast.c \
+           build/schema_ctl.h \
            $(wildcard build/nuitka-patches/*.patch)
 
 DESTDIR ?=

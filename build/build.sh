@@ -26,6 +26,7 @@ gcc $CFLAGS $INCLUDES -c "$TMP/_schema_fastloop.c" -o "$TMP/_schema_fastloop.o"
 # shellcheck disable=SC2086
 gcc $CFLAGS $INCLUDES -c build/inittab.c -o "$TMP/inittab.o"
 gcc $CFLAGS -c build/preinit.c -o "$TMP/preinit.o"
+gcc $CFLAGS -Ibuild -c build/ctlfast.c -o "$TMP/ctlfast.o"
 
 EXCLUDES=$($PY build/stdlib_excludes.py)
 
@@ -57,7 +58,7 @@ test "$($PY -c 'import nuitka; print(nuitka.__file__)')" = "$PATCHED/nuitka/__in
 # its children), so the start-up asks the kernel for no random bytes: early in a boot
 # getrandom() has none yet, and the fallback reads /dev/urandom, which may not exist.
 # Hash flooding needs control of many dict keys; schema-init's inputs are root's files.
-LDFLAGS="-static $TMP/_schema_fastloop.o $TMP/inittab.o $TMP/preinit.o" \
+LDFLAGS="-static $TMP/_schema_fastloop.o $TMP/inittab.o $TMP/preinit.o $TMP/ctlfast.o" \
 $PY -m nuitka \
     --standalone \
     --static-libpython=yes \

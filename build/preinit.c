@@ -8,13 +8,18 @@
  * 2. A LANG/LC_* naming a locale this machine does not have (an initramfs has none)
  *    makes the interpreter's start-up abort: clear them for the interpreter and keep
  *    their values as SCHEMA_INIT_SAVED_<NAME>, which schema_init puts back into the
- *    environment its services get. */
+ *    environment its services get.
+ * 3. Run as schema-ctl, the common request is served in C (build/ctlfast.c) and the
+ *    process exits before the interpreter starts. */
 #include <locale.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+int schema_ctl_fast(int argc, char **argv);
 
 static void save_and_clear(const char *name)
 {
@@ -28,8 +33,20 @@ static void save_and_clear(const char *name)
     unsetenv(name);
 }
 
-__attribute__((constructor)) static void schema_preinit(void)
+__attribute__((constructor)) static void schema_preinit(int argc, char **argv)
 {
+    if (argc > 0 && argv[0] != NULL) {
+        const char *slash = strrchr(argv[0], '/');
+        const char *name = slash ? slash + 1 : argv[0];
+        if (strncmp(name, "schema-ctl", 10) == 0) {
+            int status = schema_ctl_fast(argc, argv);
+            if (status >= 0) {
+                fflush(stdout);
+                fflush(stderr);
+                _exit(status);
+            }
+        }
+    }
     if (getpid() == 1 && access("/proc/self/exe", F_OK) != 0) {
         mkdir("/proc", 0555);
         mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);

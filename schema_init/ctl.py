@@ -1,7 +1,12 @@
 """schema-ctl: the control-socket client.
 
 Exit status: 0 success, 1 the server answered ``err: ...``, 2 usage error, 3 cannot
-connect (with a hint), 4 the reply was cut short (no terminator line).  The reply is printed verbatim without the ``.`` terminator
+connect (with a hint), 4 the reply was cut short (no terminator line).
+
+In the static binary, ``build/ctlfast.c`` serves the common case (a request to a
+socket that accepts it) in C before the interpreter starts, with the same output and
+exit status; this module answers everything else (help, usage errors, a socket that
+cannot be reached), so the interpreter's 12 ms start-up is paid only then.  The reply is printed verbatim without the ``.`` terminator
 line; the terminator is recognised only as a whole line at the very end
 (``protocol.decode_reply``).
 """
@@ -14,7 +19,7 @@ import sys
 from . import __version__, protocol
 
 DEFAULT_SOCKET = protocol.DEFAULT_SOCKET
-TIMEOUT = 30.0
+TIMEOUT = float(protocol.CLIENT_TIMEOUT)
 USAGE = protocol.usage()
 
 

@@ -147,3 +147,44 @@ def test_a_locale_the_machine_lacks_does_not_stop_the_binary_and_reaches_service
     finally:
         proc.terminate()
         assert proc.wait(20) == 0
+
+
+def test_schema_ctl_fast_path_answers_as_the_python_client(tmp_path):
+    """The binary serves schema-ctl's common case in C (build/ctlfast.c): for every
+    outcome its output and exit status are those of the Python client."""
+    import socket
+    import sys
+    import threading
+    from harness import Supervised
+    binary_ctl = os.path.join(os.path.dirname(BINARY), "schema-ctl")
+    python_ctl = [sys.executable, "-c", "import sys; from schema_init import ctl; "
+                  "sys.exit(ctl.main(sys.argv[1:]))"]
+    s = Supervised(tmp_path / "sup", {"a.svc": "exec=/bin/sleep\nargs=1000\nstable_secs=0\n"})
+    s.start()
+    try:
+        s.wait_state("a", "FUNDAMENTAL")
+        cases = [["status"], ["status", "--kv"], ["list"], ["frobnicate", "x"],
+                 ["pet", "nope"], ["--socket=" + s.socket, "list"], ["--help"], []]
+        truncated = str(tmp_path / "truncated.sock")
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        server.bind(truncated)
+        server.listen(8)
+
+        def answer_without_terminator():
+            for _ in range(2):
+                conn, _ = server.accept()
+                conn.recv(100)
+                conn.sendall(b"ok: fine\n")
+                conn.close()
+        threading.Thread(target=answer_without_terminator, daemon=True).start()
+        for args in cases + [["--socket", truncated, "status"],
+                             ["--socket", str(tmp_path / "missing.sock"), "status"]]:
+            argv = args if args[:1] and args[0].startswith("--socket") else \
+                ["--socket", s.socket] + args
+            fast = subprocess.run([binary_ctl] + argv, capture_output=True, timeout=30)
+            slow = subprocess.run(python_ctl + argv, capture_output=True, timeout=30, cwd=ROOT)
+            assert (fast.returncode, fast.stdout) == (slow.returncode, slow.stdout), args
+            assert bool(fast.stderr) == bool(slow.stderr), args
+        server.close()
+    finally:
+        s.stop()

@@ -89,3 +89,11 @@ def test_schema_ctl_help_is_generated_from_the_verbs():
     assert result.stdout == protocol.usage() == ctl.USAGE
     for verb in protocol.VERBS:
         assert "  %s" % verb.name in result.stdout
+
+
+def test_c_header_of_the_client_constants_is_fresh():
+    import os
+    with open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                           "build", "schema_ctl.h")) as f:
+        assert f.read() == protocol.c_header(), \
+            "regenerate: python -m schema_init.protocol > build/schema_ctl.h"
