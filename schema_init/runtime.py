@@ -314,8 +314,11 @@ class Runtime:
                                      self.handle_request(request, uid, now, wall))
 
     def handle_request(self, request, uid, now, wall):
-        if request == "test-fatal" and uid == 0 and \
+        if request in ("test-fatal", "test-modules") and uid == 0 and \
                 os.environ.get("SCHEMA_INIT_TEST_HOOKS") == "1":
+            if request == "test-modules":        # what this process has imported
+                import sys
+                return sorted(sys.modules)
             raise FatalForTests("injected by schema-ctl test-fatal")
         try:
             return protocol.dispatch(request, uid, self.supervisor, self, now, wall)

@@ -139,3 +139,17 @@ def test_pid1_mounts_and_directories(namespace):
     assert modes["/run/user/0"] == "drwx------"
     assert modes["/run/systemd/system"].startswith("drwxr-xr-x")
     assert "/proc/self/fd" in open(ns.path("/run/devfd")).read()
+
+
+def test_pid1_imports_none_of_the_heavy_modules(namespace):
+    """The binary's PID 1, booted and serving, has no inspect, re, enum, ast (nor their
+    friends) in sys.modules: every one of them is resident memory for the machine's life."""
+    ns = namespace({"a.svc": sh("exec sleep 1000", stable_secs=0)},
+                   env={"SCHEMA_INIT_TEST_HOOKS": "1"})
+    ns.wait_state("a", "FUNDAMENTAL")
+    ns.ctl("reload")
+    modules = set(ns.ctl("test-modules").stdout.split())
+    assert "schema_init.pid1" in modules and "schema_init.runtime" in modules
+    heavy = {"inspect", "re", "enum", "ast", "dis", "tokenize", "selectors", "socket",
+             "subprocess", "json", "argparse", "logging", "traceback", "linecache"}
+    assert modules & heavy == set()
