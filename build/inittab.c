@@ -2,7 +2,9 @@
  * config.o: only the modules schema-init and the interpreter's start-up use are
  * listed, so the linker leaves the others (unicodedata, pyexpat, _decimal, the hash
  * modules, ...) out of the binary.  `_schema_fastloop` is the Cython hot loop.
- * build/build.sh checks that every module the program imports is here. */
+ * A C module missing here fails at its import: the build tier (tests/test_build.py)
+ * runs the binary with every Python library hidden, and tests/test_binary_footprint.py
+ * drives the supervisor and schema-ctl through their paths. */
 #include <Python.h>
 
 extern PyObject *PyInit__schema_fastloop(void);
