@@ -41,8 +41,9 @@ SIGTERM = 15
 
 RUNNING = (FULL_TRUST, FUNDAMENTAL)
 IDLE = (NEW_PROCESS, PERFECT, RECOVERY, FRICTION, DORMANT, EXCISED)
-EVERY_STATE = (NEW_PROCESS, FULL_TRUST, FUNDAMENTAL, PERFECT, RECOVERY, FRICTION,
-               SETTLED, DORMANT, EXCISED)
+# SETTLED (an F9 pass) is never stored: judge_recovery rewrites it to NEW_PROCESS.
+STORED_STATES = (NEW_PROCESS, FULL_TRUST, FUNDAMENTAL, PERFECT, RECOVERY, FRICTION,
+                 DORMANT, EXCISED)
 
 # What each event means (docs and the table walk read this).
 EVENTS = {
@@ -109,11 +110,11 @@ def _rows():
         ]
     for state in (EXCISED, DORMANT, PERFECT):
         rows.append((state, "op_reset", "requeue_after_reset", (NEW_PROCESS,)))
-    for state in EVERY_STATE:
+    for state in STORED_STATES:
         if state != EXCISED:
             rows.append((state, "fuse", "trip_fuse", (EXCISED,)))
     for state in (NEW_PROCESS, PERFECT, EXCISED):          # what loading can leave
-        rows.append((state, "adopt", "adopt", EVERY_STATE))
+        rows.append((state, "adopt", "adopt", STORED_STATES))
     return tuple(rows)
 
 

@@ -126,11 +126,11 @@ for state in lifecycle.IDLE:
     scenario(state, "op_restart", NEW_PROCESS)
 for state in (EXCISED, DORMANT, PERFECT):
     scenario(state, "op_reset", NEW_PROCESS)
-for state in lifecycle.EVERY_STATE:
+for state in lifecycle.STORED_STATES:
     if state != EXCISED:
         scenario(state, "fuse", EXCISED, {"fuse": True})
 for state in (NEW_PROCESS, PERFECT, EXCISED):
-    for target in lifecycle.EVERY_STATE:
+    for target in lifecycle.STORED_STATES:
         scenario(state, "adopt", target)
 
 
