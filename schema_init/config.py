@@ -169,7 +169,8 @@ class ServiceSpec:
     """One service as its file describes it.  Immutable: replace, never mutate."""
 
     __slots__ = SPEC_FIELDS + (
-        "instance", "path", "content_hash", "lines", "is_timer", "is_calendar")
+        "instance", "path", "content_hash", "lines", "is_timer", "is_calendar", "flags")
+    DERIVED = ("is_timer", "is_calendar", "flags")
 
     def __init__(self, **fields):
         for key, rule in SERVICE_KEYS.items():
@@ -190,26 +191,23 @@ class ServiceSpec:
             object.__setattr__(self, "start_timeout_sec", default)
         if fields:
             raise TypeError("unknown ServiceSpec fields: %s" % ", ".join(sorted(fields)))
+        word = 0          # the shm flag word, computed once (it is published often)
+        for on, bit in ((self.oneshot, SVC_ONESHOT), (self.needs_root, SVC_NEEDS_ROOT),
+                        (self.critical, SVC_CRITICAL), (self.no_restart, SVC_NO_RESTART),
+                        (is_timer, SVC_TIMER), (is_calendar, SVC_TIMER_CALENDAR),
+                        (self.persistent, SVC_TIMER_PERSIST)):
+            if on:
+                word |= bit
+        object.__setattr__(self, "flags", word)
 
     def __setattr__(self, key, value):
         raise AttributeError("ServiceSpec is immutable")
 
     def replace(self, **changes):
         fields = {key: getattr(self, key) for key in self.__slots__
-                  if key not in ("is_timer", "is_calendar")}
+                  if key not in self.DERIVED}
         fields.update(changes)
         return ServiceSpec(**fields)
-
-    @property
-    def flags(self):
-        word = 0
-        for on, bit in ((self.oneshot, SVC_ONESHOT), (self.needs_root, SVC_NEEDS_ROOT),
-                        (self.critical, SVC_CRITICAL), (self.no_restart, SVC_NO_RESTART),
-                        (self.is_timer, SVC_TIMER), (self.is_calendar, SVC_TIMER_CALENDAR),
-                        (self.persistent, SVC_TIMER_PERSIST)):
-            if on:
-                word |= bit
-        return word
 
     def line_of(self, key):
         return self.lines.get(key, 0)

@@ -363,12 +363,11 @@ class Supervisor:
 
     def next_deadline(self):
         """The nearest instant anything is due (None: sleep until an event)."""
-        instants = [instant for service in self.services.values()
-                    for instant in service.deadlines()]
-        instants += [deadline for _, deadline in self.evictions]
-        instants += self.deadman.deadlines(self.services.values())
-        instants.append(self.shutdown.deadline)
-        return schedule.next_deadline(instants)
+        services = schedule.next_deadline(instant for service in self.services.values()
+                                           for instant in service.deadlines())
+        return schedule.next_deadline([services, self.shutdown.deadline] +
+                                      [deadline for _, deadline in self.evictions] +
+                                      self.deadman.deadlines(self.services.values()))
 
     # --- the operator's commands (commands.py) and the shutdown (shutdown.py) ---------
 
