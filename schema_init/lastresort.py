@@ -9,6 +9,7 @@ reached and rebooted by hand (``reboot -f`` from a shell that is already open).
 """
 
 import os
+import _signal as signal  # the C module: the signal.py wrapper loads enum
 import time
 
 ATTEMPT = "SCHEMA_INIT_LAST_RESORT"
@@ -39,15 +40,25 @@ def reexec_once(why):
 
 
 def reap_forever(why):
-    """Never returns: reap every child as it exits, for ever."""
+    """Never returns: reap every child as it exits, for ever, sleeping in between."""
     say("PID 1 cannot supervise (%s): no services are managed any more; reaping "
         "orphans only - reboot this machine" % why)
+    sigchld = getattr(signal, "SIGCHLD", 17)
+    try:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {sigchld})
+    except BaseException:                  # noqa: B902 - then sigwaitinfo times out
+        pass
     while True:
         try:
-            os.wait()
+            while os.waitpid(-1, os.WNOHANG)[0] > 0:
+                pass
         except ChildProcessError:
-            time.sleep(5)                  # no child now; one may be adopted later
+            pass
         except BaseException:              # noqa: B902 - nothing may end this loop
+            pass
+        try:
+            signal.sigtimedwait({sigchld}, 60)     # the next child's exit wakes us
+        except BaseException:              # noqa: B902
             try:
                 time.sleep(1)
             except BaseException:          # noqa: B902

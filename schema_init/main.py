@@ -72,6 +72,9 @@ def boot_pid1(argv):
         except UsageError:
             options = parse_args([])
         options.update(help=False, version=False, check=None)
+        if os.environ.get("SCHEMA_INIT_TEST_HOOKS") == "1" and \
+                os.environ.get("SCHEMA_INIT_TEST_BOOT_FAILS") == "1":
+            raise RuntimeError("injected by SCHEMA_INIT_TEST_BOOT_FAILS")
         from . import pid1 as pid1_module
         pid1_module.boot(options)
         why = "the boot returned"

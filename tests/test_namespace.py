@@ -153,3 +153,24 @@ def test_pid1_imports_none_of_the_heavy_modules(namespace):
     heavy = {"inspect", "re", "enum", "ast", "dis", "tokenize", "selectors", "socket",
              "subprocess", "json", "argparse", "logging", "traceback", "linecache"}
     assert modules & heavy == set()
+
+
+def test_a_boot_that_fails_reexecs_once_then_pid1_stays_a_reaper(tmp_path):
+    """If the boot itself raises, PID 1 re-executes itself once; failing again, it does
+    not exit (the kernel would panic) but reaps orphans for ever and says so."""
+    import subprocess
+    ns = Namespace(tmp_path, {"a.svc": sh("exec sleep 1000", stable_secs=0)},
+                   env={"SCHEMA_INIT_TEST_HOOKS": "1", "SCHEMA_INIT_TEST_BOOT_FAILS": "1"})
+    try:
+        ns.start(socket=False)
+        ns.wait(lambda: "reaping orphans only" in ns.console_text(), 20, "the last resort")
+        text = ns.console_text()
+        assert text.count("re-executing itself once") == 1
+        assert "injected by SCHEMA_INIT_TEST_BOOT_FAILS" in text
+        subprocess.run(["nsenter", "-t", str(ns.init_pid), "-p", "-m", "/bin/busybox", "sh",
+                        "-c", "(/bin/busybox sleep 0.3 &); exit 0"], check=True, timeout=10)
+        time.sleep(1.5)
+        assert ns.proc.poll() is None, "PID 1 exited"
+        assert ns.zombies() == []
+    finally:
+        ns.kill()
