@@ -127,7 +127,7 @@ class RealOps(supervisor.Ops):
             pass
 
     def pet_watchdog(self):
-        self.rt.pet_watchdog()
+        self.rt.watchdog.pet()
 
     def load_directory(self):
         return loader.load_directory(self.rt.services_dir)

@@ -268,10 +268,9 @@ class Pid1Runtime(runtime.Runtime):
 
     def after_reap(self, now):
         """The watchdog device may come with a module a oneshot loads: try again."""
-        if self.watchdog_fd >= 0:
+        if self.watchdog.fd >= 0:
             return
-        self.open_watchdog()
-        if self.watchdog_fd >= 0:
+        if self.watchdog.open(self.watchdog_candidates()):
             self.supervisor.deadman.start(self.pet_interval(), now)
 
     def finish(self):
@@ -283,7 +282,7 @@ def pet_while(machine, seconds, done):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         _fastloop.reap()
-        machine.pet_watchdog()
+        machine.watchdog.pet()
         if done():
             return True
         time.sleep(0.02)
@@ -293,7 +292,7 @@ def pet_while(machine, seconds, done):
 def final_shutdown(machine, how):
     console = machine.console
     say(console, "shutdown: services stopped")
-    machine.pet_watchdog()
+    machine.watchdog.pet()
     try:
         os.kill(-1, signal.SIGKILL)
     except OSError:

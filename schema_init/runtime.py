@@ -15,12 +15,11 @@ import _signal as signal  # the C module: the signal.py wrapper loads enum (~1 M
 import time
 
 from . import (_fastloop, cgroup, config, control, effects, graph, handover, loader, logs,
-               protocol, schedule, shm, supervisor)
+               protocol, schedule, shm, supervisor, watchdog)
 from .readywatch import ReadyWatcher
 
 SIGNALS = (signal.SIGCHLD, signal.SIGHUP, signal.SIGTERM, signal.SIGINT,
            signal.SIGUSR1, signal.SIGUSR2)
-DEFAULT_PET_INTERVAL = 5.0
 
 
 class Runtime:
@@ -31,7 +30,7 @@ class Runtime:
         self.console = console or logs.Console(1)
         self.scale = options.get("time_scale", 1.0)
         self.stopping = None              # None, "poweroff" or "reboot"
-        self.watchdog_fd = -1
+        self.watchdog = watchdog.HardwareWatchdog(self.console)
         self.kernel_to_init = time.monotonic()
         self.env = dict(os.environ if env is None else env)
         self.rescue_pid = 0
@@ -75,12 +74,7 @@ class Runtime:
         self.server.close()
         self.publisher.close(unlink=True)
         self.cgroups.remove_base()
-        if self.watchdog_fd >= 0:
-            try:
-                os.write(self.watchdog_fd, b"V")
-            except OSError:
-                pass
-            os.close(self.watchdog_fd)
+        self.watchdog.disarm()
         self.console.write("[schema-init] stopped\n")
         return 0
 
@@ -95,8 +89,6 @@ class Runtime:
             except OSError:
                 pass
             self.handover = handover.parse_handover(data)
-            if self.handover["watchdog_fd"] >= 0:
-                self.options["watchdog_fd"] = self.handover["watchdog_fd"]
         _fastloop.block_signals(SIGNALS)
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         self.loop = _fastloop.Loop()
@@ -109,7 +101,8 @@ class Runtime:
         self.cgroups = self.detect_cgroups()
         if self.cgroups.note:
             self.console.write("[schema-init] %s\n" % self.cgroups.note)
-        self.open_watchdog()
+        handed = self.handover["watchdog_fd"] if self.handover else -1
+        self.watchdog.open(self.watchdog_candidates(), handed if handed >= 0 else None)
         loaded = self.guarded(loader.load_directory, self.services_dir) or \
             config.unreadable_directory(self.services_dir, "internal error (see above)")
         resolved = self.guarded(graph.resolve, loaded.services, loaded.groups) or \
@@ -123,7 +116,7 @@ class Runtime:
             self.console.write("[schema-init] dependency graph: no cycles\n")
         self.ops = effects.RealOps(self)
         now = time.monotonic()
-        interval = self.pet_interval() if self.watchdog_fd >= 0 else None
+        interval = self.pet_interval() if self.watchdog.fd >= 0 else None
         self.supervisor = supervisor.Supervisor(resolved, self.ops, now, time.time(),
                                                 env=self.env, time_scale=self.scale,
                                                 watchdog_interval=interval,
@@ -141,37 +134,8 @@ class Runtime:
             "  [4] env load\n  [5] env active\n  [7] settled \u2014 %d service(s) queued\n"
             % len(self.supervisor.order))
 
-    # --- the hardware watchdog -------------------------------------------------------
-
     def pet_interval(self):
-        """--watchdog-interval, else a third of the device's timeout, else 5 s (scaled)."""
-        if self.options.get("watchdog_interval"):
-            return self.options["watchdog_interval"]
-        timeout = _fastloop.watchdog_timeout(self.watchdog_fd)
-        if timeout:
-            return timeout / 3.0
-        return DEFAULT_PET_INTERVAL * self.scale
-
-    def open_watchdog(self, quiet=False):
-        handed = self.options.get("watchdog_fd")
-        if handed is not None:
-            self.watchdog_fd = handed          # kept open (and armed) across re-exec
-            os.set_inheritable(handed, False)
-            return
-        for candidate in self.watchdog_candidates():
-            try:
-                self.watchdog_fd = os.open(candidate, os.O_WRONLY | os.O_CLOEXEC | os.O_NONBLOCK)
-                self.console.write("[schema-init] opened hardware watchdog (%s)\n" % candidate)
-                return
-            except OSError:
-                continue
-
-    def pet_watchdog(self):
-        if self.watchdog_fd >= 0:
-            try:
-                os.write(self.watchdog_fd, b"\0")
-            except OSError:
-                pass
+        return self.watchdog.interval(self.options.get("watchdog_interval"), self.scale)
 
     # --- the loop ------------------------------------------------------------------
 
@@ -260,7 +224,7 @@ class Runtime:
         try:
             os.makedirs(os.path.dirname(path), 0o755, exist_ok=True)
             with open(path + ".tmp", "w") as f:
-                f.write(handover.handover_text(self.supervisor, self.watchdog_fd,
+                f.write(handover.handover_text(self.supervisor, self.watchdog.fd,
                                                self.rescue_pid))
             os.replace(path + ".tmp", path)
             with open("/proc/self/cmdline", "rb") as f:
@@ -269,8 +233,7 @@ class Runtime:
             if exe.endswith(" (deleted)"):
                 exe = exe[:-len(" (deleted)")]
             argv = handover.strip_resume(argv) + ["--resume", path]
-            if self.watchdog_fd >= 0:
-                os.set_inheritable(self.watchdog_fd, True)
+            self.watchdog.keep_across_exec()
             self.console.write("[schema-init] re-executing %s (%s)\n" % (exe, why))
             self.server.close()
             try:
