@@ -8,7 +8,8 @@
  * Everything else (--help, --version, usage errors, a socket that cannot be reached,
  * with its hint) returns -1 before anything was sent, and the Python client
  * (schema_init/ctl.py) does it.  The constants come from schema_init/protocol.py
- * through the generated schema_ctl.h. */
+ * through the generated schema_ctl.h.  SCHEMA_CTL_PYTHON=1 in the environment sends
+ * every request through the Python client (to compare the two, or to debug). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,6 +55,8 @@ int schema_ctl_fast(int argc, char **argv)
     size_t size = 0, capacity = 0;
     int i = 1, fd, status;
 
+    if (getenv("SCHEMA_CTL_PYTHON") != NULL)
+        return -1;
     if (path == NULL || *path == '\0')
         path = SCHEMA_CTL_DEFAULT_SOCKET;
     while (i < argc && strncmp(argv[i], "--socket", 8) == 0) {

@@ -153,12 +153,10 @@ def test_schema_ctl_fast_path_answers_as_the_python_client(tmp_path):
     """The binary serves schema-ctl's common case in C (build/ctlfast.c): for every
     outcome its output and exit status are those of the Python client."""
     import socket
-    import sys
     import threading
     from harness import Supervised
     binary_ctl = os.path.join(os.path.dirname(BINARY), "schema-ctl")
-    python_ctl = [sys.executable, "-c", "import sys; from schema_init import ctl; "
-                  "sys.exit(ctl.main(sys.argv[1:]))"]
+    python_env = dict(os.environ, SCHEMA_CTL_PYTHON="1")
     s = Supervised(tmp_path / "sup", {"a.svc": "exec=/bin/sleep\nargs=1000\nstable_secs=0\n"})
     s.start()
     try:
@@ -182,9 +180,17 @@ def test_schema_ctl_fast_path_answers_as_the_python_client(tmp_path):
             argv = args if args[:1] and args[0].startswith("--socket") else \
                 ["--socket", s.socket] + args
             fast = subprocess.run([binary_ctl] + argv, capture_output=True, timeout=30)
-            slow = subprocess.run(python_ctl + argv, capture_output=True, timeout=30, cwd=ROOT)
+            slow = subprocess.run([binary_ctl] + argv, capture_output=True, timeout=30,
+                                  env=python_env)
             assert (fast.returncode, fast.stdout) == (slow.returncode, slow.stdout), args
             assert bool(fast.stderr) == bool(slow.stderr), args
         server.close()
+        # and the two really are two paths: only the Python client starts the interpreter
+        for env, interpreted in ((dict(os.environ), False), (python_env, True)):
+            dump = tmp_path / ("modules-%s" % interpreted)
+            env.update(SCHEMA_INIT_TEST_HOOKS="1", SCHEMA_INIT_DUMP_MODULES=str(dump))
+            subprocess.run([binary_ctl, "--socket", s.socket, "status"], env=env,
+                           capture_output=True, timeout=30)
+            assert dump.exists() == interpreted
     finally:
         s.stop()
