@@ -7,6 +7,12 @@ STAMP   := $(VENV)/.installed
 DEBS    := python3.11 python3.11-dev python3.11-venv gcc make patch patchelf zlib1g-dev \
            libexpat1-dev util-linux busybox-static
 VMDEBS  := qemu-system-x86 linux-image-amd64 cpio e2fsprogs
+# Cross builds (issue 10, toolchains/README.md): Debian's cross compilers and C libraries
+# (gnueabihf only to prove the armv6l checks refuse its output) and qemu-user.
+CROSSDEBS := gcc-aarch64-linux-gnu libc6-dev-arm64-cross gcc-arm-linux-gnueabi \
+             libc6-dev-armel-cross gcc-arm-linux-gnueabihf libc6-dev-armhf-cross \
+             qemu-user-static
+CROSSSTAMP := build/tmp/cross/.deps
 BINARY  := build/out/schema-init
 SOURCES := $(wildcard schema_init/*.py) _fastloop.pyx build/build.sh build/inittab.c \
            build/entry.py build/stdlib_excludes.py build/preinit.c build/ctlfast.c \
@@ -41,12 +47,12 @@ $(BINARY): $(STAMP) $(SOURCES)
 
 # The default test run: unit, process and namespace tiers (the namespace tier boots the
 # static binary as PID 1 of a PID namespace, so it is built first).  A few minutes.
-test: $(BINARY)
+test: $(BINARY) $(CROSSSTAMP)
 	$(PY) -m pytest -q tests -m "not build and not vm"
 
 # Pure core only: seconds.
 test-fast: $(STAMP)
-	$(PY) -m pytest -q tests -m "not process and not build and not namespace and not vm"
+	$(PY) -m pytest -q tests -m "not process and not build and not namespace and not vm and not cross_fast"
 
 # Build tier: the binary itself, then the whole process tier again against it.
 test-build: $(BINARY)
@@ -74,6 +80,24 @@ test-vm: $(BINARY)
 test-vm-smoke: $(BINARY)
 	build/ensure-deps.sh $(VMDEBS)
 	$(PY) -m pytest -q tests -m "vm and smoke"
+
+# What the cross_fast tests (tests/test_cross.py) and toolchains/cross_check.sh need:
+# CROSSDEBS, and the targets' Python 3.11 headers and static libraries fetched with
+# apt-get download into build/tmp/cross/pydev (the host's apt state is not changed).
+cross-deps: $(CROSSSTAMP)
+
+$(CROSSSTAMP): toolchains/fetch_pydev.sh $(wildcard toolchains/*.env)
+	build/ensure-deps.sh $(CROSSDEBS)
+	toolchains/fetch_pydev.sh arm64 armel armhf
+	mkdir -p $(@D) && touch $@
+
+# The fast cross check by hand: the Cython loop and the binary's C files compiled for
+# aarch64 and armv6l, checked by toolchains/elfcheck.py, a static program run in qemu-user.
+cross-check: $(STAMP) $(CROSSSTAMP)
+	toolchains/cross_check.sh aarch64
+	toolchains/cross_check.sh armv6l
+
+.PHONY: cross-deps cross-check
 
 check: $(STAMP)
 	$(VENV)/bin/schema-init --check services
