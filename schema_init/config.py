@@ -165,6 +165,9 @@ _BOOL_WORDS = {"1": True, "yes": True, "true": True, "on": True,
                "0": False, "no": False, "false": False, "off": False}
 
 
+NO_LINES = {}     # shared by specs whose later diagnostics need no line numbers
+
+
 class ServiceSpec:
     """One service as its file describes it.  Immutable: replace, never mutate."""
 
@@ -533,8 +536,12 @@ def parse_service(path, data):
     diags = capped(diags, path)
     if is_template or any(d.severity == ERROR for d in diags):
         return None, diags
+    # Kept: only the lines later diagnostics name (dependencies, the name); most specs
+    # then share one empty table.
+    kept = {key: number for key, number in lines.items()
+            if key == "name" or key.startswith("dep:")} or NO_LINES
     fields.update(name=name, args=tuple(args), deps=tuple(deps), instance=instance if at else "",
-                  path=path, content_hash=hash(data), lines=lines)
+                  path=path, content_hash=hash(data), lines=kept)
     return ServiceSpec(**fields), diags
 
 
