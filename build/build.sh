@@ -58,7 +58,11 @@ test "$($PY -c 'import nuitka; print(nuitka.__file__)')" = "$PATCHED/nuitka/__in
 # its children), so the start-up asks the kernel for no random bytes: early in a boot
 # getrandom() has none yet, and the fallback reads /dev/urandom, which may not exist.
 # Hash flooding needs control of many dict keys; schema-init's inputs are root's files.
-LDFLAGS="-static $TMP/_schema_fastloop.o $TMP/inittab.o $TMP/preinit.o $TMP/ctlfast.o" \
+# -Os for the compiled program (Nuitka puts CFLAGS after its own -O2; LDFLAGS reach the
+# LTO link): 0.8 MB less binary and 0.65 MB less resident text, no measurable cost in
+# start-up or per request (measured, bench/REPORT-footprint.md).
+CFLAGS="-Os" \
+LDFLAGS="-Os -static $TMP/_schema_fastloop.o $TMP/inittab.o $TMP/preinit.o $TMP/ctlfast.o" \
 $PY -m nuitka \
     --standalone \
     --static-libpython=yes \
