@@ -22,19 +22,26 @@ def say(text):
         pass
 
 
+def own_command():
+    """(the executable, argv) this process was started with, to exec() it again: the
+    kernel's copies, since the compiled program's sys.argv[0] is resolved."""
+    with open("/proc/self/cmdline", "rb") as f:
+        argv = [os.fsdecode(a) for a in f.read().split(b"\0")[:-1]]
+    exe = os.readlink("/proc/self/exe")
+    if exe.endswith(" (deleted)"):                 # replaced by an upgrade: the new one
+        exe = exe[:-len(" (deleted)")]
+    return exe, argv or [exe]
+
+
 def reexec_once(why):
     """exec() ourselves again unless this process is already such a second try."""
     if os.environ.get(ATTEMPT):
         return
     say("PID 1 failed (%s): re-executing itself once" % why)
     try:
-        with open("/proc/self/cmdline", "rb") as f:
-            argv = [os.fsdecode(a) for a in f.read().split(b"\0")[:-1]]
-        exe = os.readlink("/proc/self/exe")
-        if exe.endswith(" (deleted)"):
-            exe = exe[:-len(" (deleted)")]
+        exe, argv = own_command()
         os.environ[ATTEMPT] = "1"
-        os.execv(exe, argv or [exe])
+        os.execv(exe, argv)
     except BaseException as exc:           # noqa: B902 - fall through to the reaper
         say("re-exec failed: %r" % (exc,))
 

@@ -14,8 +14,8 @@ import os
 import _signal as signal  # the C module: the signal.py wrapper loads enum (~1 MB in PID 1)
 import time
 
-from . import (_fastloop, cgroup, config, control, effects, graph, handover, loader, logs,
-               protocol, schedule, shm, supervisor, watchdog)
+from . import (_fastloop, cgroup, config, control, effects, graph, handover, lastresort,
+               loader, logs, protocol, schedule, shm, supervisor, watchdog)
 from .readywatch import ReadyWatcher
 
 SIGNALS = (signal.SIGCHLD, signal.SIGHUP, signal.SIGTERM, signal.SIGINT,
@@ -227,11 +227,7 @@ class Runtime:
                 f.write(handover.handover_text(self.supervisor, self.watchdog.fd,
                                                self.rescue_pid))
             os.replace(path + ".tmp", path)
-            with open("/proc/self/cmdline", "rb") as f:
-                argv = [os.fsdecode(a) for a in f.read().split(b"\0")[:-1]]
-            exe = os.readlink("/proc/self/exe")
-            if exe.endswith(" (deleted)"):
-                exe = exe[:-len(" (deleted)")]
+            exe, argv = lastresort.own_command()
             argv = handover.strip_resume(argv) + ["--resume", path]
             self.watchdog.keep_across_exec()
             self.console.write("[schema-init] re-executing %s (%s)\n" % (exe, why))
