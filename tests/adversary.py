@@ -36,7 +36,7 @@ import pytest
 
 from conftest import ROOT, program
 from harness import Supervised
-from schema_init import protocol
+from schema_init import cgroup, protocol
 
 SCALE = os.environ.get("ADVERSARIAL_SCALE", "").strip().lower()
 FULL = SCALE == "full"
@@ -257,26 +257,11 @@ def kill_tagged(tag, rounds=100):
 
 
 def cgroup2_mount():
-    try:
-        with open("/proc/self/mountinfo") as f:
-            for line in f:
-                left, sep, right = line.partition(" - ")
-                if sep and right.split(" ", 1)[0] == "cgroup2":
-                    return left.split(" ")[4].replace("\\040", " ")
-    except OSError:
-        pass
-    return None
+    return cgroup.find_cgroup2_mount()
 
 
 def own_cgroup(pid):
-    try:
-        with open("/proc/%s/cgroup" % pid) as f:
-            for line in f:
-                if line.startswith("0::"):
-                    return line[3:].strip() or "/"
-    except OSError:
-        pass
-    return None
+    return cgroup.own_cgroup("/proc/%s/cgroup" % pid)
 
 
 def cgroup_dirs(path):
