@@ -16,7 +16,7 @@ CROSSSTAMP := build/tmp/cross/.deps
 BINARY  := build/out/schema-init
 SOURCES := $(wildcard schema_init/*.py) _fastloop.pyx build/build.sh build/inittab.c \
            build/entry.py build/stdlib_excludes.py build/preinit.c build/ctlfast.c \
-           build/schema_ctl.h \
+           build/schema_ctl.h build/patch-nuitka.sh \
            $(wildcard build/nuitka-patches/*.patch)
 
 DESTDIR ?=
@@ -99,6 +99,32 @@ cross-check: $(STAMP) $(CROSSSTAMP)
 
 .PHONY: cross-deps cross-check
 
+# Cross builds (issue 10, toolchains/README.md): the same static binary for another
+# board, built by build/build.sh inside the target's own Debian root (debootstrap, run
+# through qemu-user-static; cached in build/tmp/cross), the C by Debian's cross gcc.
+# `make x86_64` is the default native build.
+CROSS_TARGETS := aarch64 armv6l
+CROSS_SOURCES := $(SOURCES) toolchains/build-target.sh toolchains/mkroot.sh \
+                 toolchains/binfmt.sh toolchains/targets.py toolchains/elfcheck.py
+x86_64: $(BINARY)
+$(CROSS_TARGETS): %: build/out/%/schema-init
+
+build/out/%/schema-init: $(STAMP) $(CROSSSTAMP) $(CROSS_SOURCES) toolchains/%.env
+	toolchains/build-target.sh $*
+
+# The cross tier, slow (see README "Cross builds"): both cross binaries built; for each,
+# the build tier and the whole process tier run under qemu-user with the board's CPU
+# (binfmt_misc, QEMU_CPU); then the emulated boots (tests marked cross).
+test-cross: $(BINARY) $(addprefix build/out/,$(addsuffix /schema-init,$(CROSS_TARGETS)))
+	toolchains/binfmt.sh qemu-aarch64 qemu-arm
+	SCHEMA_INIT_BIN=$(CURDIR)/build/out/aarch64/schema-init SCHEMA_INIT_TARGET=aarch64 \
+	    QEMU_CPU=cortex-a53 $(PY) -m pytest -q tests -m "build or process"
+	SCHEMA_INIT_BIN=$(CURDIR)/build/out/armv6l/schema-init SCHEMA_INIT_TARGET=armv6l \
+	    QEMU_CPU=arm1176 $(PY) -m pytest -q tests -m "build or process"
+	$(PY) -m pytest -q tests -m cross
+
+.PHONY: x86_64 $(CROSS_TARGETS) test-cross
+
 check: $(STAMP)
 	$(VENV)/bin/schema-init --check services
 
@@ -112,9 +138,11 @@ bench: $(BINARY)
 	$(PY) bench/binary_bench.py
 	$(PY) bench/vm_bench.py
 
-install: $(BINARY)
+# INSTALL_BIN=build/out/armv6l/schema-init installs (and if needed builds) a cross binary.
+INSTALL_BIN ?= $(BINARY)
+install: $(INSTALL_BIN)
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(DATADIR)/services
-	install -m 0755 $(BINARY) $(DESTDIR)$(SBINDIR)/schema-init
+	install -m 0755 $(INSTALL_BIN) $(DESTDIR)$(SBINDIR)/schema-init
 	ln -sf schema-init $(DESTDIR)$(SBINDIR)/schema-ctl
 	ln -sf schema-init $(DESTDIR)$(SBINDIR)/schema-subreaper
 	cp -P services/* $(DESTDIR)$(DATADIR)/services/

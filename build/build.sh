@@ -8,6 +8,11 @@
 #   3. the one file is copied to build/out/ and checked to be alone.
 # BUILD_TMP (default build/tmp) holds the scratch files, BUILD_OUT (default build/out)
 # receives the binary and its links: two builds with different ones do not meet.
+# For the other targets toolchains/build-target.sh runs this script inside the target's
+# build root and sets: CC (the compiler; default gcc), ARCH_CFLAGS (CPU flags for every
+# C file and the link), FASTLOOP_C (the Cython output, made outside: Cython's C is the
+# same for every target), NUITKA_PATCHED (a ready patched Nuitka, see below) and
+# STDLIB_EXCLUDES.
 set -eu
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -18,38 +23,38 @@ BUILD_TMP=$(cd "$BUILD_TMP" && pwd)
 TMP=$BUILD_TMP/nuitka
 OUT=$BUILD_OUT
 INCLUDES=$(python3.11-config --includes)
-CFLAGS="-O2 -fPIC -ffunction-sections -fdata-sections"
+CC=${CC:-gcc}
+ARCH_CFLAGS=${ARCH_CFLAGS:-}
+CFLAGS="-O2 -fPIC -ffunction-sections -fdata-sections $ARCH_CFLAGS"
+export CC
 
-$PY -m cython -3 --module-name _schema_fastloop -o "$TMP/_schema_fastloop.c" _fastloop.pyx
+if [ -n "${FASTLOOP_C:-}" ]; then
+    cp "$FASTLOOP_C" "$TMP/_schema_fastloop.c"
+else
+    $PY -m cython -3 --module-name _schema_fastloop -o "$TMP/_schema_fastloop.c" _fastloop.pyx
+fi
 # shellcheck disable=SC2086
-gcc $CFLAGS $INCLUDES -c "$TMP/_schema_fastloop.c" -o "$TMP/_schema_fastloop.o"
+$CC $CFLAGS $INCLUDES -c "$TMP/_schema_fastloop.c" -o "$TMP/_schema_fastloop.o"
 # shellcheck disable=SC2086
-gcc $CFLAGS $INCLUDES -c build/inittab.c -o "$TMP/inittab.o"
-gcc $CFLAGS -c build/preinit.c -o "$TMP/preinit.o"
-gcc $CFLAGS -Ibuild -c build/ctlfast.c -o "$TMP/ctlfast.o"
+$CC $CFLAGS $INCLUDES -c build/inittab.c -o "$TMP/inittab.o"
+# shellcheck disable=SC2086
+$CC $CFLAGS -c build/preinit.c -o "$TMP/preinit.o"
+# shellcheck disable=SC2086
+$CC $CFLAGS -Ibuild -c build/ctlfast.c -o "$TMP/ctlfast.o"
 
-EXCLUDES=$($PY build/stdlib_excludes.py)
+# (STDLIB_EXCLUDES: the list made outside a build root, where schema_init imports with
+# its compiled loop; the modules a Python 3.11 on Linux imports are the same on all.)
+EXCLUDES=${STDLIB_EXCLUDES:-$($PY build/stdlib_excludes.py)}
 
-# Nuitka with the patches of build/nuitka-patches/ (each says why): applied to a private
-# copy of the venv's Nuitka, remade when Nuitka or a patch changes; one that does not
-# apply exactly stops the build.
-NUITKA_DIR=$($PY -c 'import os, nuitka; print(os.path.dirname(nuitka.__file__))')
-NUITKA_VERSION=$($PY -c 'from nuitka.Version import getNuitkaVersion; print(getNuitkaVersion())')
-PATCHED=$BUILD_TMP/nuitka-patched
-STAMP="$NUITKA_VERSION $NUITKA_DIR $(cat build/nuitka-patches/*.patch | sha256sum)"
-if [ "$(cat "$PATCHED/stamp" 2>/dev/null)" != "$STAMP" ]; then
-    rm -rf "$PATCHED"
-    mkdir -p "$PATCHED"
-    cp -R "$NUITKA_DIR" "$PATCHED/nuitka"
-    find "$PATCHED/nuitka" -name __pycache__ -prune -exec rm -rf {} +
-    for p in build/nuitka-patches/*.patch; do
-        if ! patch -p1 --batch --forward --fuzz=0 --no-backup-if-mismatch --quiet \
-                -d "$PATCHED" < "$p"; then
-            echo "build: $p does not apply to Nuitka $NUITKA_VERSION ($NUITKA_DIR)" >&2
-            exit 1
-        fi
-    done
-    echo "$STAMP" > "$PATCHED/stamp"
+# Nuitka with the patches of build/nuitka-patches/ (build/patch-nuitka.sh: a private copy
+# of the venv's Nuitka, remade when Nuitka or a patch changes).  NUITKA_PATCHED names
+# such a copy made before (a build root has no Nuitka of its own).
+if [ -n "${NUITKA_PATCHED:-}" ]; then
+    PATCHED=$NUITKA_PATCHED
+    test -s "$PATCHED/stamp"
+else
+    PATCHED=$BUILD_TMP/nuitka-patched
+    build/patch-nuitka.sh "$PY" "$PATCHED"
 fi
 export PYTHONPATH="$PATCHED${PYTHONPATH:+:$PYTHONPATH}"
 test "$($PY -c 'import nuitka; print(nuitka.__file__)')" = "$PATCHED/nuitka/__init__.py"
@@ -61,8 +66,8 @@ test "$($PY -c 'import nuitka; print(nuitka.__file__)')" = "$PATCHED/nuitka/__in
 # -Os for the compiled program (Nuitka puts CFLAGS after its own -O2; LDFLAGS reach the
 # LTO link): 0.8 MB less binary and 0.65 MB less resident text, no measurable cost in
 # start-up or per request (measured, bench/REPORT-footprint.md).
-CFLAGS="-Os" \
-LDFLAGS="-Os -static $TMP/_schema_fastloop.o $TMP/inittab.o $TMP/preinit.o $TMP/ctlfast.o" \
+CFLAGS="-Os $ARCH_CFLAGS" \
+LDFLAGS="-Os $ARCH_CFLAGS -static $TMP/_schema_fastloop.o $TMP/inittab.o $TMP/preinit.o $TMP/ctlfast.o" \
 $PY -m nuitka \
     --standalone \
     --static-libpython=yes \
@@ -85,7 +90,7 @@ $PY -m nuitka \
     --noinclude-unittest-mode=nofollow \
     --noinclude-IPython-mode=nofollow \
     --no-deployment-flag=self-execution \
-    --quiet --report="$BUILD_TMP/nuitka-report.xml" \
+    ${NUITKA_EXTRA:-} --quiet --report="$BUILD_TMP/nuitka-report.xml" \
     build/entry.py
 
 DIST="$TMP/entry.dist"
