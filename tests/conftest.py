@@ -6,6 +6,11 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VENV_BIN = os.path.join(ROOT, ".venv", "bin")
 
+# `make test-cross` runs the build and process tiers on another board's binary under
+# qemu-user (binfmt_misc): SCHEMA_INIT_TARGET names that board.
+EMULATED_TARGET = os.environ.get("SCHEMA_INIT_TARGET") \
+    if os.environ.get("SCHEMA_INIT_TARGET", os.uname().machine) != os.uname().machine else None
+
 
 def program(name):
     """Path of an installed entry point (schema-init, schema-ctl) of the test venv.

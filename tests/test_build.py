@@ -13,7 +13,7 @@ import subprocess
 import pytest
 from elftools.elf.elffile import ELFFile
 
-from conftest import ROOT
+from conftest import EMULATED_TARGET, ROOT
 
 pytestmark = pytest.mark.build
 
@@ -108,6 +108,13 @@ wait $pid
 
 
 def test_subreaper_forwards_signals_and_returns_the_programs_status(tmp_path):
+    if EMULATED_TARGET:
+        # qemu-user 7.2 answers prctl(PR_SET_CHILD_SUBREAPER) with EINVAL; the binary
+        # says so and exits 1 (checked here), the real thing runs in the cross VM tier.
+        done = subprocess.run([os.path.join(os.path.dirname(BINARY), "schema-subreaper"),
+                               "/bin/true"], capture_output=True, text=True, timeout=30)
+        assert done.returncode == 1 and "PR_SET_CHILD_SUBREAPER" in done.stderr
+        pytest.skip("PR_SET_CHILD_SUBREAPER is not emulated by qemu-user")
     sub = os.path.join(os.path.dirname(BINARY), "schema-subreaper")
     done = subprocess.run([sub, "/bin/sh", "-c", "(sleep 0.2; exit 9) & exit 7"],
                           capture_output=True, timeout=30)
