@@ -113,6 +113,9 @@ class Actions(TimerActions):
             what = spec.exec if "exec" in refusal else spec.user or spec.exec
             self._refuse(service, now, "spawn refused: %s (%s)" % (refusal, what))
             return
+        # A ready_path already there before the spawn (left by an earlier run, handed
+        # over in /run by the initramfs) is not readiness: only a new file is.
+        stale = sup.ops.path_identity(spec.ready_path) if spec.ready_path else None
         try:
             pid, cgroup, problems = sup.ops.spawn(service, [spec.exec] + list(spec.args),
                                                   self.service_env(spec, account),
@@ -126,6 +129,8 @@ class Actions(TimerActions):
         service.last_pet = now
         service.pet_missed = False
         service.ready_seen = False
+        service.ready_stale = stale
+        service.ready_lost_at = None
         service.stop_intent = None
         service.reason = ("limits not applied: %s" % ", ".join(problems)) if problems else ""
         sup.enter(service, schema.FULL_TRUST, now)
@@ -136,7 +141,8 @@ class Actions(TimerActions):
         service.promote_at = schedule.promotion_deadline(now, spec.stable_secs)
         if spec.ready_path:
             sup.ops.watch_ready(spec.name, spec.ready_path)
-            if sup.ops.path_exists(spec.ready_path):
+            identity = sup.ops.path_identity(spec.ready_path)
+            if identity is not None and identity != stale:
                 service.ready_seen = True
                 sup.fire(service, "ready", now)
         elif spec.stable_secs == 0:

@@ -99,7 +99,8 @@ SERVICE_KEYS = {
     "no_restart": Key("bool", False, "any death excises the service"),
     "max_restarts": Key("int", 5, "consecutive failed runs before FRICTION", low=0, high=1000000),
     "stable_secs": Key("int", 10, "promote a daemon after this many seconds", low=0, high=86400 * 365),
-    "ready_path": Key("path", "", "promote as soon as this path exists; its loss kills", PATH_MAX),
+    "ready_path": Key("path", "", "promote when this path appears after the spawn; "
+                      "gone over 2 s kills", PATH_MAX),
     "ready_poll_hz": Key("int", 0, "accepted for compatibility (ready_path is watched, not polled)",
                          low=0, high=1000),
     "priority": Key("enum", "standard", "critical | standard | peripheral: nice and cgroup weight"),

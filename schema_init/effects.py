@@ -84,8 +84,12 @@ class RealOps(supervisor.Ops):
     def supplementary_groups(self, name, gid):
         return accounts.supplementary_groups(name, gid)
 
-    def path_exists(self, path):
-        return os.path.exists(path)
+    def path_identity(self, path):
+        try:
+            st = os.stat(path)
+        except (OSError, ValueError):
+            return None
+        return (st.st_dev, st.st_ino, st.st_ctime_ns)
 
     def watch_ready(self, name, path):
         self.rt.ready.watch(name, path)

@@ -53,7 +53,8 @@ EVENTS = {
     "deps_ready": "every dependency satisfies the readiness gate: try to spawn",
     "ready": "ready_path appeared, stable_secs passed, or a held promotion is re-probed",
     "start_timeout": "not promoted (daemon) or not finished (oneshot) within start_timeout_sec",
-    "readiness_lost": "the ready_path of a FUNDAMENTAL service disappeared",
+    "readiness_lost": "the ready_path of a FUNDAMENTAL service disappeared and did not "
+                      "come back within READY_LOST_GRACE_SECS",
     "died": "the main process exited on its own and that is a failure",
     "restart_exit": "the main process exited after `restart`",
     "oneshot_done": "a oneshot exited 0",
@@ -161,7 +162,8 @@ class Service:
     __slots__ = (
         "spec", "next_spec", "state", "weight", "pid", "restarts", "failures",
         "dormant_count", "due", "promote_at", "start_timeout_at", "reprobe_at",
-        "budget_reset_at", "stable_time", "ready_seen", "stop_intent", "kill_at", "dying",
+        "budget_reset_at", "stable_time", "ready_seen", "ready_stale", "ready_lost_at",
+        "stop_intent", "kill_at", "dying",
         "reason", "last_pet", "pet_missed", "timer_armed", "timer_wall", "last_fire",
         "failsafe_pid", "failsafe_until", "cgroup", "refused")
 
@@ -181,6 +183,8 @@ class Service:
         self.budget_reset_at = None
         self.stable_time = None      # seconds from supervisor start to FUNDAMENTAL/PERFECT
         self.ready_seen = False
+        self.ready_stale = None      # the ready_path's identity at the spawn: not readiness
+        self.ready_lost_at = None    # the ready_path vanished: lost unless back by then
         self.stop_intent = None      # "stop", "restart", "shutdown", "evict"
         self.kill_at = None          # SIGKILL deadline for pid or dying
         self.dying = 0               # a killed process whose exit decides nothing
@@ -214,5 +218,7 @@ class Service:
             yield self.promote_at
             yield self.start_timeout_at
             yield self.reprobe_at
-        if self.state == FUNDAMENTAL and self.failures:
-            yield self.budget_reset_at
+        if self.state == FUNDAMENTAL:
+            yield self.ready_lost_at
+            if self.failures:
+                yield self.budget_reset_at

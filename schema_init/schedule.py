@@ -22,6 +22,9 @@ DEFAULT_STOP_TIMEOUT_SECS = 10
 ONESHOT_START_TIMEOUT_SECS = 90
 # How often a FULL_TRUST daemon whose F8 word is not yet all ones is probed again.
 PROMOTION_REPROBE_SECS = 1
+# A FUNDAMENTAL service's ready_path may vanish this long (a daemon unlinking and
+# rebinding its socket) before its readiness counts as lost.
+READY_LOST_GRACE_SECS = 2
 
 
 def respawn_cooldown(consecutive_failures):

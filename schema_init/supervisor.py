@@ -55,8 +55,9 @@ class Ops:
     def supplementary_groups(self, name, gid):
         return [gid]
 
-    def path_exists(self, path):
-        return False
+    def path_identity(self, path):
+        """(device, inode, ctime in ns) of the file at path, None if there is none."""
+        return None
 
     def watch_ready(self, name, path):
         pass
@@ -271,12 +272,20 @@ class Supervisor:
             service = self.services.get(name)
             if service is None or not service.spec.ready_path or not service.running():
                 continue
-            if self.ops.path_exists(service.spec.ready_path):
+            identity = self.ops.path_identity(service.spec.ready_path)
+            if identity is None:
+                # gone: whatever appears next is new; a FUNDAMENTAL service has
+                # READY_LOST_GRACE_SECS to bring it back (a socket being rebound)
+                service.ready_stale = None
+                if service.ready_seen and service.state == schema.FUNDAMENTAL and \
+                        service.ready_lost_at is None:
+                    service.ready_lost_at = now + schedule.READY_LOST_GRACE_SECS
+                    self.changed = True
+            elif service.ready_seen or identity != service.ready_stale:
                 service.ready_seen = True
+                service.ready_lost_at = None
                 if service.state == schema.FULL_TRUST and not service.spec.oneshot:
                     self.fire(service, "ready", now)
-            elif service.ready_seen and service.state == schema.FUNDAMENTAL:
-                self.fire(service, "readiness_lost", now)
 
     def on_exit(self, pid, status, now, wall=None):
         """A child was reaped.  Returns True if it belonged to a service."""
@@ -348,6 +357,11 @@ class Supervisor:
                 service.promote_at = service.reprobe_at = None
                 self.fire(service, "ready", now)
         elif state == schema.FUNDAMENTAL:
+            if service.ready_lost_at is not None and now >= service.ready_lost_at:
+                service.ready_lost_at = None
+                if self.ops.path_identity(service.spec.ready_path) is None:
+                    self.fire(service, "readiness_lost", now)
+                    return
             if service.budget_reset_at is not None and now >= service.budget_reset_at:
                 service.failures = 0
                 service.budget_reset_at = None

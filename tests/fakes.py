@@ -14,7 +14,7 @@ class FakeOps(supervisor.Ops):
         self.rails = []            # (name, event)
         self.said = []
         self.pets = 0
-        self.exists = set()        # paths that exist
+        self.exists = {}           # paths that exist -> their identity
 
     def spawn(self, service, argv, env, nice, account):
         self.next_pid += 1
@@ -40,8 +40,8 @@ class FakeOps(supervisor.Ops):
     def lookup_user(self, name):
         return None
 
-    def path_exists(self, path):
-        return path in self.exists
+    def path_identity(self, path):
+        return self.exists.get(path)
 
     def rail(self, name, event, state, weight, pid):
         self.rails.append((name, event))

@@ -77,6 +77,36 @@ def test_ready_path_disappearing_kills_and_sends_dormant(supervise, tmp_path):
     assert "dormant" in s.events("r")
 
 
+def test_a_ready_path_there_before_the_spawn_waits_for_the_daemons_own(supervise, tmp_path):
+    """A file left from an earlier run is not readiness (issue 11: /run/udev/control
+    handed over by the initramfs); the one the daemon makes is."""
+    ready = tmp_path / "control"
+    ready.write_text("stale")
+    made = tmp_path / "made"
+    s = supervise({"u.svc": daemon("sleep 1.5", "rm -f %s" % ready, "touch %s" % ready,
+                                   "touch %s" % made, "exec sleep 1000",
+                                   ready_path=ready, stable_secs=60)})
+    s.wait_state("u", "FULL_TRUST", timeout=5)
+    time.sleep(0.8)
+    assert not made.exists() and s.status()["u"]["state"] == "FULL_TRUST"
+    s.wait(made.exists, 10, "the daemon's own ready file")
+    s.wait_state("u", "FUNDAMENTAL", timeout=5)
+
+
+def test_a_ready_path_rebound_within_the_grace_is_not_lost(supervise, tmp_path):
+    ready = tmp_path / "sock"
+    again = tmp_path / "again"
+    s = supervise({"r.svc": daemon("touch %s" % ready,
+                                   "while [ ! -e %s ]; do sleep 0.05; done" % again,
+                                   "rm -f %s" % ready, "sleep 0.5", "touch %s" % ready,
+                                   "exec sleep 1000", ready_path=ready, stable_secs=60)})
+    s.wait_state("r", "FUNDAMENTAL", timeout=5)
+    again.touch()
+    time.sleep(4)                      # past the 2 s grace (not scaled) had it not come back
+    assert "readiness-lost" not in s.events("r")
+    assert s.status()["r"]["state"] == "FUNDAMENTAL"
+
+
 def test_stable_secs_promotes(supervise):
     s = supervise({"a.svc": daemon(stable_secs=1)})
     s.wait_state("a", "FULL_TRUST")

@@ -173,3 +173,46 @@ def test_status_lists_rejected_files_with_their_reasons():
     parsed = json.loads("\n".join(protocol.format_status_json(sup)))
     assert parsed["rejected"] == [text[-1][len("rejected: "):]]
     assert [s["name"] for s in parsed["services"]] == ["a"]
+
+
+def test_a_ready_path_left_from_before_the_spawn_is_not_readiness():
+    """initramfs-tools hands /run over with /run/udev/control still in it: that file,
+    there before the spawn, promotes nothing; the daemon's own new one does."""
+    ops = FakeOps()
+    ops.exists["/run/udev/control"] = (1, 50, 7)                  # the stale socket
+    sup = supervisor.Supervisor(graph.resolve([spec("udev", ready_path="/run/udev/control",
+                                                    stable_secs=60)], []), ops, 0.0, 1e9)
+    sup.settle(0.0)
+    udev = sup.services["udev"]
+    assert udev.state == schema.FULL_TRUST
+    sup.on_ready_change(["udev"], 0.5)                   # an attribute change, same file
+    assert udev.state == schema.FULL_TRUST
+    ops.exists["/run/udev/control"] = (1, 51, 9)        # unlinked and bound again
+    sup.on_ready_change(["udev"], 0.6)
+    assert udev.state == schema.FUNDAMENTAL
+
+
+def test_a_ready_path_gone_and_back_within_the_grace_is_not_lost():
+    ops = FakeOps()
+    sup = supervisor.Supervisor(graph.resolve([spec("log", ready_path="/dev/log",
+                                                    stable_secs=60)], []), ops, 0.0, 1e9)
+    sup.settle(0.0)
+    ops.exists["/dev/log"] = (1, 10, 1)
+    sup.on_ready_change(["log"], 0.1)
+    log = sup.services["log"]
+    assert log.state == schema.FUNDAMENTAL
+    del ops.exists["/dev/log"]                                     # rsyslog rebinding
+    sup.on_ready_change(["log"], 5.0)
+    assert log.state == schema.FUNDAMENTAL
+    assert sup.next_deadline() == 5.0 + supervisor.schedule.READY_LOST_GRACE_SECS
+    ops.exists["/dev/log"] = (1, 11, 2)
+    sup.on_ready_change(["log"], 5.5)
+    sup.on_due(8.0, 1e9)
+    assert log.state == schema.FUNDAMENTAL and ("log", "readiness-lost") not in ops.rails
+    del ops.exists["/dev/log"]                                     # gone for good
+    sup.on_ready_change(["log"], 10.0)
+    sup.on_due(11.9, 1e9)
+    assert log.state == schema.FUNDAMENTAL
+    sup.on_due(12.0, 1e9)
+    assert ("log", "readiness-lost") in ops.rails
+    assert log.state != schema.FUNDAMENTAL
