@@ -74,19 +74,21 @@ class Diagnostic:
 class Key:
     """How one .svc key is read."""
 
-    __slots__ = ("kind", "default", "limit", "low", "high", "help")
+    __slots__ = ("kind", "default", "limit", "low", "high", "help", "choices")
 
-    def __init__(self, kind, default, help, limit=None, low=None, high=None):
+    def __init__(self, kind, default, help, limit=None, low=None, high=None, choices=()):
         self.kind = kind        # name, path, text, command, args, deps, bool, int, enum, calendar
         self.default = default
         self.help = help
         self.limit = limit      # longest value in characters, for strings
         self.low = low          # bounds, for integers
         self.high = high
+        self.choices = choices  # the words an enum accepts
 
 
 PRIORITIES = ("peripheral", "standard", "critical")
 PARTITIONS = ("member", "root", "isolated")
+KILL_MODES = ("control-group", "mixed", "process")
 
 SERVICE_KEYS = {
     "name": Key("name", "", "service name (default: the file name without .svc)", NAME_MAX),
@@ -103,7 +105,8 @@ SERVICE_KEYS = {
                       "gone over 2 s kills", PATH_MAX),
     "ready_poll_hz": Key("int", 0, "accepted for compatibility (ready_path is watched, not polled)",
                          low=0, high=1000),
-    "priority": Key("enum", "standard", "critical | standard | peripheral: nice and cgroup weight"),
+    "priority": Key("enum", "standard", "critical | standard | peripheral: nice and cgroup weight",
+                    choices=PRIORITIES),
     "fuse": Key("bool", False, "excise when a dependency enters FRICTION or EXCISED"),
     "fuse_cmd": Key("command", "", "/bin/sh -c command run when the fuse trips", PATH_MAX),
     "failsafe": Key("command", "", "/bin/sh -c command run on death, start timeout, readiness loss",
@@ -117,13 +120,18 @@ SERVICE_KEYS = {
                      low=0, high=100),
     "mem_limit": Key("int", 0, "MiB written to memory.max; 0 = none", low=0, high=1 << 40),
     "cpuset": Key("text", "", "CPUs written to cpuset.cpus", 63),
-    "cpuset_partition": Key("enum", "member", "member | root | isolated (needs cpuset)"),
+    "cpuset_partition": Key("enum", "member", "member | root | isolated (needs cpuset)",
+                            choices=PARTITIONS),
     "allowed_slot_min": Key("int", -1, "slot gate lower bound (-1 = no gate)", low=-1, high=1 << 31),
     "allowed_slot_max": Key("int", -1, "slot gate upper bound (-1 = unbounded)", low=-1, high=1 << 31),
     "start_timeout_sec": Key("int", -1, "kill if not promoted/finished in N s (-1: 90 for oneshots)",
                              low=-1, high=86400 * 365),
     "stop_timeout_sec": Key("int", 10, "SIGKILL this long after SIGTERM when stopping",
                             low=0, high=86400),
+    "kill_mode": Key("enum", "control-group", "control-group: stop every process of the "
+                     "service | mixed: SIGTERM the main process, SIGKILL the rest | process: "
+                     "only the main process (sshd's sessions outlive a restart)",
+                     choices=KILL_MODES),
     "on_boot_sec": Key("int", None, "timer: first fire N s after boot", low=0, high=86400 * 3650),
     "on_active_sec": Key("int", None, "timer: period after each completion", low=0,
                          high=86400 * 3650),
@@ -393,9 +401,8 @@ def _convert(key, rule, raw):
         return number, None
     if kind == "enum":
         word = value.lower()
-        choices = PRIORITIES if key == "priority" else PARTITIONS
-        if word not in choices:
-            return None, "%s is not one of %s" % (shown(value), ", ".join(choices))
+        if word not in rule.choices:
+            return None, "%s is not one of %s" % (shown(value), ", ".join(rule.choices))
         return word, None
     if kind == "calendar":
         calendar, reason = timers.parse_calendar(value)

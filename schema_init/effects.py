@@ -61,11 +61,15 @@ class RealOps(supervisor.Ops):
 
     def signal(self, service, pid, sig):
         path = service.cgroup if service is not None else None
-        spawn.signal_service(pid, sig, self.rt.cgroups if path else None, path)
+        mode = service.spec.kill_mode if service is not None else "control-group"
+        spawn.signal_service(pid, sig, self.rt.cgroups if path else None, path, mode)
 
     def cleanup_cgroup(self, service):
+        """After the main process ended: what is left of the service goes too, unless
+        kill_mode=process leaves it (its directory is removed once it is empty)."""
         if service.cgroup:
-            self.rt.cgroups.kill(service.cgroup)
+            if service.spec.kill_mode != "process":
+                self.rt.cgroups.kill(service.cgroup)
             if self.rt.cgroups.remove(service.cgroup):
                 service.cgroup = None
 

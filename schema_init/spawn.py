@@ -127,8 +127,16 @@ def start_shell(command, env):
     return pid
 
 
-def signal_service(pid, sig, cgroups=None, cgroup_path=None):
-    """Signal a service: its whole cgroup when it has one, else its process group."""
+def signal_service(pid, sig, cgroups=None, cgroup_path=None, kill_mode="control-group"):
+    """Signal a service: its whole cgroup when it has one, else its process group; with
+    kill_mode ``process`` only the main process, ``mixed`` only it unless SIGKILL."""
+    if kill_mode == "process" or (kill_mode == "mixed" and sig != signal.SIGKILL):
+        if pid > 0:
+            try:
+                os.kill(pid, sig)
+            except OSError:
+                pass
+        return
     if cgroups is not None and cgroup_path is not None:
         if sig == signal.SIGKILL:
             cgroups.kill(cgroup_path)

@@ -665,3 +665,33 @@ def test_shm_system_state_shows_the_shutdown_while_services_stop(supervise, comm
     s.ctl(command)
     s.wait(lambda: s.shm()["system_state"] == state, 2, "system_state %d" % state)
     assert s.proc.wait(15) == 0
+
+
+@pytest.mark.parametrize("mode,survives", [("process", True), ("control-group", False),
+                                           ("mixed", False)])
+def test_kill_mode_decides_whether_a_restart_takes_the_services_other_processes(
+        supervise, tmp_path, mode, survives):
+    """sshd's sessions are its children: kill_mode=process (what Debian's ssh.service asks
+    of systemd) restarts the listener and leaves them; the default stops them all."""
+    child = tmp_path / "child"
+    s = supervise({"ssh.svc": daemon("sleep 1000 & echo $! > %s" % child, "exec sleep 1000",
+                                     stable_secs=0, kill_mode=mode, stop_timeout_sec=2)})
+    s.wait_state("ssh", "FUNDAMENTAL")
+    s.wait(lambda: child.exists() and child.read_text().strip(), 5, "the session's pid")
+    session = int(child.read_text())
+    first = int(s.status()["ssh"]["pid"])
+    child.unlink()
+    s.ctl("restart", "ssh")
+    s.wait(lambda: s.status()["ssh"]["pid"] not in ("0", str(first)) and child.exists(), 10,
+           "a new main process")
+    time.sleep(0.5)
+
+    def alive(pid):
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                return f.read().split()[2] != "Z"
+        except OSError:
+            return False
+    assert alive(session) == survives
+    if survives:
+        os.kill(session, signal.SIGKILL)
