@@ -4,6 +4,10 @@ import os
 import sys
 
 
+# The names of schema_init.power (links to the binary, like schema-ctl).
+POWER_NAMES = ("reboot", "poweroff", "halt", "shutdown", "telinit", "runlevel")
+
+
 def restore_saved_locale():
     """The static binary's pre-init hid a LANG/LC_* this machine has no locale for (the
     interpreter would abort on it); services still get the value."""
@@ -40,6 +44,9 @@ def run(invoked_as):
     if name.startswith("schema-subreaper"):
         from schema_init import subreaper
         return subreaper.main(sys.argv[1:])
+    if name in POWER_NAMES:
+        from schema_init import power
+        return power.main(name, sys.argv[1:])
     from schema_init import main
     return main.main(sys.argv[1:])
 

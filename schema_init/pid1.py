@@ -31,6 +31,7 @@ MNT_DETACH = 0x2
 
 RB_AUTOBOOT = 0x01234567
 RB_POWER_OFF = 0x4321FEDC
+RB_HALT_SYSTEM = 0xCDEF0123 - (1 << 32)     # the C int -839974621 (reboot() takes an int)
 RB_DISABLE_CAD = 0
 
 INITIAL_PID_NAMESPACE = 4026531836
@@ -328,8 +329,8 @@ def final_shutdown(machine, how):
     else:
         count = remount_read_only(console)
         say(console, "shutdown: filesystems read-only (%d)" % count)
-    command = RB_AUTOBOOT if how == "reboot" else RB_POWER_OFF
-    say(console, "PID 1 %s" % ("reboot" if how == "reboot" else "poweroff"))
+    command = {"reboot": RB_AUTOBOOT, "halt": RB_HALT_SYSTEM}.get(how, RB_POWER_OFF)
+    say(console, "PID 1 %s" % (how if how in ("reboot", "halt") else "poweroff"))
     while True:
         try:
             _fastloop.reboot(command)

@@ -48,6 +48,10 @@ VERBS = (
     Verb("pet", "<svc>", "refresh a service's Dead Man Token"),
     Verb("reboot", "", "stop every service and reboot the machine"),
     Verb("poweroff", "", "stop every service and power the machine off"),
+    Verb("halt", "", "stop every service and halt the machine (no power-off)"),
+    Verb("schedule", "<action> <seconds>", "reboot, poweroff or halt that many seconds from "
+         "now (shutdown +N); replaces one already scheduled"),
+    Verb("cancel", "", "cancel the scheduled shutdown (shutdown -c)"),
     Verb("reexec", "", "re-execute schema-init in place, services keep running"),
 )
 _BY_WORD = {word: verb for verb in VERBS for word in (verb.name,) + verb.aliases}
@@ -184,11 +188,35 @@ def format_timing(supervisor, kernel_to_init):
     return lines
 
 
+SHUTDOWN_ACTIONS = ("reboot", "poweroff", "halt")
+MAX_SCHEDULE_SECS = 366 * 86400
+
+
+def parse_schedule(argument):
+    """``schedule``'s argument -> ``(action, seconds)``, or ``(None, error text)``."""
+    words = argument.split()
+    if len(words) != 2 or words[0] not in SHUTDOWN_ACTIONS:
+        return None, "usage: schedule reboot|poweroff|halt SECONDS"
+    if not words[1].isdigit() or len(words[1]) > 9 or int(words[1]) > MAX_SCHEDULE_SECS:
+        return None, "SECONDS must be a whole number from 0 to %d" % MAX_SCHEDULE_SECS
+    return words[0], int(words[1])
+
+
+def format_scheduled(scheduled, now):
+    """The status line of a scheduled shutdown ``(action, deadline)``, or None."""
+    if scheduled is None:
+        return None
+    action, deadline = scheduled
+    return "shutdown scheduled: %s in %d s" % (action, max(0, round(deadline - now)))
+
+
 def dispatch(request, uid, supervisor, host, now, wall):
     """One request -> reply lines (without the terminator).
 
     ``host`` provides what the supervisor cannot do itself: ``reboot()``,
-    ``poweroff()``, ``request_reexec()`` and ``kernel_to_init``.
+    ``poweroff()``, ``halt()``, ``schedule(action, seconds, now)``, ``cancel()``,
+    ``scheduled`` (``(action, deadline)`` or None), ``request_reexec()`` and
+    ``kernel_to_init``.
     """
     if not may_run(request, uid):
         return ["err: '%s' requires root (uid %d has read-only access)" % (request, uid)]
@@ -199,7 +227,9 @@ def dispatch(request, uid, supervisor, host, now, wall):
             return format_status_json(supervisor)
         if argument == "--kv":
             return format_status_kv(supervisor)
-        return format_status(supervisor)
+        lines = format_status(supervisor)
+        scheduled = format_scheduled(host.scheduled, now)
+        return lines + [scheduled] if scheduled else lines
     if name == "list":
         return [s.name for s in supervisor.ordered()]
     if name == "timing":
@@ -219,6 +249,20 @@ def dispatch(request, uid, supervisor, host, now, wall):
     if name == "poweroff":
         host.poweroff()
         return ["ok: powering off"]
+    if name == "halt":
+        host.halt()
+        return ["ok: halting"]
+    if name == "schedule":
+        action, seconds = parse_schedule(argument)
+        if action is None:
+            return ["err: %s" % seconds]
+        host.schedule(action, seconds, now)
+        return ["ok: %s in %d s" % (action, seconds)]
+    if name == "cancel":
+        if host.scheduled is None:
+            return ["err: no shutdown is scheduled"]
+        host.cancel()
+        return ["ok: shutdown cancelled"]
     if name == "reexec":
         return host.request_reexec()
     return ["err: unknown: %s" % request]

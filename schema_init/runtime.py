@@ -18,6 +18,9 @@ from . import (_fastloop, cgroup, config, control, effects, graph, handover, las
                loader, logs, protocol, schedule, shm, supervisor, watchdog)
 from .readywatch import ReadyWatcher
 
+# The shared memory's system state while stopping (the original's values have no "halt").
+STOP_STATES = {"reboot": shm.SYSTEM_REBOOT, "poweroff": shm.SYSTEM_POWEROFF,
+               "halt": shm.SYSTEM_POWEROFF}
 SIGNALS = (signal.SIGCHLD, signal.SIGHUP, signal.SIGTERM, signal.SIGINT,
            signal.SIGUSR1, signal.SIGUSR2)
 
@@ -29,7 +32,8 @@ class Runtime:
         self.paths = self.make_paths()
         self.console = console or logs.Console(1)
         self.scale = options.get("time_scale", 1.0)
-        self.stopping = None              # None, "poweroff" or "reboot"
+        self.stopping = None              # None, "poweroff", "reboot" or "halt"
+        self.scheduled = None             # (action, monotonic deadline): shutdown +N
         self.watchdog = watchdog.HardwareWatchdog(self.console)
         self.kernel_to_init = time.monotonic()
         self.env = dict(os.environ if env is None else env)
@@ -165,7 +169,8 @@ class Runtime:
 
     def next_timeout(self, now):
         deadline = schedule.next_deadline((self.supervisor.next_deadline(),
-                                           self.server.next_deadline()))
+                                           self.server.next_deadline(),
+                                           self.scheduled[1] if self.scheduled else None))
         return schedule.sleep_timeout(deadline, now)
 
     def run(self):
@@ -204,6 +209,9 @@ class Runtime:
             for fd, mask in events:
                 self.guarded(self.dispatch, fd, mask, now, wall)
             self.guarded(sup.on_due, now, wall)
+            if self.scheduled is not None and now >= self.scheduled[1]:
+                action, self.scheduled = self.scheduled[0], None
+                self._stop(action, STOP_STATES[action])
             self.server.expire(now)
             if self.server.retry_at is not None and now >= self.server.retry_at:
                 self.server = self.open_control(now)
@@ -327,6 +335,17 @@ class Runtime:
 
     def poweroff(self):
         self._stop("poweroff", shm.SYSTEM_POWEROFF)
+
+    def halt(self):
+        self._stop("halt", STOP_STATES["halt"])
+
+    def schedule(self, action, seconds, now):
+        self.scheduled = (action, now + seconds)
+        self.console.write("[schema-init] %s scheduled in %d s\n" % (action, seconds))
+
+    def cancel(self):
+        self.scheduled = None
+        self.console.write("[schema-init] scheduled shutdown cancelled\n")
 
     def publish(self):
         sup = self.supervisor

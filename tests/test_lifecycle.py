@@ -276,7 +276,10 @@ assert sup.services["a"].state == schema.RECOVERY
 sup.on_due(7.0, 1.7e9 + 7)
 sup.settle(7.0)
 assert sup.services["a"].state == schema.FUNDAMENTAL
-reply = protocol.dispatch("status", 0, sup, None, 8.0, 1.7e9 + 8)
+class Host:
+    scheduled = ("reboot", 68.0)
+reply = protocol.dispatch("status", 0, sup, Host(), 8.0, 1.7e9 + 8)
+assert reply[-1] == "shutdown scheduled: reboot in 60 s", reply
 assert reply[0] == "services: 2  groups: 1", reply
 assert protocol.dispatch("stop b", 1000, sup, None, 8.0, 0)[0].startswith("err:")
 sup.begin_shutdown(9.0)

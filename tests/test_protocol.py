@@ -9,7 +9,8 @@ from fakes import FakeOps
 from schema_init import config, ctl, graph, protocol, supervisor
 
 SAMPLE_ARGUMENTS = {"<svc>": "a", "[<svc>]": "a", "<path>": "/nonexistent.svc",
-                    "[--json|--kv]": "--json", "[--evict]": "--evict", "": ""}
+                    "[--json|--kv]": "--json", "[--evict]": "--evict", "": "",
+                    "<action> <seconds>": "reboot 60"}
 
 
 class Ops(FakeOps):
@@ -25,12 +26,22 @@ class Host:
 
     def __init__(self):
         self.asked = []
+        self.scheduled = None
 
     def reboot(self):
         self.asked.append("reboot")
 
     def poweroff(self):
         self.asked.append("poweroff")
+
+    def halt(self):
+        self.asked.append("halt")
+
+    def schedule(self, action, seconds, now):
+        self.scheduled = (action, now + seconds)
+
+    def cancel(self):
+        self.scheduled = None
 
     def request_reexec(self):
         self.asked.append("reexec")
@@ -97,3 +108,22 @@ def test_c_header_of_the_client_constants_is_fresh():
                            "build", "schema_ctl.h")) as f:
         assert f.read() == protocol.c_header(), \
             "regenerate: python -m schema_init.protocol > build/schema_ctl.h"
+
+
+def test_scheduled_shutdown_is_shown_and_cancelled():
+    sup, host = make()
+    assert protocol.dispatch("cancel", 0, sup, host, 1.0, 1e9) == ["err: no shutdown is scheduled"]
+    assert protocol.dispatch("schedule reboot 300", 0, sup, host, 10.0, 1e9) == \
+        ["ok: reboot in 300 s"]
+    assert host.scheduled == ("reboot", 310.0)
+    status = protocol.dispatch("status", 0, sup, host, 70.0, 1e9)
+    assert status[-1] == "shutdown scheduled: reboot in 240 s"
+    assert protocol.dispatch("schedule reboot 300", 1000, sup, host, 70.0, 1e9)[0].startswith(
+        "err: 'schedule reboot 300' requires root")
+    assert protocol.dispatch("cancel", 0, sup, host, 80.0, 1e9) == ["ok: shutdown cancelled"]
+    assert "shutdown scheduled" not in protocol.dispatch("status", 0, sup, host, 81.0, 1e9)[-1]
+    for bad in ("schedule reboot", "schedule explode 5", "schedule halt -1",
+                "schedule halt 99999999999", "schedule poweroff 5 6"):
+        assert protocol.dispatch(bad, 0, sup, host, 1.0, 1e9)[0].startswith("err: "), bad
+    assert protocol.dispatch("halt", 0, sup, host, 1.0, 1e9) == ["ok: halting"]
+    assert host.asked == ["halt"]
