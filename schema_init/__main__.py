@@ -44,6 +44,9 @@ def run(invoked_as):
     if name.startswith("schema-subreaper"):
         from schema_init import subreaper
         return subreaper.main(sys.argv[1:])
+    if name == "systemctl":
+        from schema_init import systemctl
+        return systemctl.main(sys.argv[1:])
     if name in POWER_NAMES:
         from schema_init import power
         return power.main(name, sys.argv[1:])

@@ -11,6 +11,11 @@ from . import config, graph, lifecycle, schema
 EVICT_GRACE_SECS = 3
 
 
+
+# What ``signal`` sends (Linux numbering, the same on x86_64, aarch64 and arm).
+SIGNAL_NUMBERS = {"HUP": 1, "INT": 2, "QUIT": 3, "KILL": 9, "USR1": 10, "USR2": 12,
+                  "TERM": 15, "CONT": 18, "STOP": 19, "WINCH": 28}
+
 class ReloadPlan:
     """What a reload would do.  ``error`` set: the reload is rejected as a whole."""
 
@@ -97,6 +102,22 @@ class Commands:
         if running:
             return ["ok: SIGTERM \u2192 %s \u2014 recovery arc will respawn" % name]
         return ["ok: %s requeued" % name]
+
+    def signal(self, argument, now):
+        """``signal NAME SIG``: SIG to the main process only (a reload: SIGHUP)."""
+        name, _, word = argument.partition(" ")
+        service = self._find(name)
+        if service is None:
+            return ["err: not found: %s" % name]
+        number = SIGNAL_NUMBERS.get(word.strip().upper().replace("SIG", "", 1))
+        if number is None:
+            return ["err: unknown signal %r (one of %s)" % (
+                word.strip(), " ".join(sorted(SIGNAL_NUMBERS)))]
+        if not service.pid:
+            return ["err: %s is not running" % name]
+        self.sup.ops.signal_process(service.pid, number)
+        return ["ok: SIG%s \u2192 %s (pid %d)" % (word.strip().upper().replace("SIG", "", 1),
+                                              name, service.pid)]
 
     def reset(self, name, now):
         sup = self.sup

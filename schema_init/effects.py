@@ -64,6 +64,12 @@ class RealOps(supervisor.Ops):
         mode = service.spec.kill_mode if service is not None else "control-group"
         spawn.signal_service(pid, sig, self.rt.cgroups if path else None, path, mode)
 
+    def signal_process(self, pid, sig):
+        try:
+            os.kill(pid, sig)
+        except OSError:
+            pass
+
     def cleanup_cgroup(self, service):
         """After the main process ended: what is left of the service goes too, unless
         kill_mode=process leaves it (its directory is removed once it is empty)."""

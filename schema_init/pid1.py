@@ -56,8 +56,7 @@ DEV_LINKS = (("/proc/self/fd", "/dev/fd"), ("/proc/self/fd/0", "/dev/stdin"),
 # Octal modes (the original passed 1777 as a decimal number).
 RUN_DIRS = (("/run/dbus", 0o755), ("/run/lock", 0o1777), ("/run/shm", 0o1777),
             ("/run/user", 0o755), ("/run/user/0", 0o700), ("/run/systemd", 0o755),
-            ("/run/systemd/system", 0o755), ("/run/systemd/shutdown", 0o755),
-            ("/run/log", 0o755), ("/run/log/schema-init", 0o755), ("/run/sshd", 0o755))
+            ("/run/systemd/shutdown", 0o755), ("/run/log", 0o755), ("/run/log/schema-init", 0o755), ("/run/sshd", 0o755))
 VIRTUAL_FILESYSTEMS = frozenset((
     "proc", "sysfs", "devtmpfs", "devpts", "tmpfs", "cgroup", "cgroup2", "securityfs",
     "debugfs", "tracefs", "pstore", "bpf", "configfs", "fusectl", "mqueue", "hugetlbfs",
@@ -141,12 +140,27 @@ def mount_all(console, container):
                     f.write("+" + name)
             except OSError:
                 pass
-    for path, mode in RUN_DIRS:
+    for path, mode in RUN_DIRS + ((("/run/systemd/system", 0o755),) if claims_systemd()
+                                  else ()):
         try:
             os.makedirs(path, exist_ok=True)
             os.chmod(path, mode)
         except OSError:
             pass
+
+
+SYSTEMCTL_PATHS = ("/usr/bin/systemctl", "/bin/systemctl")
+
+
+def claims_systemd(paths=SYSTEMCTL_PATHS, exe="/proc/self/exe"):
+    """/run/systemd/system tells Debian's invoke-rc.d, service and deb-systemd-invoke to
+    call systemctl (how package upgrades restart daemons): a promise kept only when
+    systemctl is this program (schema_init/systemctl.py), e.g. installed by the .deb."""
+    try:
+        own = os.path.realpath(exe)
+    except OSError:
+        return False
+    return any(os.path.realpath(path) == own for path in paths if os.path.exists(path))
 
 
 def ensure_console():

@@ -46,6 +46,7 @@ VERBS = (
     Verb("add", "<path>", "load one more .svc file (rejected if it makes a cycle)"),
     Verb("reload", "[--evict]", "re-read the services directory"),
     Verb("pet", "<svc>", "refresh a service's Dead Man Token"),
+    Verb("signal", "<svc> <sig>", "send HUP, USR1, TERM, ... to its main process only"),
     Verb("reboot", "", "stop every service and reboot the machine"),
     Verb("poweroff", "", "stop every service and power the machine off"),
     Verb("halt", "", "stop every service and halt the machine (no power-off)"),
@@ -236,7 +237,7 @@ def dispatch(request, uid, supervisor, host, now, wall):
         return format_timing(supervisor, host.kernel_to_init)
     simple = {"pet": supervisor.cmd_pet, "start": supervisor.cmd_start,
               "stop": supervisor.cmd_stop, "restart": supervisor.cmd_restart,
-              "reset": supervisor.cmd_reset}
+              "reset": supervisor.cmd_reset, "signal": supervisor.cmd_signal}
     if name in simple:
         return simple[name](argument, now)
     if name == "add":

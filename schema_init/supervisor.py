@@ -37,6 +37,9 @@ class Ops:
     def signal(self, service, pid, sig):
         raise NotImplementedError
 
+    def signal_process(self, pid, sig):                     # that one process only
+        raise NotImplementedError
+
     def cleanup_cgroup(self, service):
         raise NotImplementedError
 
@@ -399,6 +402,9 @@ class Supervisor:
 
     def cmd_reset(self, name, now):
         return self.commands.reset(name, now)
+
+    def cmd_signal(self, argument, now):
+        return self.commands.signal(argument, now)
 
     def cmd_add(self, path, now, wall):
         return self.commands.add(path, now, wall)

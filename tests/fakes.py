@@ -24,6 +24,9 @@ class FakeOps(supervisor.Ops):
     def signal(self, service, pid, sig):
         self.signals.append((pid, sig))
 
+    def signal_process(self, pid, sig):
+        self.signals.append((pid, sig))
+
     def cleanup_cgroup(self, service):
         pass
 

@@ -23,7 +23,7 @@ def binary():
 
 
 class Namespace:
-    def __init__(self, tmp_path, files, env=None):
+    def __init__(self, tmp_path, files, env=None, links=()):
         self.base = str(tmp_path)
         self.rootdir = os.path.join(self.base, "root")
         self.stage = os.path.join(self.base, "stage")
@@ -38,6 +38,7 @@ class Namespace:
                 with open(path, "w") as f:
                     f.write(text)
         self.env = env or {}
+        self.links = links          # (path in the root, what it points to), made before boot
         self.proc = None
         self.init_pid = None
 
@@ -55,12 +56,15 @@ for a in %(links)s; do ln -s busybox "$R/bin/$a"; done
 cp %(binary)s "$R/sbin/init"
 ln -s init "$R/sbin/schema-ctl"
 cp -a %(stage)s/services "$R/etc/schema-init/services"
+%(extra)s
 cd "$R"
 pivot_root . oldroot
 exec /bin/busybox env -i %(env)s /bin/busybox sh -c \\
     'umount -l /oldroot && rmdir /oldroot && exec /sbin/init'
 """ % {"root": self.rootdir, "busybox": BUSYBOX, "links": links, "binary": binary(),
-       "stage": self.stage, "env": env_words}
+       "stage": self.stage, "env": env_words,
+       "extra": "\n".join('mkdir -p "$R%s" && ln -s %s "$R%s"' % (
+           os.path.dirname(path), target, path) for path, target in self.links)}
 
     def start(self, socket=True):
         self.console = open(self.console_path, "wb")

@@ -137,8 +137,22 @@ def test_pid1_mounts_and_directories(namespace):
     assert modes["/run/lock"] == "drwxrwxrwt"          # octal 1777, not decimal
     assert modes["/run/shm"] == "drwxrwxrwt"
     assert modes["/run/user/0"] == "drwx------"
-    assert modes["/run/systemd/system"].startswith("drwxr-xr-x")
+    assert "/run/systemd/system" not in modes, "no systemctl of ours: systemd not claimed"
     assert "/proc/self/fd" in open(ns.path("/run/devfd")).read()
+
+
+def test_pid1_claims_systemd_when_systemctl_is_itself_and_serves_it(namespace):
+    """With /usr/bin/systemctl a link to the binary (the .deb installs it), PID 1 makes
+    /run/systemd/system, and what invoke-rc.d then runs works against PID 1."""
+    ns = namespace({"cron.svc": sh("exec sleep 1000", stable_secs=0),
+                    "probe.svc": sh("ls -ld /run/systemd/system > /run/claimed; "
+                                    "systemctl restart cron.service; echo $? > /run/restart",
+                                    oneshot=1, dep="cron")},
+                   links=[("/usr/bin/systemctl", "/sbin/init")])
+    ns.wait_state("probe", "PERFECT")
+    assert open(ns.path("/run/claimed")).read().startswith("drwxr-xr-x")
+    assert open(ns.path("/run/restart")).read() == "0\n"
+    ns.wait(lambda: ns.status()["cron"]["restarts"] == "2", 10, "cron restarted")
 
 
 def test_pid1_imports_none_of_the_heavy_modules(namespace):

@@ -10,7 +10,7 @@ from schema_init import config, ctl, graph, protocol, supervisor
 
 SAMPLE_ARGUMENTS = {"<svc>": "a", "[<svc>]": "a", "<path>": "/nonexistent.svc",
                     "[--json|--kv]": "--json", "[--evict]": "--evict", "": "",
-                    "<action> <seconds>": "reboot 60"}
+                    "<action> <seconds>": "reboot 60", "<svc> <sig>": "a HUP"}
 
 
 class Ops(FakeOps):
@@ -127,3 +127,16 @@ def test_scheduled_shutdown_is_shown_and_cancelled():
         assert protocol.dispatch(bad, 0, sup, host, 1.0, 1e9)[0].startswith("err: "), bad
     assert protocol.dispatch("halt", 0, sup, host, 1.0, 1e9) == ["ok: halting"]
     assert host.asked == ["halt"]
+
+
+def test_signal_reaches_the_main_process_only_and_names_bad_signals():
+    sup, host = make()
+    pid = sup.services["a"].pid
+    assert protocol.dispatch("signal a HUP", 0, sup, host, 1.0, 1e9) == \
+        ["ok: SIGHUP \u2192 a (pid %d)" % pid]
+    assert protocol.dispatch("signal a sigusr1", 0, sup, host, 1.0, 1e9)[0].startswith("ok: SIGUSR1")
+    assert sup.ops.signals == [(pid, 1), (pid, 10)]
+    assert protocol.dispatch("signal a BOOM", 0, sup, host, 1.0, 1e9)[0].startswith(
+        "err: unknown signal 'BOOM'")
+    assert protocol.dispatch("signal nope HUP", 0, sup, host, 1.0, 1e9) == ["err: not found: nope"]
+    assert protocol.dispatch("signal a HUP", 1000, sup, host, 1.0, 1e9)[0].startswith("err: 'signal")
