@@ -107,12 +107,31 @@ def mount_early(console):
             say(console, "mount /proc: %s" % exc.strerror)
 
 
+def root_read_only_requested(cmdline):
+    """True when the kernel command line's last word of ``ro``/``rw`` is ``ro``."""
+    words = [w for w in cmdline.split() if w in (b"ro", b"rw")]
+    return bool(words) and words[-1] == b"ro"
+
+
+def kernel_cmdline():
+    try:
+        with open("/proc/cmdline", "rb") as f:
+            return f.read(65536)
+    except OSError:
+        return b""
+
+
 def mount_all(console, container):
     if not container:
-        try:
-            _fastloop.mount(None, "/", None, MS_REMOUNT)      # read-write
-        except OSError as exc:
-            say(console, "remount / read-write: %s" % exc.strerror)
+        if root_read_only_requested(kernel_cmdline()):
+            # the root filesystem is checked while read-only (fsck -a), then remounted
+            # read-write by a service (distros/debian/services/check-root.svc)
+            say(console, "/ left read-only (ro on the kernel command line)")
+        else:
+            try:
+                _fastloop.mount(None, "/", None, MS_REMOUNT)      # read-write
+            except OSError as exc:
+                say(console, "remount / read-write: %s" % exc.strerror)
     done = mounted_targets()
     for source, target, fstype, flags, data in MOUNTS:
         if target in done:
