@@ -18,7 +18,7 @@ import os
 import _signal as signal  # the C module: the signal.py wrapper loads enum (~1 MB in PID 1)
 import time
 
-from . import _fastloop, cgroup, effects, logs, runtime, spawn
+from . import _fastloop, cgroup, effects, logs, runtime, spawn, supervisor
 
 MS_RDONLY = 0x1
 MS_NOSUID = 0x2
@@ -111,6 +111,40 @@ def root_read_only_requested(cmdline):
     """True when the kernel command line's last word of ``ro``/``rw`` is ``ro``."""
     words = [w for w in cmdline.split() if w in (b"ro", b"rw")]
     return bool(words) and words[-1] == b"ro"
+
+
+LOCALE_NAMES = ("LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "LC_NUMERIC", "LC_TIME",
+                "LC_COLLATE", "LC_MONETARY", "LC_MESSAGES", "LC_PAPER", "LC_NAME",
+                "LC_ADDRESS", "LC_TELEPHONE", "LC_MEASUREMENT", "LC_IDENTIFICATION")
+
+
+def services_environment(inherited, cmdline, locale_text):
+    """What services start with on a machine (not in a container, whose runtime's
+    variables are the user's): PATH, TERM, the locale of /etc/default/locale, and the
+    KEY=VALUE words of the kernel command line whose KEY is in capitals (DEMO_POWEROFF=1);
+    nothing the initramfs left behind (init=, rootmnt=, ROOT=, ...)."""
+    env = {"PATH": supervisor.DEFAULT_PATH, "TERM": inherited.get("TERM") or "linux"}
+    for line in locale_text.splitlines():
+        key, eq, value = line.strip().partition("=")
+        value = value.strip()
+        if eq and key in LOCALE_NAMES and value[:1] in ('"', "'") and value[-1:] == value[:1]:
+            value = value[1:-1]
+        if eq and key in LOCALE_NAMES and value:
+            env[key] = value
+    for word in cmdline.decode("utf-8", "replace").split():
+        key, eq, value = word.partition("=")
+        if eq and key.isupper() and key.replace("_", "").isalnum() and key != "BOOT_IMAGE" \
+                and inherited.get(key) == value:
+            env[key] = value
+    return env
+
+
+def read_small(path, limit=65536):
+    try:
+        with open(path, "rb") as f:
+            return f.read(limit).decode("utf-8", "replace")
+    except OSError:
+        return ""
 
 
 def kernel_cmdline():
@@ -266,7 +300,9 @@ class Pid1Runtime(runtime.Runtime):
     ``final_shutdown`` instead of an exit."""
 
     def __init__(self, options, container, console):
-        runtime.Runtime.__init__(self, options, console=console)
+        env = dict(os.environ) if container else services_environment(
+            os.environ, kernel_cmdline(), read_small("/etc/default/locale"))
+        runtime.Runtime.__init__(self, options, console=console, env=env)
         self.container = container
 
     def make_paths(self):
