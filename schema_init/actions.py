@@ -226,6 +226,13 @@ class Actions(TimerActions):
         self.sup.rail(service, "died")
         service.due = now
 
+    def respawn_session(self, service, now, code, wall=None):
+        """A getty's user logged out: a new one at once, nothing counted against it."""
+        self.sup.ops.cleanup_cgroup(service)
+        self.sup.enter(service, schema.RECOVERY, now, reason="session ended")
+        self.sup.rail(service, "session-end")
+        service.due = now
+
     def finish_oneshot(self, service, now, code, wall=None):
         sup = self.sup
         service.failures = 0

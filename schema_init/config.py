@@ -99,6 +99,8 @@ SERVICE_KEYS = {
     "needs_root": Key("bool", False, "refuse to spawn unless schema-init runs as root"),
     "critical": Key("bool", False, "never excised; an EXCISED critical dep blocks dependents"),
     "no_restart": Key("bool", False, "any death excises the service"),
+    "session": Key("bool", False, "a getty: exit 0 after promotion is a logout, respawned at "
+                   "once without a failure"),
     "max_restarts": Key("int", 5, "consecutive failed runs before FRICTION", low=0, high=1000000),
     "stable_secs": Key("int", 10, "promote a daemon after this many seconds", low=0, high=86400 * 365),
     "ready_path": Key("path", "", "promote when this path appears after the spawn; "

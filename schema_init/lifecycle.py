@@ -57,6 +57,7 @@ EVENTS = {
                       "come back within READY_LOST_GRACE_SECS",
     "died": "the main process exited on its own and that is a failure",
     "restart_exit": "the main process exited after `restart`",
+    "session_over": "a session=1 service (a getty) exited 0 after its promotion: a logout",
     "oneshot_done": "a oneshot exited 0",
     "timer_done": "a timer's run ended (any status)",
     "no_restart_exit": "a no_restart service exited",
@@ -96,6 +97,7 @@ def _rows():
         rows += [
             (state, "died", "recover_later", (RECOVERY,)),
             (state, "restart_exit", "respawn_now", (RECOVERY,)),
+            (state, "session_over", "respawn_session", (RECOVERY,)),
             (state, "oneshot_done", "finish_oneshot", (PERFECT,)),
             (state, "timer_done", "finish_timer_run", (PERFECT,)),
             (state, "no_restart_exit", "excise_no_restart", (EXCISED,)),
@@ -139,8 +141,9 @@ def exit_code(status):
     return -signo
 
 
-def classify_exit(spec, intent, code):
-    """The event a main process's exit is, given why it was asked to stop (if at all)."""
+def classify_exit(spec, intent, code, promoted=False):
+    """The event a main process's exit is, given why it was asked to stop (if at all)
+    and whether it had been promoted (FUNDAMENTAL)."""
     if intent in ("shutdown", "evict"):
         return "stopped_exit"
     if spec.is_timer and intent != "stop":
@@ -153,6 +156,8 @@ def classify_exit(spec, intent, code):
         return "no_restart_exit"
     if intent == "restart":
         return "restart_exit"
+    if spec.session and code == 0 and promoted:
+        return "session_over"
     return "died"
 
 

@@ -320,7 +320,8 @@ class Supervisor:
         if service.spec.ready_path:
             self.ops.unwatch_ready(service.name)
         intent, service.stop_intent = service.stop_intent, None
-        event = lifecycle.classify_exit(service.spec, intent, code)
+        event = lifecycle.classify_exit(service.spec, intent, code,
+                                        service.state == schema.FUNDAMENTAL)
         self.fire(service, event, now, code=code, wall=self.wall_clock(now, wall))
 
     def on_due(self, now, wall):

@@ -113,6 +113,7 @@ for state in (EXCISED, PERFECT):
 for state in lifecycle.RUNNING:
     scenario(state, "died", RECOVERY, code=1, wall=WALL)
     scenario(state, "restart_exit", RECOVERY, code=0, wall=WALL)
+    scenario(state, "session_over", RECOVERY, {"session": True}, code=0, wall=WALL)
     scenario(state, "oneshot_done", PERFECT, {"oneshot": True}, code=0, wall=WALL)
     scenario(state, "timer_done", PERFECT, {"on_active_sec": 5}, code=0, wall=WALL)
     scenario(state, "no_restart_exit", EXCISED, {"no_restart": True}, code=3, wall=WALL)

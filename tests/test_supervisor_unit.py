@@ -216,3 +216,17 @@ def test_a_ready_path_gone_and_back_within_the_grace_is_not_lost():
     sup.on_due(12.0, 1e9)
     assert ("log", "readiness-lost") in ops.rails
     assert log.state != schema.FUNDAMENTAL
+
+
+def test_a_getty_logout_is_not_a_failure_but_a_quick_death_still_is():
+    sup, ops = make(spec("getty", session=True, stable_secs=5))
+    getty = sup.services["getty"]
+    sup.on_due(5.0, 1e9)
+    assert getty.state == schema.FUNDAMENTAL
+    sup.on_exit(getty.pid, 0, 600.0)                         # the user logged out
+    assert ("getty", "session-end") in ops.rails and getty.failures == 0
+    sup.on_due(600.0, 1e9)
+    sup.settle(600.0)
+    assert getty.state == schema.FULL_TRUST and len(ops.spawned) == 2
+    sup.on_exit(getty.pid, 0, 600.5)                         # exit 0 before promotion
+    assert getty.failures == 1 and ("getty", "died") in ops.rails
