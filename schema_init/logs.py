@@ -54,12 +54,31 @@ def format_exception():
 
 
 class Console:
-    """Where PID 1's own lines go (the console, or stdout when not PID 1)."""
+    """Where PID 1's own lines go (the console, or stdout when not PID 1).
+
+    ``aside`` (PID 1 sets it while a getty runs on the console) sends them to the kernel
+    log (/dev/kmsg, one record a line) instead, so they do not land in a login prompt;
+    ``loud`` lines (shutdown, fatal errors) always reach the console."""
+
+    KMSG_RECORD = 900                # bytes of one /dev/kmsg record we write
 
     def __init__(self, fd=1):
         self.fd = fd
+        self.kmsg = -1
+        self.aside = False
 
     def write(self, text):
+        if self.aside and self.kmsg >= 0:
+            for line in text.splitlines():
+                record = ("<6>%s" % line).encode("utf-8", "replace")[:self.KMSG_RECORD]
+                try:
+                    os.write(self.kmsg, record)
+                except OSError:
+                    pass
+            return
+        self.loud(text)
+
+    def loud(self, text):
         data = text.encode("utf-8", "replace")
         try:
             while data:
@@ -67,6 +86,20 @@ class Console:
                 data = data[written:]
         except OSError:
             pass
+
+    def set_aside(self, aside):
+        """Lines to the kernel log (True) or the console (False); False if no /dev/kmsg."""
+        if aside and self.kmsg < 0:
+            try:
+                self.kmsg = os.open("/dev/kmsg", os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            except OSError:
+                return False
+        if aside != self.aside:
+            self.loud("[schema-init] %s\n" % ("a getty has the console: my lines go to the "
+                                               "kernel log (dmesg) and rail.log" if aside
+                                               else "my lines are back on the console"))
+        self.aside = aside
+        return aside
 
 
 class Rail:

@@ -343,7 +343,21 @@ class Pid1Runtime(runtime.Runtime):
         if self.watchdog.open(self.watchdog_candidates()):
             self.supervisor.deadman.start(self.pet_interval(), now)
 
+    def publish(self):
+        """Also: while a getty (session=1) runs, PID 1's lines go to the kernel log."""
+        changed = self.supervisor.changed
+        runtime.Runtime.publish(self)
+        if changed and not self.container and self.stopping is None:
+            getty = any(s.spec.session and s.pid for s in self.supervisor.services.values())
+            if getty != self.console.aside:
+                self.console.set_aside(getty)
+
+    def _stop(self, how, system_state):
+        self.console.set_aside(False)          # the shutdown is said on the console
+        runtime.Runtime._stop(self, how, system_state)
+
     def finish(self):
+        self.console.set_aside(False)
         final_shutdown(self, self.stopping or "poweroff")
 
 

@@ -144,3 +144,29 @@ def test_rescue_shell_when_nothing_can_boot_and_boot_goes_on_after_exit(machine)
     assert "nothing can boot" in text
     assert "rescue shell exited: re-reading /etc/schema-init/services" in text
     assert "RESCUED-AND-BOOTED" in text and vmlib.POWER_DOWN in text
+
+
+def test_while_a_getty_runs_pid1s_lines_go_to_the_kernel_log(machine):
+    """Rail lines used to land in the middle of the login prompt on a serial console."""
+    v = machine({"getty.svc": sh("exec sleep 100000", session=1, stable_secs=1),
+                 "late.svc": sh("sleep 5; exit 3", dep="getty"),
+                 "report.svc": sh("sleep 10; echo KMSG-DIED=$(dmesg | grep -c ' late .*died') "
+                                  "> /dev/console; schema-ctl poweroff", oneshot=1,
+                                  dep="getty")})
+    text = v.finish()
+    assert "a getty has the console: my lines go to the kernel log" in text
+    after = text.split("a getty has the console", 1)[1]
+    counted = int(after.split("KMSG-DIED=", 1)[1].split()[0])
+    assert counted >= 1, "the rail line of late's death is in the kernel log"
+    assert " late " not in after.split("KMSG-DIED=", 1)[0].replace("late.svc", ""), \
+        "no rail line of late on the console while the getty runs"
+    assert "shutting down (poweroff)" in after and vmlib.POWER_DOWN in text
+
+
+def test_halt_stops_everything_and_halts_without_power_off(machine):
+    v = machine({"h.svc": sh("sleep 1; schema-ctl halt", oneshot=1)})
+    v.wait_for("reboot: System halted", timeout=180)
+    v.kill()
+    text = v.text()
+    assert "shutting down (halt)" in text and "[schema-init] PID 1 halt" in text
+    assert "shutdown: filesystems read-only" in text and vmlib.POWER_DOWN not in text
