@@ -251,6 +251,46 @@ def rescue_shell(services_dir, console):
                   "rescue shell: put services in %s, then type 'exit' to re-read it\n\n"
                   % services_dir)
     shell = "/bin/sh" if os.path.exists("/bin/sh") else "/bin/busybox"
+    return console_program(shell, [shell] if shell == "/bin/sh" else [shell, "sh"],
+                           dict(os.environ, PS1="(rescue) # "))
+
+
+SINGLE_USER_WORDS = frozenset((b"single", b"s", b"S", b"1", b"-s", b"emergency", b"rescue",
+                               b"systemd.unit=rescue.target",
+                               b"systemd.unit=emergency.target"))
+SULOGIN = ("/sbin/sulogin", "/usr/sbin/sulogin", "/bin/sulogin")
+
+
+def single_user_requested(cmdline):
+    return any(word in SINGLE_USER_WORDS for word in cmdline.split())
+
+
+def single_user(console):
+    """``single``/``emergency``/``rescue`` on the kernel command line: sulogin (a root
+    shell once root's password is given; Ctrl-D goes on) on the console before any
+    service starts; the boot goes on when it exits.  Orphans are reaped meanwhile."""
+    program = next((p for p in SULOGIN if os.path.exists(p)), None)
+    say(console, "single-user mode (kernel command line): %s on the console; the boot "
+        "goes on when it exits" % (program or "/bin/sh"))
+    if program is None:
+        shell = "/bin/sh" if os.path.exists("/bin/sh") else "/bin/busybox"
+        pid = console_program(shell, [shell] if shell == "/bin/sh" else [shell, "sh"],
+                              dict(os.environ, PS1="(single) # "))
+    else:
+        pid = console_program(program, [program], dict(os.environ))
+    while pid > 0:
+        try:
+            if os.waitpid(-1, 0)[0] == pid:
+                break
+        except ChildProcessError:
+            break
+        except InterruptedError:
+            continue
+    say(console, "single-user shell ended: booting")
+
+
+def console_program(path, argv, env):
+    """Start a program on the console as its session leader; returns its pid."""
     pid = os.fork()
     if pid == 0:
         try:
@@ -262,8 +302,7 @@ def rescue_shell(services_dir, console):
                 os.login_tty(fd)          # setsid, controlling tty, fds 0-2
             except OSError:
                 os.setsid()
-            os.execve(shell, [shell] if shell == "/bin/sh" else [shell, "sh"],
-                      dict(os.environ, PS1="(rescue) # "))
+            os.execve(path, argv, env)
         finally:
             os._exit(127)
     return pid
@@ -288,6 +327,8 @@ def boot(options):
         os.chdir("/")
     except OSError:
         pass
+    if not container and single_user_requested(kernel_cmdline()):
+        single_user(console)
     options = dict(options)
     options["services"] = choose_services_dir(options)
     machine = Pid1Runtime(options, container, console=console)

@@ -23,3 +23,11 @@ def test_services_start_clean_not_with_what_the_initramfs_left():
     assert env == {"PATH": pid1.supervisor.DEFAULT_PATH, "TERM": "vt220", "LANG": "en_GB.UTF-8",
                    "LC_TIME": "C.UTF-8", "DEMO_POWEROFF": "1"}
     assert pid1.services_environment({}, b"", "")["TERM"] == "linux"
+
+
+def test_single_user_words_of_the_kernel_command_line():
+    for cmdline in (b"root=/dev/vda1 single", b"ro S quiet", b"1", b"emergency",
+                    b"systemd.unit=rescue.target"):
+        assert pid1.single_user_requested(cmdline), cmdline
+    for cmdline in (b"root=/dev/vda1 ro quiet", b"singleuser", b"loglevel=1", b""):
+        assert not pid1.single_user_requested(cmdline), cmdline

@@ -170,3 +170,16 @@ def test_halt_stops_everything_and_halts_without_power_off(machine):
     text = v.text()
     assert "shutting down (halt)" in text and "[schema-init] PID 1 halt" in text
     assert "shutdown: filesystems read-only" in text and vmlib.POWER_DOWN not in text
+
+
+def test_single_on_the_kernel_command_line_gives_sulogin_before_any_service(machine):
+    v = machine({"first.svc": sh("echo FIRST-SERVICE-RAN > /dev/console; schema-ctl poweroff",
+                                 oneshot=1)}, append="single")
+    v.wait_for("single-user mode (kernel command line)")
+    v.wait_for("root password", timeout=60)          # busybox's sulogin asks for it
+    assert "FIRST-SERVICE-RAN" not in v.text()
+    v.type("\x04")                                     # Ctrl-D: normal start-up
+    text = v.finish()
+    assert "single-user shell ended: booting" in text
+    assert text.index("single-user shell ended") < text.index("FIRST-SERVICE-RAN")
+    assert vmlib.POWER_DOWN in text
