@@ -20,6 +20,7 @@ import schema_init.subreaper  # noqa: F401
 import errno, stat  # noqa: E401,F401  (lazy imports of the package)
 import schema_init.accounts  # noqa: F401
 import schema_init.power  # noqa: F401
+import schema_init.utmp  # noqa: F401
 import schema_init.systemctl  # noqa: F401
 
 try:

@@ -13,6 +13,7 @@ usage: schema-init                                   (as PID 1: boot the machine
        schema-init --services DIR --run-dir DIR [--shm NAME] [--time-scale F]
                                                      (supervise DIR without being PID 1)
        schema-init --check DIR [--strict]            (validate a services directory)
+       schema-init --record-boot                     (utmp/wtmp boot records: who -b)
        schema-init --version | --help
 
   --services DIR    the .svc/.grp directory to supervise
@@ -26,6 +27,8 @@ usage: schema-init                                   (as PID 1: boot the machine
   --check DIR       print every diagnostic and the dependency order; exit 0 when the
                     directory would boot cleanly, 1 otherwise
   --strict          with --check: warnings count as failures too
+  --record-boot     write the boot and run-level records to /run/utmp (anew) and
+                    /var/log/wtmp (a oneshot of the boot, once / is writable)
 """
 
 
@@ -93,7 +96,7 @@ def parse_args(argv):
     options = {"services": None, "run_dir": None, "shm": None, "time_scale": 1.0,
                "watchdog": None, "watchdog_interval": None, "resume": None,
                "check": None, "strict": False, "positional": [],
-               "help": False, "version": False}
+               "help": False, "version": False, "record_boot": False}
     takes_value = {"--services": "services", "--run-dir": "run_dir", "--shm": "shm",
                    "--time-scale": "time_scale", "--check": "check",
                    "--watchdog": "watchdog", "--watchdog-interval": "watchdog_interval",
@@ -113,6 +116,8 @@ def parse_args(argv):
             options[takes_value[name]] = value
         elif word == "--strict":
             options["strict"] = True
+        elif word == "--record-boot":
+            options["record_boot"] = True
         elif word in ("-h", "--help"):
             options["help"] = True
         elif word in ("-V", "--version"):
@@ -153,6 +158,12 @@ def main(argv=None):
         return 0
     if options["check"] is not None:
         return check(options["check"], options["strict"])
+    if options["record_boot"]:
+        from . import utmp
+        problems = utmp.write_boot()
+        for problem in problems:
+            sys.stderr.write("schema-init: --record-boot: %s\n" % problem)
+        return 1 if problems else 0
     if not options["services"] or not options["run_dir"]:
         sys.stderr.write(
             "schema-init: not PID 1: refusing to run without --services and --run-dir\n"

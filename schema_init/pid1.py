@@ -417,6 +417,12 @@ def pet_while(machine, seconds, done):
 def final_shutdown(machine, how):
     console = machine.console
     say(console, "shutdown: services stopped")
+    if not machine.container:
+        try:
+            from . import utmp            # imported now: PID 1 carries it only to the end
+            utmp.append_shutdown(level="6" if how == "reboot" else "0")
+        except Exception:
+            pass
     machine.watchdog.pet()
     try:
         os.kill(-1, signal.SIGKILL)

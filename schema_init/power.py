@@ -12,16 +12,11 @@ Exit status: 0 done, 1 PID 1 refused or could not be reached, 2 usage error.
 """
 
 import os
-import struct
 import sys
 import time
 
-from . import protocol
+from . import protocol, utmp
 
-UTMP = "/run/utmp"
-UTMP_RECORD = struct.Struct("hi32s4s32s256s")   # ut_type, ut_pid, ut_line, ut_id, ut_user,
-UTMP_SIZE = 384                                   # ut_host; then exit, session, tv, addr
-USER_PROCESS = 7
 SYSCALLS = {"reboot": 0x01234567, "poweroff": 0x4321FEDC, "halt": 0xCDEF0123 - (1 << 32)}
 
 USAGES = {
@@ -78,7 +73,7 @@ def report(status, reply):
 
 
 def power(name, argv):
-    action, force, sync, wall_too = name, 0, True, True
+    action, force, sync, wall_too, record_only = name, 0, True, True, False
     for word in argv:
         if word in ("-f", "--force"):
             force += 1
@@ -94,14 +89,20 @@ def power(name, argv):
             action = "reboot"
         elif word == "--halt":
             action = "halt"
-        elif word in ("-w", "--wtmp-only", "-d", "--no-wtmp", "-i"):
+        elif word in ("-w", "--wtmp-only"):
+            record_only = True
+        elif word in ("-d", "--no-wtmp", "-i"):
             pass                  # accepted for compatibility: nothing of theirs to do here
         elif word in ("-h", "--help"):
             sys.stdout.write(USAGES[name])
             return 0
         else:
             raise Usage("unknown option %s" % word)
+    if record_only:
+        utmp.append_shutdown(level="6" if action == "reboot" else "0")
+        return 0
     if force:
+        utmp.append_shutdown(level="6" if action == "reboot" else "0")
         if sync:
             os.sync()
         from . import _fastloop
@@ -210,28 +211,11 @@ def runlevel(argv):
     return 0
 
 
-def logged_in_terminals(path=UTMP):
-    """The /dev paths of the terminals utmp lists as user sessions."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read(UTMP_SIZE * 4096)
-    except OSError:
-        return []
-    lines = []
-    for offset in range(0, len(data) - UTMP_SIZE + 1, UTMP_SIZE):
-        kind, pid, line = UTMP_RECORD.unpack_from(data, offset)[:3]
-        name = line.split(b"\0", 1)[0].decode("utf-8", "replace")
-        if kind == USER_PROCESS and name and "/" not in name.replace("pts/", "", 1) and \
-                name not in lines:
-            lines.append(name)
-    return ["/dev/" + name for name in lines]
-
-
-def wall(text, path=UTMP):
+def wall(text, path=utmp.UTMP):
     """Broadcast ``text`` to every logged-in terminal; never blocks on one."""
     banner = ("\r\nBroadcast message from schema-init (%s):\r\n\r\n%s\r\n\r\n" % (
         time.strftime("%a %Y-%m-%d %H:%M:%S"), text.replace("\n", "\r\n"))).encode()
-    for tty in logged_in_terminals(path):
+    for tty in utmp.logged_in_terminals(path):
         try:
             fd = os.open(tty, os.O_WRONLY | os.O_NOCTTY | os.O_NONBLOCK)
         except OSError:

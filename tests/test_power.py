@@ -2,7 +2,6 @@
 people type, run as names of the real program against a real supervisor's socket."""
 
 import os
-import struct
 import subprocess
 import time
 
@@ -10,7 +9,7 @@ import pytest
 
 from conftest import program
 from harness import Supervised, daemon
-from schema_init import power
+from schema_init import power, utmp
 
 
 def named(tmp_path, name):
@@ -98,17 +97,37 @@ def test_wall_reaches_the_terminals_utmp_lists_and_only_those(tmp_path):
     master, slave = os.openpty()
     tty = os.ttyname(slave)
     assert tty.startswith("/dev/pts/")
-    record = bytearray(power.UTMP_SIZE)
-    power.UTMP_RECORD.pack_into(record, 0, power.USER_PROCESS, os.getpid(),
-                                tty[len("/dev/"):].encode(), b"ts/1", b"root", b"")
-    dead = bytearray(power.UTMP_SIZE)        # a DEAD_PROCESS (8) entry is not a session
-    power.UTMP_RECORD.pack_into(dead, 0, 8, 1, b"tty9", b"9", b"", b"")
-    utmp = tmp_path / "utmp"
-    utmp.write_bytes(bytes(dead) + bytes(record) + b"\0" * 10)      # a torn last record
-    assert power.logged_in_terminals(str(utmp)) == [tty]
-    power.wall("going down for maintenance", str(utmp))
+    shape = utmp.layout()
+    session = bytearray(shape.size)
+    values = dict.fromkeys(utmp.FIELDS, 0)
+    values.update(type=utmp.USER_PROCESS, pid=os.getpid(), line=tty[5:].encode(), id=b"ts/1",
+                  user=b"root", host=b"")
+    shape.pack_into(session, 0, *[values[f] for f in utmp.FIELDS])
+    dead = bytearray(shape.size)               # a DEAD_PROCESS (8) entry is not a session
+    values.update(type=8, line=b"tty9")
+    shape.pack_into(dead, 0, *[values[f] for f in utmp.FIELDS])
+    path = tmp_path / "utmp"
+    path.write_bytes(bytes(dead) + bytes(session) + b"\0" * 10)      # a torn last record
+    assert utmp.logged_in_terminals(str(path)) == [tty]
+    power.wall("going down for maintenance", str(path))
     got = os.read(master, 4096)
     assert b"Broadcast message from schema-init" in got and b"going down" in got
     os.close(master)
     os.close(slave)
-    assert struct.calcsize("hi32s4s32s256s") <= power.UTMP_SIZE
+
+
+def test_boot_and_shutdown_records_as_who_and_last_read_them(tmp_path):
+    run, log = tmp_path / "utmp", tmp_path / "wtmp"
+    run.write_bytes(b"old sessions of the last boot")
+    assert utmp.write_boot(str(run), str(log)) == []
+    assert utmp.append_shutdown(str(log), level="6")
+    boot, level = utmp.records(run.read_bytes())
+    assert (boot["type"], utmp.text(boot["user"]), utmp.text(boot["line"])) == \
+        (utmp.BOOT_TIME, "reboot", "~")
+    assert abs(boot["tv_sec"] - (time.time() - utmp.read_uptime())) < 5
+    assert (level["type"], level["pid"]) == (utmp.RUN_LVL, ord("5") + 256 * ord("N"))
+    logged = utmp.records(log.read_bytes())
+    assert [utmp.text(r["user"]) for r in logged] == ["reboot", "runlevel", "shutdown"]
+    assert logged[2]["pid"] == ord("6") + 256 * ord("5")
+    who = subprocess.run(["who", "-b", str(run)], capture_output=True, text=True, timeout=30)
+    assert who.returncode == 0 and "system boot" in who.stdout, who.stdout + who.stderr
