@@ -8,6 +8,28 @@ import sys
 POWER_NAMES = ("reboot", "poweroff", "halt", "shutdown", "telinit", "runlevel")
 
 
+DIVERTED_DIRS = ("/usr/sbin", "/sbin", "/usr/bin", "/bin")
+
+
+def diverted_original(name, pid1_exe="/proc/1/exe", own_exe="/proc/self/exe"):
+    """When PID 1 is not schema-init (the machine was booted back into systemd or
+    sysvinit), the package's reboot, systemctl, ... hand over to the originals it
+    diverted (dpkg-divert --rename: NAME.distrib).  None: serve it ourselves."""
+    if os.environ.get("SCHEMA_CTL_SOCKET"):
+        return None                       # pointed at a schema-init on purpose
+    try:
+        if os.path.realpath(pid1_exe) == os.path.realpath(own_exe):
+            return None
+        os.readlink(pid1_exe)             # readable, so the comparison above was real
+    except OSError:
+        return None
+    for directory in DIVERTED_DIRS:
+        path = os.path.join(directory, name + ".distrib")
+        if os.access(path, os.X_OK):
+            return path
+    return None
+
+
 def restore_saved_locale():
     """The static binary's pre-init hid a LANG/LC_* this machine has no locale for (the
     interpreter would abort on it); services still get the value."""
@@ -44,6 +66,10 @@ def run(invoked_as):
     if name.startswith("schema-subreaper"):
         from schema_init import subreaper
         return subreaper.main(sys.argv[1:])
+    if name in POWER_NAMES + ("systemctl",):
+        original = diverted_original(name)
+        if original:
+            os.execv(original, [original] + sys.argv[1:])
     if name == "systemctl":
         from schema_init import systemctl
         return systemctl.main(sys.argv[1:])

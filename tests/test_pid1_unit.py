@@ -31,3 +31,27 @@ def test_single_user_words_of_the_kernel_command_line():
         assert pid1.single_user_requested(cmdline), cmdline
     for cmdline in (b"root=/dev/vda1 ro quiet", b"singleuser", b"loglevel=1", b""):
         assert not pid1.single_user_requested(cmdline), cmdline
+
+
+def test_names_hand_over_to_the_diverted_originals_only_when_pid1_is_not_us(tmp_path, monkeypatch):
+    from schema_init import __main__ as entry
+    ours, other = tmp_path / "schema-init", tmp_path / "systemd"
+    ours.write_text("")
+    other.write_text("")
+    original = tmp_path / "sbin" / "reboot.distrib"
+    original.parent.mkdir()
+    original.write_text("#!/bin/sh\n")
+    original.chmod(0o755)
+    monkeypatch.setattr(entry, "DIVERTED_DIRS", (str(original.parent),))
+    monkeypatch.delenv("SCHEMA_CTL_SOCKET", raising=False)
+    pid1_link = tmp_path / "pid1-exe"
+    pid1_link.symlink_to(other)
+    assert entry.diverted_original("reboot", str(pid1_link), str(ours)) == str(original)
+    assert entry.diverted_original("halt", str(pid1_link), str(ours)) is None   # none kept
+    pid1_link.unlink()
+    pid1_link.symlink_to(ours)
+    assert entry.diverted_original("reboot", str(pid1_link), str(ours)) is None
+    monkeypatch.setenv("SCHEMA_CTL_SOCKET", "/run/x.sock")
+    pid1_link.unlink()
+    pid1_link.symlink_to(other)
+    assert entry.diverted_original("reboot", str(pid1_link), str(ours)) is None
