@@ -25,6 +25,10 @@ def diverted_original(name, pid1_exe="/proc/1/exe", own_exe="/proc/self/exe"):
         return None
     for directory in DIVERTED_DIRS:
         path = os.path.join(directory, name + ".distrib")
+        if os.path.islink(path) and "/" not in os.readlink(path):
+            # sysvinit's reboot.distrib is a link to "halt", which is now ours: its
+            # original is halt.distrib
+            path = os.path.join(directory, os.readlink(path) + ".distrib")
         if os.access(path, os.X_OK):
             return path
     return None
@@ -69,7 +73,7 @@ def run(invoked_as):
     if name in POWER_NAMES + ("systemctl",):
         original = diverted_original(name)
         if original:
-            os.execv(original, [original] + sys.argv[1:])
+            os.execv(original, [name] + sys.argv[1:])   # argv[0] as sysvinit's halt reads it
     if name == "systemctl":
         from schema_init import systemctl
         return systemctl.main(sys.argv[1:])

@@ -70,7 +70,10 @@ class Console:
     def write(self, text):
         if self.aside and self.kmsg >= 0:
             for line in text.splitlines():
-                record = ("<6>%s" % line).encode("utf-8", "replace")[:self.KMSG_RECORD]
+                # <31>: daemon.debug, below the console's default log level (7), so the
+                # kernel does not print it on the console either; dmesg shows it
+                record = ("<31>schema-init: %s" % line).encode("utf-8", "replace")[
+                    :self.KMSG_RECORD]
                 try:
                     os.write(self.kmsg, record)
                 except OSError:

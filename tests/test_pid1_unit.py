@@ -55,3 +55,10 @@ def test_names_hand_over_to_the_diverted_originals_only_when_pid1_is_not_us(tmp_
     pid1_link.unlink()
     pid1_link.symlink_to(other)
     assert entry.diverted_original("reboot", str(pid1_link), str(ours)) is None
+    monkeypatch.delenv("SCHEMA_CTL_SOCKET")
+    halt = original.parent / "halt.distrib"
+    halt.write_text("#!/bin/sh\n")
+    halt.chmod(0o755)
+    original.unlink()
+    original.symlink_to("halt")            # sysvinit: reboot -> halt, both diverted
+    assert entry.diverted_original("reboot", str(pid1_link), str(ours)) == str(halt)

@@ -150,7 +150,7 @@ def test_while_a_getty_runs_pid1s_lines_go_to_the_kernel_log(machine):
     """Rail lines used to land in the middle of the login prompt on a serial console."""
     v = machine({"getty.svc": sh("exec sleep 100000", session=1, stable_secs=1),
                  "late.svc": sh("sleep 5; exit 3", dep="getty"),
-                 "report.svc": sh("sleep 10; echo KMSG-DIED=$(dmesg | grep -c ' late .*died') "
+                 "report.svc": sh("sleep 10; echo KMSG-DIED=$(dmesg | grep -c 'schema-init: .* late .*died') "
                                   "> /dev/console; schema-ctl poweroff", oneshot=1,
                                   dep="getty")})
     text = v.finish()

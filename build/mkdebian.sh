@@ -1,0 +1,72 @@
+#!/bin/sh
+# build/mkdebian.sh IMAGE [SIZE_MB]
+# A stock Debian 12 machine for the Debian VM tier (make test-debian): the root is made
+# once with debootstrap --variant=minbase and the packages a small server has (udev,
+# dbus, openssh-server, cron, rsyslog, ifupdown + isc-dhcp-client, agetty, sysvinit-core
+# to compare with) and cached in build/tmp/debian/root; each IMAGE is an ext4 disk made
+# from it with the current binary installed as /usr/sbin/schema-init (its names:
+# schema-ctl, reboot, ..., systemctl; sysvinit's own diverted to NAME.distrib, as the
+# .deb does) and distros/debian/services in /etc/schema-init/services.
+# Test-only settings: root has no password (serial login), build/tmp/debian/key is
+# allowed to log in as root over SSH.
+set -eu
+image=$1
+size=${2:-1536}
+top=$(cd "$(dirname "$0")/.." && pwd)
+cache=${DEBIAN_CACHE:-$top/build/tmp/debian}
+binary=${SCHEMA_INIT_BIN:-$top/build/out/schema-init}
+root=$cache/root
+PACKAGES="udev,dbus,openssh-server,cron,rsyslog,ifupdown,isc-dhcp-client,procps,kmod,e2fsprogs,util-linux,iproute2,sysvinit-core,systemd-standalone-tmpfiles,less,logrotate"
+stamp="bookworm $PACKAGES cron-deb-kept"
+mkdir -p "$cache"
+if [ "$(cat "$root/.schema-debian" 2>/dev/null)" != "$stamp" ]; then
+    "$top/build/ensure-deps.sh" debootstrap e2fsprogs openssh-client >&2
+    mirror=$(sed -n 's|^URIs: *\([^ ]*debian\)/*$|\1|p' /etc/apt/sources.list.d/*.sources \
+             2>/dev/null | head -n 1)
+    rm -rf "$root.tmp"
+    echo "mkdebian: debootstrap bookworm into $root (about a minute)" >&2
+    debootstrap --variant=minbase --include="$PACKAGES" bookworm "$root.tmp" \
+        "${mirror:-http://deb.debian.org/debian}" > "$cache/debootstrap.log" 2>&1 || {
+        tail -n 20 "$cache/debootstrap.log" >&2; exit 1; }
+    r=$root.tmp
+    mkdir -p "$r/root/debs"
+    cp "$r"/var/cache/apt/archives/cron_*.deb "$r/root/debs/"   # apt-get install --reinstall, offline
+    rm -f "$r"/var/cache/apt/archives/*.deb
+    echo debian-schema > "$r/etc/hostname"
+    printf '127.0.0.1 localhost\n127.0.1.1 debian-schema\n' > "$r/etc/hosts"
+    printf '/dev/vda / ext4 errors=remount-ro 0 1\n' > "$r/etc/fstab"
+    printf 'auto lo\niface lo inet loopback\n\nauto eth0\niface eth0 inet dhcp\n' \
+        > "$r/etc/network/interfaces"
+    echo 'LANG=C.UTF-8' > "$r/etc/default/locale"
+    chroot "$r" passwd -d root >/dev/null
+    # sysvinit's inittab: a getty on the serial console too (for the comparison boots)
+    echo 'T0:23:respawn:/sbin/getty -L ttyS0 115200 vt100' >> "$r/etc/inittab"
+    mkdir -p "$r/root/.ssh"
+    [ -f "$cache/key" ] || ssh-keygen -q -t ed25519 -N '' -f "$cache/key"
+    cp "$cache/key.pub" "$r/root/.ssh/authorized_keys"
+    chmod 700 "$r/root/.ssh"; chmod 600 "$r/root/.ssh/authorized_keys"
+    # sysvinit's names kept as NAME.distrib, ours in their place (as the .deb does)
+    for name in reboot poweroff halt shutdown telinit runlevel; do
+        chroot "$r" dpkg-divert --quiet --rename --package schema-init \
+            --divert "/usr/sbin/$name.distrib" --add "/usr/sbin/$name"
+    done
+    chroot "$r" dpkg-query -W -f='${Package} ${Version}\n' > "$r/.schema-debian-packages"
+    echo "$stamp" > "$r/.schema-debian"
+    rm -rf "$root"
+    mv "$r" "$root"
+fi
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+overlay=$work/overlay
+mkdir -p "$overlay/usr/sbin" "$overlay/usr/bin" "$overlay/etc/schema-init"
+cp "$binary" "$overlay/usr/sbin/schema-init"
+for name in schema-ctl schema-subreaper reboot poweroff halt shutdown telinit runlevel; do
+    ln -s schema-init "$overlay/usr/sbin/$name"
+done
+ln -s ../sbin/schema-init "$overlay/usr/bin/systemctl"
+cp -a "${SERVICES:-$top/distros/debian/services}" "$overlay/etc/schema-init/services"
+# mkfs.ext4 -d takes one directory: the cached root with the overlay on top, hard-linked
+cp -al "$root" "$work/image"
+cp -a --remove-destination "$overlay/." "$work/image/"
+rm -f "$image"
+mkfs.ext4 -q -F -L debroot -d "$work/image" "$image" "${size}M"

@@ -1,0 +1,102 @@
+"""A stock Debian 12 machine in QEMU (TCG) booted with init=/usr/sbin/schema-init (or
+Debian's sysvinit, to compare): build/mkdebian.sh makes its disk, the host's kernel and
+initramfs-tools initrd boot it, user-mode networking forwards 127.0.0.1:PORT to its sshd.
+The console, the monitor and the outcome judging come from vm.VM."""
+
+import glob
+import os
+import socket
+import subprocess
+import time
+
+from conftest import ROOT
+import vm as vmlib
+
+CACHE = os.path.join(ROOT, "build", "tmp", "debian")
+KEY = os.path.join(CACHE, "key")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def host_boot_files():
+    kernels = sorted(glob.glob("/boot/vmlinuz-*"))
+    assert kernels, "no kernel in /boot: make test-debian installs linux-image-amd64"
+    kernel = kernels[-1]
+    initrd = "/boot/initrd.img-" + kernel[len("/boot/vmlinuz-"):]
+    assert os.path.exists(initrd), "no initramfs-tools initrd for %s" % kernel
+    return kernel, initrd
+
+
+class DebianVM(vmlib.VM):
+    def __init__(self, tmp_path, init="/usr/sbin/schema-init", append="", memory=512,
+                 image=None, devices=(), services=None):
+        self.dir = str(tmp_path)
+        os.makedirs(self.dir, exist_ok=True)
+        self.disk = image or os.path.join(self.dir, "debian.img")
+        if image is None:
+            env = dict(os.environ)
+            if services:
+                env["SERVICES"] = services
+            subprocess.run([os.path.join(ROOT, "build", "mkdebian.sh"), self.disk],
+                           check=True, env=env, timeout=900)
+        self.kernel, self.initrd = host_boot_files()
+        self.init = init
+        self.append = append
+        self.memory = memory
+        self.devices = list(devices)
+        self.port = free_port()
+        self.console_path = os.path.join(self.dir, "console-%d.log" % time.time_ns())
+        self.monitor_path = os.path.join(self.dir, "monitor.sock")
+        self.proc = None
+
+    def start(self):
+        command = [vmlib.QEMU, "-accel", "tcg", "-m", str(self.memory), "-nographic",
+                   "-no-reboot", "-kernel", self.kernel, "-initrd", self.initrd,
+                   "-drive", "file=%s,format=raw,if=virtio" % self.disk,
+                   "-nic", "user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:%d-:22" % self.port,
+                   "-monitor", "unix:%s,server=on,wait=off" % self.monitor_path,
+                   "-serial", "stdio",
+                   "-append", "root=/dev/vda rw console=ttyS0 net.ifnames=0 panic=-1 "
+                   "init=%s %s" % (self.init, self.append)] + self.devices
+        self.started = time.monotonic()
+        self.console = open(self.console_path, "wb")
+        self.proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=self.console,
+                                     stderr=subprocess.STDOUT)
+        return self
+
+    def ssh(self, command, timeout=60, check=False):
+        return subprocess.run(
+            ["ssh", "-i", KEY, "-p", str(self.port), "-o", "StrictHostKeyChecking=no",
+             "-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=10",
+             "-o", "BatchMode=yes", "-o", "LogLevel=ERROR", "root@127.0.0.1", command],
+            capture_output=True, text=True, timeout=timeout, check=check)
+
+    def wait_ssh(self, timeout=240):
+        """Seconds from QEMU's start until sshd answered a command."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                break
+            try:
+                if self.ssh("true", timeout=20).returncode == 0:
+                    return time.monotonic() - self.started
+            except subprocess.TimeoutExpired:
+                pass
+            time.sleep(1)
+        raise AssertionError("no SSH within %d s:\n%s" % (timeout, self.text()[-5000:]))
+
+    def login_serial(self, timeout=240):
+        """Log in as root (no password in the test image) on the serial console."""
+        self.wait_for("login:", timeout)
+        self.type("root")
+        self.wait_for("root@debian-schema:~#", 60)
+
+
+def fsck_clean(image):
+    """e2fsck -fn: 0 when the filesystem is clean."""
+    return subprocess.run(["e2fsck", "-fn", image], capture_output=True, text=True,
+                          timeout=300)

@@ -1,0 +1,160 @@
+"""Debian VM tier (make test-debian): a stock Debian 12 root, the host's kernel and
+initramfs-tools initrd, init=/usr/sbin/schema-init, distros/debian/services.
+
+Every test ends with the VM powered off (or rebooted) and `e2fsck -fn` clean.
+"""
+
+import re
+import time
+
+import pytest
+
+import debian_vm
+import vm as vmlib
+
+pytestmark = pytest.mark.debian
+
+
+@pytest.fixture
+def debian(tmp_path):
+    made = []
+
+    def make(**kwargs):
+        v = debian_vm.DebianVM(tmp_path / ("vm%d" % len(made)), **kwargs)
+        made.append(v)
+        return v.start()
+    yield make
+    for v in made:
+        v.kill()
+
+
+def states(v):
+    out = v.ssh("schema-ctl status").stdout
+    return {m.group(1): (m.group(3), int(m.group(2))) for m in
+            re.finditer(r"^  (\S+)\s+pid=(\d+)\s+state=(\S+)", out, re.M)}
+
+
+def settled(v, timeout=60):
+    """Wait until every service is FUNDAMENTAL or PERFECT; returns the states."""
+    deadline = time.monotonic() + timeout
+    while True:
+        now = states(v)
+        if now and all(state in ("FUNDAMENTAL", "PERFECT") for state, _ in now.values()):
+            return now
+        if time.monotonic() > deadline:
+            raise AssertionError("not settled: %r\n%s" % (now, v.text()[-3000:]))
+        time.sleep(1)
+
+
+def powered_off_clean(v, typed="poweroff", serial=False):
+    """``typed`` at the serial shell (logged in) or else over SSH; then e2fsck -fn."""
+    if serial:
+        v.type(typed)
+    else:
+        v.ssh(typed)
+    text = v.finish(180)
+    assert vmlib.POWER_DOWN in text or vmlib.RESTART in text, text[-3000:]
+    check = debian_vm.fsck_clean(v.disk)
+    assert check.returncode == 0, check.stdout + check.stderr
+    return text
+
+
+def test_boots_to_ssh_and_serial_login_every_service_up_then_poweroff_clean(debian):
+    v = debian()
+    seconds = v.wait_ssh()
+    now = settled(v)
+    assert set(now) >= {"udev", "udev-trigger", "check-root", "mount-all", "rsyslog", "dbus",
+                        "cron", "ssh", "networking", "getty@ttyS0", "boot-record"}
+    assert "system boot" in v.ssh("who -b").stdout
+    assert v.ssh("runlevel").stdout == "N 5\n"
+    assert v.ssh("ls /dev/disk/by-uuid | wc -l").stdout.strip() != "0", "udev coldplugged"
+    environ = v.ssh("tr '\\0' '\\n' < /proc/$(pidof cron)/environ").stdout.split("\n")
+    assert "LANG=C.UTF-8" in environ and not any(e.startswith(("rootmnt=", "init="))
+                                                 for e in environ), environ
+    assert v.ssh("test -d /run/systemd/system").returncode == 0, "systemctl is ours: claimed"
+    v.login_serial()
+    v.type("schema-ctl status | grep -c FUNDAMENTAL; echo SERIAL-$((40+2))")
+    v.wait_for("SERIAL-42", 30)
+    text = powered_off_clean(v, serial=True)
+    assert "[schema-init] PID 1 poweroff" in text
+    print("QEMU start -> sshd answering: %.1f s" % seconds)
+
+
+def test_reboot_typed_in_a_shell(debian):
+    v = debian()
+    v.login_serial()
+    text = powered_off_clean(v, "reboot", serial=True)
+    assert "shutting down (reboot)" in text and vmlib.RESTART in text
+    assert vmlib.POWER_DOWN not in text
+
+
+def test_killed_rsyslog_and_dbus_are_back_and_ready_within_2s(debian):
+    v = debian()
+    v.wait_ssh()
+    before = settled(v)
+    for service, program, socket in (("rsyslog", "rsyslogd", "/dev/log"),
+                                     ("dbus", "dbus-daemon", "/run/dbus/system_bus_socket")):
+        t0 = time.monotonic()
+        assert v.ssh("kill -9 %d" % before[service][1]).returncode == 0
+        while True:
+            state, pid = states(v)[service]
+            if state == "FUNDAMENTAL" and pid not in (0, before[service][1]):
+                break
+            assert time.monotonic() - t0 < 15, (service, state, pid)
+            time.sleep(0.2)
+        back = time.monotonic() - t0
+        assert v.ssh("test -S %s" % socket).returncode == 0
+        assert back < 2.0 + 1.0, "%s back and ready after %.1f s (ssh round trips ~0.5 s)" % (
+            service, back)
+        rails = v.ssh("grep -h ' %s ' /var/log/schema-init/rail.log "
+                      "/run/log/schema-init/rail.log 2>/dev/null | tail -4" % service).stdout
+        assert "readiness-lost" not in rails and "dormant" not in rails, rails
+    powered_off_clean(v)
+
+
+def test_reinstalling_cron_restarts_it_with_a_new_pid(debian):
+    """dpkg runs cron's maintainer scripts: deb-systemd-invoke/invoke-rc.d call systemctl."""
+    v = debian()
+    v.wait_ssh()
+    first = settled(v)["cron"][1]
+    done = v.ssh("dpkg -i /root/debs/cron_*.deb", timeout=180)
+    assert done.returncode == 0, done.stdout + done.stderr
+    deadline = time.monotonic() + 30
+    while states(v)["cron"][1] in (0, first):
+        assert time.monotonic() < deadline, "cron was not restarted:\n" + done.stdout
+        time.sleep(0.5)
+    powered_off_clean(v)
+
+
+def test_single_gives_sulogin_before_any_service_then_boots(debian):
+    v = debian(append="single")
+    v.wait_for("single-user mode (kernel command line)", 180)
+    v.wait_for("Control-D", 60)
+    assert "spawn" not in v.text().split("single-user mode", 1)[1]
+    v.type("")                                  # root has no password in the test image
+    v.wait_for("root@(none):~#", 30)           # typed earlier, bash's start would drop it
+    v.type("echo SINGLE-SHELL-$((6*7)); exit")
+    v.wait_for("SINGLE-SHELL-42", 30)
+    v.wait_for("single-user shell ended: booting", 30)
+    v.wait_ssh()
+    settled(v)
+    v.ssh("poweroff")
+    text = v.finish(180)
+    assert vmlib.POWER_DOWN in text
+    assert debian_vm.fsck_clean(v.disk).returncode == 0
+
+
+def test_a_root_booted_ro_is_checked_then_made_read_write(debian):
+    v = debian(append="ro")
+    v.wait_ssh()
+    settled(v)
+    # / was read-only when the logs opened: they are in /run/log/schema-init
+    log = v.ssh("cat /var/log/schema-init/check-root.log /run/log/schema-init/check-root.log "
+                "2>/dev/null").stdout
+    assert re.search(r"check-root: /dev/vda checked \(0\), now read-write", log), log
+    assert v.ssh("touch /var/tmp/written && echo ok").stdout == "ok\n"
+    assert "/ left read-only (ro on the kernel command line)" in v.text()
+    v.ssh("poweroff")
+    text = v.finish(180)
+    assert vmlib.POWER_DOWN in text
+    assert debian_vm.fsck_clean(v.disk).returncode == 0
