@@ -30,3 +30,18 @@ def program(name):
 @pytest.fixture
 def schema_init_cmd():
     return program("schema-init")
+
+
+def started_each(build):
+    """The body of a fixture handing out started things (VMs, namespaces): yields
+    ``make(*args, **kwargs)``, which builds one with ``build(count, *args, **kwargs)``,
+    starts it and returns it; every one made is killed at the end."""
+    made = []
+
+    def make(*args, **kwargs):
+        thing = build(len(made), *args, **kwargs)
+        made.append(thing)
+        return thing.start()
+    yield make
+    for thing in made:
+        thing.kill()

@@ -10,6 +10,7 @@ import time
 import pytest
 
 import debian_vm
+from conftest import started_each
 import vm as vmlib
 
 pytestmark = pytest.mark.debian
@@ -17,15 +18,8 @@ pytestmark = pytest.mark.debian
 
 @pytest.fixture
 def debian(tmp_path):
-    made = []
-
-    def make(**kwargs):
-        v = debian_vm.DebianVM(tmp_path / ("vm%d" % len(made)), **kwargs)
-        made.append(v)
-        return v.start()
-    yield make
-    for v in made:
-        v.kill()
+    yield from started_each(
+        lambda count, **kwargs: debian_vm.DebianVM(tmp_path / ("vm%d" % count), **kwargs))
 
 
 def states(v):

@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from conftest import started_each
 from nsroot import Namespace
 
 pytestmark = pytest.mark.namespace
@@ -21,15 +22,7 @@ def sh(script, **keys):
 
 @pytest.fixture
 def namespace(tmp_path):
-    made = []
-
-    def make(files, **kwargs):
-        ns = Namespace(tmp_path, files, **kwargs)
-        made.append(ns)
-        return ns.start()
-    yield make
-    for ns in made:
-        ns.kill()
+    yield from started_each(lambda count, files, **kwargs: Namespace(tmp_path, files, **kwargs))
 
 
 def test_hundred_orphaned_grandchildren_leave_no_zombie(namespace):

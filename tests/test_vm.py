@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, started_each
 import vm as vmlib
 
 pytestmark = pytest.mark.vm
@@ -32,15 +32,8 @@ MODULES = reference_services()["modules.svc"]
 
 @pytest.fixture
 def machine(tmp_path):
-    made = []
-
-    def make(services, **kwargs):
-        v = vmlib.VM(tmp_path, services, **kwargs)
-        made.append(v)
-        return v.start()
-    yield make
-    for v in made:
-        v.kill()
+    yield from started_each(lambda count, services, **kwargs: vmlib.VM(tmp_path, services,
+                                                                      **kwargs))
 
 
 @pytest.mark.smoke
