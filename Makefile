@@ -15,7 +15,7 @@ CROSSDEBS := gcc-aarch64-linux-gnu libc6-dev-arm64-cross gcc-arm-linux-gnueabi \
 CROSSSTAMP := build/tmp/cross/.deps
 BINARY  := build/out/schema-init
 SOURCES := $(wildcard schema_init/*.py) _fastloop.pyx build/build.sh build/inittab.c \
-           build/entry.py build/stdlib_excludes.py build/preinit.c build/ctlfast.c \
+           build/entry.py build/stdlib_excludes.py build/preinit.c build/ctlfast.c build/powerkey.c \
            build/schema_ctl.h build/patch-nuitka.sh \
            $(wildcard build/nuitka-patches/*.patch)
 

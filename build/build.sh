@@ -41,6 +41,8 @@ $CC $CFLAGS $INCLUDES -c build/inittab.c -o "$TMP/inittab.o"
 $CC $CFLAGS -c build/preinit.c -o "$TMP/preinit.o"
 # shellcheck disable=SC2086
 $CC $CFLAGS -Ibuild -c build/ctlfast.c -o "$TMP/ctlfast.o"
+# shellcheck disable=SC2086
+$CC $CFLAGS -c build/powerkey.c -o "$TMP/powerkey.o"
 
 # (STDLIB_EXCLUDES: the list made outside a build root, where schema_init imports with
 # its compiled loop; the modules a Python 3.11 on Linux imports are the same on all.)
@@ -67,7 +69,7 @@ test "$($PY -c 'import nuitka; print(nuitka.__file__)')" = "$PATCHED/nuitka/__in
 # LTO link): 0.8 MB less binary and 0.65 MB less resident text, no measurable cost in
 # start-up or per request (measured, bench/REPORT-footprint.md).
 CFLAGS="-Os $ARCH_CFLAGS" \
-LDFLAGS="-Os $ARCH_CFLAGS -static $TMP/_schema_fastloop.o $TMP/inittab.o $TMP/preinit.o $TMP/ctlfast.o" \
+LDFLAGS="-Os $ARCH_CFLAGS -static $TMP/_schema_fastloop.o $TMP/inittab.o $TMP/preinit.o $TMP/ctlfast.o $TMP/powerkey.o" \
 $PY -m nuitka \
     --standalone \
     --static-libpython=yes \

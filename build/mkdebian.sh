@@ -4,7 +4,8 @@
 # once with debootstrap --variant=minbase and the packages a small server has (udev,
 # dbus, openssh-server, cron, rsyslog, ifupdown + isc-dhcp-client, agetty, sysvinit-core
 # to compare with) and cached in build/tmp/debian/root; each IMAGE is an ext4 disk made
-# from it with the current binary installed as /usr/sbin/schema-init (its names:
+# from it, with the modules of the host's newest kernel (the one the VM boots) and the
+# current binary installed as /usr/sbin/schema-init (its names:
 # schema-ctl, reboot, ..., systemctl; sysvinit's own diverted to NAME.distrib, as the
 # .deb does) and distros/debian/services in /etc/schema-init/services.
 # Test-only settings: root has no password (serial login), build/tmp/debian/key is
@@ -60,7 +61,8 @@ trap 'rm -rf "$work"' EXIT
 overlay=$work/overlay
 mkdir -p "$overlay/usr/sbin" "$overlay/usr/bin" "$overlay/etc/schema-init"
 cp "$binary" "$overlay/usr/sbin/schema-init"
-for name in schema-ctl schema-subreaper reboot poweroff halt shutdown telinit runlevel; do
+for name in schema-ctl schema-subreaper schema-powerkey reboot poweroff halt shutdown telinit \
+            runlevel; do
     ln -s schema-init "$overlay/usr/sbin/$name"
 done
 ln -s ../sbin/schema-init "$overlay/usr/bin/systemctl"
@@ -68,5 +70,13 @@ cp -a "${SERVICES:-$top/distros/debian/services}" "$overlay/etc/schema-init/serv
 # mkfs.ext4 -d takes one directory: the cached root with the overlay on top, hard-linked
 cp -al "$root" "$work/image"
 cp -a --remove-destination "$overlay/." "$work/image/"
+# The modules of the kernel that boots it (the host's, as the VM tier's kernel is), for
+# udev to load what it finds (evdev, the ACPI button, ...).
+kver=${KERNEL_VERSION:-$(ls /boot | sed -n 's/^vmlinuz-//p' | sort -V | tail -n 1)}
+if [ -d "/lib/modules/$kver" ]; then
+    mkdir -p "$work/image/lib/modules"
+    cp -al "/lib/modules/$kver" "$work/image/lib/modules/" 2>/dev/null ||
+        cp -a "/lib/modules/$kver" "$work/image/lib/modules/"
+fi
 rm -f "$image"
 mkfs.ext4 -q -F -L debroot -d "$work/image" "$image" "${size}M"

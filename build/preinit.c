@@ -10,7 +10,8 @@
  *    their values as SCHEMA_INIT_SAVED_<NAME>, which schema_init puts back into the
  *    environment its services get.
  * 3. Run as schema-ctl, the common request is served in C (build/ctlfast.c) and the
- *    process exits before the interpreter starts. */
+ *    process exits before the interpreter starts; run as schema-powerkey, the power
+ *    button helper (build/powerkey.c) is all there is. */
 #include <locale.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 #include <unistd.h>
 
 int schema_ctl_fast(int argc, char **argv);
+int schema_powerkey(void);
 
 static void save_and_clear(const char *name)
 {
@@ -38,6 +40,12 @@ __attribute__((constructor)) static void schema_preinit(int argc, char **argv)
     if (argc > 0 && argv[0] != NULL) {
         const char *slash = strrchr(argv[0], '/');
         const char *name = slash ? slash + 1 : argv[0];
+        if (strcmp(name, "schema-powerkey") == 0) {
+            int status = schema_powerkey();
+            fflush(stdout);
+            fflush(stderr);
+            _exit(status);
+        }
         if (strncmp(name, "schema-ctl", 10) == 0) {
             int status = schema_ctl_fast(argc, argv);
             if (status >= 0) {

@@ -41,7 +41,7 @@ CROSS_CHECK = os.path.join(ROOT, "toolchains", "cross_check.sh")
 ELFCHECK = os.path.join(ROOT, "toolchains", "elfcheck.py")
 # What people try on a Pi Zero with Debian's armhf compiler: the ARM1176's own flags.
 V6_FLAGS_HARD = "-mcpu=arm1176jzf-s -mfpu=vfp -mfloat-abi=hard -marm"
-OBJECTS = ("_schema_fastloop.o", "inittab.o", "preinit.o", "ctlfast.o")
+OBJECTS = ("_schema_fastloop.o", "inittab.o", "preinit.o", "ctlfast.o", "powerkey.o")
 
 
 def _no_core():

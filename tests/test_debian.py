@@ -152,3 +152,19 @@ def test_a_root_booted_ro_is_checked_then_made_read_write(debian):
     text = v.finish(180)
     assert vmlib.POWER_DOWN in text
     assert debian_vm.fsck_clean(v.disk).returncode == 0
+
+
+def test_the_power_button_powers_off_cleanly(debian):
+    """QEMU's system_powerdown is the ACPI power button; schema-powerkey hears it."""
+    v = debian()
+    v.wait_ssh()
+    settled(v)
+    rollup = v.ssh("cat /proc/$(pidof schema-powerkey)/smaps_rollup").stdout
+    sizes = dict(re.findall(r"^(Rss|Private_Dirty):\s+(\d+) kB", rollup, re.M))
+    assert int(sizes["Rss"]) < 2048, "the C helper, not the interpreter:\n" + rollup
+    v.monitor("system_powerdown")
+    text = v.finish(180)
+    assert "shutting down (poweroff)" in text and vmlib.POWER_DOWN in text
+    assert debian_vm.fsck_clean(v.disk).returncode == 0
+    print("schema-powerkey: Rss %s kB, Private_Dirty %s kB" % (sizes["Rss"],
+                                                              sizes["Private_Dirty"]))

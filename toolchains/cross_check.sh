@@ -4,7 +4,7 @@
 #                                                     no TARGET: BR2_ARCH chooses)
 #   1. Cython: _fastloop.pyx -> C (the venv's cython, as build/build.sh does);
 #   2. the target's compiler and flags (toolchains/TARGET.env) compile it, and the other
-#      C files of the binary (build/inittab.c, preinit.c, ctlfast.c), against the
+#      C files of the binary (build/inittab.c, preinit.c, ctlfast.c, powerkey.c), against the
 #      TARGET's Python 3.11 headers; every header used is checked to come from the
 #      target (none from the host's /usr/include unless the target is the host);
 #   3. toolchains/probe.c is linked statically with the same flags;
@@ -55,6 +55,7 @@ compile "$OUT/_schema_fastloop.c" "$OUT/_schema_fastloop.o" $PY_INCLUDES
 compile build/inittab.c "$OUT/inittab.o" $PY_INCLUDES
 compile build/preinit.c "$OUT/preinit.o"
 compile build/ctlfast.c "$OUT/ctlfast.o" -Ibuild
+compile build/powerkey.c "$OUT/powerkey.o"
 
 # Where every header came from: Python's from the target's tree, nothing from the
 # host's /usr/include (x86_64 glibc or Python headers) unless the target is the host.
