@@ -356,7 +356,12 @@ class Pid1Runtime(runtime.Runtime):
         return cgroup.Cgroups.detect(True)
 
     def watchdog_candidates(self):
-        path = self.options.get("watchdog")
+        """--watchdog, else SCHEMA_WATCHDOG=PATH|none from the kernel command line (QEMU
+        7.2's raspi0 freezes when its watchdog is started: its boots say none), else the
+        first of /dev/watchdog0, /dev/watchdog."""
+        path = self.options.get("watchdog") or os.environ.get("SCHEMA_WATCHDOG")
+        if path == "none":
+            return []
         return [path] if path else ["/dev/watchdog0", "/dev/watchdog"]
 
     def nothing_to_boot(self, loaded):
