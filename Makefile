@@ -122,8 +122,12 @@ build/out/%/schema-init: $(STAMP) $(CROSSSTAMP) $(CROSS_SOURCES) toolchains/%.en
 
 # The cross tier, slow (see README "Cross builds"): both cross binaries built; for each,
 # the build tier and the whole process tier run under qemu-user with the board's CPU
-# (binfmt_misc, QEMU_CPU); then the emulated boots (tests marked cross).
+# (binfmt_misc, QEMU_CPU); then tests marked cross: the binaries' ELF checks and their
+# boots as PID 1 of Debian's arm64 kernel (QEMU virt, cortex-a53) and armel's Raspberry Pi
+# kernel (QEMU raspi0), toolchains/fetch_kernel.sh.
 test-cross: $(BINARY) $(addprefix build/out/,$(addsuffix /schema-init,$(CROSS_TARGETS)))
+	build/ensure-deps.sh $(VMDEBS) qemu-system-arm device-tree-compiler
+	toolchains/fetch_kernel.sh arm64 armel
 	toolchains/binfmt.sh qemu-aarch64 qemu-arm
 	SCHEMA_INIT_BIN=$(CURDIR)/build/out/aarch64/schema-init SCHEMA_INIT_TARGET=aarch64 \
 	    QEMU_CPU=cortex-a53 $(PY) -m pytest -q tests -m "build or process"

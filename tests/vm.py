@@ -16,17 +16,49 @@ from conftest import ROOT
 QEMU = "qemu-system-x86_64"
 POWER_DOWN = "reboot: Power down"
 RESTART = "reboot: Restarting system"
+CROSS = os.path.join(ROOT, "build", "tmp", "cross")
+# The emulated boards of the other targets (toolchains/fetch_kernel.sh fetches their
+# Debian kernels): QEMU program, machine, console, where a disk appears.
+BOARDS = {
+    "x86_64": {"qemu": QEMU, "machine": [], "console": "ttyS0", "disk": "/dev/vda"},
+    "aarch64": {"qemu": "qemu-system-aarch64", "machine": ["-M", "virt", "-cpu", "cortex-a53"],
+                "console": "ttyAMA0", "disk": "/dev/vda", "deb_arch": "arm64"},
+    # The Pi Zero W: QEMU runs no Pi firmware (kernel, dtb, initrd given directly); the
+    # memory is the board's 512 MB; the SD card's size must be a power of 2.
+    "armv6l": {"qemu": "qemu-system-arm", "machine": ["-M", "raspi0"], "console": "ttyAMA0",
+               "disk": "/dev/mmcblk0", "deb_arch": "armel",
+               "dtb": "bcm2835-rpi-zero-w.dtb"},
+}
 
 
-def kernel():
-    found = sorted(glob.glob("/boot/vmlinuz-*"))
-    assert found, "no kernel in /boot: make test-vm installs linux-image-amd64"
-    return found[-1]
+def kernel(target="x86_64"):
+    if target == "x86_64":
+        found = sorted(glob.glob("/boot/vmlinuz-*"))
+        assert found, "no kernel in /boot: make test-vm installs linux-image-amd64"
+        return found[-1]
+    root = os.path.join(CROSS, "kernel", BOARDS[target]["deb_arch"], "root")
+    if not glob.glob(os.path.join(root, "boot", "vmlinuz-*")):
+        subprocess.run([os.path.join(ROOT, "toolchains", "fetch_kernel.sh"),
+                        BOARDS[target]["deb_arch"]], check=True, timeout=600)
+    return sorted(glob.glob(os.path.join(root, "boot", "vmlinuz-*")))[-1]
+
+
+def emulator_dtb(target, directory):
+    """The board's device tree, fixed for QEMU 7.2 only: its raspi0 lacks a register
+    block the watchdog node names (the real board's dtb is left as it is)."""
+    source = glob.glob(os.path.join(CROSS, "kernel", BOARDS[target]["deb_arch"], "root", "usr",
+                                    "lib", "linux-image-*", BOARDS[target]["dtb"]))[0]
+    dtb = os.path.join(directory, "emulator.dtb")
+    shutil.copy(source, dtb)
+    node = "/soc/watchdog@7e100000"
+    subprocess.run(["fdtput", "-t", "x", dtb, node, "reg", "7e100000", "114"], check=True)
+    subprocess.run(["fdtput", "-t", "s", dtb, node, "reg-names", "pm"], check=True)
+    return dtb
 
 
 class VM:
     def __init__(self, tmp_path, services, append="", disk=None, devices=(), heartbeat=30,
-                 memory=384):
+                 memory=384, target="x86_64"):
         self.dir = str(tmp_path)
         self.services = os.path.join(self.dir, "services")
         os.makedirs(self.services, exist_ok=True)
@@ -34,10 +66,12 @@ class VM:
             with open(os.path.join(self.services, name), "w") as f:
                 f.write(text)
         self.initrd = os.path.join(self.dir, "initrd.cpio.gz")
-        self.kernel = kernel()
-        env = dict(os.environ, WATCHDOG_HEARTBEAT=str(heartbeat))
+        self.target = target
+        self.board = BOARDS[target]
+        self.kernel = kernel(target)
+        env = dict(os.environ, WATCHDOG_HEARTBEAT=str(heartbeat), TARGET=target)
         subprocess.run([os.path.join(ROOT, "build", "mkinitramfs.sh"), self.initrd,
-                        self.services, self.kernel[len("/boot/vmlinuz-"):]],
+                        self.services, self.kernel.split("/vmlinuz-", 1)[1]],
                        check=True, env=env, timeout=120)
         self.append = append
         self.disk = disk
@@ -48,14 +82,20 @@ class VM:
         self.proc = None
 
     def start(self):
-        command = [QEMU, "-accel", "tcg", "-m", str(self.memory), "-nographic", "-no-reboot",
+        board = self.board
+        memory = [] if self.target == "armv6l" else ["-m", str(self.memory)]
+        command = [board["qemu"], "-accel", "tcg"] + board["machine"] + memory + [
+                   "-nographic", "-no-reboot",
                    "-nic", "none", "-kernel", self.kernel, "-initrd", self.initrd,
                    "-monitor", "unix:%s,server=on,wait=off" % self.monitor_path,
                    "-serial", "stdio",
-                   "-append", "console=ttyS0 rdinit=/sbin/init panic=-1 loglevel=4 " +
-                   self.append] + self.devices
+                   "-append", "console=%s rdinit=/sbin/init panic=-1 loglevel=4 %s" % (
+                       board["console"], self.append)] + self.devices
+        if "dtb" in board:
+            command += ["-dtb", emulator_dtb(self.target, self.dir)]
         if self.disk:
-            command += ["-drive", "file=%s,format=raw,if=virtio" % self.disk]
+            command += ["-drive", "file=%s,format=raw,if=%s" % (
+                self.disk, "sd" if self.target == "armv6l" else "virtio")]
         self.console = open(self.console_path, "wb")
         self.proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=self.console,
                                      stderr=subprocess.STDOUT)
@@ -112,6 +152,7 @@ class VM:
 
 
 def make_ext4(path, size_mb=64):
+    """An ext4 image (64 MB: a power of 2, as the Pi's SD card must be)."""
     with open(path, "wb") as f:
         f.truncate(size_mb << 20)
     subprocess.run(["mkfs.ext4", "-q", "-F", path], check=True, timeout=60)

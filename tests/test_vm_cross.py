@@ -1,0 +1,119 @@
+"""Cross VM tier (make test-cross): the aarch64 and armv6l binaries as PID 1 of Debian's
+own kernels for those boards in QEMU (TCG): `-M virt -cpu cortex-a53` with linux-image-arm64,
+`-M raspi0` (ARM1176, the Pi Zero W) with armel's linux-image-rpi (toolchains/fetch_kernel.sh).
+
+Each boot prints a measurement line (`BOOT target: ...`) for the notes; -s shows them.
+"""
+
+import os
+import re
+import time
+import uuid
+
+import pytest
+
+from conftest import ROOT, started_each
+import vm as vmlib
+
+pytestmark = pytest.mark.cross
+
+TARGETS = ("aarch64", "armv6l")
+# QEMU 7.2's raspi0 freezes when its watchdog is started (tests/vm.py, BOARDS).
+APPEND = {"aarch64": "", "armv6l": "SCHEMA_WATCHDOG=none"}
+
+
+def binary(target):
+    path = os.path.join(ROOT, "build", "out", target, "schema-init")
+    assert os.path.exists(path), "%s is missing: make %s" % (path, target)
+    return path
+
+
+@pytest.fixture
+def machine(tmp_path, monkeypatch):
+    def build(count, target, services, **kwargs):
+        monkeypatch.setenv("SCHEMA_INIT_BIN", binary(target))
+        return vmlib.VM(tmp_path / ("%s-%d" % (target, count)), services, target=target,
+                        append=" ".join((APPEND[target], kwargs.pop("append", ""))), **kwargs)
+    yield from started_each(build)
+
+
+def reference_services():
+    directory = os.path.join(ROOT, "distros", "qemu", "services")
+    return {name: open(os.path.join(directory, name)).read() for name in os.listdir(directory)}
+
+
+def sh(script, **keys):
+    return "exec=/bin/sh\nargs=-c\nargs=%s\n" % script + \
+        "".join("%s=%s\n" % kv for kv in keys.items())
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_boots_to_all_fundamental_answers_status_and_powers_off(machine, target):
+    t0 = time.monotonic()
+    v = machine(target, reference_services(), append="DEMO_POWEROFF=1")
+    v.wait_for("=== end ===", timeout=600)
+    booted = time.monotonic() - t0
+    text = v.finish(300)
+    assert "Kernel panic" not in text
+    status = text.split("=== schema-ctl status (inside the VM) ===", 1)[1].split("===", 1)[0]
+    states = dict(re.findall(r"^  (\S+)\s+pid=\d+\s+state=(\S+)", status, re.M))
+    assert set(states) == {"hostname", "klogd", "modules", "network", "report", "syslogd",
+                           "ticker"}
+    for name, state in states.items():
+        if name != "report":
+            assert state in ("FUNDAMENTAL", "PERFECT"), (name, state)
+    assert "[schema-init] PID 1 poweroff" in text and vmlib.POWER_DOWN in text
+    memory = dict(re.findall(r"^(Rss|Pss|Private_Dirty):\s+(\d+) kB", text, re.M))
+    kernel_to_init = re.search(r"kernel \u2192 PID 1:\s+([\d.]+)s", text).group(1)
+    print("BOOT %s: QEMU start -> all up %.1f s (kernel -> PID 1 %s s); PID 1 idle Rss %s kB, "
+          "Pss %s kB, Private_Dirty %s kB" % (target, booted, kernel_to_init, memory["Rss"],
+                                              memory["Pss"], memory["Private_Dirty"]))
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_data_written_without_fsync_survives_poweroff(machine, tmp_path, target):
+    image = str(tmp_path / ("%s.img" % target))
+    vmlib.make_ext4(image)                   # 64 MB: a power of 2, as the Pi's SD card
+    disk = vmlib.BOARDS[target]["disk"]
+    token = uuid.uuid4().hex
+    services = {
+        "modules.svc": reference_services()["modules.svc"],
+        "data.svc": sh("mount -t ext4 %s /data" % disk, oneshot=1, dep="modules"),
+        "writer.svc": sh("echo $TOKEN > /data/token; head -c 1048576 /dev/urandom > /data/blob; "
+                         "touch /data/written; exec sleep 100000", dep="data",
+                         ready_path="/data/written"),
+        "off.svc": sh("schema-ctl poweroff", oneshot=1, dep="writer"),
+    }
+    v = machine(target, services, append="TOKEN=%s" % token, disk=image)
+    text = v.finish(600)
+    assert vmlib.POWER_DOWN in text, text[-3000:]
+    assert "shutdown: filesystems read-only (1)" in text
+    assert vmlib.fs_state(image) == "clean"
+    assert vmlib.read_file(image, "/token").strip() == token
+
+
+def test_aarch64_watchdog_is_petted_then_resets_when_the_critical_service_stops(machine):
+    """The i6300esb on the virt board's PCI bus, as in the x86_64 VM tier."""
+    modules = reference_services()["modules.svc"]
+    devices = ["-device", "i6300esb", "-action", "watchdog=reset"]
+    v = machine("aarch64", {
+        "modules.svc": modules,
+        "dmt.svc": sh("i=0; while [ $i -lt 20 ]; do schema-ctl pet dmt; sleep 1; i=$((i+1)); "
+                      "done; exec sleep 100000", critical=1, watchdog_timeout_ms=3000,
+                      dep="modules", stable_secs=0)}, devices=devices, heartbeat=10)
+    text = v.finish(600)
+    assert "opened hardware watchdog" in text
+    assert "watchdog: service 'dmt' missed pet window" in text
+    assert "PID 1 poweroff" not in text and vmlib.POWER_DOWN not in text
+    assert "Kernel panic" not in text          # a hardware reset, not a crash
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_subreaper_works_in_the_boards_kernel(machine, target):
+    """qemu-user cannot emulate PR_SET_CHILD_SUBREAPER (tests/test_build.py); the real
+    kernel of each board runs it."""
+    v = machine(target, {"sub.svc": sh(
+        "schema-subreaper /bin/sh -c '(sleep 0.3; exit 9) & exit 7'; "
+        "echo SUBREAPER-STATUS=$? > /dev/console; schema-ctl poweroff", oneshot=1)})
+    text = v.finish(600)
+    assert "SUBREAPER-STATUS=7" in text and vmlib.POWER_DOWN in text
