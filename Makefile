@@ -84,6 +84,23 @@ test-debian: $(BINARY)
 	build/ensure-deps.sh $(VMDEBS) debootstrap openssh-client
 	$(PY) -m pytest -q tests -m debian
 
+# Issue 11: the Debian package build/out/schema-init_VERSION_ARCH.deb (distros/debian/README.md);
+# lintian-clean (make deb-lint).  deb-aarch64 / deb-armv6l: the boards' packages (arm64, armel).
+deb: $(BINARY)
+	build/mkdeb.sh $(BINARY)
+
+deb-aarch64: build/out/aarch64/schema-init
+	build/mkdeb.sh build/out/aarch64/schema-init arm64
+
+deb-armv6l: build/out/armv6l/schema-init
+	build/mkdeb.sh build/out/armv6l/schema-init armel
+
+deb-lint: deb
+	build/ensure-deps.sh lintian
+	lintian -EvI --pedantic $$(build/mkdeb.sh $(BINARY))
+
+.PHONY: deb deb-aarch64 deb-armv6l deb-lint
+
 # The part of the VM tier CI runs (boot, shutdown data safety x10): a few minutes.
 test-vm-smoke: $(BINARY)
 	build/ensure-deps.sh $(VMDEBS)

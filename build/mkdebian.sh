@@ -5,9 +5,9 @@
 # dbus, openssh-server, cron, rsyslog, ifupdown + isc-dhcp-client, agetty, sysvinit-core
 # to compare with) and cached in build/tmp/debian/root; each IMAGE is an ext4 disk made
 # from it, with the modules of the host's newest kernel (the one the VM boots) and the
-# current binary installed as /usr/sbin/schema-init (its names:
-# schema-ctl, reboot, ..., systemctl; sysvinit's own diverted to NAME.distrib, as the
-# .deb does) and distros/debian/services in /etc/schema-init/services.
+# current binary installed by its .deb (build/mkdeb.sh): /usr/sbin/schema-init and its
+# names (schema-ctl, reboot, ..., systemctl; sysvinit's own diverted to NAME.distrib) and
+# distros/debian/services in /etc/schema-init/services.
 # Test-only settings: root has no password (serial login), build/tmp/debian/key is
 # allowed to log in as root over SSH.
 set -eu
@@ -18,7 +18,7 @@ cache=${DEBIAN_CACHE:-$top/build/tmp/debian}
 binary=${SCHEMA_INIT_BIN:-$top/build/out/schema-init}
 root=$cache/root
 PACKAGES="udev,dbus,openssh-server,cron,rsyslog,ifupdown,isc-dhcp-client,procps,kmod,e2fsprogs,util-linux,iproute2,sysvinit-core,systemd-standalone-tmpfiles,less,logrotate"
-stamp="bookworm $PACKAGES cron-deb-kept"
+stamp="bookworm $PACKAGES cron-deb-kept no-diversions"
 mkdir -p "$cache"
 if [ "$(cat "$root/.schema-debian" 2>/dev/null)" != "$stamp" ]; then
     "$top/build/ensure-deps.sh" debootstrap e2fsprogs openssh-client >&2
@@ -46,11 +46,6 @@ if [ "$(cat "$root/.schema-debian" 2>/dev/null)" != "$stamp" ]; then
     [ -f "$cache/key" ] || ssh-keygen -q -t ed25519 -N '' -f "$cache/key"
     cp "$cache/key.pub" "$r/root/.ssh/authorized_keys"
     chmod 700 "$r/root/.ssh"; chmod 600 "$r/root/.ssh/authorized_keys"
-    # sysvinit's names kept as NAME.distrib, ours in their place (as the .deb does)
-    for name in reboot poweroff halt shutdown telinit runlevel; do
-        chroot "$r" dpkg-divert --quiet --rename --package schema-init \
-            --divert "/usr/sbin/$name.distrib" --add "/usr/sbin/$name"
-    done
     chroot "$r" dpkg-query -W -f='${Package} ${Version}\n' > "$r/.schema-debian-packages"
     echo "$stamp" > "$r/.schema-debian"
     rm -rf "$root"
@@ -58,18 +53,15 @@ if [ "$(cat "$root/.schema-debian" 2>/dev/null)" != "$stamp" ]; then
 fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-overlay=$work/overlay
-mkdir -p "$overlay/usr/sbin" "$overlay/usr/bin" "$overlay/etc/schema-init"
-cp "$binary" "$overlay/usr/sbin/schema-init"
-for name in schema-ctl schema-subreaper schema-powerkey reboot poweroff halt shutdown telinit \
-            runlevel; do
-    ln -s schema-init "$overlay/usr/sbin/$name"
-done
-ln -s ../sbin/schema-init "$overlay/usr/bin/systemctl"
-cp -a "${SERVICES:-$top/distros/debian/services}" "$overlay/etc/schema-init/services"
-# mkfs.ext4 -d takes one directory: the cached root with the overlay on top, hard-linked
-cp -al "$root" "$work/image"
-cp -a --remove-destination "$overlay/." "$work/image/"
+# schema-init goes in as users install it: our .deb (build/mkdeb.sh, with SERVICES as its
+# service set when given), dpkg -i in the image (a copy: dpkg and its triggers write).
+deb=$(OUTDIR="$work" SERVICES="${SERVICES:-$top/distros/debian/services}" \
+      "$top/build/mkdeb.sh" "$binary" amd64)
+cp -a "$root" "$work/image"
+cp "$deb" "$work/image/tmp/schema-init.deb"
+chroot "$work/image" dpkg -i /tmp/schema-init.deb > "$work/dpkg.log" 2>&1 || {
+    cat "$work/dpkg.log" >&2; exit 1; }
+rm -f "$work/image/tmp/schema-init.deb"
 # The modules of the kernel that boots it (the host's, as the VM tier's kernel is), for
 # udev to load what it finds (evdev, the ACPI button, ...).
 kver=${KERNEL_VERSION:-$(ls /boot | sed -n 's/^vmlinuz-//p' | sort -V | tail -n 1)}

@@ -11,26 +11,32 @@ POWER_NAMES = ("reboot", "poweroff", "halt", "shutdown", "telinit", "runlevel")
 DIVERTED_DIRS = ("/usr/sbin", "/sbin", "/usr/bin", "/bin")
 
 
-def diverted_original(name, pid1_exe="/proc/1/exe", own_exe="/proc/self/exe"):
+def diverted_original(name, pid1_exe="/proc/1/exe", own_exe="/proc/self/exe", _depth=0):
     """When PID 1 is not schema-init (the machine was booted back into systemd or
     sysvinit), the package's reboot, systemctl, ... hand over to the originals it
     diverted (dpkg-divert --rename: NAME.distrib).  None: serve it ourselves."""
     if os.environ.get("SCHEMA_CTL_SOCKET"):
         return None                       # pointed at a schema-init on purpose
     try:
-        if os.path.realpath(pid1_exe) == os.path.realpath(own_exe):
+        own = os.path.realpath(own_exe)
+        if os.path.realpath(pid1_exe) == own:
             return None
         os.readlink(pid1_exe)             # readable, so the comparison above was real
     except OSError:
         return None
     for directory in DIVERTED_DIRS:
         path = os.path.join(directory, name + ".distrib")
-        if os.path.islink(path) and "/" not in os.readlink(path):
-            # sysvinit's reboot.distrib is a link to "halt", which is now ours: its
-            # original is halt.distrib
-            path = os.path.join(directory, os.readlink(path) + ".distrib")
-        if os.access(path, os.X_OK):
-            return path
+        if not os.path.lexists(path):
+            continue
+        if os.access(path, os.X_OK) and os.path.realpath(path) != own:
+            return path                   # a program of its own (sysvinit: telinit -> init)
+        # a link into one of our names (sysvinit: reboot -> halt; systemd-sysv: reboot ->
+        # /bin/systemctl): that name's original, still run as NAME (argv[0])
+        target = os.path.basename(os.readlink(path)) if os.path.islink(path) else ""
+        if target and target != name and _depth < 2:
+            found = diverted_original(target, pid1_exe, own_exe, _depth + 1)
+            if found:
+                return found
     return None
 
 
