@@ -48,6 +48,10 @@ if [ "${1:-}" = --inside ]; then
         # would name the target's format "elf64-little" for the constants blob.
         mkdir -p "$r/opt/cross"
         mount --bind "$WORK/cross-bin" "$r/opt/cross"
+        if [ -n "$TOOLCHAIN_DIR" ]; then
+            mkdir -p "$r$TOOLCHAIN_DIR"
+            mount --rbind "$TOOLCHAIN_DIR" "$r$TOOLCHAIN_DIR"
+        fi
     fi
     exec chroot "$r" /usr/bin/env -i HOME=/build/home LANG=C.UTF-8 \
         PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin \
@@ -74,9 +78,13 @@ case $CC_MODE in
             path=$(command -v "$CC") || {
                 echo "build-target: $CC not found (make cross-deps installs it)" >&2; exit 3; }
             real=$(readlink -f "$path")
+            ROOT_CC=/opt/cross/$(basename "$path")
             case $real in
-                /usr/*) ROOT_CC=/opt/cross/$(basename "$path") ;;
-                *) echo "build-target: $real is outside /usr; use CROSS_CC=root" >&2; exit 3 ;;
+                /usr/*) TOOLCHAIN_DIR="" ; real=/host$real ;;
+                # Buildroot's toolchain (TARGET_CROSS=$HOST_DIR/bin/...-): its whole
+                # prefix appears in the root at the same path.  Its C library must be
+                # the root's (glibc, the target's ABI): elfcheck checks the result.
+                *) TOOLCHAIN_DIR=$(dirname "$(dirname "$real")") ;;
             esac
         fi ;;
     root) ROOT_CC=gcc ;;
@@ -96,13 +104,14 @@ STDLIB_EXCLUDES=$(.venv/bin/python build/stdlib_excludes.py)
 if [ "$CC_MODE" = host ]; then
     rm -rf "$WORK/cross-bin"
     mkdir -p "$WORK/cross-bin"
-    ln -s "/host$real" "$WORK/cross-bin/$(basename "$path")"
+    ln -s "$real" "$WORK/cross-bin/$(basename "$path")"
     if command -v ccache >/dev/null; then
         ln -s "/host$(readlink -f "$(command -v ccache)")" "$WORK/cross-bin/ccache"
     fi
 fi
 rm -f "$WORK/out/schema-init"
-export STDLIB_EXCLUDES ROOT WORK CACHE TARGET CC_MODE ROOT_CC ARCH_CFLAGS TOP
+TOOLCHAIN_DIR=${TOOLCHAIN_DIR:-}
+export STDLIB_EXCLUDES ROOT WORK CACHE TARGET CC_MODE ROOT_CC ARCH_CFLAGS TOP TOOLCHAIN_DIR
 if ! unshare --mount --propagation private "$0" --inside >"$WORK/build.log" 2>&1; then
     tail -n 30 "$WORK/build.log" >&2
     echo "build-target: the build in the $TARGET root failed (log: $WORK/build.log)" >&2
