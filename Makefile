@@ -25,7 +25,7 @@ SBINDIR ?= /sbin
 DATADIR ?= $(PREFIX)/share/schema-init
 
 .PHONY: all binary venv test test-fast test-build test-vm test-vm-smoke demo check run bench \
-        install clean test-adversarial test-debian
+        install clean test-adversarial test-debian test-debian-smoke
 
 all: binary
 
@@ -101,6 +101,12 @@ deb-lint: deb
 
 .PHONY: deb deb-aarch64 deb-armv6l deb-lint
 
+# What CI runs of it: the Debian root made (or taken from the cache), one boot to SSH and
+# a serial login, poweroff, e2fsck (about 2 minutes).
+test-debian-smoke: $(BINARY)
+	build/ensure-deps.sh $(VMDEBS) debootstrap openssh-client
+	$(PY) -m pytest -q tests/test_debian.py -k boots_to_ssh
+
 # The part of the VM tier CI runs (boot, shutdown data safety x10): a few minutes.
 test-vm-smoke: $(BINARY)
 	build/ensure-deps.sh $(VMDEBS)
@@ -152,7 +158,16 @@ test-cross: $(BINARY) $(addprefix build/out/,$(addsuffix /schema-init,$(CROSS_TA
 	    QEMU_CPU=arm1176 $(PY) -m pytest -q tests -m "build or process"
 	$(PY) -m pytest -q tests -m cross
 
-.PHONY: x86_64 $(CROSS_TARGETS) test-cross
+# What CI runs of it: both cross binaries built from nothing (their roots included), their
+# ELF checks, and one boot each as PID 1 (about 8 minutes on a clean clone).
+test-cross-smoke: $(addprefix build/out/,$(addsuffix /schema-init,$(CROSS_TARGETS)))
+	build/ensure-deps.sh $(VMDEBS) qemu-system-arm device-tree-compiler
+	toolchains/fetch_kernel.sh arm64 armel
+	toolchains/binfmt.sh qemu-aarch64 qemu-arm
+	$(PY) -m pytest -q tests/test_cross_binary.py tests/test_vm_cross.py -k \
+	    "not watchdog and not data_written and not subreaper"
+
+.PHONY: x86_64 $(CROSS_TARGETS) test-cross test-cross-smoke
 
 check: $(STAMP)
 	$(VENV)/bin/schema-init --check services

@@ -100,6 +100,7 @@ def test_killed_rsyslog_and_dbus_are_back_and_ready_within_2s(debian):
         assert v.ssh("test -S %s" % socket).returncode == 0
         assert back < 2.0 + 1.0, "%s back and ready after %.1f s (ssh round trips ~0.5 s)" % (
             service, back)
+        print("%s: kill -9 -> FUNDAMENTAL again, seen over SSH: %.1f s" % (service, back))
         rails = v.ssh("grep -h ' %s ' /var/log/schema-init/rail.log "
                       "/run/log/schema-init/rail.log 2>/dev/null | tail -4" % service).stdout
         assert "readiness-lost" not in rails and "dormant" not in rails, rails
