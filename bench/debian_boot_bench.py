@@ -1,6 +1,7 @@
 """A stock Debian 12 booted by schema-init and by Debian's sysvinit, on the same image.
 
     python bench/debian_boot_bench.py [--boots 3] [--out bench/REPORT-debian.md]
+    python bench/debian_boot_bench.py --flavour systemd [--out bench/REPORT-debian-systemd.md]
 
 Each boot gets a fresh disk from build/mkdebian.sh (the same root: sysvinit-core is
 installed in it, schema-init is the overlay), the host's kernel and initramfs-tools
@@ -23,7 +24,9 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))
 
 import debian_vm  # noqa: E402
 
-INITS = (("schema-init", "/usr/sbin/schema-init"), ("sysvinit", "/sbin/init"))
+INITS = {"sysvinit": (("schema-init", "/usr/sbin/schema-init"), ("sysvinit", "/sbin/init")),
+         "systemd": (("schema-init", "/usr/sbin/schema-init"),
+                     ("systemd", "/lib/systemd/systemd"))}
 
 
 def boot_once(tmp, init):
@@ -48,35 +51,43 @@ def boot_once(tmp, init):
 def main(argv):
     parser = argparse.ArgumentParser()
     parser.add_argument("--boots", type=int, default=3)
-    parser.add_argument("--out", default=os.path.join(ROOT, "bench", "REPORT-debian.md"))
+    parser.add_argument("--flavour", choices=sorted(INITS), default="sysvinit")
+    parser.add_argument("--out")
     args = parser.parse_args(argv)
-    results = {name: [] for name, _ in INITS}
+    args.out = args.out or os.path.join(ROOT, "bench", "REPORT-debian%s.md" % (
+        "" if args.flavour == "sysvinit" else "-" + args.flavour))
+    os.environ["FLAVOUR"] = args.flavour             # build/mkdebian.sh's root
+    inits = INITS[args.flavour]
+    other = inits[1][0]
+    results = {name: [] for name, _ in inits}
     for i in range(args.boots):
-        for name, init in (INITS if i % 2 == 0 else INITS[::-1]):
+        for name, init in (inits if i % 2 == 0 else inits[::-1]):
             with tempfile.TemporaryDirectory() as tmp:
                 results[name].append(boot_once(tmp, init))
                 print(name, results[name][-1], flush=True)
     median = {name: {k: statistics.median(r[k] for r in runs) for k in runs[0]}
               for name, runs in results.items()}
-    ratio = median["schema-init"]["ssh"] / median["sysvinit"]["ssh"]
+    ratio = median["schema-init"]["ssh"] / median[other]["ssh"]
     lines = [
-        "# A stock Debian 12: schema-init against Debian's sysvinit (issue 11)",
+        "# A stock Debian 12: schema-init against Debian's %s" % other,
         "",
-        "`python bench/debian_boot_bench.py --boots %d` (%s). Same image (debootstrap "
-        "minbase + udev, dbus, openssh-server, cron, rsyslog, ifupdown, sysvinit-core), "
+        "`python bench/debian_boot_bench.py --boots %d --flavour %s` (%s). Same image "
+        "(debootstrap minbase + udev, dbus, openssh-server, cron, rsyslog, ifupdown, %s; "
+        "schema-init's .deb), " % (args.boots, args.flavour, time.strftime("%Y-%m-%d"),
+                                   "sysvinit-core" if other == "sysvinit" else
+                                   "systemd, systemd-sysv") +
         "the host's kernel and initramfs-tools initrd, QEMU TCG, 512 MB, 2 host cores "
-        "shared. Medians of %d boots each, alternating." % (
-            args.boots, time.strftime("%Y-%m-%d"), args.boots),
+        "shared. Medians of %d boots each, alternating." % args.boots,
         "",
         "| init | QEMU start -> sshd answers (s) | PID 1 Rss (MB) | PID 1 Private_Dirty (MB) "
         "| machine's used memory (MB) |",
         "|---|---|---|---|---|",
     ]
-    for name, _ in INITS:
+    for name, _ in inits:
         m = median[name]
         lines.append("| %s | %.1f | %.1f | %.2f | %.1f |" % (name, m["ssh"], m["rss"], m["pd"],
                                                            m["used"]))
-    lines += ["", "Boot to sshd, schema-init / sysvinit: **%.2f**." % ratio, "",
+    lines += ["", "Boot to sshd, schema-init / %s: **%.2f**." % (other, ratio), "",
               "Every boot:", ""]
     for name, runs in results.items():
         lines.append("- %s: %s" % (name, ", ".join("%.1f s" % r["ssh"] for r in runs)))

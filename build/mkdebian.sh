@@ -16,8 +16,14 @@ size=${2:-1536}
 top=$(cd "$(dirname "$0")/.." && pwd)
 cache=${DEBIAN_CACHE:-$top/build/tmp/debian}
 binary=${SCHEMA_INIT_BIN:-$top/build/out/schema-init}
-root=$cache/root
-PACKAGES="udev,dbus,openssh-server,cron,rsyslog,ifupdown,isc-dhcp-client,procps,kmod,e2fsprogs,util-linux,iproute2,sysvinit-core,systemd-standalone-tmpfiles,less,logrotate"
+# FLAVOUR=systemd: the same machine with Debian's default init (systemd, systemd-sysv)
+# instead of sysvinit-core, to compare with (bench/debian_boot_bench.py --flavour systemd).
+COMMON="udev,dbus,openssh-server,cron,rsyslog,ifupdown,isc-dhcp-client,procps,kmod,e2fsprogs,util-linux,iproute2,less,logrotate"
+case ${FLAVOUR:-sysvinit} in
+    sysvinit) root=$cache/root; PACKAGES="$COMMON,sysvinit-core,systemd-standalone-tmpfiles" ;;
+    systemd) root=$cache/root-systemd; PACKAGES="$COMMON,systemd,systemd-sysv" ;;
+    *) echo "mkdebian: FLAVOUR is sysvinit or systemd" >&2; exit 2 ;;
+esac
 stamp="bookworm $PACKAGES cron-deb-kept no-diversions"
 mkdir -p "$cache"
 if [ "$(cat "$root/.schema-debian" 2>/dev/null)" != "$stamp" ]; then
@@ -27,8 +33,8 @@ if [ "$(cat "$root/.schema-debian" 2>/dev/null)" != "$stamp" ]; then
     rm -rf "$root.tmp"
     echo "mkdebian: debootstrap bookworm into $root (about a minute)" >&2
     debootstrap --variant=minbase --include="$PACKAGES" bookworm "$root.tmp" \
-        "${mirror:-http://deb.debian.org/debian}" > "$cache/debootstrap.log" 2>&1 || {
-        tail -n 20 "$cache/debootstrap.log" >&2; exit 1; }
+        "${mirror:-http://deb.debian.org/debian}" > "$root.log" 2>&1 || {
+        tail -n 20 "$root.log" >&2; exit 1; }
     r=$root.tmp
     mkdir -p "$r/root/debs"
     cp "$r"/var/cache/apt/archives/cron_*.deb "$r/root/debs/"   # apt-get install --reinstall, offline
@@ -41,7 +47,7 @@ if [ "$(cat "$root/.schema-debian" 2>/dev/null)" != "$stamp" ]; then
     echo 'LANG=C.UTF-8' > "$r/etc/default/locale"
     chroot "$r" passwd -d root >/dev/null
     # sysvinit's inittab: a getty on the serial console too (for the comparison boots)
-    echo 'T0:23:respawn:/sbin/getty -L ttyS0 115200 vt100' >> "$r/etc/inittab"
+    [ -f "$r/etc/inittab" ] && echo 'T0:23:respawn:/sbin/getty -L ttyS0 115200 vt100' >> "$r/etc/inittab"
     mkdir -p "$r/root/.ssh"
     [ -f "$cache/key" ] || ssh-keygen -q -t ed25519 -N '' -f "$cache/key"
     cp "$cache/key.pub" "$r/root/.ssh/authorized_keys"
