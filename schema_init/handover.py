@@ -1,6 +1,7 @@
 """The handover file a re-executing PID 1 leaves for its successor.
 
 Tab-separated text: the watchdog fd kept open across exec, the rescue shell's pid,
+a scheduled shutdown (its action and monotonic deadline: the clock runs on across exec),
 every service's pid, state and counters, and the pids still to reap.  Writing it
 changes nothing in the supervisor; reading it never raises (a damaged line is
 skipped).  The format is ``handover_text``'s and ``parse_handover``'s, nobody else's.
@@ -11,10 +12,15 @@ HANDOVER_FIELDS = ("name", "pid", "state", "restarts", "failures", "dormant", "c
                    "stable_time", "ready_seen")
 
 
-def handover_text(sup, watchdog_fd, rescue_pid):
+SCHEDULED_ACTIONS = ("reboot", "poweroff", "halt")
+
+
+def handover_text(sup, watchdog_fd, rescue_pid, scheduled=None):
     """Tab-separated state of every service that the next exec takes over."""
     lines = [MAGIC, "watchdog_fd\t%d" % watchdog_fd,
              "rescue\t%d" % rescue_pid]
+    if scheduled is not None:
+        lines.append("scheduled\t%s\t%.6f" % scheduled)
     unmanaged = set(sup.unmanaged)
     for service in sup.ordered():
         if service.dying:
@@ -31,7 +37,8 @@ def handover_text(sup, watchdog_fd, rescue_pid):
 
 def parse_handover(data):
     """The handover's facts from its bytes (None or damaged: nothing handed over)."""
-    result = {"services": [], "watchdog_fd": -1, "rescue": 0, "unmanaged": []}
+    result = {"services": [], "watchdog_fd": -1, "rescue": 0, "unmanaged": [],
+              "scheduled": None}
     if not data or not data.startswith(MAGIC.encode() + b"\n"):
         return result
     for line in data.decode("utf-8", "replace").splitlines()[1:]:
@@ -41,6 +48,8 @@ def parse_handover(data):
                 result["watchdog_fd"] = int(fields[1])
             elif fields[0] == "rescue":
                 result["rescue"] = int(fields[1])
+            elif fields[0] == "scheduled" and fields[1] in SCHEDULED_ACTIONS:
+                result["scheduled"] = (fields[1], float(fields[2]))
             elif fields[0] == "unmanaged":
                 result["unmanaged"].append(int(fields[1]))
             elif fields[0] == "service" and len(fields) == len(HANDOVER_FIELDS) + 1:

@@ -233,7 +233,7 @@ class Runtime:
             os.makedirs(os.path.dirname(path), 0o755, exist_ok=True)
             with open(path + ".tmp", "w") as f:
                 f.write(handover.handover_text(self.supervisor, self.watchdog.fd,
-                                               self.rescue_pid))
+                                               self.rescue_pid, self.scheduled))
             os.replace(path + ".tmp", path)
             exe, argv = lastresort.own_command()
             argv = handover.strip_resume(argv) + ["--resume", path]
@@ -251,6 +251,7 @@ class Runtime:
         """Adopt what the previous process handed over (through the lifecycle table)."""
         sup = self.supervisor
         self.rescue_pid = facts["rescue"]
+        self.scheduled = facts["scheduled"]
         sup.unmanaged.update(facts["unmanaged"])
         for record in facts["services"]:
             service = sup.services.get(record["name"])

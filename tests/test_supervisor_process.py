@@ -622,9 +622,12 @@ def test_reexec_hands_over_running_services(supervise):
     s.wait_state("b", "FUNDAMENTAL")
     s.wait_state("o", "PERFECT")
     before = s.status()
+    assert s.ctl("schedule", "reboot", "3600").returncode == 0       # shutdown +60
     assert s.ctl("reexec").stdout == "ok: re-executing\n"
     s.wait(lambda: "resumed: 3 service(s) handed over" in s.console_text(), 10, "resume")
     s.wait(lambda: os.path.exists(s.socket) and s.ctl("status").returncode == 0, 10, "socket")
+    assert "shutdown scheduled: reboot in 3" in s.ctl("status").stdout, "kept across exec"
+    assert s.ctl("cancel").returncode == 0
     after = s.status()
     for name in ("a", "b", "o"):
         assert after[name]["pid"] == before[name]["pid"]
