@@ -56,7 +56,8 @@ DEV_LINKS = (("/proc/self/fd", "/dev/fd"), ("/proc/self/fd/0", "/dev/stdin"),
 # Octal modes (the original passed 1777 as a decimal number).
 RUN_DIRS = (("/run/dbus", 0o755), ("/run/lock", 0o1777), ("/run/shm", 0o1777),
             ("/run/user", 0o755), ("/run/user/0", 0o700), ("/run/systemd", 0o755),
-            ("/run/systemd/shutdown", 0o755), ("/run/log", 0o755), ("/run/log/schema-init", 0o755), ("/run/sshd", 0o755))
+            ("/run/systemd/shutdown", 0o755), ("/run/log", 0o755),
+            ("/run/log/schema-init", 0o755), ("/run/sshd", 0o755))
 VIRTUAL_FILESYSTEMS = frozenset((
     "proc", "sysfs", "devtmpfs", "devpts", "tmpfs", "cgroup", "cgroup2", "securityfs",
     "debugfs", "tracefs", "pstore", "bpf", "configfs", "fusectl", "mqueue", "hugetlbfs",
