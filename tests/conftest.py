@@ -45,3 +45,9 @@ def started_each(build):
     yield make
     for thing in made:
         thing.kill()
+
+
+def sh(script, **keys):
+    """A .svc running ``script`` with /bin/sh -c, plus the given keys."""
+    return "exec=/bin/sh\nargs=-c\nargs=%s\n" % script + \
+        "".join("%s=%s\n" % kv for kv in keys.items())

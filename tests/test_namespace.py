@@ -9,15 +9,10 @@ import time
 
 import pytest
 
-from conftest import started_each
+from conftest import sh, started_each
 from nsroot import Namespace
 
 pytestmark = pytest.mark.namespace
-
-
-def sh(script, **keys):
-    text = "exec=/bin/sh\nargs=-c\nargs=%s\n" % script
-    return text + "".join("%s=%s\n" % kv for kv in keys.items())
 
 
 @pytest.fixture

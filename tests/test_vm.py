@@ -4,12 +4,11 @@
 """
 
 import os
-import re
 import uuid
 
 import pytest
 
-from conftest import ROOT, started_each
+from conftest import sh, started_each
 import vm as vmlib
 
 pytestmark = pytest.mark.vm
@@ -17,17 +16,7 @@ pytestmark = pytest.mark.vm
 REPEAT = int(os.environ.get("SCHEMA_VM_REPEAT", "10"))
 
 
-def reference_services():
-    directory = os.path.join(ROOT, "distros", "qemu", "services")
-    return {name: open(os.path.join(directory, name)).read() for name in os.listdir(directory)}
-
-
-def sh(script, **keys):
-    return "exec=/bin/sh\nargs=-c\nargs=%s\n" % script + \
-        "".join("%s=%s\n" % kv for kv in keys.items())
-
-
-MODULES = reference_services()["modules.svc"]
+MODULES = vmlib.reference_services()["modules.svc"]
 
 
 @pytest.fixture
@@ -38,17 +27,9 @@ def machine(tmp_path):
 
 @pytest.mark.smoke
 def test_boot_to_all_fundamental_then_clean_poweroff(machine):
-    v = machine(reference_services(), append="DEMO_POWEROFF=1")
+    v = machine(vmlib.reference_services(), append="DEMO_POWEROFF=1")
     text = v.finish()
-    assert "Kernel panic" not in text
-    status = text.split("=== schema-ctl status (inside the VM) ===", 1)[1].split("===", 1)[0]
-    states = dict(re.findall(r"^  (\S+)\s+pid=\d+\s+state=(\S+)", status, re.M))
-    assert set(states) == {"hostname", "klogd", "modules", "network", "report", "syslogd",
-                           "ticker"}
-    for name, state in states.items():
-        if name != "report":
-            assert state in ("FUNDAMENTAL", "PERFECT"), (name, state)
-    assert "[schema-init] PID 1 poweroff" in text and vmlib.POWER_DOWN in text
+    vmlib.assert_reference_boot(text)
     assert vmlib.RESTART not in text
 
 

@@ -15,7 +15,7 @@ import uuid
 
 import pytest
 
-from conftest import ROOT, started_each
+from conftest import ROOT, sh, started_each
 import vm as vmlib
 
 pytestmark = pytest.mark.cross
@@ -46,31 +46,13 @@ def machine(tmp_path, monkeypatch):
     yield from started_each(build)
 
 
-def reference_services():
-    directory = os.path.join(ROOT, "distros", "qemu", "services")
-    return {name: open(os.path.join(directory, name)).read() for name in os.listdir(directory)}
-
-
-def sh(script, **keys):
-    return "exec=/bin/sh\nargs=-c\nargs=%s\n" % script + \
-        "".join("%s=%s\n" % kv for kv in keys.items())
-
-
 @pytest.mark.parametrize("target", TARGETS)
 def test_boots_to_all_fundamental_answers_status_and_powers_off(machine, target):
-    v = machine(target, reference_services(), append="DEMO_POWEROFF=1")
+    v = machine(target, vmlib.reference_services(), append="DEMO_POWEROFF=1")
     v.wait_for("=== end ===", timeout=600)      # report.svc: printed once all are up
     booted = time.monotonic() - v.started       # from QEMU's start (the initramfs is made)
     text = v.finish(300)
-    assert "Kernel panic" not in text
-    status = text.split("=== schema-ctl status (inside the VM) ===", 1)[1].split("===", 1)[0]
-    states = dict(re.findall(r"^  (\S+)\s+pid=\d+\s+state=(\S+)", status, re.M))
-    assert set(states) == {"hostname", "klogd", "modules", "network", "report", "syslogd",
-                           "ticker"}
-    for name, state in states.items():
-        if name != "report":
-            assert state in ("FUNDAMENTAL", "PERFECT"), (name, state)
-    assert "[schema-init] PID 1 poweroff" in text and vmlib.POWER_DOWN in text
+    vmlib.assert_reference_boot(text)
     memory = dict(re.findall(r"^(Rss|Pss|Private_Dirty|RssAnon):\s+(\d+) kB", text, re.M))
     kernel_to_init = re.search(r"kernel \u2192 PID 1:\s+([\d.]+)s", text).group(1)
     line = ("BOOT %s: QEMU start -> all up %.1f s (kernel -> PID 1 %s s); PID 1 idle Rss %s kB, "
@@ -91,7 +73,7 @@ def test_data_written_without_fsync_survives_poweroff(machine, tmp_path, target)
     disk = vmlib.BOARDS[target]["disk"]
     token = uuid.uuid4().hex
     services = {
-        "modules.svc": reference_services()["modules.svc"],
+        "modules.svc": vmlib.reference_services()["modules.svc"],
         "data.svc": sh("mount -t ext4 %s /data" % disk, oneshot=1, dep="modules"),
         "writer.svc": sh("echo $TOKEN > /data/token; head -c 1048576 /dev/urandom > /data/blob; "
                          "touch /data/written; exec sleep 100000", dep="data",
@@ -108,7 +90,7 @@ def test_data_written_without_fsync_survives_poweroff(machine, tmp_path, target)
 
 def test_aarch64_watchdog_is_petted_then_resets_when_the_critical_service_stops(machine):
     """The i6300esb on the virt board's PCI bus, as in the x86_64 VM tier."""
-    modules = reference_services()["modules.svc"]
+    modules = vmlib.reference_services()["modules.svc"]
     devices = ["-device", "i6300esb", "-action", "watchdog=reset"]
     v = machine("aarch64", {
         "modules.svc": modules,

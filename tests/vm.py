@@ -6,6 +6,7 @@ QEMU exits 0 whatever happened, so outcomes are judged by the console: the kerne
 
 import glob
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -167,6 +168,26 @@ class VM:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+
+
+def reference_services():
+    """distros/qemu/services: {file name: text}."""
+    directory = os.path.join(ROOT, "distros", "qemu", "services")
+    return {name: open(os.path.join(directory, name)).read() for name in os.listdir(directory)}
+
+
+def assert_reference_boot(text):
+    """The console of a reference boot (DEMO_POWEROFF=1): every service but the report
+    FUNDAMENTAL or PERFECT in the status printed inside, then PID 1's clean power-off."""
+    assert "Kernel panic" not in text
+    status = text.split("=== schema-ctl status (inside the VM) ===", 1)[1].split("===", 1)[0]
+    states = dict(re.findall(r"^  (\S+)\s+pid=\d+\s+state=(\S+)", status, re.M))
+    assert set(states) == {"hostname", "klogd", "modules", "network", "report", "syslogd",
+                           "ticker"}
+    for name, state in states.items():
+        if name != "report":
+            assert state in ("FUNDAMENTAL", "PERFECT"), (name, state)
+    assert "[schema-init] PID 1 poweroff" in text and POWER_DOWN in text
 
 
 def make_ext4(path, size_mb=64):
