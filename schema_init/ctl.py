@@ -52,8 +52,13 @@ def request(path, line, timeout=TIMEOUT):
     return reply
 
 
+def socket_path():
+    """Where schema-init listens: $SCHEMA_CTL_SOCKET, else the default (PID 1's)."""
+    return os.environ.get("SCHEMA_CTL_SOCKET") or DEFAULT_SOCKET
+
+
 def main(argv):
-    path = os.environ.get("SCHEMA_CTL_SOCKET") or DEFAULT_SOCKET
+    path = socket_path()
     args = list(argv)
     while args and args[0].startswith("--socket"):
         word = args.pop(0)

@@ -15,7 +15,7 @@ import os
 import sys
 import time
 
-from . import protocol, utmp
+from . import utmp
 
 SYSCALLS = {"reboot": 0x01234567, "poweroff": 0x4321FEDC, "halt": 0xCDEF0123 - (1 << 32)}
 
@@ -56,7 +56,7 @@ def main(name, argv, now=None):
 def ask(line):
     """One request to PID 1: (exit status, reply text)."""
     from . import ctl
-    path = os.environ.get("SCHEMA_CTL_SOCKET") or protocol.DEFAULT_SOCKET
+    path = ctl.socket_path()
     try:
         reply = ctl.request(path, line)
     except OSError as exc:

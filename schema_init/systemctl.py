@@ -17,7 +17,7 @@ say the services directory decides instead.  Exit status as systemctl's: 0, 1 fa
 import os
 import sys
 
-from . import __version__, protocol
+from . import __version__
 
 ACTIVE = {"FUNDAMENTAL": ("active", "running"), "PERFECT": ("active", "exited"),
           "FULL_TRUST": ("activating", "start"), "NEW_PROCESS": ("activating", "start"),
@@ -97,7 +97,7 @@ def service_name(unit):
 
 def ask(line, allow_error=False):
     from . import ctl
-    path = os.environ.get("SCHEMA_CTL_SOCKET") or protocol.DEFAULT_SOCKET
+    path = ctl.socket_path()
     try:
         reply = ctl.request(path, line)
     except (OSError, ctl.IncompleteReply) as exc:
