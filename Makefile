@@ -48,11 +48,11 @@ $(BINARY): $(STAMP) $(SOURCES)
 # The default test run: unit, process and namespace tiers (the namespace tier boots the
 # static binary as PID 1 of a PID namespace, so it is built first).  A few minutes.
 test: $(BINARY) $(CROSSSTAMP)
-	$(PY) -m pytest -q tests -m "not build and not vm and not cross and not debian"
+	$(PY) -m pytest -q tests -m "not build and not vm and not cross and not debian and not bench"
 
 # Pure core only: seconds.
 test-fast: $(STAMP)
-	$(PY) -m pytest -q tests -m "not process and not build and not namespace and not vm and not cross_fast and not cross and not debian"
+	$(PY) -m pytest -q tests -m "not process and not build and not namespace and not vm and not cross_fast and not cross and not debian and not bench"
 
 # Build tier: the binary itself, then the whole process tier again against it.
 test-build: $(BINARY)
@@ -176,11 +176,31 @@ check: $(STAMP)
 run: $(STAMP)
 	build/run-demo.sh
 
-# Benchmarks with reports under bench/ (minutes; not part of `make test`).
-bench: $(BINARY)
-	$(PY) bench/supervisor_bench.py
+# Benchmarks (bench/README.md): reports, never asserts.  `make bench` (issue 13): five
+# inits (schema-init, systemd, sysvinit, runit, busybox init) booted 3 times each on one
+# Debian root, and the supervisor microbenchmarks; bench/REPORT-inits.md,
+# bench/results/inits-*.{json,md,png}, README's table.  Under 30 minutes.
+BENCHSTAMP := $(VENV)/.bench
+$(BENCHSTAMP): $(STAMP) requirements-bench.txt
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-bench.txt
+	touch $@
+
+bench: $(BINARY) $(BENCHSTAMP)
+	build/ensure-deps.sh $(VMDEBS) debootstrap openssh-client
+	SCHEMA_INIT_BIN=$(CURDIR)/$(BINARY) $(PY) bench/inits_bench.py
+
+# What CI runs of it: schema-init and systemd booted once each, short idle (~4 minutes).
+bench-smoke: $(BINARY) $(BENCHSTAMP)
+	build/ensure-deps.sh $(VMDEBS) debootstrap openssh-client
+	$(PY) -m pytest -q tests/test_bench.py
+
+# The older reports too: the static binary, PID 1 in the busybox VM, start-up.
+bench-all: bench
 	$(PY) bench/binary_bench.py
 	$(PY) bench/vm_bench.py
+	$(PY) bench/startup_bench.py
+
+.PHONY: bench-smoke bench-all
 
 # INSTALL_BIN=build/out/armv6l/schema-init installs (and if needed builds) a cross binary.
 INSTALL_BIN ?= $(BINARY)

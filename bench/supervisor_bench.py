@@ -8,7 +8,9 @@
     for the previous one: supervisor start to the last FUNDAMENTAL (goal <= 5 ms/level);
 (c) 1,000 services: supervisor RSS with 1 service and with 1,000 (goal <= 2 KB per
     service), and the wall time of `schema-ctl status --json`;
-(d) RSS of the idle supervisor with 20 services.
+(d) RSS of the idle supervisor with 20 services;
+(e) 10,000 orphaned grandchildren reaped: wall time and the supervisor's CPU per orphan;
+(f) `schema-ctl status` round trip with 20 services.
 
 SCHEMA_INIT_BIN=path/to/schema-init measures another build (e.g. the static binary).
 """
@@ -144,32 +146,112 @@ def bench_scale(count=1000):
         big.stop()
 
 
+def bench_ctl(run, count=20):
+    """`schema-ctl status` wall time, median of COUNT calls, and the client alone."""
+    def median_of(*args):
+        times = []
+        for _ in range(count):
+            t0 = time.monotonic()
+            subprocess.run([CTL, *args], capture_output=True)
+            times.append(time.monotonic() - t0)
+        return sorted(times)[count // 2]
+    return median_of("--socket", run.socket, "status"), median_of("--version")
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def bench_orphans(count=10000):
+    """A oneshot whose COUNT grandchildren are orphaned to the supervisor (its
+    subreaper): wall time until all are reaped, and the supervisor's CPU per orphan."""
+    tmp = tempfile.mkdtemp(prefix="schema-orphans-")
+    done = os.path.join(tmp, "done")
+    script = ("import os\nfor i in range(%d):\n    pid = os.fork()\n    if pid == 0:\n"
+              "        if os.fork() == 0:\n            os._exit(0)\n        os._exit(0)\n"
+              "    os.waitpid(pid, 0)\nopen(%r, 'w').close()\n" % (count, done))
+    with open(os.path.join(tmp, "orphans.py"), "w") as f:
+        f.write(script)
+    run = Run({"orphans.svc": "exec=%s\nargs=%s\noneshot=1\n" % (
+        sys.executable, os.path.join(tmp, "orphans.py"))})
+    try:
+        cpu_before = cpu_seconds(run.proc.pid)
+        started = time.monotonic()
+        deadline = started + 600
+        while not os.path.exists(done) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        while time.monotonic() < deadline:          # every zombie child reaped
+            zombies = 0
+            for entry in os.listdir("/proc"):
+                if entry.isdigit():
+                    try:
+                        with open("/proc/%s/stat" % entry) as f:
+                            fields = f.read().rsplit(")", 1)[1].split()
+                    except OSError:
+                        continue
+                    if fields[0] == "Z" and int(fields[1]) == run.proc.pid:
+                        zombies += 1
+            if not zombies:
+                break
+            time.sleep(0.01)
+        wall = time.monotonic() - started
+        return wall, (cpu_seconds(run.proc.pid) - cpu_before) / count
+    finally:
+        run.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def measure(idle_seconds=60):
+    """Every microbenchmark: {"rows": [(what, measured, goal), ...], name: value, ...}."""
+    run = Run({"s%02d.svc" % i: daemon() for i in range(20)})
+    try:
+        run.wait_settled()
+        ctl_status, ctl_version = bench_ctl(run)
+    finally:
+        run.stop()
+    idle, idle_involuntary, rss, anon = bench_idle(idle_seconds)
+    first, last, per_level = bench_chain()
+    rss_one, rss_many, per_service, json_time, client_start, anon_per_service = bench_scale()
+    orphans_wall, orphan_cpu = bench_orphans()
+    rows = [
+        ("(a) voluntary context switches, %g s idle, 20 stable services" % idle_seconds,
+         "%d (involuntary %d)" % (idle, idle_involuntary), "0"),
+        ("(b) 100-service ready_path chain: first promotion / last promotion",
+         "%.3f s / %.3f s" % (first, last), ""),
+        ("(b) per level", "%.2f ms" % (per_level * 1000), "<= 5 ms"),
+        ("(c) RSS with 1 service / with 1,000 services", "%d KB / %d KB" % (rss_one, rss_many),
+         ""),
+        ("(c) RSS per service (of which anonymous memory)",
+         "%.0f bytes (%.0f bytes)" % (per_service, anon_per_service), "<= 2048"),
+        ("(c) `schema-ctl status --json`, 1,000 services (best of 5)",
+         "%.1f ms (of which client start-up %.1f ms)" % (json_time * 1000, client_start * 1000),
+         ""),
+        ("(d) idle supervisor RSS / RssAnon, 20 services", "%d KB / %d KB" % (rss, anon), ""),
+        ("(e) 10,000 orphaned grandchildren: created and all reaped / supervisor CPU per orphan",
+         "%.1f s / %.0f us" % (orphans_wall, orphan_cpu * 1e6), ""),
+        ("(f) `schema-ctl status` round trip, 20 services (median of 20) / `--version`",
+         "%.1f ms / %.1f ms" % (ctl_status * 1000, ctl_version * 1000), "<= 10 ms"),
+    ]
+    return {"rows": rows, "idle_switches": idle, "idle_involuntary": idle_involuntary,
+            "chain_per_level_ms": per_level * 1000, "per_service_bytes": per_service,
+            "orphans_10000_wall_s": orphans_wall, "orphan_cpu_us": orphan_cpu * 1e6,
+            "ctl_status_ms": ctl_status * 1000, "ctl_version_ms": ctl_version * 1000,
+            "binary": BIN}
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--idle-seconds", type=float, default=60)
     parser.add_argument("--out", default=os.path.join(ROOT, "bench", "REPORT-supervisor.md"))
     args = parser.parse_args()
-    idle, idle_involuntary, rss, anon = bench_idle(args.idle_seconds)
-    first, last, per_level = bench_chain()
-    rss_one, rss_many, per_service, json_time, client_start, anon_per_service = bench_scale()
-    report = """# Supervisor benchmarks
-
-Measured by `python bench/supervisor_bench.py --idle-seconds %g` on %s, %s
-(binary: `%s`).
-
-| what | measured | goal |
-|---|---|---|
-| (a) voluntary context switches, %g s idle, 20 stable services | %d (involuntary %d) | 0 |
-| (b) 100-service ready_path chain: first promotion / last promotion | %.3f s / %.3f s | |
-| (b) per level | %.2f ms | <= 5 ms |
-| (c) RSS with 1 service / with 1,000 services | %d KB / %d KB | |
-| (c) RSS per service (of which anonymous memory) | %.0f bytes (%.0f bytes) | <= 2048 |
-| (c) `schema-ctl status --json`, 1,000 services (best of 5) | %.1f ms (of which client start-up %.1f ms) | |
-| (d) idle supervisor RSS / RssAnon, 20 services | %d KB / %d KB | |
-""" % (args.idle_seconds, time.strftime("%Y-%m-%d"), os.uname().machine, BIN,
-       args.idle_seconds, idle, idle_involuntary, first, last, per_level * 1000,
-       rss_one, rss_many, per_service, anon_per_service, json_time * 1000, client_start * 1000,
-       rss, anon)
+    result = measure(args.idle_seconds)
+    report = ("# Supervisor benchmarks\n\nMeasured by `python bench/supervisor_bench.py "
+              "--idle-seconds %g` on %s, %s\n(binary: `%s`).\n\n| what | measured | goal |\n"
+              "|---|---|---|\n" % (args.idle_seconds, time.strftime("%Y-%m-%d"),
+                                   os.uname().machine, BIN))
+    report += "".join("| %s | %s | %s |\n" % row for row in result["rows"])
     with open(args.out, "w") as f:
         f.write(report)
     sys.stdout.write(report)

@@ -13,6 +13,9 @@
 # C file and the link), FASTLOOP_C (the Cython output, made outside: Cython's C is the
 # same for every target), NUITKA_PATCHED (a ready patched Nuitka, see below) and
 # STDLIB_EXCLUDES.
+# ENTRY and PACKAGES (bench/floor_bench.py): another entry script than build/entry.py,
+# and the Nuitka options naming the packages to compile in (default: schema_init), to
+# build a program exactly like ours around other code.
 set -eu
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -85,7 +88,7 @@ $PY -m nuitka \
     --nofollow-import-to=_codecs_cn,_codecs_hk,_codecs_iso2022,_codecs_jp,_codecs_kr,_codecs_tw \
     --nofollow-import-to=_multibytecodec,_typing,mmap \
     --nofollow-import-to="$EXCLUDES" \
-    --include-package=schema_init \
+    ${PACKAGES---include-package=schema_init} \
     --nofollow-import-to='*.tests' \
     --noinclude-pytest-mode=nofollow \
     --noinclude-setuptools-mode=nofollow \
@@ -93,9 +96,9 @@ $PY -m nuitka \
     --noinclude-IPython-mode=nofollow \
     --no-deployment-flag=self-execution \
     ${NUITKA_EXTRA:-} --quiet --report="$BUILD_TMP/nuitka-report.xml" \
-    build/entry.py
+    "${ENTRY:-build/entry.py}"
 
-DIST="$TMP/entry.dist"
+DIST="$TMP/$(basename "${ENTRY:-build/entry.py}" .py).dist"
 # Nuitka copies the CJK codec extensions as "technically required for start-up"
 # (the encodings package could import them); schema-init never decodes CJK text and
 # the build tier proves the binary runs without them.  Anything else is an error.

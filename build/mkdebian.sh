@@ -7,7 +7,7 @@
 # from it, with the modules of the host's newest kernel (the one the VM boots) and the
 # current binary installed by its .deb (build/mkdeb.sh): /usr/sbin/schema-init and its
 # names (schema-ctl, reboot, ..., systemctl; sysvinit's own diverted to NAME.distrib) and
-# distros/debian/services in /etc/schema-init/services.
+# distros/debian/services in /etc/schema-init/services (SERVICES=DIR: another set).
 # Test-only settings: root has no password (serial login), build/tmp/debian/key is
 # allowed to log in as root over SSH.
 set -eu
@@ -22,7 +22,13 @@ COMMON="udev,dbus,openssh-server,cron,rsyslog,ifupdown,isc-dhcp-client,procps,km
 case ${FLAVOUR:-sysvinit} in
     sysvinit) root=$cache/root; PACKAGES="$COMMON,sysvinit-core,systemd-standalone-tmpfiles" ;;
     systemd) root=$cache/root-systemd; PACKAGES="$COMMON,systemd,systemd-sysv" ;;
-    *) echo "mkdebian: FLAVOUR is sysvinit or systemd" >&2; exit 2 ;;
+    # FLAVOUR=bench: every init side by side (bench/inits_bench.py, make bench-inits):
+    # sysvinit-core is /sbin/init, systemd (without systemd-sysv), runit (without
+    # runit-init) and busybox-static are started by init= alone. No dbus: not every init
+    # here would start it, and the service set must be the same for all.
+    bench) root=$cache/root-bench
+           PACKAGES="${COMMON%%,dbus*},${COMMON#*dbus,},sysvinit-core,orphan-sysvinit-scripts,systemd,runit,runit-services,busybox-static" ;;
+    *) echo "mkdebian: FLAVOUR is sysvinit, systemd or bench" >&2; exit 2 ;;
 esac
 stamp="bookworm $PACKAGES cron-deb-kept no-diversions"
 mkdir -p "$cache"
@@ -75,6 +81,10 @@ if [ -d "/lib/modules/$kver" ]; then
     mkdir -p "$work/image/lib/modules"
     cp -al "/lib/modules/$kver" "$work/image/lib/modules/" 2>/dev/null ||
         cp -a "/lib/modules/$kver" "$work/image/lib/modules/"
+fi
+# CUSTOMIZE=SCRIPT: SCRIPT ROOT adds a configuration to the image (build/mkbenchimage.sh).
+if [ -n "${CUSTOMIZE:-}" ]; then
+    "$CUSTOMIZE" "$work/image"
 fi
 rm -f "$image"
 mkfs.ext4 -q -F -L debroot -d "$work/image" "$image" "${size}M"

@@ -1,0 +1,44 @@
+#!/bin/sh
+# distros/bench/configure.sh ROOT: the benchmark's configuration of every init in one
+# Debian root (build/mkdebian.sh calls it with FLAVOUR=bench, CUSTOMIZE=this script).
+# The same services for each: udev, ifupdown, rsyslog, cron (and its periodic job),
+# sshd, busybox httpd, a oneshot, a getty on tty1 and on ttyS0. Each init keeps Debian's
+# own configuration otherwise.
+set -eu
+r=$1
+here=$(cd "$(dirname "$0")" && pwd)
+install -D -m 0755 "$here/common/bench-oneshot" "$r/usr/local/sbin/bench-oneshot"
+install -D -m 0755 "$here/common/bench-probe" "$r/usr/local/sbin/bench-probe"
+install -D -m 0644 "$here/common/bench-periodic" "$r/etc/cron.d/bench-periodic"
+install -D -m 0644 "$here/common/index.html" "$r/srv/www/index.html"
+# sysvinit (and runit's stage 2, which runs the rc2.d scripts that have no /etc/sv dir):
+# two more init.d scripts; inittab's gettys trimmed to tty1 and ttyS0, as the others have.
+for s in bench-httpd bench-oneshot; do
+    install -m 0755 "$here/sysvinit/$s" "$r/etc/init.d/$s"
+    chroot "$r" update-rc.d "$s" defaults > /dev/null
+done
+sed -i 's/^\([2-6]:23:respawn:\)/#\1/' "$r/etc/inittab"
+# systemd: two native units, enabled (its own gettys: getty@tty1, serial-getty@ttyS0;
+# getty-static, which starts tty2-6 when logind is not there, masked).
+ln -sf /dev/null "$r/etc/systemd/system/getty-static.service"
+for u in bench-httpd.service bench-oneshot.service; do
+    install -m 0644 "$here/systemd/$u" "$r/etc/systemd/system/$u"
+    mkdir -p "$r/etc/systemd/system/multi-user.target.wants"
+    ln -sf "/etc/systemd/system/$u" "$r/etc/systemd/system/multi-user.target.wants/$u"
+done
+# runit: Debian's sv dirs (cron, rsyslog, ssh) plus the HTTP server and the two gettys.
+for s in bench-httpd getty-tty1 getty-ttyS0; do
+    mkdir -p "$r/etc/sv/$s"
+    install -m 0755 "$here/runit/$s/run" "$r/etc/sv/$s/run"
+    ln -sf "/run/runit/supervise/$s" "$r/etc/sv/$s/supervise"
+    ln -sf "/etc/sv/$s" "$r/etc/runit/runsvdir/default/$s"
+done
+# busybox init: init=/usr/local/sbin/busybox-init.
+install -m 0644 "$here/busybox/inittab" "$r/etc/inittab.busybox"
+install -D -m 0755 "$here/busybox/busybox-init" "$r/usr/local/sbin/busybox-init"
+mkdir -p "$r/usr/local/lib/busybox-init"
+ln -sf /bin/busybox "$r/usr/local/lib/busybox-init/init"
+# schema-init: its Debian profile (installed by the .deb) without dbus (not installed
+# here) and the power button (no other init here handles it), plus the two services.
+rm -f "$r/etc/schema-init/services/dbus.svc" "$r/etc/schema-init/services/power-button.svc"
+install -m 0644 "$here/schema-init/"*.svc "$r/etc/schema-init/services/"
