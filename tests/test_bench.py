@@ -4,11 +4,13 @@ benchmark's Debian root, every figure of the JSON present and plausible."""
 
 import json
 import os
+import shutil
+import subprocess
 import sys
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, program
 
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 import inits_bench  # noqa: E402
@@ -93,6 +95,21 @@ def test_summary_and_table():
     table = inits_bench.markdown(result, "cmd")
     assert "| schema-init | 11530 (11030-12030) |" in table
     assert "| systemd | 1.00 | 1.00 |" in table
+
+
+def test_schema_init_bench_services_check_clean(tmp_path):
+    """The set distros/bench/configure.sh gives schema-init: Debian's profile without dbus
+    and the power button, plus the benchmark's two; --check --strict accepts it."""
+    debian = os.path.join(ROOT, "distros", "debian", "services")
+    bench = os.path.join(ROOT, "distros", "bench", "schema-init")
+    for directory, names in ((debian, os.listdir(debian)), (bench, os.listdir(bench))):
+        for name in names:
+            if name not in ("dbus.svc", "power-button.svc"):
+                shutil.copy(os.path.join(directory, name), tmp_path / name, follow_symlinks=False)
+    result = subprocess.run([program("schema-init"), "--check", str(tmp_path), "--strict"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "bench-httpd" in result.stdout and "bench-oneshot" in result.stdout
 
 
 def test_readme_table_replaced_between_its_markers(tmp_path):
