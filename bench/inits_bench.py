@@ -11,8 +11,9 @@ TCG, the disk opened with -snapshot (each boot starts from the same bytes), the 
 tracing every exec and every fork of PID 1 (`trace_event=`) so that PID 1's exec and its
 first child's exec are timed by the kernel's own clock. Once sshd answers,
 /usr/local/sbin/bench-probe (distros/bench/common) waits for every service, lets the
-machine settle, reads PID 1's memory, counts its context switches while idle, and dumps
-the trace. Boots rotate through the inits so drift on this shared machine hits all.
+machine settle and reads PID 1's memory; a second call counts PID 1's context switches
+while idle and dumps the trace. Boots rotate through the inits so drift on this shared
+machine hits all; a boot starts while the machine before it idles (--no-overlap: not).
 
 Results: bench/results/inits-STAMP.{json,md,png}, bench/REPORT-inits.md (the latest), the
 table in README.md between its `inits-table` markers. Reports, never asserts.
@@ -26,6 +27,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -115,20 +117,65 @@ def parse_probe(text):
     }
 
 
-def boot_once(image, init, settle, idle, work):
+def boot_once(image, init, settle, idle, work, idling=None):
+    """Boot INIT, measure, kill the machine. IDLING (a threading.Event) is set as soon as
+    the machine only idles (or has failed): the next boot may start then."""
     v = debian_vm.DebianVM(work, init=INITS[init], image=image, append=TRACE,
                            devices=["-snapshot", "-smp", "1"])
     v.start()
     try:
         v.wait_ssh(300)
-        probe = v.ssh("/usr/local/sbin/bench-probe %d %d" % (settle, idle),
-                      timeout=settle + idle + 300)
-        if probe.returncode != 0:
-            raise RuntimeError("bench-probe failed (%d): %s\nconsole:\n%s" % (
-                probe.returncode, probe.stderr, v.text()[-3000:]))
-        return parse_probe(probe.stdout)
+        ready = probe(v, "ready %d" % settle, settle + 300)
+        if "ready=never" in ready:
+            raise RuntimeError("%s: not every service came up:\n%s\nconsole:\n%s" % (
+                init, ready, v.text()[-3000:]))
+        if idling is not None:
+            idling.set()
+        return parse_probe(ready + probe(v, "idle %d" % idle, idle + 120))
     finally:
+        if idling is not None:
+            idling.set()
         v.kill()
+
+
+def probe(v, args, timeout):
+    result = v.ssh("/usr/local/sbin/bench-probe " + args, timeout=timeout)
+    if result.returncode != 0:
+        raise RuntimeError("bench-probe %s failed (%d): %s\nconsole:\n%s" % (
+            args, result.returncode, result.stderr, v.text()[-3000:]))
+    return result.stdout
+
+
+def boot_all(image, names, args, work):
+    """Every boot, rotating through the inits. With overlap, a boot starts while the
+    machine before it idles (its figures are read in the guest: only its boot needs the
+    host's CPU), never while another machine boots."""
+    runs = {name: [] for name in names}
+    failures, threads = [], []
+    for i in range(args.boots):
+        for name in names[i % len(names):] + names[:i % len(names)]:
+            idling = threading.Event()
+
+            def job(name=name, i=i, idling=idling):
+                try:
+                    run = boot_once(image, name, args.settle, args.idle,
+                                    os.path.join(work, "%s-%d" % (name, i)), idling)
+                    runs[name].append(run)
+                    print(name, json.dumps(run), flush=True)
+                except Exception as error:  # reported after the others have finished
+                    failures.append("%s boot %d: %s" % (name, i + 1, error))
+            thread = threading.Thread(target=job)
+            thread.start()
+            threads.append(thread)
+            if args.overlap:
+                idling.wait()
+            else:
+                thread.join()
+    for thread in threads:
+        thread.join()
+    if failures:
+        raise RuntimeError("\n\n".join(failures))
+    return runs
 
 
 def summary(runs):
@@ -249,6 +296,8 @@ def main(argv):
     parser.add_argument("--boots", type=int, default=3)
     parser.add_argument("--idle", type=int, default=60)
     parser.add_argument("--settle", type=int, default=20)
+    parser.add_argument("--no-overlap", dest="overlap", action="store_false",
+                        help="boot only when no other machine runs")
     parser.add_argument("--inits", default=",".join(INITS))
     parser.add_argument("--image", help="an image made before (else built)")
     parser.add_argument("--no-supervisor", action="store_true",
@@ -270,18 +319,13 @@ def main(argv):
             started = time.monotonic()
             build_image(image)
             print("image built in %.0f s" % (time.monotonic() - started), flush=True)
-        runs = {name: [] for name in names}
-        for i in range(args.boots):
-            for name in names[i % len(names):] + names[:i % len(names)]:
-                run = boot_once(image, name, args.settle, args.idle,
-                                os.path.join(work, "%s-%d" % (name, i)))
-                runs[name].append(run)
-                print(name, json.dumps(run), flush=True)
+        runs = boot_all(image, names, args, work)
     result = {
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "host": "%s, %d CPUs" % (os.uname().machine, os.cpu_count()),
         "kernel": os.path.basename(debian_vm.host_boot_files()[0]),
         "boots": args.boots, "idle_s": args.idle, "settle_s": args.settle,
+        "overlap": args.overlap,
         "original_claimed": ORIGINAL_CLAIM,
         "inits": {name: summary(runs[name]) for name in names},
         "runs": runs,
