@@ -311,7 +311,7 @@ def main(argv):
     if unknown:
         parser.error("unknown init(s): %s (known: %s)" % (", ".join(sorted(unknown)),
                                                           ", ".join(INITS)))
-    command = "python bench/inits_bench.py " + " ".join(argv)
+    command = " ".join(["python bench/inits_bench.py"] + list(argv))
     with tempfile.TemporaryDirectory(prefix="inits-bench-") as work:
         image = args.image
         if not image:
