@@ -16,7 +16,7 @@ CROSSSTAMP := build/tmp/cross/.deps
 BINARY  := build/out/schema-init
 SOURCES := $(wildcard schema_init/*.py) _fastloop.pyx build/build.sh build/inittab.c \
            build/entry.py build/stdlib_excludes.py build/preinit.c build/ctlfast.c build/powerkey.c \
-           build/schema_ctl.h build/patch-nuitka.sh \
+           build/schema_ctl.h build/patch-nuitka.sh build/frozen.py \
            $(wildcard build/nuitka-patches/*.patch)
 
 DESTDIR ?=

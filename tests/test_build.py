@@ -215,3 +215,14 @@ def test_schema_ctl_fast_path_answers_as_the_python_client(tmp_path):
             assert dump.exists() == interpreted
     finally:
         s.stop()
+
+
+def test_binary_has_only_importlibs_bootstrap_frozen():
+    """build/frozen.py's table, not CPython's deep-freeze: of the modules frozen by CPython
+    only the bootstrap is in the binary (and getpath, which CPython runs from C), so
+    start-up does not write 0.9 MB of frozen objects (bench/REPORT-floor.md)."""
+    import re
+    with open(BINARY, "rb") as f:
+        frozen = set(re.findall(rb"<frozen ([A-Za-z_.]+)>", f.read()))
+    assert frozen == {b"importlib._bootstrap", b"importlib._bootstrap_external",
+                      b"zipimport", b"getpath"}, sorted(frozen)

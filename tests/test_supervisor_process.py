@@ -661,12 +661,14 @@ def test_test_hook_is_off_by_default(supervise):
 
 @pytest.mark.parametrize("command,state", [("poweroff", 13), ("reboot", 14)])
 def test_shm_system_state_shows_the_shutdown_while_services_stop(supervise, command, state):
+    # the state shows for the slow service's whole stop timeout (5 s): a window a loaded
+    # machine cannot miss
     s = supervise({"slow.svc": daemon("trap '' TERM; while :; do sleep 0.1; done",
-                                      stable_secs=0, stop_timeout_sec=2)})
+                                      stable_secs=0, stop_timeout_sec=5)})
     s.wait_state("slow", "FUNDAMENTAL")
     assert s.shm()["system_state"] == 0
     s.ctl(command)
-    s.wait(lambda: s.shm()["system_state"] == state, 2, "system_state %d" % state)
+    s.wait(lambda: s.shm()["system_state"] == state, 4, "system_state %d" % state)
     assert s.proc.wait(15) == 0
 
 
