@@ -20,7 +20,8 @@ binary=${SCHEMA_INIT_BIN:-$top/build/out/schema-init}
 # instead of sysvinit-core, to compare with (bench/debian_boot_bench.py --flavour systemd).
 COMMON="udev,dbus,openssh-server,cron,rsyslog,ifupdown,isc-dhcp-client,procps,kmod,e2fsprogs,util-linux,iproute2,less,logrotate"
 case ${FLAVOUR:-sysvinit} in
-    sysvinit) root=$cache/root; PACKAGES="$COMMON,sysvinit-core,systemd-standalone-tmpfiles" ;;
+    # orphan-sysvinit-scripts: Debian 12's rsyslog ships no init script without it
+    sysvinit) root=$cache/root; PACKAGES="$COMMON,sysvinit-core,orphan-sysvinit-scripts,systemd-standalone-tmpfiles" ;;
     systemd) root=$cache/root-systemd; PACKAGES="$COMMON,systemd,systemd-sysv" ;;
     # FLAVOUR=bench: every init side by side (bench/inits_bench.py, make bench-inits):
     # sysvinit-core is /sbin/init, systemd (without systemd-sysv), runit (without
