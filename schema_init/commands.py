@@ -196,6 +196,7 @@ class Commands:
         name = service.name
         del sup.services[name]
         sup.order.remove(name)
+        sup.ops.release_sockets(name)
         if not service.busy():
             return
         pid = service.pid or service.dying

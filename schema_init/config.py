@@ -140,13 +140,20 @@ SERVICE_KEYS = {
     "on_calendar": Key("calendar", None, "timer: HH:MM, 'Ddd HH:MM' or 'D HH:MM', local time"),
     "persistent": Key("bool", False, "calendar timer: catch up a missed fire at boot"),
     "user": Key("name", "", "run as this user (unknown user: the spawn is refused)", USER_MAX),
+    "listen": Key("listen", (), "socket activation: a socket made before the service starts "
+                  "and passed as fd 3.. (LISTEN_FDS): /path or stream:/path, dgram:/path, "
+                  "tcp:[ADDR:]PORT, udp:[ADDR:]PORT; repeatable", PATH_MAX),
+    "socket_mode": Key("mode", 0o666, "permissions of listen= unix socket files (octal)"),
 }
+
+# How many listen= lines a service may have.
+LISTEN_MAX = 16
 
 # Keys of the original's later era: a file carrying them still loads (with a warning).
 LATER_ERA_KEYS = frozenset((
     "no_new_privs", "private_tmp", "protect_system", "protect_home", "keep_caps",
-    "landlock_ro", "landlock_rw", "env", "env_file", "exec_pre", "condition", "listen",
-    "socket_mode", "socket_user", "socket_group", "stop_first", "notify", "watchdog_sec",
+    "landlock_ro", "landlock_rw", "env", "env_file", "exec_pre", "condition",
+    "socket_user", "socket_group", "stop_first", "notify", "watchdog_sec",
     "oom_score_adj", "expand_args",
 ))
 
@@ -304,8 +311,10 @@ def default_text(key, rule):
         return "90 for oneshots, else none"
     if rule.default is True or rule.default is False:
         return "1" if rule.default else "0"
-    if rule.default is None or rule.default == "":
+    if rule.default is None or rule.default == "" or rule.default == ():
         return "unset"
+    if rule.kind == "mode":
+        return "%04o" % rule.default
     return str(rule.default)
 
 
@@ -401,6 +410,15 @@ def _convert(key, rule, raw):
         if number < rule.low or number > rule.high:
             return None, "%d is out of range (%d to %d)" % (number, rule.low, rule.high)
         return number, None
+    if kind == "mode":
+        if not value or len(value) > 4 or any(c not in "01234567" for c in value):
+            return None, "%s is not an octal file mode (e.g. 0660)" % shown(value)
+        return int(value, 8), None
+    if kind == "listen":
+        listen, reason = parse_listen(value)
+        if listen is None:
+            return None, "%s: %s" % (shown(value), reason)
+        return listen, None
     if kind == "enum":
         word = value.lower()
         if word not in rule.choices:
@@ -428,6 +446,34 @@ def _convert(key, rule, raw):
     return value, None      # text, command, args
 
 
+def parse_listen(value):
+    """A listen= value as ``(kind, address)``: kind is unix-stream, unix-dgram, tcp or udp;
+    the address a path, or ``(host, port)`` (host "" for every address).  Returns
+    ``(listen, None)`` or ``(None, reason)``."""
+    scheme, colon, rest = value.partition(":")
+    if value.startswith("/"):
+        scheme, rest = "stream", value
+    elif not colon:
+        return None, "give /path, stream:/path, dgram:/path, tcp:[ADDR:]PORT or udp:[ADDR:]PORT"
+    if scheme in ("stream", "dgram"):
+        if not rest.startswith("/"):
+            return None, "a unix socket needs an absolute path"
+        return ("unix-" + scheme, rest), None
+    if scheme not in ("tcp", "udp"):
+        return None, "unknown socket kind %r (stream, dgram, tcp, udp)" % scheme
+    host, port = "", rest
+    if rest.startswith("["):
+        host, close, port = rest[1:].partition("]")
+        if not close or not port.startswith(":"):
+            return None, "an IPv6 address is written [ADDR]:PORT"
+        port = port[1:]
+    elif ":" in rest:
+        host, _, port = rest.rpartition(":")
+    if not port.isdigit() or not port.isascii() or not 0 < int(port) < 65536:
+        return None, "the port must be a number from 1 to 65535"
+    return (scheme, (host, int(port))), None
+
+
 def parse_service(path, data):
     """Parse one .svc file's bytes.  Returns ``(ServiceSpec or None, [Diagnostic])``.
 
@@ -441,7 +487,7 @@ def parse_service(path, data):
 
     fields = {}
     lines = {}
-    args, deps = [], []
+    args, deps, listens = [], [], []
     rejected = set()            # keys whose value was refused: not also "missing"
     try:
         settings = list(_split_lines(data))
@@ -468,11 +514,18 @@ def parse_service(path, data):
             rejected.add(key)
             if key in MEANINGFUL_KEYS:
                 report(number, key, ERROR, problem)
-            elif rule.kind in ("args", "deps"):
+            elif rule.kind in ("args", "deps", "listen"):
                 report(number, key, WARNING, problem + "; this line is ignored")
             else:
                 report(number, key, WARNING, "%s; using the default (%s)"
                        % (problem, default_text(key, rule)))
+            continue
+        if rule.kind == "listen":
+            if len(listens) >= LISTEN_MAX or value in listens:
+                report(number, key, WARNING, "more than %d listen lines or one given twice; "
+                       "this one is ignored" % LISTEN_MAX)
+                continue
+            listens.append(value)
             continue
         if rule.kind in ("args", "deps"):
             target = args if rule.kind == "args" else deps
@@ -550,7 +603,8 @@ def parse_service(path, data):
     # then share one empty table.
     kept = {key: number for key, number in lines.items()
             if key == "name" or key.startswith("dep:")} or NO_LINES
-    fields.update(name=name, args=tuple(args), deps=tuple(deps), instance=instance if at else "",
+    fields.update(name=name, args=tuple(args), deps=tuple(deps), listen=tuple(listens),
+                  instance=instance if at else "",
                   path=path, content_hash=hash(data), lines=kept)
     return ServiceSpec(**fields), diags
 

@@ -6,7 +6,7 @@ the supervisor decides, this file acts.
 
 import os
 
-from . import accounts, loader, logs, spawn, supervisor
+from . import accounts, loader, logs, sockets, spawn, supervisor
 
 
 class Paths:
@@ -50,14 +50,23 @@ class RealOps(supervisor.Ops):
     def __init__(self, runtime):
         self.rt = runtime
         self.is_root = os.geteuid() == 0
+        self.sockets = sockets.Sockets()
 
     def spawn(self, service, argv, env, nice, account):
         rt = self.rt
+        spec = service.spec
+        # listen= sockets first: one that cannot be made fails the spawn, naming it
+        held = self.sockets.for_service(service.name, spec.listen, spec.socket_mode) \
+            if spec.listen else ()
         path = rt.cgroups.create(service.name) if rt.cgroups.base else None
         log_path = os.path.join(rt.paths.log_dir, service.name + ".log")
-        pid, placed, problems = spawn.start_service(argv, env, log_path, nice, account,
-                                                    rt.cgroups, service.spec, path)
+        pid, placed, problems = spawn.start_service(
+            argv, env, log_path, nice, account, rt.cgroups, spec, path,
+            listen_fds=[sock.fileno() for sock in held], listen_name=service.name)
         return pid, placed, problems
+
+    def release_sockets(self, name):
+        self.sockets.release(name)
 
     def signal(self, service, pid, sig):
         path = service.cgroup if service is not None else None

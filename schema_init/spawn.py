@@ -41,7 +41,22 @@ def _open_log(log_path):
         return os.open("/dev/null", os.O_WRONLY | os.O_CLOEXEC)
 
 
-def _service_child(barrier, argv, env, log_path, nice, account):
+def _pass_listen_fds(fds, name, env):
+    """Socket activation (sd_listen_fds(3)): FDS become 3, 4, ... in this child, with
+    LISTEN_FDS, LISTEN_PID (this process: exec keeps it) and LISTEN_FDNAMES."""
+    count = len(fds)
+    base = max(max(fds), 2 + count) + 1      # above every source and every target
+    for i, fd in enumerate(fds):
+        os.dup2(fd, base + i)
+    for i in range(count):
+        os.dup2(base + i, 3 + i)             # inheritable: they survive the exec
+    os.closerange(3 + count, 65536)
+    env["LISTEN_FDS"] = str(count)
+    env["LISTEN_PID"] = str(os.getpid())
+    env["LISTEN_FDNAMES"] = ":".join([name] * count)
+
+
+def _service_child(barrier, argv, env, log_path, nice, account, listen_fds=(), listen_name=""):
     try:
         _child_common()
         os.read(barrier, 1)             # released once we are in our cgroup (EOF releases too)
@@ -51,7 +66,11 @@ def _service_child(barrier, argv, env, log_path, nice, account):
         log = _open_log(log_path)
         os.dup2(log, 1)
         os.dup2(log, 2)
-        os.closerange(3, 65536)
+        if listen_fds:
+            env = dict(env)
+            _pass_listen_fds(listen_fds, listen_name, env)
+        else:
+            os.closerange(3, 65536)
         if nice:
             try:
                 os.setpriority(os.PRIO_PROCESS, 0, nice)
@@ -81,10 +100,11 @@ def _service_child(barrier, argv, env, log_path, nice, account):
 
 
 def start_service(argv, env, log_path, nice=0, account=None, cgroups=None, spec=None,
-                  cgroup_path=None):
+                  cgroup_path=None, listen_fds=(), listen_name=""):
     """Fork a service.  Returns ``(pid, cgroup path or None, limit problems)``.
 
     ``account``: ``(user name, uid, gid, XDG runtime dir, [gids])`` to drop to, or None.
+    ``listen_fds``: sockets passed as fds 3.. (socket activation), named ``listen_name``.
     """
     read_end, write_end = os.pipe2(os.O_CLOEXEC)
     try:
@@ -95,7 +115,7 @@ def start_service(argv, env, log_path, nice=0, account=None, cgroups=None, spec=
         raise SpawnError("fork failed: %s" % exc.strerror) from None
     if pid == 0:
         os.close(write_end)
-        _service_child(read_end, argv, env, log_path, nice, account)
+        _service_child(read_end, argv, env, log_path, nice, account, listen_fds, listen_name)
     os.close(read_end)
     placed, problems = None, []
     try:

@@ -43,6 +43,9 @@ class Ops:
     def cleanup_cgroup(self, service):
         raise NotImplementedError
 
+    def release_sockets(self, name):                         # a removed service's listen=
+        pass
+
     def shell(self, command, env):                           # -> pid
         raise NotImplementedError
 

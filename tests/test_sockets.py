@@ -1,0 +1,155 @@
+"""Socket activation (listen=): the key's parsing (pure) and real sockets passed to real
+services by a real supervisor (process tier): LISTEN_FDS/LISTEN_PID/LISTEN_FDNAMES,
+fds 3.., kept across a restart, released by a reload that removes the service."""
+
+import os
+import socket
+import sys
+import time
+
+import pytest
+
+from harness import Supervised
+from schema_init import config
+
+
+
+@pytest.mark.parametrize("value,expected", [
+    ("/run/x.sock", ("unix-stream", "/run/x.sock")),
+    ("stream:/run/x.sock", ("unix-stream", "/run/x.sock")),
+    ("dgram:/dev/log", ("unix-dgram", "/dev/log")),
+    ("tcp:8080", ("tcp", ("", 8080))),
+    ("tcp:127.0.0.1:22", ("tcp", ("127.0.0.1", 22))),
+    ("udp:[::1]:514", ("udp", ("::1", 514))),
+])
+def test_listen_values(value, expected):
+    assert config.parse_listen(value) == (expected, None)
+
+
+@pytest.mark.parametrize("value,reason", [
+    ("x.sock", "give /path"), ("dgram:relative", "absolute path"), ("tcp:0", "port"),
+    ("tcp:70000", "port"), ("tcp:http", "port"), ("tcp:[::1]80", "[ADDR]:PORT"),
+    ("sctp:1", "unknown socket kind"), ("tcp:１２", "port"),
+])
+def test_bad_listen_values_say_why(value, reason):
+    listen, why = config.parse_listen(value)
+    assert listen is None and reason in why
+
+
+def test_listen_lines_in_a_file():
+    spec, diags = config.parse_service("/s/web.svc", (
+        b"exec=/bin/true\nlisten=tcp:8080\nlisten=/run/web.sock\nlisten=tcp:nope\n"
+        b"listen=tcp:8080\nsocket_mode=0600\n"))
+    assert spec.listen == (("tcp", ("", 8080)), ("unix-stream", "/run/web.sock"))
+    assert spec.socket_mode == 0o600
+    text = [d.format() for d in diags]
+    assert text == [
+        "/s/web.svc:4: warning: listen: 'tcp:nope': the port must be a number from 1 to "
+        "65535; this line is ignored",
+        "/s/web.svc:5: warning: listen: more than 16 listen lines or one given twice; this "
+        "one is ignored"], text
+
+
+def test_bad_socket_mode_falls_back():
+    spec, diags = config.parse_service("/s/a.svc", b"exec=/bin/true\nsocket_mode=999\n")
+    assert spec.socket_mode == 0o666
+    assert "not an octal file mode" in diags[0].format()
+
+
+SERVER_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data",
+                           "listen_server.py")
+
+
+def serve_svc(listen_lines, extra=""):
+    return ("exec=%s\nargs=%s\nstable_secs=0\n%s%s" % (
+        sys.executable, SERVER_PATH,
+        "".join("listen=%s\n" % line for line in listen_lines), extra))
+
+
+def ask(path=None, port=None, timeout=10.0):
+    family = socket.AF_UNIX if path else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(path or ("127.0.0.1", port))
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = s.recv(200)
+            if not chunk:
+                break
+            data += chunk
+    return data.decode().split(" ", 3)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def supervise(tmp_path):
+    started = []
+
+    def make(files):
+        instance = Supervised(tmp_path, files)
+        started.append(instance)
+        return instance.start()
+    yield make
+    for instance in started:
+        instance.stop()
+
+
+@pytest.mark.process
+def test_sockets_are_passed_and_survive_a_restart(supervise, tmp_path):
+    path = str(tmp_path / "web.sock")
+    port = free_port()
+    s = supervise({"web.svc": serve_svc([path, "tcp:127.0.0.1:%d" % port],
+                                        "socket_mode=0600\n")})
+    s.wait_state("web", "FUNDAMENTAL")
+    pid, count, names, extra = ask(path)
+    assert (count, names) == ("2", "web:web")
+    assert extra.strip() == "[]"                      # nothing else leaked into it
+    assert ask(port=port)[0] == pid                   # fd 4, the TCP one
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    inode = os.stat(path).st_ino
+    # a client that connects while the daemon is down waits in the backlog: the socket
+    # is schema-init's, not the daemon's
+    s.ctl("stop", "web")
+    s.wait_state("web", ("EXCISED", "PERFECT", "DORMANT"))
+    waiting = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    waiting.settimeout(20)
+    waiting.connect(path)                              # accepted by the kernel, queued
+    s.ctl("start", "web")
+    reply = waiting.recv(200).decode().split(" ")
+    waiting.close()
+    assert reply[0] != pid and os.stat(path).st_ino == inode
+
+
+@pytest.mark.process
+def test_a_socket_that_cannot_be_made_fails_the_spawn_naming_it(supervise):
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    port = taken.getsockname()[1]
+    try:
+        s = supervise({"web.svc": serve_svc(["tcp:127.0.0.1:%d" % port])})
+        s.wait(lambda: "listen=tcp:127.0.0.1:%d" % port in s.ctl("status", "web").stdout, 10,
+               "the refusal in status")
+        assert s.state("web") != "FUNDAMENTAL"
+    finally:
+        taken.close()
+
+
+@pytest.mark.process
+def test_reload_without_the_service_releases_its_socket(supervise, tmp_path):
+    path = str(tmp_path / "gone.sock")
+    s = supervise({"gone.svc": serve_svc([path]), "keep.svc": "exec=/bin/sleep\n"
+                   "args=1000\nstable_secs=0\n"})
+    s.wait_state("gone", "FUNDAMENTAL")
+    os.unlink(os.path.join(s.services, "gone.svc"))
+    s.ctl("reload")
+    s.wait(lambda: not os.path.exists(path), 10, "the socket file removed")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:
+        with pytest.raises(OSError):
+            c.connect(path)
+    time.sleep(0.1)
