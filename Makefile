@@ -102,10 +102,12 @@ deb-lint: deb
 .PHONY: deb deb-aarch64 deb-armv6l deb-lint
 
 # What CI runs of it: the Debian root made (or taken from the cache), one boot to SSH and
-# a serial login, poweroff, e2fsck (about 2 minutes).
+# a serial login, poweroff, e2fsck, and Debian's daemons from that root supervised on the
+# host (tests/test_debian_daemons.py: rsyslogd socket-activated); about 2 minutes.
 test-debian-smoke: $(BINARY)
 	build/ensure-deps.sh $(VMDEBS) debootstrap openssh-client
 	$(PY) -m pytest -q tests/test_debian.py -k boots_to_ssh
+	$(PY) -m pytest -q tests/test_debian_daemons.py
 
 # The part of the VM tier CI runs (boot, shutdown data safety x10): a few minutes.
 test-vm-smoke: $(BINARY)
