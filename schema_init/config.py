@@ -144,6 +144,10 @@ SERVICE_KEYS = {
                   "and passed as fd 3.. (LISTEN_FDS): /path or stream:/path, dgram:/path, "
                   "tcp:[ADDR:]PORT, udp:[ADDR:]PORT; repeatable", PATH_MAX),
     "socket_mode": Key("mode", 0o666, "permissions of listen= unix socket files (octal)"),
+    "socket_user": Key("name", "", "owner of listen= unix socket files (unknown: the spawn "
+                       "is refused)", USER_MAX),
+    "socket_group": Key("name", "", "group of listen= unix socket files (unknown: the "
+                        "spawn is refused)", USER_MAX),
 }
 
 # How many listen= lines a service may have.
@@ -152,8 +156,7 @@ LISTEN_MAX = 16
 # Keys of the original's later era: a file carrying them still loads (with a warning).
 LATER_ERA_KEYS = frozenset((
     "no_new_privs", "private_tmp", "protect_system", "protect_home", "keep_caps",
-    "landlock_ro", "landlock_rw", "env", "env_file", "exec_pre", "condition",
-    "socket_user", "socket_group", "stop_first", "notify", "watchdog_sec",
+    "landlock_ro", "landlock_rw", "env", "env_file", "exec_pre", "condition", "stop_first", "notify", "watchdog_sec",
     "oom_score_adj", "expand_args",
 ))
 
@@ -430,7 +433,7 @@ def _convert(key, rule, raw):
             return None, "bad value %s (%s)" % (shown(value), reason)
         return calendar, None
     if kind in ("name", "deps"):
-        limit = USER_MAX if key == "user" else NAME_MAX
+        limit = USER_MAX if key in ("user", "socket_user", "socket_group") else NAME_MAX
         if value == "" and kind == "name":
             return "", None
         problem = name_problem(value, limit)

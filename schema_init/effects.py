@@ -56,7 +56,8 @@ class RealOps(supervisor.Ops):
         rt = self.rt
         spec = service.spec
         # listen= sockets first: one that cannot be made fails the spawn, naming it
-        held = self.sockets.for_service(service.name, spec.listen, spec.socket_mode) \
+        held = self.sockets.for_service(service.name, spec.listen, spec.socket_mode,
+                                        spec.socket_user, spec.socket_group) \
             if spec.listen else ()
         path = rt.cgroups.create(service.name) if rt.cgroups.base else None
         log_path = os.path.join(rt.paths.log_dir, service.name + ".log")

@@ -14,7 +14,24 @@ import _socket as socket   # the C module: socket.py loads selectors and enum (~
 BACKLOG = 128
 
 
-def _bind_unix(kind, path, mode):
+def owner(user, group):
+    """(uid, gid) for socket_user=/socket_group= (-1: unchanged).  Raises OSError for a
+    name the machine does not know."""
+    from . import accounts
+    uid = gid = -1
+    if user:
+        found = accounts.user(user)
+        if found is None:
+            raise OSError("socket_user: unknown user '%s'" % user)
+        uid, gid = found[1], found[2]
+    if group:
+        gid = accounts.group_id(group)
+        if gid is None:
+            raise OSError("socket_group: unknown group '%s'" % group)
+    return uid, gid
+
+
+def _bind_unix(kind, path, mode, ids=(-1, -1)):
     sock = socket.socket(socket.AF_UNIX, kind | socket.SOCK_CLOEXEC)
     try:
         try:
@@ -26,6 +43,8 @@ def _bind_unix(kind, path, mode):
         os.makedirs(os.path.dirname(path) or "/", 0o755, exist_ok=True)
         sock.bind(path)
         os.chmod(path, mode)
+        if ids != (-1, -1):
+            os.chown(path, *ids)
     except BaseException:
         sock.close()
         raise
@@ -53,13 +72,14 @@ def _bind_inet(kind, host, port):
     return sock
 
 
-def open_listen(listen, mode):
-    """A listening socket for one parsed listen= value (config.parse_listen)."""
+def open_listen(listen, mode, ids=(-1, -1)):
+    """A listening socket for one parsed listen= value (config.parse_listen); a unix
+    socket file gets MODE and the owner IDS (uid, gid; -1 leaves one as it is)."""
     kind, address = listen
     stream = kind in ("unix-stream", "tcp")
     sock_type = socket.SOCK_STREAM if stream else socket.SOCK_DGRAM
     if kind.startswith("unix-"):
-        sock = _bind_unix(sock_type, address, mode)
+        sock = _bind_unix(sock_type, address, mode, ids)
     else:
         sock = _bind_inet(sock_type, address[0], address[1])
     if stream:
@@ -81,28 +101,30 @@ def describe(listen):
 
 
 class Sockets:
-    """Every service's sockets: {name: (the spec's (listen, socket_mode), [socket])}."""
+    """Every service's sockets: {name: (the spec's listen, socket_mode, socket_user,
+    socket_group), [socket])}."""
 
     def __init__(self):
         self.held = {}
 
-    def for_service(self, name, listen, mode):
+    def for_service(self, name, listen, mode, user="", group=""):
         """The service's sockets, made now if it has none or its lines changed.  Raises
-        OSError naming the listen= value that could not be made."""
-        want = (tuple(listen), mode)
+        OSError naming the listen= value (or the owner) that could not be made."""
+        want = (tuple(listen), mode, user, group)
         held = self.held.get(name)
         if held is not None and held[0] == want:
             return held[1]
         self.release(name)
+        ids = owner(user, group)
         made = []
         for value in listen:
             try:
-                made.append(open_listen(value, mode))
+                made.append(open_listen(value, mode, ids))
             except OSError as exc:
                 for sock in made:
                     sock.close()
-                raise OSError(exc.errno, "listen=%s: %s" % (
-                    describe(value), exc.strerror or exc)) from None
+                raise OSError("listen=%s: %s" % (describe(value), exc.strerror or exc)) \
+                    from None
         self.held[name] = (want, made)
         return made
 

@@ -153,3 +153,23 @@ def test_reload_without_the_service_releases_its_socket(supervise, tmp_path):
         with pytest.raises(OSError):
             c.connect(path)
     time.sleep(0.1)
+
+
+@pytest.mark.process
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown of the socket file needs root")
+def test_socket_owner_and_an_unknown_owner_refused(supervise, tmp_path):
+    import pwd
+    import grp
+    nobody = pwd.getpwnam("nobody")
+    group = grp.getgrgid(nobody.pw_gid).gr_name
+    path = str(tmp_path / "owned.sock")
+    s = supervise({
+        "owned.svc": serve_svc([path], "socket_user=nobody\nsocket_group=%s\n"
+                               "socket_mode=0660\n" % group),
+        "nobodys.svc": serve_svc([str(tmp_path / "x.sock")], "socket_user=no-such-user\n")})
+    s.wait_state("owned", "FUNDAMENTAL")
+    st = os.stat(path)
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (nobody.pw_uid, nobody.pw_gid, 0o660)
+    s.wait(lambda: "socket_user: unknown user 'no-such-user'" in s.ctl("status", "nobodys")
+           .stdout, 10, "the refusal naming the owner")
+    assert not os.path.exists(str(tmp_path / "x.sock"))
