@@ -6,7 +6,7 @@ the supervisor decides, this file acts.
 
 import os
 
-from . import accounts, loader, logs, sockets, spawn, supervisor
+from . import accounts, loader, logs, spawn, supervisor
 
 
 class Paths:
@@ -50,15 +50,19 @@ class RealOps(supervisor.Ops):
     def __init__(self, runtime):
         self.rt = runtime
         self.is_root = os.geteuid() == 0
-        self.sockets = sockets.Sockets()
+        self.sockets = None     # listen= sockets (schema_init.sockets), once one is needed
 
     def spawn(self, service, argv, env, nice, account):
         rt = self.rt
         spec = service.spec
         # listen= sockets first: one that cannot be made fails the spawn, naming it
-        held = self.sockets.for_service(service.name, spec.listen, spec.socket_mode,
-                                        spec.socket_user, spec.socket_group) \
-            if spec.listen else ()
+        held = ()
+        if spec.listen:
+            if self.sockets is None:
+                from . import sockets
+                self.sockets = sockets.Sockets()
+            held = self.sockets.for_service(service.name, spec.listen, spec.socket_mode,
+                                            spec.socket_user, spec.socket_group)
         path = rt.cgroups.create(service.name) if rt.cgroups.base else None
         log_path = os.path.join(rt.paths.log_dir, service.name + ".log")
         pid, placed, problems = spawn.start_service(
@@ -67,7 +71,8 @@ class RealOps(supervisor.Ops):
         return pid, placed, problems
 
     def release_sockets(self, name):
-        self.sockets.release(name)
+        if self.sockets is not None:
+            self.sockets.release(name)
 
     def signal(self, service, pid, sig):
         path = service.cgroup if service is not None else None
