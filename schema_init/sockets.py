@@ -8,6 +8,7 @@ of being refused. They are closed when the service's listen= or socket_mode= lin
 (at its next spawn) or when a reload removes the service.
 """
 
+import errno
 import os
 import _socket as socket   # the C module: socket.py loads selectors and enum (~1 MB in PID 1)
 
@@ -55,7 +56,12 @@ def _bind_inet(kind, host, port):
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     if not host:
         family, host = socket.AF_INET6, "::"      # every address, IPv4 mapped too
-    sock = socket.socket(family, kind | socket.SOCK_CLOEXEC)
+    try:
+        sock = socket.socket(family, kind | socket.SOCK_CLOEXEC)
+    except OSError as exc:
+        if family == socket.AF_INET6 and host == "::" and exc.errno == errno.EAFNOSUPPORT:
+            return _bind_inet(kind, "0.0.0.0", port)      # a kernel without IPv6
+        raise
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if family == socket.AF_INET6:
@@ -66,7 +72,8 @@ def _bind_inet(kind, host, port):
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        if family == socket.AF_INET6 and host == "::" and exc.errno in (97, 99):
+        no_ipv6 = exc.errno in (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL)
+        if family == socket.AF_INET6 and host == "::" and no_ipv6:
             return _bind_inet(kind, "0.0.0.0", port)      # a kernel without IPv6
         raise
     return sock

@@ -50,6 +50,20 @@ def test_listen_lines_in_a_file():
         "one is ignored"], text
 
 
+def test_every_address_listens_on_ipv4_too():
+    from schema_init import sockets
+    port = free_port()
+    held = sockets.Sockets()
+    try:
+        [sock] = held.for_service("web", [("tcp", ("", port))], 0o666)
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            pass
+        assert held.for_service("web", [("tcp", ("", port))], 0o666)[0] is sock   # kept
+    finally:
+        held.release("web")
+    assert held.names() == []
+
+
 def test_bad_socket_mode_falls_back():
     spec, diags = config.parse_service("/s/a.svc", b"exec=/bin/true\nsocket_mode=999\n")
     assert spec.socket_mode == 0o666
