@@ -48,11 +48,11 @@ $(BINARY): $(STAMP) $(SOURCES)
 # The default test run: unit, process and namespace tiers (the namespace tier boots the
 # static binary as PID 1 of a PID namespace, so it is built first).  A few minutes.
 test: $(BINARY) $(CROSSSTAMP)
-	$(PY) -m pytest -q tests -m "not build and not vm and not cross and not debian and not bench"
+	$(PY) -m pytest -q tests -m "not build and not vm and not cross and not debian and not bench and not image"
 
 # Pure core only: seconds.
 test-fast: $(STAMP)
-	$(PY) -m pytest -q tests -m "not process and not build and not namespace and not vm and not cross_fast and not cross and not debian and not bench"
+	$(PY) -m pytest -q tests -m "not process and not build and not namespace and not vm and not cross_fast and not cross and not debian and not bench and not image"
 
 # Build tier: the binary itself, then the whole process tier again against it.
 test-build: $(BINARY)
@@ -215,3 +215,24 @@ install: $(INSTALL_BIN)
 
 clean:
 	rm -rf $(VENV) build/tmp build/out *.egg-info schema_init/*.so _fastloop.c
+
+# Issue 12: one flashable SD card image for a board (distros/raspberry-pi-zero-w/README.md):
+# build/out/schema-init-BOARD.img, made without loop devices or mounts, reproducible.
+# test-image: the image's partition table and FAT, boots in QEMU raspi0 (first-boot file,
+# identity, data partition grown and re-made), power-loss torture (TORTURE_BOOTS, 50).
+# test-image-smoke: what CI runs of it.
+BOARD      ?= rpi-zero-w
+IMAGEDEBS  := debootstrap qemu-user-static mtools dosfstools squashfs-tools erofs-utils \
+              e2fsprogs fdisk cpio kmod qemu-system-arm device-tree-compiler
+IMAGE      := build/out/schema-init-$(BOARD).img
+image: build/out/armv6l/schema-init
+	build/ensure-deps.sh $(IMAGEDEBS)
+	build/mkimage.sh $(BOARD)
+
+test-image: image
+	$(PY) -m pytest -q tests -m image
+
+test-image-smoke: image
+	$(PY) -m pytest -q tests -m "image and smoke"
+
+.PHONY: image test-image test-image-smoke

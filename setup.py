@@ -25,6 +25,7 @@ setup(
         "schema-init = schema_init.__main__:entry",
         "schema-ctl = schema_init.__main__:entry",
         "schema-subreaper = schema_init.__main__:entry",
+        "schema-firstboot = schema_init.__main__:entry",
     ]},
     python_requires=">=3.11",
 )

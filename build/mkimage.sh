@@ -26,7 +26,6 @@ ROOTFS=${IMAGE_ROOTFS:-$ROOTFS}       # squashfs (chosen) or erofs, to compare
 cache=${IMAGE_CACHE:-$top/build/tmp/image}
 binary=${SCHEMA_INIT_BIN:-$top/build/out/armv6l/schema-init}
 out=${IMAGE_OUT:-$top/build/out/schema-init-$board.img}
-[ -x "$binary" ] || { echo "mkimage: $binary missing (make armv6l)" >&2; exit 1; }
 SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git -C "$top" log -1 --format=%ct 2>/dev/null || echo 0)}
 export SOURCE_DATE_EPOCH
 export E2FSPROGS_FAKE_TIME=$SOURCE_DATE_EPOCH
@@ -59,6 +58,7 @@ if [ "$(cat "$root/.schema-image-root" 2>/dev/null)" != "$stamp" ]; then
     echo "mkimage: root made in $(( $(date +%s) - start )) s" >&2
 fi
 [ "${ROOT_ONLY:-}" = 1 ] && exit 0
+[ -x "$binary" ] || { echo "mkimage: $binary missing (make armv6l)" >&2; exit 1; }
 
 # 2. The kernel (linux-image-rpi, shared with the cross tier) and the firmware packages
 #    (non-free-firmware), fetched with apt-get download through a private apt state.
@@ -106,8 +106,8 @@ mv "$r/.schema-image-packages" "$r/usr/share/schema-init-image-packages"
 rm -f "$r/.schema-image-root" "$r/etc/machine-id" "$r/var/lib/dbus/machine-id" \
       "$r/etc/hostname" "$r/etc/dropbear/"*_host_key
 install -m 0755 "$binary" "$r/usr/sbin/init"
-for name in schema-init schema-ctl schema-subreaper schema-powerkey reboot poweroff halt \
-            shutdown telinit runlevel; do
+for name in schema-init schema-ctl schema-subreaper schema-firstboot schema-powerkey reboot \
+            poweroff halt shutdown telinit runlevel; do
     ln -sf init "$r/usr/sbin/$name"
 done
 rm -rf "$r/lib/modules"
@@ -130,7 +130,6 @@ rm -rf "$r/etc/schema-init"
 mkdir -p "$r/etc/schema-init" "$r/usr/lib/schema-init-board"
 cp -a "$dir/services" "$r/etc/schema-init/services"
 cp -a "$dir/lib/." "$r/usr/lib/schema-init-board/"
-cp "$top/schema_init/firstboot.py" "$r/usr/lib/schema-init-board/firstboot.py"
 mkdir -p "$r/data" "$r/boot/firmware" "$r/etc/schema-board"
 echo "$SOURCE_DATE_EPOCH" > "$r/usr/lib/schema-init-board/build-time"
 cp "$dir/fstab" "$r/etc/fstab"

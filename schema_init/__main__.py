@@ -76,6 +76,9 @@ def run(invoked_as):
     if name.startswith("schema-subreaper"):
         from schema_init import subreaper
         return subreaper.main(sys.argv[1:])
+    if name.startswith("schema-firstboot"):
+        from schema_init import firstboot
+        return firstboot.main(sys.argv[1:])
     if name in POWER_NAMES + ("systemctl",):
         original = diverted_original(name)
         if original:

@@ -14,7 +14,8 @@ The file's rules: this is an input channel anyone holding the card writes to, so
   reported and the others still run; ``main`` never lets a bad file stop the boot.
 
 The static binary excludes tomllib (build/stdlib_excludes.py), hence the parser here.
-Run as ``python3 firstboot.py --boot /boot/firmware`` (distros/raspberry-pi-zero-w).
+Run as ``schema-firstboot --boot /boot/firmware`` (a name of the binary, like schema-ctl;
+distros/raspberry-pi-zero-w/lib/firstboot.sh), so the image needs no Python.
 """
 
 import os
@@ -166,8 +167,9 @@ def _value(text, pos, line):
             raise TomlError(line, "',' or ']' expected in the array")
 
 
-def parse_toml(text):
-    """The TOML subset as nested dicts; raises TomlError naming the line."""
+def parse_toml(text, lines=None):
+    """The TOML subset as nested dicts; raises TomlError naming the line.  ``lines``, if
+    given, receives {(table, key): line number} ("" is the table of top-level keys)."""
     if len(text) > MAX_BYTES:
         raise TomlError(1, "file larger than %d bytes" % MAX_BYTES)
     if text.startswith("\ufeff"):
@@ -178,7 +180,7 @@ def parse_toml(text):
     if text.count("\n") > MAX_LINES:
         raise TomlError(MAX_LINES, "more than %d lines" % MAX_LINES)
     document = {}
-    table = document
+    table, table_name = document, ""
     pos, line = 0, 1
     while pos < len(text):
         pos = _skip_space(text, pos)
@@ -193,6 +195,9 @@ def parse_toml(text):
             if name in document:
                 raise TomlError(line, "[%s] defined twice" % name)
             table = document[name] = {}
+            table_name = name
+            if lines is not None:
+                lines[(name, "")] = line
             pos += 1
         elif char not in ("", "\n", "#"):
             key, pos = _bare_key(text, pos, line)
@@ -201,6 +206,8 @@ def parse_toml(text):
                 raise TomlError(line, "'=' expected after %s" % key)
             if key in table:
                 raise TomlError(line, "%s given twice" % key)
+            if lines is not None:
+                lines[(table_name, key)] = line
             value, pos, line = _value(text, _skip_space(text, pos + 1), line)
             table[key] = value
         pos = _skip_space(text, pos)
@@ -314,20 +321,23 @@ IGNORED = {("system", "wifi_country"), ("user", "password"), ("locale", "keymap"
 def settings_from_toml(text):
     """(settings {(table, key): value}, errors [str], warnings [str]); errors mean nothing
     of the file is applied."""
+    lines = {}
     try:
-        document = parse_toml(text)
+        document = parse_toml(text, lines)
     except TomlError as exc:
-        return {}, ["custom.toml: %s" % exc], []
+        return {}, ["custom.toml:%d: %s" % (exc.line, str(exc).split(": ", 1)[1])], []
     errors, warnings, settings = [], [], {}
     version = document.pop("config_version", None)
     if version != 1 or isinstance(version, bool):
-        errors.append("custom.toml: config_version = 1 is required (found %r)" % (version,))
+        errors.append("custom.toml:%d: config_version: 1 is required (found %r)"
+                      % (lines.get(("", "config_version"), 1), version))
     for table, values in sorted(document.items(), key=lambda item: item[0]):
         if not isinstance(values, dict):
-            errors.append("custom.toml: %s must be inside a [table]" % table)
+            errors.append("custom.toml:%d: %s: must be inside a [table]"
+                          % (lines.get(("", table), 1), table))
             continue
         for key, value in sorted(values.items()):
-            where = "custom.toml: [%s] %s" % (table, key)
+            where = "custom.toml:%d: [%s] %s" % (lines.get((table, key), 1), table, key)
             if (table, key) in IGNORED:
                 warnings.append("%s: not supported by this image, ignored" % where)
                 continue
@@ -351,9 +361,11 @@ def settings_from_toml(text):
             settings[("wlan", "password_encrypted")] and \
             _passphrase_error(settings.get(("wlan", "password"), "")) is None and \
             len(settings.get(("wlan", "password"), "")) != 64:
-        errors.append("custom.toml: [wlan] password_encrypted = true needs the 64-hex-digit PSK")
+        errors.append("custom.toml:%d: [wlan] password_encrypted: true needs the "
+                      "64-hex-digit PSK" % lines.get(("wlan", "password_encrypted"), 1))
     if ("user", "password_encrypted") in settings and ("user", "name") not in settings:
-        errors.append("custom.toml: [user] password_encrypted needs [user] name")
+        errors.append("custom.toml:%d: [user] password_encrypted: needs [user] name"
+                      % lines.get(("user", "password_encrypted"), 1))
     return ({} if errors else settings), errors, warnings
 
 
@@ -387,11 +399,28 @@ def _write(path, text, mode=0o644):
 
 
 def _run(argv):
-    import subprocess
-    result = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    if result.returncode != 0:
-        raise OSError("%s: %s" % (" ".join(argv[:2]),
-                                  result.stdout.decode("utf-8", "replace").strip()[-200:]))
+    """Run a program (useradd, usermod) to its end; OSError with its output if it fails.
+    fork/exec by hand: the static binary carries no subprocess module."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(read_end)
+            os.dup2(write_end, 1)
+            os.dup2(write_end, 2)
+            os.execvp(argv[0], argv)
+        finally:
+            os._exit(127)
+    os.close(write_end)
+    output = b""
+    with os.fdopen(read_end, "rb") as pipe:
+        output = pipe.read(65536)
+        while pipe.read(65536):            # drained, so the program never blocks on it
+            pass
+    code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    if code != 0:
+        raise OSError("%s exited %d: %s" % (" ".join(argv[:2]), code,
+                                            output.decode("utf-8", "replace").strip()[-200:]))
 
 
 def _passwd_entry(root, name):
@@ -525,7 +554,7 @@ def main(argv):
             else:
                 root = args.pop(0)
         else:
-            print("usage: firstboot.py [--boot DIR] [--root DIR]", file=sys.stderr)
+            print("usage: schema-firstboot [--boot DIR] [--root DIR]", file=sys.stderr)
             return 2
     settings, errors, warnings, found = read_boot_files(boot)
     if not found:

@@ -1,6 +1,6 @@
 #!/bin/sh
 # The first-boot files on the boot partition (custom.toml, userconf.txt, ssh): the FAT
-# is mounted only while firstboot.py reads them, applies them and removes them.
+# is mounted only while schema-firstboot (schema_init/firstboot.py) reads them, applies them and removes them.
 # The result goes to the console too; a bad file fails this oneshot, never the boot.
 boot=/boot/firmware
 part=${BOOT_PART:-/dev/mmcblk0p1}
@@ -9,7 +9,7 @@ if ! mount -t vfat -o rw,noatime,flush "$part" "$boot"; then
     echo "firstboot: cannot mount the boot partition $part" | tee /dev/console
     exit 1
 fi
-out=$(python3.11 -I -S /usr/lib/schema-init-board/firstboot.py --boot "$boot" 2>&1)
+out=$(/usr/sbin/schema-firstboot --boot "$boot" 2>&1)
 rc=$?
 sync
 umount "$boot"
