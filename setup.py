@@ -25,6 +25,8 @@ setup(
         "schema-init = schema_init.__main__:entry",
         "schema-ctl = schema_init.__main__:entry",
         "schema-subreaper = schema_init.__main__:entry",
+        "schema-journald = schema_init.__main__:entry",
+        "journalctl = schema_init.__main__:entry",
         "schema-firstboot = schema_init.__main__:entry",
     ]},
     python_requires=">=3.11",

@@ -76,6 +76,12 @@ def run(invoked_as):
     if name.startswith("schema-subreaper"):
         from schema_init import subreaper
         return subreaper.main(sys.argv[1:])
+    if name.startswith("schema-journald"):
+        from schema_init import journald
+        return journald.main(sys.argv[1:])
+    if name == "journalctl":
+        from schema_init import journalctl
+        return journalctl.main(sys.argv[1:])
     if name.startswith("schema-firstboot"):
         from schema_init import firstboot
         return firstboot.main(sys.argv[1:])

@@ -1,0 +1,535 @@
+"""The journal's pure core: datagrams, stream bytes and log lines in, entries out; the
+stored line format; journalctl's filters and output formats (docs/spec.md, "The journal").
+
+Rules of this file: nothing here touches a socket, a file, a process or a clock.  Every
+function takes the bytes and the facts (the time, the sender's credentials, its cgroup
+text) as arguments and returns values, so the parsers can be fed anything (tests/
+test_journal.py fuzzes them) and the sink (``journald.py``) and the shim
+(``journalctl.py``) stay thin.
+
+An entry is a dict of journald's field names to strings: what the sender said
+(``MESSAGE``, ``PRIORITY``, ``SYSLOG_IDENTIFIER``, ...) and what the sink knows
+(``_PID``, ``_UID``, ``_GID``, ``_COMM``, ``_SYSTEMD_UNIT``, ``_HOSTNAME``, ``_BOOT_ID``,
+``_TRANSPORT``, ``__REALTIME_TIMESTAMP``, ``__MONOTONIC_TIMESTAMP``, ``__SEQNUM``).  It is
+stored as one JSON object a line, the same object ``journalctl -o json`` prints.
+"""
+
+import calendar
+import json
+import re
+import struct
+import time
+
+PRIORITY_NAMES = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "debug")
+PRIORITY_ALIASES = {"panic": 0, "error": 3, "warn": 4}
+MAX_LINE = 48 * 1024          # a longer line is cut here (and kept)
+MAX_FIELDS = 1024             # fields of one native datagram
+MAX_FIELD_NAME = 64
+MAX_HEADER_LINE = 1024        # a stream header line longer than this ends the connection
+UNITLESS = "+system"
+UNIT_SUFFIXES = (".service", ".scope", ".socket")          # storage key of entries from no service ('+' is in no name)
+
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov",
+          "Dec")
+_RFC3164_TIME = re.compile(rb"^([A-Z][a-z]{2}) ([ 0-9]\d) (\d\d):(\d\d):(\d\d) ")
+_TAG = re.compile(rb"^([^\s:\[\]]{1,64})(?:\[(\d{1,10})\])?:(?: |$)")
+_FIELD_NAME = re.compile(rb"^[A-Z_][A-Z0-9_]*$")
+
+
+def _text(data):
+    return data.decode("utf-8", "replace")
+
+
+def _cut(data, limit=MAX_LINE):
+    return data[:limit]
+
+
+# --- syslog (RFC 3164 as glibc's syslog(3) sends it, RFC 5424 as `logger` can) ---
+
+def parse_syslog(data):
+    """A /dev/log datagram into fields.  Anything parses: what is not a header is the
+    message; no ``<PRI>`` means user.notice (13), as syslogd reads it."""
+    data = data.rstrip(b"\n\0")
+    fields = {}
+    priority = 13
+    m = re.match(rb"^<(\d{1,3})>", data)
+    if m and int(m.group(1)) < 192:
+        priority = int(m.group(1))
+        data = data[m.end():]
+    fields["PRIORITY"] = str(priority & 7)
+    fields["SYSLOG_FACILITY"] = str(priority >> 3)
+    if data.startswith(b"1 "):
+        _rfc5424(data[2:], fields)
+    else:
+        _rfc3164(data, fields)
+    fields["MESSAGE"] = _text(_cut(fields.pop("_message", b"")))
+    return fields
+
+
+def _rfc3164(data, fields):
+    m = _RFC3164_TIME.match(data)
+    if m:
+        fields["SYSLOG_TIMESTAMP"] = _text(m.group(0)).rstrip()
+        data = data[m.end():]
+    tag = _TAG.match(data)
+    if tag is None:
+        # "HOST TAG: msg" (logger --rfc3164): skip one word when a tag follows it
+        word, space, rest = data.partition(b" ")
+        if space and word and b":" not in word and b"[" not in word:
+            second = _TAG.match(rest)
+            if second:
+                data, tag = rest, second
+    if tag is not None:
+        fields["SYSLOG_IDENTIFIER"] = _text(tag.group(1))
+        if tag.group(2):
+            fields["SYSLOG_PID"] = tag.group(2).decode()
+        data = data[tag.end():]
+    fields["_message"] = data
+
+
+def _rfc5424(data, fields):
+    # TIMESTAMP HOSTNAME APP-NAME PROCID MSGID STRUCTURED-DATA MSG
+    parts = data.split(b" ", 5)
+    if len(parts) < 6:
+        fields["_message"] = data
+        return
+    stamp, _host, app, procid, msgid, rest = parts
+    if stamp != b"-":
+        fields["SYSLOG_TIMESTAMP"] = _text(stamp[:64])
+    if app != b"-":
+        fields["SYSLOG_IDENTIFIER"] = _text(app[:64])
+    if procid != b"-" and procid.isdigit():
+        fields["SYSLOG_PID"] = procid[:10].decode()
+    if msgid != b"-":
+        fields["SYSLOG_MSGID"] = _text(msgid[:64])
+    fields["_message"] = _skip_structured_data(rest)
+
+
+def _skip_structured_data(rest):
+    if rest.startswith(b"-"):
+        return rest[2:] if rest.startswith(b"- ") else rest[1:]
+    i = 0
+    while i < len(rest) and rest[i:i + 1] == b"[":
+        # an element ends at the first ']' not escaped by a backslash
+        j = i + 1
+        while j < len(rest) and rest[j:j + 1] != b"]":
+            j += 2 if rest[j:j + 1] == b"\\" else 1
+        i = j + 1
+    rest = rest[i:]
+    if rest.startswith(b" "):
+        rest = rest[1:]
+    if rest.startswith(b"\xef\xbb\xbf"):          # the BOM RFC 5424 allows before MSG
+        rest = rest[3:]
+    return rest
+
+
+# --- the native protocol (/run/systemd/journal/socket) ---
+
+def parse_native(data):
+    """A native datagram into (fields, problem).  ``KEY=VALUE\\n`` lines, or ``KEY\\n``
+    then a 64-bit little-endian length, the value and ``\\n``.  Names a client may not
+    set (``_``-prefixed: trusted fields) or that are not valid are skipped; a length that
+    runs past the datagram ends the parse (problem says so) keeping what came before."""
+    fields, problem = {}, None
+    pos, size = 0, len(data)
+    while pos < size and len(fields) < MAX_FIELDS:
+        end = data.find(b"\n", pos)
+        line = data[pos:] if end < 0 else data[pos:end]
+        pos = size if end < 0 else end + 1
+        if not line:
+            continue
+        name, eq, value = line.partition(b"=")
+        if not eq:
+            if pos + 8 > size:
+                problem = "a binary field's length is missing"
+                break
+            (length,) = struct.unpack_from("<Q", data, pos)
+            pos += 8
+            if length > size - pos:
+                problem = "a binary field is longer than the datagram"
+                break
+            value = data[pos:pos + length]
+            pos += length
+            if data[pos:pos + 1] == b"\n":
+                pos += 1
+        if len(name) > MAX_FIELD_NAME or not _FIELD_NAME.match(name) or name[:1] == b"_":
+            continue
+        key = name.decode()
+        fields[key] = _text(_cut(value)) if key == "MESSAGE" else _text(value[:MAX_LINE])
+    if "PRIORITY" in fields and not (fields["PRIORITY"].isdigit()
+                                     and int(fields["PRIORITY"]) < 8):
+        del fields["PRIORITY"]
+    return fields, problem
+
+
+# --- lines (the stdout stream, service log files) ---
+
+class Lines:
+    """Bytes in, complete lines out; a line longer than ``limit`` is cut there and the
+    rest of it, up to its newline, is dropped.  Holds at most ``limit`` bytes."""
+
+    def __init__(self, limit=MAX_LINE):
+        self.limit = limit
+        self.partial = b""
+        self.discarding = False
+
+    def feed(self, data):
+        out = []
+        start = 0
+        while True:
+            end = data.find(b"\n", start)
+            if end < 0:
+                break
+            piece = data[start:end]
+            if self.discarding:
+                self.discarding = False
+            else:
+                out.append((self.partial + piece)[:self.limit])
+            self.partial = b""
+            start = end + 1
+        tail = data[start:]
+        if tail and not self.discarding:
+            self.partial += tail
+            if len(self.partial) >= self.limit:
+                out.append(self.partial[:self.limit])
+                self.partial = b""
+                self.discarding = True
+        return out
+
+    def rest(self):
+        """The unfinished line (at the end of the stream), if any."""
+        rest, self.partial, self.discarding = self.partial, b"", False
+        return [rest] if rest else []
+
+
+class StreamHeaderError(ValueError):
+    pass
+
+
+class Stream:
+    """The stdout stream protocol: seven header lines (identifier, unit id, priority,
+    level_prefix, forward_to_syslog, forward_to_kmsg, forward_to_console), then one
+    entry a line.  ``feed`` returns the fields of each new line; raises
+    StreamHeaderError for a header that is not one (the sink closes the connection)."""
+
+    HEADER_LINES = 7
+
+    def __init__(self, limit=MAX_LINE):
+        self.lines = Lines(limit)
+        self.header = []
+        self.identifier = ""
+        self.unit = ""
+        self.priority = 6
+        self.level_prefix = False
+
+    def feed(self, data):
+        out = []
+        while len(self.header) < self.HEADER_LINES and data:
+            end = data.find(b"\n")
+            if end < 0:
+                if len(self.lines.partial) + len(data) > MAX_HEADER_LINE:
+                    raise StreamHeaderError("a header line is too long")
+                self.lines.partial += data
+                return out
+            line = self.lines.partial + data[:end]
+            self.lines.partial, data = b"", data[end + 1:]
+            if len(line) > MAX_HEADER_LINE:
+                raise StreamHeaderError("a header line is too long")
+            self._header_line(line)
+        if data:
+            for line in self.lines.feed(data):
+                out.append(self._entry(line))
+        return out
+
+    def finish(self):
+        if len(self.header) < self.HEADER_LINES:
+            return []
+        return [self._entry(line) for line in self.lines.rest()]
+
+    def _header_line(self, line):
+        index = len(self.header)
+        text = _text(line)
+        if index == 0:
+            self.identifier = text[:64]
+        elif index == 1:
+            self.unit = text[:256]
+        elif index == 2:
+            if not (text.isdigit() and int(text) < 8):
+                raise StreamHeaderError("priority %r is not 0 to 7" % text[:16])
+            self.priority = int(text)
+        else:
+            if text not in ("0", "1"):
+                raise StreamHeaderError("header line %d is %r, not 0 or 1" % (index + 1,
+                                                                              text[:16]))
+            if index == 3:
+                self.level_prefix = text == "1"
+        self.header.append(text)
+
+    def _entry(self, line):
+        priority = self.priority
+        if self.level_prefix and len(line) >= 3 and line[:1] == b"<" and line[2:3] == b">" \
+                and b"0"[0] <= line[1] <= b"7"[0]:
+            priority = line[1] - b"0"[0]
+            line = line[3:]
+        fields = {"PRIORITY": str(priority), "MESSAGE": _text(line)}
+        if self.identifier:
+            fields["SYSLOG_IDENTIFIER"] = self.identifier
+        return fields
+
+
+# --- who sent it ---
+
+def unit_of_cgroup(text):
+    """The service a process belongs to, from its /proc/PID/cgroup text: the directory
+    below ``schema-init`` (PID 1) or ``schema-init.TAG.PID`` (not PID 1); "" if none."""
+    for line in text.splitlines():
+        if not line.startswith("0::"):
+            continue
+        parts = line[3:].strip().split("/")
+        for i, part in enumerate(parts[:-1]):
+            if part == "schema-init" or part.startswith("schema-init."):
+                return parts[i + 1]
+    return ""
+
+
+def unit_name(unit):
+    """'cron' and 'cron.service' both mean the service cron."""
+    return unit[:-8] if unit.endswith(".service") else unit
+
+
+def storage_key(entry):
+    unit = entry.get("_SYSTEMD_UNIT", "")
+    return unit_name(unit) if unit else UNITLESS
+
+
+def complete(fields, realtime_us, monotonic_us, seqnum, boot_id, hostname, transport,
+             pid=0, uid=-1, gid=-1, comm="", unit=""):
+    """The stored entry: the sender's fields plus what the sink knows about it."""
+    entry = {"__REALTIME_TIMESTAMP": str(realtime_us),
+             "__MONOTONIC_TIMESTAMP": str(monotonic_us), "__SEQNUM": str(seqnum),
+             "_BOOT_ID": boot_id, "_HOSTNAME": hostname, "_TRANSPORT": transport}
+    if pid > 0:
+        entry["_PID"] = str(pid)
+    if uid >= 0:
+        entry["_UID"] = str(uid)
+    if gid >= 0:
+        entry["_GID"] = str(gid)
+    if comm:
+        entry["_COMM"] = comm
+    if unit:
+        entry["_SYSTEMD_UNIT"] = unit if unit.endswith(UNIT_SUFFIXES) else unit + ".service"
+    entry.update(fields)
+    entry.setdefault("PRIORITY", "6")
+    entry.setdefault("MESSAGE", "")
+    if "SYSLOG_IDENTIFIER" not in entry and comm:
+        entry["SYSLOG_IDENTIFIER"] = comm
+    return entry
+
+
+def encode(entry):
+    return (json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n").encode(
+        "utf-8", "replace")
+
+
+def decode(line):
+    """A stored line into an entry; None for a line that is not one (a partial write
+    from a full disk, say)."""
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(entry, dict) or "__REALTIME_TIMESTAMP" not in entry:
+        return None
+    return entry
+
+
+def seq_of(entry):
+    try:
+        return int(entry.get("__SEQNUM", "0"))
+    except ValueError:
+        return 0
+
+
+def realtime_of(entry):
+    try:
+        return int(entry.get("__REALTIME_TIMESTAMP", "0"))
+    except ValueError:
+        return 0
+
+
+# --- journalctl: filters ---
+
+def parse_priority(word):
+    word = word.strip().lower()
+    if word.isdigit() and int(word) < 8:
+        return int(word)
+    if word in PRIORITY_NAMES:
+        return PRIORITY_NAMES.index(word)
+    if word in PRIORITY_ALIASES:
+        return PRIORITY_ALIASES[word]
+    raise ValueError("unknown priority %r (0-7 or %s)" % (word, ", ".join(PRIORITY_NAMES)))
+
+
+def parse_priorities(text):
+    """``-p``: one priority means it and everything more important; ``A..B`` a range."""
+    if ".." in text:
+        low, high = text.split("..", 1)
+        a = parse_priority(low) if low else 0
+        b = parse_priority(high) if high else 7
+        a, b = min(a, b), max(a, b)
+        return frozenset(range(a, b + 1))
+    return frozenset(range(0, parse_priority(text) + 1))
+
+
+_RELATIVE = re.compile(r"^([+-]?)\s*(\d+)\s*([a-z]*)\s*(ago|left)?$")
+_UNITS = {"": 1, "s": 1, "sec": 1, "secs": 1, "second": 1, "seconds": 1, "m": 60,
+          "min": 60, "mins": 60, "minute": 60, "minutes": 60, "h": 3600, "hr": 3600,
+          "hour": 3600, "hours": 3600, "d": 86400, "day": 86400, "days": 86400,
+          "w": 604800, "week": 604800, "weeks": 604800}
+
+
+def parse_time(text, now, localtime=time.localtime, mktime=time.mktime):
+    """``--since``/``--until``: seconds since the epoch.  "YYYY-MM-DD [HH:MM[:SS]]",
+    "HH:MM[:SS]" (today), "now", "today", "yesterday", "tomorrow", "-5min", "+1h",
+    "5 min ago", "@EPOCH".  Raises ValueError for anything else."""
+    word = text.strip().lower()
+    today = localtime(now)
+    midnight = mktime((today.tm_year, today.tm_mon, today.tm_mday, 0, 0, 0, 0, 0, -1))
+    if word == "now":
+        return now
+    if word in ("today", "yesterday", "tomorrow"):
+        day = {"today": 0, "yesterday": -1, "tomorrow": 1}[word]
+        t = localtime(midnight + day * 86400 + 43200)     # noon: DST-proof day step
+        return mktime((t.tm_year, t.tm_mon, t.tm_mday, 0, 0, 0, 0, 0, -1))
+    if word.startswith("@") and word[1:].replace(".", "", 1).isdigit():
+        return float(word[1:])
+    m = _RELATIVE.match(word)
+    if m and m.group(3) in _UNITS and (m.group(1) or m.group(4)):
+        seconds = int(m.group(2)) * _UNITS[m.group(3)]
+        sign = -1 if m.group(1) == "-" or m.group(4) == "ago" else 1
+        return now + sign * seconds
+    m = re.match(r"^(?:(\d{4})-(\d\d)-(\d\d))?[ t]?(?:(\d\d):(\d\d)(?::(\d\d))?)?"
+                 r"(?:\s*(utc|z))?$", word)
+    if m and (m.group(1) or m.group(4)):
+        if m.group(1):
+            year, month, day = int(m.group(1)), int(m.group(2)), int(m.group(3))
+        else:
+            year, month, day = today.tm_year, today.tm_mon, today.tm_mday
+        hour = int(m.group(4) or 0)
+        minute = int(m.group(5) or 0)
+        second = int(m.group(6) or 0)
+        if not (1 <= month <= 12 and 1 <= day <= 31 and hour < 24 and minute < 60
+                and second < 62):
+            raise ValueError("%r is not a time" % text)
+        fields = (year, month, day, hour, minute, second, 0, 0, -1)
+        return float(calendar.timegm(fields) if m.group(7) else mktime(fields))
+    raise ValueError("%r is not a time (YYYY-MM-DD HH:MM:SS, today, yesterday, -5min, "
+                     "'5 min ago')" % text)
+
+
+def boots_in_order(entries):
+    """Boot ids from oldest to newest, by each boot's first entry."""
+    first = {}
+    for entry in entries:
+        boot = entry.get("_BOOT_ID", "")
+        stamp = realtime_of(entry)
+        if boot not in first or stamp < first[boot]:
+            first[boot] = stamp
+    return sorted(first, key=first.get)
+
+
+def pick_boot(boots, current, offset):
+    """``-b OFFSET``: 0 (or none) this boot, -1 the one before, ...; 1 the oldest stored,
+    2 the next...  A boot id given verbatim is itself.  None: no such boot stored."""
+    if isinstance(offset, str):
+        return offset
+    if offset <= 0:
+        order = [b for b in boots if b != current] + [current]
+        index = len(order) - 1 + offset
+        return order[index] if index >= 0 else None
+    return boots[offset - 1] if offset - 1 < len(boots) else None
+
+
+class Filter:
+    """What journalctl keeps: units, identifiers, priorities, a boot, a time window."""
+
+    def __init__(self, units=(), identifiers=(), priorities=None, boot=None, since=None,
+                 until=None):
+        self.units = frozenset(unit_name(u) for u in units)
+        self.identifiers = frozenset(identifiers)
+        self.priorities = priorities
+        self.boot = boot
+        self.since = None if since is None else int(since * 1000000)
+        self.until = None if until is None else int(until * 1000000)
+
+    def keeps(self, entry):
+        if self.units and unit_name(entry.get("_SYSTEMD_UNIT", "")) not in self.units:
+            return False
+        if self.identifiers and entry.get("SYSLOG_IDENTIFIER") not in self.identifiers:
+            return False
+        if self.priorities is not None:
+            try:
+                if int(entry.get("PRIORITY", "6")) not in self.priorities:
+                    return False
+            except ValueError:
+                return False
+        if self.boot is not None and entry.get("_BOOT_ID") != self.boot:
+            return False
+        if self.since is not None or self.until is not None:
+            stamp = realtime_of(entry)
+            if self.since is not None and stamp < self.since:
+                return False
+            if self.until is not None and stamp > self.until:
+                return False
+        return True
+
+
+class Dedup:
+    """Drops an entry already seen: the same entry can be in the persistent files and in
+    the runtime files (flushed, not yet rotated away), or twice in the persistent files
+    after a sink killed between a write and noting it.  Per boot, a storage key's entries
+    are written in sequence order, so 'seen' is 'not above the highest seq of that boot
+    and key'."""
+
+    def __init__(self):
+        self.highest = {}
+
+    def fresh(self, key, entry):
+        mark = (key, entry.get("_BOOT_ID", ""))
+        seq = seq_of(entry)
+        if seq <= self.highest.get(mark, 0):
+            return False
+        self.highest[mark] = seq
+        return True
+
+
+# --- journalctl: output ---
+
+def _ident(entry):
+    ident = entry.get("SYSLOG_IDENTIFIER") or entry.get("_COMM") or "unknown"
+    pid = entry.get("_PID") or entry.get("SYSLOG_PID")
+    return "%s[%s]" % (ident, pid) if pid else ident
+
+
+def format_entry(entry, output, localtime=time.localtime):
+    """One entry as journalctl prints it in OUTPUT (short, short-iso, short-precise,
+    json, cat, verbose is not served)."""
+    if output == "json":
+        return json.dumps(entry, ensure_ascii=False, separators=(",", ":"))
+    message = entry.get("MESSAGE", "")
+    if output == "cat":
+        return message
+    stamp_us = realtime_of(entry)
+    t = localtime(stamp_us // 1000000)
+    host = entry.get("_HOSTNAME", "localhost")
+    if output == "short-iso":
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z", t)
+    elif output == "short-precise":
+        stamp = "%s %02d %s.%06d" % (MONTHS[t.tm_mon - 1], t.tm_mday,
+                                    time.strftime("%H:%M:%S", t), stamp_us % 1000000)
+    else:
+        stamp = "%s %02d %s" % (MONTHS[t.tm_mon - 1], t.tm_mday, time.strftime("%H:%M:%S", t))
+    return "%s %s %s: %s" % (stamp, host, _ident(entry), message)
+
+
+OUTPUTS = ("short", "short-iso", "short-precise", "json", "cat")

@@ -1,0 +1,296 @@
+"""``journalctl`` for the journal schema-journald keeps (docs/spec.md, "The journal").
+
+Served: -u/--unit UNIT (repeatable; with or without .service), -t/--identifier ID
+(repeatable), -f/--follow, -n/--lines [N], -b/--boot [OFFSET|ID], -S/--since, -U/--until,
+-p/--priority PRIO|A..B, -o/--output short|short-iso|short-precise|json|cat, -r/--reverse,
+-q/--quiet, --no-pager, --no-hostname, -a, -x, -e (accepted), --list-boots,
+-D/--directory DIR (the persistent files; also $SCHEMA_JOURNAL_STORAGE), --runtime DIR
+(the /run files; also $SCHEMA_JOURNAL_RUNTIME).  Exit 0; 1 for a bad option value or
+-b naming a boot not stored.
+"""
+
+import os
+import sys
+import time
+
+from . import journal
+
+STORAGE = "/var/log/schema-journal"
+RUNTIME = "/run/schema-journal"
+BOOT_ID_FILE = "/proc/sys/kernel/random/boot_id"
+FOLLOW_POLL = 0.1
+
+
+class Usage(Exception):
+    pass
+
+
+def parse(argv):
+    o = {"units": [], "identifiers": [], "follow": False, "lines": None, "boot": None,
+         "since": None, "until": None, "priority": None, "output": "short",
+         "reverse": False, "no_hostname": False, "list_boots": False,
+         "storage": os.environ.get("SCHEMA_JOURNAL_STORAGE", STORAGE),
+         "runtime": os.environ.get("SCHEMA_JOURNAL_RUNTIME", RUNTIME)}
+    args = list(argv)
+    takes = {"-u": "units", "--unit": "units", "-t": "identifiers", "--identifier": "identifiers",
+             "-S": "since", "--since": "since", "-U": "until", "--until": "until",
+             "-p": "priority", "--priority": "priority", "-o": "output", "--output": "output",
+             "-D": "storage", "--directory": "storage", "--runtime": "runtime"}
+    while args:
+        word = args.pop(0)
+        if word.startswith("--") and "=" in word:
+            word, value = word.split("=", 1)
+            args.insert(0, value)
+        elif word[:2] in ("-u", "-t", "-p", "-o", "-D", "-S", "-U", "-n") and len(word) > 2 \
+                and not word.startswith("--"):
+            args.insert(0, word[2:])
+            word = word[:2]
+        if word in takes:
+            if not args:
+                raise Usage("%s needs a value" % word)
+            value = args.pop(0)
+            key = takes[word]
+            if isinstance(o[key], list):
+                o[key].append(value)
+            else:
+                o[key] = value
+        elif word in ("-f", "--follow"):
+            o["follow"] = True
+        elif word in ("-n", "--lines"):
+            if args and (args[0].isdigit() or args[0] == "all"):
+                value = args.pop(0)
+                o["lines"] = None if value == "all" else int(value)
+            else:
+                o["lines"] = 10
+        elif word in ("-b", "--boot"):
+            o["boot"] = 0
+            if args and _boot_word(args[0]):
+                value = args.pop(0)
+                o["boot"] = int(value) if value.lstrip("+-").isdigit() else value
+        elif word in ("-r", "--reverse"):
+            o["reverse"] = True
+        elif word == "--no-hostname":
+            o["no_hostname"] = True
+        elif word == "--list-boots":
+            o["list_boots"] = True
+        elif word in ("-e", "--pager-end"):
+            o["lines"] = 1000 if o["lines"] is None else o["lines"]
+        elif word in ("--no-pager", "-q", "--quiet", "-a", "--all", "-x", "--catalog",
+                      "--no-tail", "--merge", "-m", "--system"):
+            pass
+        elif word in ("-h", "--help", "--version"):
+            raise Usage(word)
+        else:
+            raise Usage("unknown option %r" % word)
+    if o["output"] not in journal.OUTPUTS:
+        raise Usage("output %r is not one of %s" % (o["output"], ", ".join(journal.OUTPUTS)))
+    return o
+
+
+def _boot_word(word):
+    text = word.lstrip("+-")
+    return text.isdigit() or (len(word) == 32 and all(c in "0123456789abcdef" for c in word))
+
+
+def read_lines(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read().split(b"\n")
+    except OSError:
+        return []
+
+
+def key_files(directory, key):
+    """KEY's files oldest first: KEY.jsonl.N ... KEY.jsonl.1, KEY.jsonl."""
+    base = os.path.join(directory, key + ".jsonl")
+    rotated = []
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return []
+    prefix = key + ".jsonl."
+    for name in names:
+        if name.startswith(prefix) and name[len(prefix):].isdigit():
+            rotated.append((int(name[len(prefix):]), os.path.join(directory, name)))
+    return [p for _, p in sorted(rotated, reverse=True)] + [base]
+
+
+def keys_in(directories, units):
+    if units:
+        return sorted(set(journal.unit_name(u) for u in units))
+    keys = set()
+    for directory in directories:
+        try:
+            names = os.listdir(directory)
+        except OSError:
+            continue
+        for name in names:
+            if ".jsonl" in name and not name.endswith(".new"):
+                keys.add(name.split(".jsonl", 1)[0])
+    return sorted(keys)
+
+
+class Follower:
+    """One key's runtime files followed across rotations: it reads its file to the end,
+    then the file that came after it (by inode, in KEY.jsonl.N ... .1, KEY.jsonl), so a
+    rotation between two reads loses nothing while the reader is fewer rotations behind
+    than the files kept."""
+
+    def __init__(self, directory, key):
+        self.directory = directory
+        self.key = key
+        self.fd = -1
+        self.inode = None
+        self.partial = b""
+
+    def _chain(self):
+        out = []
+        for path in key_files(self.directory, self.key):
+            try:
+                out.append((os.stat(path).st_ino, path))
+            except OSError:
+                pass
+        return out
+
+    def _drain(self, out):
+        while True:
+            data = os.read(self.fd, 1 << 20)
+            if not data:
+                return
+            lines = (self.partial + data).split(b"\n")
+            self.partial = lines.pop()
+            out.extend(lines)
+
+    def read(self):
+        out = []
+        for _ in range(64):
+            if self.fd >= 0:
+                self._drain(out)
+            chain = self._chain()
+            inodes = [ino for ino, _ in chain]
+            if not chain or (self.fd >= 0 and inodes[-1] == self.inode):
+                return out
+            nxt = inodes.index(self.inode) + 1 if self.inode in inodes else 0
+            if self.fd >= 0:
+                os.close(self.fd)
+                self.fd, self.partial = -1, b""
+            try:
+                self.fd = os.open(chain[nxt][1], os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                return out
+            self.inode = os.fstat(self.fd).st_ino
+        return out
+
+
+def collect(o, current_boot, now):
+    """(entries in time order, followers of the runtime files, dedup, filter)."""
+    storage, runtime = o["storage"], o["runtime"]
+    dirs = [d for d in (storage, runtime) if d]
+    keys = keys_in(dirs, o["units"])
+    dedup = journal.Dedup()
+    entries = []
+    followers = {}
+    for key in keys:
+        if storage and storage != runtime:
+            for path in key_files(storage, key):
+                _take(read_lines(path), key, dedup, entries)
+        if runtime:
+            follower = followers[key] = Follower(runtime, key)
+            _take(follower.read(), key, dedup, entries)
+    entries.sort(key=lambda e: (journal.realtime_of(e), journal.seq_of(e)))
+    return entries, followers, dedup
+
+
+def _take(lines, key, dedup, out):
+    for line in lines:
+        if not line:
+            continue
+        entry = journal.decode(line)
+        if entry is not None and dedup.fresh(key, entry):
+            out.append(entry)
+
+
+def make_filter(o, entries, current_boot, now):
+    priorities = journal.parse_priorities(o["priority"]) if o["priority"] else None
+    since = journal.parse_time(o["since"], now) if o["since"] else None
+    until = journal.parse_time(o["until"], now) if o["until"] else None
+    boot = None
+    if o["boot"] is not None:
+        boot = journal.pick_boot(journal.boots_in_order(entries), current_boot, o["boot"])
+        if boot is None:
+            raise Usage("no boot %s stored" % o["boot"])
+    return journal.Filter(o["units"], o["identifiers"], priorities, boot, since, until)
+
+
+def show(entries, o, out):
+    for entry in entries:
+        if o["no_hostname"] and o["output"].startswith("short"):
+            entry = dict(entry)
+            entry["_HOSTNAME"] = ""
+            line = journal.format_entry(entry, o["output"]).replace("  ", " ", 1)
+        else:
+            line = journal.format_entry(entry, o["output"])
+        out.write(line + "\n")
+
+
+def main(argv, out=None):
+    out = out or sys.stdout
+    try:
+        o = parse(argv)
+    except Usage as exc:
+        if str(exc) in ("-h", "--help", "--version"):
+            out.write(__doc__.split("\n\n", 1)[1] if str(exc) != "--version" else
+                      "journalctl (schema-init's journal)\n")
+            return 0
+        sys.stderr.write("journalctl: %s\n" % exc)
+        return 1
+    try:
+        with open(os.environ.get("SCHEMA_JOURNAL_BOOT_ID_FILE", BOOT_ID_FILE)) as f:
+            current_boot = f.read().strip()
+    except OSError:
+        current_boot = ""
+    now = time.time()
+    entries, followers, dedup = collect(o, current_boot, now)
+    if o["list_boots"]:
+        boots = journal.boots_in_order(entries)
+        for i, boot in enumerate(boots):
+            out.write("%3d %s\n" % (i - len(boots) + 1, boot))
+        return 0
+    try:
+        keep = make_filter(o, entries, current_boot, now)
+    except (Usage, ValueError) as exc:
+        sys.stderr.write("journalctl: %s\n" % exc)
+        return 1
+    chosen = [e for e in entries if keep.keeps(e)]
+    lines = o["lines"] if o["lines"] is not None else (10 if o["follow"] else None)
+    if lines is not None:
+        chosen = chosen[-lines:] if lines else []
+    if o["reverse"]:
+        chosen.reverse()
+    try:
+        show(chosen, o, out)
+        out.flush()
+        if o["follow"]:
+            follow(o, followers, dedup, keep, out)
+    except BrokenPipeError:
+        return 0
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+def follow(o, followers, dedup, keep, out):
+    runtime = o["runtime"]
+    while True:
+        time.sleep(FOLLOW_POLL)
+        for key in keys_in([runtime], o["units"]):
+            if key not in followers:
+                followers[key] = Follower(runtime, key)
+        fresh = []
+        for key, follower in followers.items():
+            _take(follower.read(), key, dedup, fresh)
+        fresh = [e for e in fresh if keep.keeps(e)]
+        if fresh:
+            fresh.sort(key=lambda e: (journal.realtime_of(e), journal.seq_of(e)))
+            show(fresh, o, out)
+            out.flush()

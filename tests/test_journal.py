@@ -1,0 +1,354 @@
+"""The journal (docs/spec.md, "The journal"): the pure parsers and filters (unit, fuzzed),
+the stored files' rotation, and a real schema-journald run by a real schema-init with its
+three sockets passed by listen= (process tier): syslog, native and stdout-stream senders
+and a service's own stdout all reach the journalctl shim; rotation, a SIGKILL of the sink,
+a full disk and a fuzzer lose nothing they should not and end no process.
+
+JOURNAL_FUZZ_SEED=N replays a fuzz run (the seed is printed)."""
+
+import io
+import json
+import os
+import random
+import re
+import socket
+import struct
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import program
+from harness import Supervised
+from schema_init import journal, journalctl, journald
+
+NOW = 1700000000.0          # 2023-11-14 22:13:20 UTC
+
+
+# --- syslog ---
+
+def test_glibc_syslog_datagram():
+    fields = journal.parse_syslog(b"<30>Dec  1 19:51:14 cron[812]: (root) CMD (true)")
+    assert fields == {"PRIORITY": "6", "SYSLOG_FACILITY": "3", "SYSLOG_IDENTIFIER": "cron",
+                      "SYSLOG_PID": "812", "SYSLOG_TIMESTAMP": "Dec  1 19:51:14",
+                      "MESSAGE": "(root) CMD (true)"}
+
+
+def test_logger_rfc3164_with_a_host_name_and_without():
+    a = journal.parse_syslog(b"<13>Dec  1 19:51:14 vm root: hello world")
+    b = journal.parse_syslog(b"<131>Dec  1 19:51:14 mytag: hello world")
+    assert (a["SYSLOG_IDENTIFIER"], a["MESSAGE"], a["PRIORITY"]) == ("root", "hello world", "5")
+    assert (b["SYSLOG_IDENTIFIER"], b["PRIORITY"], b["SYSLOG_FACILITY"]) == ("mytag", "3", "16")
+
+
+def test_rfc5424_datagram_skips_structured_data():
+    fields = journal.parse_syslog(
+        b'<13>1 2026-12-01T19:51:14.96+00:00 vm root 42 ID7 [timeQuality tzKnown="1"]'
+        b'[x@1 a="b\\]c"] msg2')
+    assert fields["SYSLOG_IDENTIFIER"] == "root" and fields["SYSLOG_PID"] == "42"
+    assert fields["SYSLOG_MSGID"] == "ID7" and fields["MESSAGE"] == "msg2"
+
+
+@pytest.mark.parametrize("data,message", [
+    (b"no header at all", "no header at all"), (b"<999>big", "<999>big"), (b"", ""),
+    (b"<7>", ""), (b"<14>x\n", "x"), (b"<12>1 short", "short")])
+def test_syslog_without_a_proper_header_is_still_a_message(data, message):
+    fields = journal.parse_syslog(data)
+    assert fields["MESSAGE"] == message
+    assert 0 <= int(fields["PRIORITY"]) <= 7
+
+
+# --- native ---
+
+def native(*pairs):
+    out = b""
+    for key, value in pairs:
+        if b"\n" in value:
+            out += key + b"\n" + struct.pack("<Q", len(value)) + value + b"\n"
+        else:
+            out += key + b"=" + value + b"\n"
+    return out
+
+
+def test_native_datagram_with_a_binary_field():
+    fields, problem = journal.parse_native(native(
+        (b"MESSAGE", b"line one\nline two"), (b"PRIORITY", b"3"), (b"SYSLOG_IDENTIFIER", b"t"),
+        (b"CODE_LINE", b"12")))
+    assert problem is None
+    assert fields == {"MESSAGE": "line one\nline two", "PRIORITY": "3",
+                      "SYSLOG_IDENTIFIER": "t", "CODE_LINE": "12"}
+
+
+def test_native_datagram_cannot_set_trusted_or_bad_fields():
+    fields, _ = journal.parse_native(b"_PID=1\n__REALTIME_TIMESTAMP=0\nlower=x\n1BAD=y\n"
+                                     b"MESSAGE=hi\nPRIORITY=9\n")
+    assert fields == {"MESSAGE": "hi"}
+
+
+def test_native_length_past_the_end_keeps_what_came_before():
+    data = b"MESSAGE=kept\nOTHER\n" + struct.pack("<Q", 1 << 40) + b"short"
+    fields, problem = journal.parse_native(data)
+    assert fields == {"MESSAGE": "kept"} and "longer than the datagram" in problem
+
+
+# --- lines and the stdout stream ---
+
+def test_long_lines_are_cut_and_kept():
+    lines = journal.Lines(limit=10)
+    assert lines.feed(b"0123456789ABCDEF") == [b"0123456789"]
+    assert lines.feed(b"GHI\nshort\npart") == [b"short"]
+    assert lines.feed(b"ial\n") == [b"partial"]
+    assert lines.rest() == []
+    assert lines.feed(b"tail") == [] and lines.rest() == [b"tail"]
+
+
+STREAM_HEADER = b"myident\nunit\n4\n1\n0\n0\n0\n"
+
+
+def test_stream_header_then_lines_with_level_prefix():
+    stream = journal.Stream()
+    out = stream.feed(STREAM_HEADER + b"plain\n<2>critical\n<9>not a prefix\nhalf")
+    assert out == [{"PRIORITY": "4", "MESSAGE": "plain", "SYSLOG_IDENTIFIER": "myident"},
+                   {"PRIORITY": "2", "MESSAGE": "critical", "SYSLOG_IDENTIFIER": "myident"},
+                   {"PRIORITY": "4", "MESSAGE": "<9>not a prefix",
+                    "SYSLOG_IDENTIFIER": "myident"}]
+    assert stream.unit == "unit"
+    assert stream.finish() == [{"PRIORITY": "4", "MESSAGE": "half",
+                                "SYSLOG_IDENTIFIER": "myident"}]
+
+
+def test_stream_split_at_every_byte_gives_the_same_entries():
+    data = STREAM_HEADER + b"one\n<3>two\nthree\n"
+    whole = journal.Stream().feed(data)
+    for cut in range(len(data) + 1):
+        stream = journal.Stream()
+        assert stream.feed(data[:cut]) + stream.feed(data[cut:]) == whole, cut
+
+
+@pytest.mark.parametrize("header", [b"id\n\nx\n0\n0\n0\n0\n", b"id\n\n6\n2\n0\n0\n0\n",
+                                    b"x" * 2000])
+def test_bad_stream_header_is_refused(header):
+    with pytest.raises(journal.StreamHeaderError):
+        journal.Stream().feed(header)
+
+
+# --- who sent it ---
+
+@pytest.mark.parametrize("text,unit", [
+    ("0::/schema-init/sshd\n", "sshd"),
+    ("12:pids:/\n0::/user.slice/schema-init.schema-test-ab.77/web@3\n", "web@3"),
+    ("0::/schema-init/db/inner\n", "db"),
+    ("0::/\n", ""), ("0::/schema-init\n", ""), ("", ""), ("1:name=systemd:/schema-init/x", "")])
+def test_unit_of_cgroup(text, unit):
+    assert journal.unit_of_cgroup(text) == unit
+
+
+def test_entry_fields_and_storage_key():
+    entry = journal.complete({"MESSAGE": "m"}, 5, 6, 7, "boot", "host", "syslog", pid=9,
+                             uid=0, gid=0, comm="sh", unit="web")
+    assert entry["_SYSTEMD_UNIT"] == "web.service" and entry["SYSLOG_IDENTIFIER"] == "sh"
+    assert entry["__SEQNUM"] == "7" and entry["PRIORITY"] == "6"
+    assert journal.storage_key(entry) == "web"
+    assert journal.decode(journal.encode(entry)) == entry
+    bare = journal.complete({}, 5, 6, 8, "boot", "host", "journal")
+    assert journal.storage_key(bare) == journal.UNITLESS and "_PID" not in bare
+    assert journal.decode(b'{"MESSAGE":"x"') is None and journal.decode(b"[1]") is None
+
+
+# --- filters ---
+
+@pytest.mark.parametrize("text,expected", [
+    ("err", {0, 1, 2, 3}), ("3", {0, 1, 2, 3}), ("err..warning", {3, 4}),
+    ("warning..err", {3, 4}), ("0..7", set(range(8))), ("debug", set(range(8))),
+    ("..crit", {0, 1, 2})])
+def test_priorities(text, expected):
+    assert journal.parse_priorities(text) == expected
+
+
+def test_bad_priority_says_why():
+    with pytest.raises(ValueError, match="unknown priority"):
+        journal.parse_priorities("loud")
+
+
+def utc(text):
+    return journal.parse_time(text, NOW, localtime=time.gmtime, mktime=_timegm)
+
+
+def _timegm(fields):
+    import calendar
+    return float(calendar.timegm(fields))
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("2023-11-14 22:00:00", NOW - 800), ("2023-11-14", 1699920000.0),
+    ("22:13", NOW - 20), ("today", 1699920000.0), ("yesterday", 1699920000.0 - 86400),
+    ("tomorrow", 1699920000.0 + 86400), ("now", NOW), ("-5min", NOW - 300),
+    ("5 min ago", NOW - 300), ("2 hours ago", NOW - 7200), ("+1h", NOW + 3600),
+    ("@1000", 1000.0), ("2023-11-14 22:13:20 UTC", NOW)])
+def test_times(text, expected):
+    assert utc(text) == expected
+
+
+@pytest.mark.parametrize("text", ["soon", "2023-13-01", "5 fortnights ago", "", "25:00"])
+def test_bad_times_are_refused(text):
+    with pytest.raises(ValueError):
+        utc(text)
+
+
+def test_boots_by_offset():
+    entries = [{"_BOOT_ID": b, "__REALTIME_TIMESTAMP": str(t)}
+               for b, t in (("old", 1), ("mid", 5), ("old", 3), ("cur", 9))]
+    boots = journal.boots_in_order(entries)
+    assert boots == ["old", "mid", "cur"]
+    assert journal.pick_boot(boots, "cur", 0) == "cur"
+    assert journal.pick_boot(boots, "cur", -1) == "mid"
+    assert journal.pick_boot(boots, "cur", -2) == "old"
+    assert journal.pick_boot(boots, "cur", -3) is None
+    assert journal.pick_boot(boots, "cur", 1) == "old"
+    assert journal.pick_boot(boots, "new", 0) == "new"      # nothing stored yet
+
+
+def test_filter_and_dedup():
+    keep = journal.Filter(units=["web.service", "db"], identifiers=["x"],
+                          priorities=frozenset({3}), boot="b", since=10, until=20)
+    good = {"_SYSTEMD_UNIT": "db.service", "SYSLOG_IDENTIFIER": "x", "PRIORITY": "3",
+            "_BOOT_ID": "b", "__REALTIME_TIMESTAMP": "15000000"}
+    assert keep.keeps(good)
+    for key, value in (("_SYSTEMD_UNIT", "cron.service"), ("SYSLOG_IDENTIFIER", "y"),
+                       ("PRIORITY", "6"), ("_BOOT_ID", "a"),
+                       ("__REALTIME_TIMESTAMP", "21000000")):
+        assert not keep.keeps(dict(good, **{key: value})), key
+    dedup = journal.Dedup()
+    seen = [dedup.fresh("k", {"_BOOT_ID": "b", "__SEQNUM": str(n)}) for n in (1, 2, 2, 1, 3)]
+    assert seen == [True, True, False, False, True]
+
+
+def test_output_formats():
+    entry = {"__REALTIME_TIMESTAMP": str(int(NOW * 1e6) + 123), "_HOSTNAME": "pi",
+             "SYSLOG_IDENTIFIER": "cron", "_PID": "77", "MESSAGE": "ran", "PRIORITY": "6"}
+    short = journal.format_entry(entry, "short", localtime=time.gmtime)
+    assert short == "Nov 14 22:13:20 pi cron[77]: ran"
+    assert journal.format_entry(entry, "short-precise", localtime=time.gmtime) == \
+        "Nov 14 22:13:20.000123 pi cron[77]: ran"
+    assert journal.format_entry(entry, "short-iso", localtime=time.gmtime).startswith(
+        "2023-11-14T22:13:20")
+    assert journal.format_entry(entry, "cat") == "ran"
+    assert json.loads(journal.format_entry(entry, "json")) == entry
+    del entry["_PID"]
+    assert journal.format_entry(entry, "short", localtime=time.gmtime).endswith(" cron: ran")
+
+
+def test_parsers_survive_random_bytes():
+    seed = int(os.environ.get("JOURNAL_FUZZ_SEED", random.randrange(1 << 30)))
+    print("JOURNAL_FUZZ_SEED=%d" % seed)
+    rng = random.Random(seed)
+    pieces = [b"<", b">", b"1 ", b"MESSAGE=", b"\n", b"=", b"[", b"]", b":", b"\\",
+              struct.pack("<Q", 5), struct.pack("<Q", 1 << 63), b"\xff\xfe", b" ", b"-"]
+    for _ in range(3000):
+        if rng.random() < 0.5:
+            data = bytes(rng.randrange(256) for _ in range(rng.randrange(200)))
+        else:
+            data = b"".join(rng.choice(pieces) for _ in range(rng.randrange(40)))
+        fields = journal.parse_syslog(data)
+        assert len(fields["MESSAGE"]) <= journal.MAX_LINE
+        fields, _ = journal.parse_native(data)
+        assert all(not k.startswith("_") for k in fields)
+        stream = journal.Stream(limit=64)
+        try:
+            for entry in stream.feed(STREAM_HEADER + data) + stream.finish():
+                assert len(entry["MESSAGE"]) <= 64
+        except journal.StreamHeaderError:
+            pass
+        stream = journal.Stream()
+        try:
+            stream.feed(data)
+        except journal.StreamHeaderError:
+            pass
+
+
+# --- the stored files ---
+
+def stored_lines(directory, key):
+    out = []
+    for path in journalctl.key_files(directory, key):
+        out.extend(line for line in journalctl.read_lines(path) if line)
+    return out
+
+
+def test_rotation_keeps_the_newest_and_loses_nothing_within_the_cap(tmp_path):
+    tier = journald.Tier(str(tmp_path), 100, 5, "t")
+    for n in range(300):
+        assert tier.append("svc", b'{"n":%d}\n' % n, 1)
+    lines = stored_lines(str(tmp_path), "svc")
+    numbers = [json.loads(line)["n"] for line in lines]
+    assert numbers == list(range(numbers[0], 300))      # in order, no gap, newest kept
+    assert numbers[0] > 0 and len(numbers) >= 5 * 100 // 10 - 5    # the cap: 6 files
+    assert len(journalctl.key_files(str(tmp_path), "svc")) == 6
+    assert not any(name.endswith(".new") for name in os.listdir(tmp_path))
+
+
+def test_follower_reads_across_rotations(tmp_path):
+    tier = journald.Tier(str(tmp_path), 300, 3, "t")
+    follower = journalctl.Follower(str(tmp_path), "svc")
+    got = []
+    for n in range(200):
+        tier.append("svc", b'{"n":%d}\n' % n, 1)
+        if n % 7 == 0:                   # read now and then: two rotations in between
+            got.extend(follower.read())
+    got.extend(follower.read())
+    assert [json.loads(line)["n"] for line in got if line] == list(range(200))
+
+
+def test_sink_options():
+    options = journald.parse_args(["--storage", "none", "--runtime-max", "64K",
+                                   "--flush-interval=2.5", "--service-logs", "/a"])
+    assert options["storage"] is None and options["runtime_max"] == 65536
+    assert options["flush_interval"] == 2.5 and options["service_logs"] == ["/a"]
+    for bad in (["--runtime-max", "-1"], ["--nope", "1"], ["--flush-interval", "x"],
+                ["--storage"]):
+        with pytest.raises(journald.UsageError):
+            journald.parse_args(bad)
+
+
+def write_entries(path, entries):
+    with open(path, "wb") as f:
+        for entry in entries:
+            f.write(journal.encode(entry))
+
+
+def test_journalctl_boots_units_priorities_and_dedup(tmp_path, monkeypatch):
+    storage, runtime = tmp_path / "storage", tmp_path / "runtime"
+    storage.mkdir()
+    runtime.mkdir()
+    boot_file = tmp_path / "boot_id"
+    boot_file.write_text("cur\n")
+    monkeypatch.setenv("SCHEMA_JOURNAL_BOOT_ID_FILE", str(boot_file))
+
+    def entry(seq, boot, message, prio="6", unit="web"):
+        return journal.complete({"MESSAGE": message, "PRIORITY": prio}, seq * 1000000, seq,
+                                seq, boot, "h", "journal", unit=unit)
+    old = [entry(1, "prev", "old one"), entry(2, "prev", "old two", "3")]
+    now = [entry(3, "cur", "new one"), entry(4, "cur", "new two", "4")]
+    write_entries(storage / "web.jsonl.1", old)
+    write_entries(storage / "web.jsonl", now[:1])
+    write_entries(runtime / "web.jsonl", now)                 # flushed one is in both
+    write_entries(runtime / "db.jsonl", [entry(5, "cur", "db says", unit="db")])
+
+    def run(*args):
+        out = io.StringIO()
+        status = journalctl.main(["-D", str(storage), "--runtime", str(runtime), "-o", "cat",
+                                  *args], out=out)
+        return status, out.getvalue().splitlines()
+    assert run("-u", "web") == (0, ["old one", "old two", "new one", "new two"])
+    assert run("-u", "web.service", "-b") == (0, ["new one", "new two"])
+    assert run("-u", "web", "-b", "-1") == (0, ["old one", "old two"])
+    assert run("-b", "-2")[0] == 1
+    assert run("-u", "web", "-p", "warning") == (0, ["old two", "new two"])
+    assert run("-u", "web", "-p", "err..err") == (0, ["old two"])
+    assert run("-n", "2") == (0, ["new two", "db says"])
+    assert run("-u", "db", "-u", "web", "-n", "1", "-r") == (0, ["db says"])
+    assert run("--since", "@3", "--until", "@4") == (0, ["new one", "new two"])
+    assert run("--since", "soon")[0] == 1
+    status, lines = run("-u", "db", "-o", "json")
+    assert json.loads(lines[0])["_SYSTEMD_UNIT"] == "db.service"
