@@ -52,6 +52,16 @@ def service_env(base, spec, account=None):
     return env
 
 
+def uses_notify_socket(spec):
+    """A service gets a NOTIFY_SOCKET for notify=1 (READY=1) or watchdog_sec= (WATCHDOG=1)."""
+    return spec.notify or spec.watchdog_sec > 0
+
+
+def watchdog_window(spec):
+    """The Dead Man window watchdog_sec= asks for, in ms (None: watchdog_timeout_ms=)."""
+    return spec.watchdog_sec * 1000 if spec.watchdog_sec else None
+
+
 class Actions(TimerActions):
     def __init__(self, sup):
         self.sup = sup
@@ -72,10 +82,14 @@ class Actions(TimerActions):
         service.stable_time = record["stable_time"]
         service.last_pet = now
         service.ready_seen = record["ready_seen"]
+        service.watchdog_ms = watchdog_window(service.spec)
         sup.enter(service, record["state"], now)
         if service.pid and service.spec.ready_path:
             sup.ops.watch_ready(service.name, service.spec.ready_path)
-        if service.state == schema.FULL_TRUST and service.pid and not service.spec.oneshot:
+        if service.pid and uses_notify_socket(service.spec):
+            sup.ops.watch_notify(service.name)      # the same address as before the exec
+        if service.state == schema.FULL_TRUST and service.pid and not service.spec.oneshot \
+                and (not service.spec.notify or service.ready_seen):
             service.promote_at = now
         if service.state in (schema.DORMANT, schema.RECOVERY):
             service.due = now
@@ -116,10 +130,12 @@ class Actions(TimerActions):
         # A ready_path already there before the spawn (left by an earlier run, handed
         # over in /run by the initramfs) is not readiness: only a new file is.
         stale = sup.ops.path_identity(spec.ready_path) if spec.ready_path else None
+        env = self.service_env(spec, account)
+        if spec.watchdog_sec:
+            env["WATCHDOG_USEC"] = str(spec.watchdog_sec * 1000000)
         try:
             pid, cgroup, problems = sup.ops.spawn(service, [spec.exec] + list(spec.args),
-                                                  self.service_env(spec, account),
-                                                  NICE.get(spec.priority, 0), account)
+                                                  env, NICE.get(spec.priority, 0), account)
         except Exception as exc:          # fork failed: the recovery arc retries
             self._refuse(service, now, "spawn failed: %s" % exc)
             return
@@ -132,12 +148,16 @@ class Actions(TimerActions):
         service.ready_stale = stale
         service.ready_lost_at = None
         service.stop_intent = None
+        service.watchdog_ms = watchdog_window(spec)
+        service.notify_status = ""
+        service.notify_phase = None
+        service.notify_errno = None
         service.reason = ("limits not applied: %s" % ", ".join(problems)) if problems else ""
         sup.enter(service, schema.FULL_TRUST, now)
         service.start_timeout_at = schedule.start_timeout_deadline(now, spec.start_timeout_sec)
         sup.rail(service, "spawn")
-        if spec.oneshot:
-            return
+        if spec.oneshot or spec.notify:
+            return                        # notify=1: only READY=1 promotes (on_notify)
         service.promote_at = schedule.promotion_deadline(now, spec.stable_secs)
         if spec.ready_path:
             sup.ops.watch_ready(spec.name, spec.ready_path)

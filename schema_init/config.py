@@ -118,6 +118,11 @@ SERVICE_KEYS = {
     "no_excise": Key("bool", False, "like critical, for excision decisions only"),
     "watchdog_timeout_ms": Key("int", 0, "Dead Man window: pet within this or the machine resets",
                                low=0, high=86400000),
+    "notify": Key("bool", False, "sd_notify readiness: promoted only by READY=1 on its "
+                  "NOTIFY_SOCKET (stable_secs and ready_path are not used)"),
+    "watchdog_sec": Key("int", 0, "Dead Man window in seconds, petted by WATCHDOG=1 on "
+                        "NOTIFY_SOCKET; exported as WATCHDOG_USEC and WATCHDOG_PID",
+                        low=0, high=86400),
     "cpu_limit": Key("int", 0, "percent of one CPU (1-100) written to cpu.max; 0 = none",
                      low=0, high=100),
     "mem_limit": Key("int", 0, "MiB written to memory.max; 0 = none", low=0, high=1 << 40),
@@ -156,7 +161,7 @@ LISTEN_MAX = 16
 # Keys of the original's later era: a file carrying them still loads (with a warning).
 LATER_ERA_KEYS = frozenset((
     "no_new_privs", "private_tmp", "protect_system", "protect_home", "keep_caps",
-    "landlock_ro", "landlock_rw", "env", "env_file", "exec_pre", "condition", "stop_first", "notify", "watchdog_sec",
+    "landlock_ro", "landlock_rw", "env", "env_file", "exec_pre", "condition", "stop_first",
     "oom_score_adj", "expand_args",
 ))
 
@@ -594,6 +599,10 @@ def parse_service(path, data):
     if fields.get("ready_path") and (fields.get("oneshot") or timer):
         report(lines["ready_path"], "ready_path", WARNING,
                "ignored for oneshots and timers (they are done when they exit 0)")
+    if fields.get("notify") and fields.get("ready_path"):
+        report(lines["ready_path"], "ready_path", WARNING,
+               "ignored with notify=1 (READY=1 on NOTIFY_SOCKET promotes)")
+        fields["ready_path"] = ""
     if name in deps:
         report(lines["dep:" + name], "dep", WARNING,
                "a service cannot depend on itself; this line is ignored")

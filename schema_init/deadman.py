@@ -7,6 +7,14 @@ again, so the hardware resets the machine if it never does.
 """
 
 
+def window_ms(service):
+    """The service's pet window in ms (0: none): WATCHDOG_USEC= or watchdog_sec= when
+    given (``Service.watchdog_ms``), else watchdog_timeout_ms=."""
+    if service.watchdog_ms is not None:
+        return service.watchdog_ms
+    return service.spec.watchdog_timeout_ms
+
+
 class DeadManToken:
     def __init__(self, interval, now):
         self.interval = interval            # None: no hardware watchdog is open
@@ -22,9 +30,9 @@ class DeadManToken:
             return []
         instants = [self.next_pet]
         for service in services:
-            if service.running() and service.spec.watchdog_timeout_ms and \
-                    not service.pet_missed:
-                instants.append(service.last_pet + service.spec.watchdog_timeout_ms / 1000.0)
+            window = window_ms(service)
+            if window and service.running() and not service.pet_missed:
+                instants.append(service.last_pet + window / 1000.0)
         return instants
 
     def check(self, sup, now):
@@ -32,7 +40,7 @@ class DeadManToken:
             return
         healthy = True
         for service in sup.services.values():
-            window = service.spec.watchdog_timeout_ms
+            window = window_ms(service)
             if not window or not service.running():
                 continue
             elapsed = (now - service.last_pet) * 1000.0

@@ -51,6 +51,7 @@ class RealOps(supervisor.Ops):
         self.rt = runtime
         self.is_root = os.geteuid() == 0
         self.sockets = None     # listen= sockets (schema_init.sockets), once one is needed
+        self.notify = None      # NOTIFY_SOCKETs (schema_init.notify_socket), likewise
 
     def spawn(self, service, argv, env, nice, account):
         rt = self.rt
@@ -63,16 +64,36 @@ class RealOps(supervisor.Ops):
                 self.sockets = sockets.Sockets()
             held = self.sockets.for_service(service.name, spec.listen, spec.socket_mode,
                                             spec.socket_user, spec.socket_group)
+        notify_address = None
+        if spec.notify or spec.watchdog_sec:
+            notify_address = self.watch_notify(service.name)
+        elif self.notify is not None:
+            self.notify.release(service.name)
         path = rt.cgroups.create(service.name) if rt.cgroups.base else None
         log_path = os.path.join(rt.paths.log_dir, service.name + ".log")
         pid, placed, problems = spawn.start_service(
             argv, env, log_path, nice, account, rt.cgroups, spec, path,
-            listen_fds=[sock.fileno() for sock in held], listen_name=service.name)
+            listen_fds=[sock.fileno() for sock in held], listen_name=service.name,
+            notify_socket=notify_address, watchdog_pid=spec.watchdog_sec > 0)
         return pid, placed, problems
 
     def release_sockets(self, name):
         if self.sockets is not None:
             self.sockets.release(name)
+        if self.notify is not None:
+            self.notify.release(name)
+
+    def watch_notify(self, name):
+        """The service's NOTIFY_SOCKET address, its socket made (and in the loop) if need
+        be; the module is loaded only now, for the first service that uses it."""
+        if self.notify is None:
+            from . import notify_socket
+            self.notify = notify_socket.NotifySockets(self.rt.loop, self.rt.notify_tag())
+        return self.notify.for_service(name)
+
+    def belongs(self, service, pid):
+        from . import notify_socket
+        return notify_socket.belongs(pid, service.pid, service.cgroup)
 
     def signal(self, service, pid, sig):
         path = service.cgroup if service is not None else None

@@ -51,7 +51,8 @@ EVENTS = {
     "cycle": "the service is on a dependency cycle (found at load)",
     "arm_timer": "a timer service is loaded or its file changed: schedule its next run",
     "deps_ready": "every dependency satisfies the readiness gate: try to spawn",
-    "ready": "ready_path appeared, stable_secs passed, or a held promotion is re-probed",
+    "ready": "ready_path appeared, stable_secs passed, READY=1 came (notify=1), or a "
+             "held promotion is re-probed",
     "start_timeout": "not promoted (daemon) or not finished (oneshot) within start_timeout_sec",
     "readiness_lost": "the ready_path of a FUNDAMENTAL service disappeared and did not "
                       "come back within READY_LOST_GRACE_SECS",
@@ -170,7 +171,8 @@ class Service:
         "budget_reset_at", "stable_time", "ready_seen", "ready_stale", "ready_lost_at",
         "stop_intent", "kill_at", "dying",
         "reason", "last_pet", "pet_missed", "timer_armed", "timer_wall", "last_fire",
-        "failsafe_pid", "failsafe_until", "cgroup", "refused")
+        "failsafe_pid", "failsafe_until", "cgroup", "refused",
+        "watchdog_ms", "notify_status", "notify_phase", "notify_errno", "notify_dropped")
 
     def __init__(self, spec):
         self.spec = spec
@@ -203,6 +205,11 @@ class Service:
         self.failsafe_until = None
         self.cgroup = None
         self.refused = False         # slot gate refused: never retried until start/reset
+        self.watchdog_ms = None      # Dead Man window from watchdog_sec/WATCHDOG_USEC
+        self.notify_status = ""      # sd_notify: the last STATUS= text
+        self.notify_phase = None     # sd_notify: "reloading" or "stopping"
+        self.notify_errno = None     # sd_notify: the last ERRNO=
+        self.notify_dropped = 0      # datagrams refused (not from the service, truncated)
 
     @property
     def name(self):

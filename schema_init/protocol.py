@@ -132,6 +132,22 @@ def json_string(text):
 
 # --- reply formats; extra facts only where a service has a reason to show -------------
 
+def notify_facts(s):
+    """What a service's sd_notify datagrams said, for the status formats: ``[(key,
+    value)]`` with ``status`` (text), ``notify`` (reloading|stopping), ``errno`` and
+    ``notify_dropped`` (numbers), each only when there is one."""
+    facts = []
+    if s.notify_status:
+        facts.append(("status", s.notify_status))
+    if s.notify_phase:
+        facts.append(("notify", s.notify_phase))
+    if s.notify_errno is not None:
+        facts.append(("errno", s.notify_errno))
+    if s.notify_dropped:
+        facts.append(("notify_dropped", s.notify_dropped))
+    return facts
+
+
 def format_status(supervisor):
     services = supervisor.ordered()
     lines = ["services: %d  groups: %d" % (len(services), len(supervisor.graph.groups))]
@@ -140,6 +156,8 @@ def format_status(supervisor):
             s.name, s.pid, schema.state_name(s.state), s.restarts)
         if s.reason:
             line += "  (%s)" % s.reason
+        for key, value in notify_facts(s):
+            line += "  %s=%s" % (key, json_string(value) if key == "status" else value)
         lines.append(line)
     lines += ["rejected: %s" % d.format() for d in supervisor.rejected]
     return lines
@@ -155,6 +173,9 @@ def format_status_json(supervisor):
                   '      "state": "%s",' % schema.state_name(s.state)]
         if s.reason:
             lines.append('      "reason": %s,' % json_string(s.reason))
+        for key, value in notify_facts(s):
+            shown = json_string(value) if isinstance(value, str) else "%d" % value
+            lines.append('      "%s": %s,' % (key, shown))
         lines.append('      "restarts": %d' % s.restarts)
         lines.append("    }," if i < len(services) - 1 else "    }")
     if supervisor.rejected:
@@ -176,6 +197,7 @@ def format_status_kv(supervisor):
                   "service.%s.restarts=%d" % (s.name, s.restarts)]
         if s.reason:
             lines.append("service.%s.reason=%s" % (s.name, s.reason.replace("\n", " ")))
+        lines += ["service.%s.%s=%s" % (s.name, key, value) for key, value in notify_facts(s)]
     lines += ["rejected.%d=%s" % (i, d.format().replace("\n", " "))
               for i, d in enumerate(supervisor.rejected)]
     return lines

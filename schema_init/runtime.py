@@ -138,6 +138,14 @@ class Runtime:
             "  [4] env load\n  [5] env active\n  [7] settled \u2014 %d service(s) queued\n"
             % len(self.supervisor.order))
 
+    def notify_tag(self):
+        """Part of the NOTIFY_SOCKET names: tells apart supervisors with one pid (PID 1
+        of several PID namespaces) by their control socket; the same after a re-exec."""
+        value = 2166136261
+        for byte in self.paths.socket.encode():
+            value = ((value ^ byte) * 16777619) & 0xFFFFFFFF
+        return "%08x" % value
+
     def pet_interval(self):
         return self.watchdog.interval(self.options.get("watchdog_interval"), self.scale)
 
@@ -274,6 +282,10 @@ class Runtime:
             self.server.accept(now)
         elif fd == self.ready.fd:
             self.supervisor.on_ready_change(self.ready.changed(), now)
+        elif self.ops.notify is not None and fd in self.ops.notify.names_by_fd:
+            name, datagrams = self.ops.notify.receive(fd)
+            for sender, data in datagrams:
+                self.supervisor.on_notify(name, sender, data, now)
         elif fd in self.server.clients:
             if mask & _fastloop.WRITABLE:
                 self.server.writable(fd)

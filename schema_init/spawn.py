@@ -56,7 +56,8 @@ def _pass_listen_fds(fds, name, env):
     env["LISTEN_FDNAMES"] = ":".join([name] * count)
 
 
-def _service_child(barrier, argv, env, log_path, nice, account, listen_fds=(), listen_name=""):
+def _service_child(barrier, argv, env, log_path, nice, account, listen_fds=(), listen_name="",
+                   notify_socket=None, watchdog_pid=False):
     try:
         _child_common()
         os.read(barrier, 1)             # released once we are in our cgroup (EOF releases too)
@@ -71,6 +72,11 @@ def _service_child(barrier, argv, env, log_path, nice, account, listen_fds=(), l
             _pass_listen_fds(listen_fds, listen_name, env)
         else:
             os.closerange(3, 65536)
+        if notify_socket:                   # sd_notify(3): where READY=1 and the rest go
+            env = dict(env)
+            env["NOTIFY_SOCKET"] = notify_socket
+            if watchdog_pid:
+                env["WATCHDOG_PID"] = str(os.getpid())
         if nice:
             try:
                 os.setpriority(os.PRIO_PROCESS, 0, nice)
@@ -100,11 +106,13 @@ def _service_child(barrier, argv, env, log_path, nice, account, listen_fds=(), l
 
 
 def start_service(argv, env, log_path, nice=0, account=None, cgroups=None, spec=None,
-                  cgroup_path=None, listen_fds=(), listen_name=""):
+                  cgroup_path=None, listen_fds=(), listen_name="", notify_socket=None,
+                  watchdog_pid=False):
     """Fork a service.  Returns ``(pid, cgroup path or None, limit problems)``.
 
     ``account``: ``(user name, uid, gid, XDG runtime dir, [gids])`` to drop to, or None.
     ``listen_fds``: sockets passed as fds 3.. (socket activation), named ``listen_name``.
+    ``notify_socket``: the NOTIFY_SOCKET value (with WATCHDOG_PID when ``watchdog_pid``).
     """
     read_end, write_end = os.pipe2(os.O_CLOEXEC)
     try:
@@ -115,7 +123,8 @@ def start_service(argv, env, log_path, nice=0, account=None, cgroups=None, spec=
         raise SpawnError("fork failed: %s" % exc.strerror) from None
     if pid == 0:
         os.close(write_end)
-        _service_child(read_end, argv, env, log_path, nice, account, listen_fds, listen_name)
+        _service_child(read_end, argv, env, log_path, nice, account, listen_fds, listen_name,
+                       notify_socket, watchdog_pid)
     os.close(read_end)
     placed, problems = None, []
     try:

@@ -46,6 +46,12 @@ class Ops:
     def release_sockets(self, name):                         # a removed service's listen=
         pass
 
+    def watch_notify(self, name):                  # an adopted service's NOTIFY_SOCKET
+        pass
+
+    def belongs(self, service, pid):               # pid is a process of the service
+        return pid == service.pid
+
     def shell(self, command, env):                           # -> pid
         raise NotImplementedError
 
@@ -292,6 +298,61 @@ class Supervisor:
                 service.ready_lost_at = None
                 if service.state == schema.FULL_TRUST and not service.spec.oneshot:
                     self.fire(service, "ready", now)
+
+    def on_notify(self, name, sender, data, now):
+        """A datagram on a service's NOTIFY_SOCKET from process SENDER (data None: it was
+        dropped unread, truncated).  What it means is ``notify.decide``'s."""
+        service = self.services.get(name)
+        if service is None:
+            return
+        if data is None:
+            service.notify_dropped += 1
+            return
+        from . import notify          # only services with notify=1 ever send
+        fields = notify.parse(data)
+        running = service.running()
+        claimed = fields.get("MAINPID", "")
+        claimed = int(claimed) if claimed.isdigit() and claimed.isascii() and \
+            len(claimed) < 8 else 0
+        facts = notify.Facts(service.spec.notify, running and self.ops.belongs(service, sender),
+                             running and claimed > 0 and self.ops.belongs(service, claimed))
+        for verb, argument in notify.decide(facts, fields):
+            self._apply_notify(service, verb, argument, now)
+
+    def _apply_notify(self, service, verb, argument, now):
+        if verb in ("drop", "refuse_mainpid"):
+            service.notify_dropped += 1
+        elif verb == "mainpid":
+            if argument != service.pid:
+                self.ops.say("[schema-init] %s: main pid %d -> %d (MAINPID=)"
+                             % (service.name, service.pid, argument))
+                service.pid = argument
+                self.changed = True
+        elif verb == "ready":
+            service.ready_seen = True
+            if service.state == schema.FULL_TRUST:
+                self.fire(service, "ready", now)
+        elif verb == "phase":
+            service.notify_phase = argument
+        elif verb == "status":
+            service.notify_status = argument
+        elif verb == "errno":
+            service.notify_errno = argument
+        elif verb == "extend":
+            until = now + argument
+            if service.state == schema.FULL_TRUST and service.start_timeout_at is not None:
+                service.start_timeout_at = max(service.start_timeout_at, until)
+            if service.kill_at is not None:
+                service.kill_at = max(service.kill_at, until)
+        elif verb == "watchdog_window":
+            service.watchdog_ms = argument
+            self.deadman.pet(service, now)
+        elif verb == "pet":
+            self.deadman.pet(service, now)
+        elif verb == "watchdog_trigger":
+            window = deadman.window_ms(service)
+            if window:
+                service.last_pet = now - window / 1000.0 - 1.0
 
     def on_exit(self, pid, status, now, wall=None):
         """A child was reaped.  Returns True if it belonged to a service."""
