@@ -5,7 +5,7 @@ VENV    := .venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 DEBS    := python3.11 python3.11-dev python3.11-venv gcc make patch patchelf zlib1g-dev \
-           libexpat1-dev util-linux busybox-static
+           libexpat1-dev util-linux busybox-static fdisk mtools dosfstools
 VMDEBS  := qemu-system-x86 linux-image-amd64 cpio e2fsprogs
 # Cross builds (issue 10, toolchains/README.md): Debian's cross compilers and C libraries
 # (gnueabihf only to prove the armv6l checks refuse its output) and qemu-user.

@@ -136,6 +136,12 @@ cp "$dir/fstab" "$r/etc/fstab"
 echo "$board" > "$r/etc/hostname"     # replaced at boot (identity service)
 # The writable places live on the data partition (boot-data.sh); /tmp is a tmpfs.
 rm -rf "$r/tmp"/* "$r/var/tmp"/*
+# What a device never reads: manual pages, translations, documentation (each package's
+# copyright file stays), apt's caches.
+rm -rf "$r/usr/share/man" "$r/usr/share/info" "$r/usr/share/locale"/* \
+       "$r/var/cache/apt"/*.bin "$r/var/lib/apt/lists"/*
+find "$r/usr/share/doc" -type f ! -name copyright -delete
+find "$r/usr/share/doc" -depth -type d -empty -delete
 
 # 4. The root as a read-only filesystem.
 rootfs=$work/root.$ROOTFS

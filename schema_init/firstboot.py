@@ -423,6 +423,19 @@ def _run(argv):
                                             output.decode("utf-8", "replace").strip()[-200:]))
 
 
+# The groups of Raspberry Pi OS's first user that this image has (serial ports, video,
+# network control): those missing from /etc/group are left out rather than failing useradd.
+USER_GROUPS = ("adm", "dialout", "video", "netdev", "plugdev", "users")
+
+
+def _group_exists(root, name):
+    try:
+        with open(os.path.join(root, "etc/group")) as f:
+            return any(line.split(":", 1)[0] == name for line in f)
+    except OSError:
+        return False
+
+
 def _passwd_entry(root, name):
     try:
         with open(os.path.join(root, "etc/passwd")) as f:
@@ -459,14 +472,14 @@ def apply(settings, root="/", board_dir="/etc/schema-board"):
     if user:
         def add_user():
             if _passwd_entry(root, user) is None:
-                _run(["useradd", "--root", root, "-m", "-s", "/bin/bash", "-U",
-                      "-G", "dialout,video,netdev", user] if root != "/" else
-                     ["useradd", "-m", "-s", "/bin/bash", "-U", "-G", "dialout,video,netdev",
-                      user])
+                groups = ",".join(g for g in USER_GROUPS if _group_exists(root, g))
+                _run(["useradd"] + (["--root", root] if root != "/" else []) +
+                     ["-m", "-s", "/bin/bash", "-U"] + (["-G", groups] if groups else []) +
+                     [user])
             crypted = settings.get(("user", "password_encrypted"))
             if crypted:
-                _run(["usermod", "-p", crypted, user] if root == "/" else
-                     ["usermod", "--root", root, "-p", crypted, user])
+                _run(["usermod"] + (["--root", root] if root != "/" else []) +
+                     ["-p", crypted, user])
         steps.append(("user", add_user))
     if ("ssh", "enabled") in settings:
         flag = join(board_dir.lstrip("/"), "ssh-disabled")

@@ -54,4 +54,7 @@ mount --bind "$base/root" /root || ok=1
 mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /tmp || ok=1
 [ $ok = 0 ] || say "some of the writable places could not be mounted"
 say "$(findmnt -n -o SOURCE,SIZE,USED /data 2>/dev/null || echo 'on tmpfs') ready"
+# Services an operator keeps in /etc/schema-init/services live on the data partition
+# (the /etc overlay): schema-init read the directory before it was mounted.
+schema-ctl reload > /dev/null 2>&1 || say "schema-ctl reload failed: services added in /etc/schema-init are not loaded"
 exit $ok

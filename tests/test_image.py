@@ -1,0 +1,295 @@
+"""Issue 12: the flashable Pi Zero W image (make image BOARD=rpi-zero-w), checked from
+outside and booted in QEMU raspi0 as the board's firmware would boot it (tests/pi_image.py).
+
+make test-image runs all of it (the power-loss torture: TORTURE_BOOTS boots, 50 by default);
+make test-image-smoke the tests marked smoke (CI)."""
+
+import os
+import random
+import re
+import subprocess
+import time
+
+import pytest
+
+import pi_image as pi
+from conftest import ROOT
+
+pytestmark = pytest.mark.image
+
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOperatorKeyForTheTestOnly0000000000 operator@site"
+# openssl passwd -6 -salt schemasalt secret
+HASH = ("$6$schemasalt$/8h1ZMsFLrhoSpmVpmWNVrSlVh.0gYjkhTmjNsb8MvhGSlyqxnsdkE.W8xJKkzHrF0ru"
+        "WVljjQPgQO9S3Nlri0")
+CUSTOM = """config_version = 1
+[system]
+hostname = "plant-{serial}"
+[user]
+name = "pi"
+password_encrypted = "%s"
+[ssh]
+enabled = true
+authorized_keys = ["%s"]
+[wlan]
+ssid = "site-network"
+password = "a long passphrase"
+country = "DE"
+[locale]
+timezone = "Europe/Berlin"
+""" % (HASH, KEY)
+# A service that cannot run without the board's hardware, and says why.
+NEEDS_HARDWARE = ("wifi", "dhcp")
+# Printed on the console by the probe once every other service has settled.
+PROBE = """# test probe (tests/test_image.py): the state once the boot has settled
+exec=/bin/sh
+args=-c
+args=until ! schema-ctl status | grep -vE '^  (probe|wifi|dhcp) ' | grep -qE 'NEW_PROCESS|FULL_TRUST|RECOVERY|FRICTION'; do sleep 0.5; done; { echo '=== status ==='; schema-ctl status; echo '=== memory ==='; grep -E '^(MemTotal|MemAvailable):' /proc/meminfo; grep -E '^(Rss|Pss|Private_Dirty):' /proc/1/smaps_rollup; echo "=== uptime $(cut -d' ' -f1 /proc/uptime) ==="; echo "=== hostname $(cat /proc/sys/kernel/hostname) ==="; for s in wifi dhcp; do echo "=== log $s: $(tail -n 1 /run/log/schema-init/$s.log 2>/dev/null) ==="; done; echo '=== end ==='; } > /dev/console; [ "$PROBE_POWEROFF" = 1 ] && schema-ctl poweroff; exit 0
+oneshot=1
+dep=data
+"""
+
+
+@pytest.fixture(scope="module")
+def image():
+    assert os.path.isfile(pi.IMAGE), "%s is missing: make image BOARD=rpi-zero-w" % pi.IMAGE
+    return pi.IMAGE
+
+
+@pytest.fixture
+def machine(tmp_path):
+    made = []
+
+    def boot(card, serial=None, append=""):
+        vm = pi.CardVM(tmp_path / ("vm-%d" % len(made)), card, serial=serial, append=append)
+        made.append(vm)
+        return vm.start()
+    yield boot
+    for vm in made:
+        vm.kill()
+
+
+def settled(vm, timeout=900):
+    """The probe's report: {'states': {name: state}, 'memory': {...}, 'uptime', 'hostname'}."""
+    vm.wait_for("=== end ===", timeout=timeout)
+    text = vm.text()
+    report = text.split("=== status ===", 1)[1].split("=== end ===", 1)[0]
+    return {
+        "states": dict(re.findall(r"^  (\S+)\s+pid=\d+\s+state=(\S+)", report, re.M)),
+        "memory": {k: int(v) for k, v in re.findall(r"^(\w+):\s+(\d+) kB", report, re.M)},
+        "uptime": float(re.search(r"=== uptime ([\d.]+) ===", report).group(1)),
+        "hostname": re.search(r"=== hostname (\S*) ===", report).group(1),
+        "logs": dict(re.findall(r"=== log (\w+): (.*) ===", report)),
+        "elapsed": time.monotonic() - vm.started,
+        "text": text,
+    }
+
+
+def assert_all_up(report):
+    for name, state in report["states"].items():
+        if name in NEEDS_HARDWARE or name == "probe":
+            continue
+        assert state in ("FUNDAMENTAL", "PERFECT"), (name, state, report["text"][-6000:])
+
+
+@pytest.mark.smoke
+def test_partition_table_and_boot_partition(image, tmp_path):
+    env = pi.board_env()
+    table = pi.partitions(image)
+    assert table["label"] == "dos" and table["id"] == env["DISK_ID"]
+    parts = table["partitions"]
+    mib = 2048
+    boot, slot, data = (int(env[k]) * mib for k in ("BOOT_MB", "ROOT_SLOT_MB", "DATA_MB"))
+    start = int(env["BOOT_OFFSET_MB"]) * mib
+    assert [(p["start"], p["size"], p["type"]) for p in parts] == [
+        (start, boot, "c"), (start + boot, slot, "83"), (start + boot + slot, slot, "83"),
+        (start + boot + 2 * slot, data, "83")]
+    assert parts[0].get("bootable") is True
+    assert os.path.getsize(image) == int(env["IMAGE_MB"]) << 20
+    names = pi.fat_names(image)
+    for name in ("bootcode.bin", "start.elf", "fixup.dat", "vmlinuz", "initrd.img",
+                 env["DTB"], "config.txt", "cmdline.txt", "custom.toml.example"):
+        assert name in names, names
+    config = pi.fat_read(image, "config.txt").decode()
+    for line in ("dtparam=watchdog=on", "enable_uart=1", "kernel=vmlinuz",
+                 "device_tree=%s" % env["DTB"], "initramfs initrd.img followkernel"):
+        assert line in config.splitlines()
+    cmdline = pi.fat_read(image, "cmdline.txt").decode()
+    assert cmdline.count("\n") <= 1 and "root=/dev/mmcblk0p2" in cmdline
+    assert "bcm2835_wdt.heartbeat=15" in cmdline
+    assert pi.fat_read(image, "bootcode.bin")[:4] != b"\0\0\0\0"
+
+
+@pytest.mark.smoke
+def test_root_is_a_read_only_squashfs_with_our_armv6_binary_as_init(image, tmp_path):
+    root = pi.extract(image, 2, str(tmp_path / "root.fs"))
+    with open(root, "rb") as f:
+        assert f.read(4) == b"hsqs"
+    listing = pi.run("unsquashfs", "-lls", root).stdout
+    assert re.search(r"^-rwxr-xr-x root/root\s+\d+ .* squashfs-root/usr/sbin/init$", listing,
+                     re.M), listing[:2000]
+    for path in ("usr/sbin/schema-ctl -> init", "usr/sbin/schema-firstboot -> init",
+                 "etc/schema-init/services/data.svc", "lib/firmware/brcm/",
+                 "usr/lib/systemd/systemd-udevd", "usr/sbin/dropbear", "sbin/wpa_supplicant"):
+        assert "squashfs-root/" + path in listing, path
+    pi.run("unsquashfs", "-d", str(tmp_path / "x"), root, "usr/sbin/init")
+    elf = pi.run(os.path.join(ROOT, ".venv", "bin", "python"),
+                 os.path.join(ROOT, "toolchains", "elfcheck.py"), "armv6l",
+                 str(tmp_path / "x" / "usr" / "sbin" / "init"))
+    assert elf.returncode == 0
+    # the services of the image pass schema-init's own check
+    pi.run("unsquashfs", "-d", str(tmp_path / "s"), root, "etc/schema-init/services")
+    check = subprocess.run([os.path.join(ROOT, ".venv", "bin", "schema-init"), "--check",
+                            "--strict", str(tmp_path / "s" / "etc/schema-init/services")],
+                           capture_output=True, text=True, timeout=60)
+    assert check.returncode == 0, check.stdout + check.stderr
+    code, out = pi.fsck(image, str(tmp_path))
+    assert code == 0, out
+
+
+@pytest.mark.smoke
+def test_first_boot_applies_the_file_grows_the_data_partition_and_derives_identity(
+        image, tmp_path, machine):
+    card = pi.card(tmp_path)
+    root_before = pi.digest(card, 2)
+    custom = tmp_path / "custom.toml"
+    custom.write_text(CUSTOM)
+    pi.fat_put(card, str(custom), "custom.toml")
+    pi.add_services(card, {"probe.svc": PROBE}, str(tmp_path))
+    vm = machine(card, serial="00000000c0ffee42", append="PROBE_POWEROFF=1")
+    report = settled(vm)
+    text = vm.finish(300)
+    print("BOOT rpi-zero-w first boot: QEMU start -> settled %.1f s (guest uptime %.1f s); "
+          "MemTotal - MemAvailable %d kB; PID 1 Rss %d kB, Pss %d kB, Private_Dirty %d kB"
+          % (report["elapsed"], report["uptime"],
+             report["memory"]["MemTotal"] - report["memory"]["MemAvailable"],
+             report["memory"]["Rss"], report["memory"]["Pss"],
+             report["memory"]["Private_Dirty"]))
+    assert_all_up(report)
+    assert report["states"]["firstboot"] == "PERFECT"
+    assert report["hostname"] == "plant-c0ffee42"
+    for name in NEEDS_HARDWARE:
+        assert "no wlan0" in report["logs"][name], report["logs"]
+    assert "firstboot: applied custom.toml" in text
+    assert re.search(r"data: growing /dev/mmcblk0p4 from \d+ MiB to \d+ MiB", text)
+    assert "reboot: Power down" in text
+    names = pi.fat_names(card)
+    assert "custom.toml" not in names and "custom.toml.rejected" not in names
+    assert pi.digest(card, 2) == root_before
+    parts = pi.partitions(card)["partitions"]
+    assert parts[3]["start"] + parts[3]["size"] == (1024 << 20) // 512   # to the card's end
+    code, out = pi.fsck(card, str(tmp_path))
+    assert code == 0, out
+    work = str(tmp_path)
+    assert "pi:" in pi.data_file(card, "/overlay/etc/upper/passwd", work)
+    assert HASH in pi.data_file(card, "/overlay/etc/upper/shadow", work)
+    assert pi.data_file(card, "/home/pi/.ssh/authorized_keys", work) == KEY + "\n"
+    assert "ssid=%s" % b"site-network".hex() in pi.data_file(
+        card, "/overlay/etc/upper/wpa_supplicant/wpa_supplicant-wlan0.conf", work)
+    assert pi.data_file(card, "/overlay/etc/upper/timezone", work) == "Europe/Berlin\n"
+    machine_id = pi.data_file(card, "/overlay/etc/upper/machine-id", work).strip()
+    assert re.fullmatch(r"[0-9a-f]{32}", machine_id)
+    host_key = pi.data_file(card, "/ssh/dropbear_ed25519_host_key", work)
+    assert host_key
+
+    # The same card in another board: its own name and machine-id, the same keys.
+    vm = machine(card, serial="00000000beef0007", append="PROBE_POWEROFF=1")
+    again = settled(vm)
+    text = vm.finish(300)
+    assert_all_up(again)
+    assert again["hostname"] == "plant-beef0007"
+    assert "firstboot: no first-boot file" in text
+    assert pi.data_file(card, "/ssh/dropbear_ed25519_host_key", work) == host_key
+    assert pi.data_file(card, "/overlay/etc/upper/machine-id", work).strip() != machine_id
+    assert pi.digest(card, 2) == root_before
+
+
+def test_a_bad_first_boot_file_is_rejected_and_the_device_boots(image, tmp_path, machine):
+    card = pi.card(tmp_path)
+    custom = tmp_path / "custom.toml"
+    custom.write_text('config_version = 1\n[system]\nhostname = "bad name"\n')
+    pi.fat_put(card, str(custom), "custom.toml")
+    pi.add_services(card, {"probe.svc": PROBE}, str(tmp_path))
+    vm = machine(card, append="PROBE_POWEROFF=1")
+    report = settled(vm)
+    text = vm.finish(300)
+    assert "firstboot: error: custom.toml:3: [system] hostname" in text
+    assert report["states"]["firstboot"] == "EXCISED"
+    assert_all_up(dict(report, states={k: v for k, v in report["states"].items()
+                                       if k != "firstboot"}))
+    assert report["hostname"] == "pizw-00000000"        # QEMU's board has no serial
+    names = pi.fat_names(card)
+    assert "custom.toml.rejected" in names and "custom.toml" not in names
+    assert b"custom.toml:3: [system] hostname" in pi.fat_read(card, "firstboot-errors.txt")
+
+
+def test_a_data_partition_that_cannot_be_mounted_is_made_anew(image, tmp_path, machine):
+    card = pi.card(tmp_path)
+    pi.add_services(card, {"probe.svc": PROBE}, str(tmp_path))
+    vm = machine(card, append="PROBE_POWEROFF=1")
+    settled(vm)
+    vm.finish(300)
+    start = pi.partitions(card)["partitions"][3]["start"] * pi.SECTOR
+    with open(card, "r+b") as f:          # the first 8 MiB: superblock, group descriptors,
+        f.seek(start)                     # journal start: beyond what e2fsck can mend
+        f.write(os.urandom(8 << 20))
+    root_before = pi.digest(card, 2)
+    vm = machine(card)
+    vm.wait_for("data: cannot mount: making a new filesystem on /dev/mmcblk0p4", timeout=900)
+    vm.wait_for("ready", timeout=300)
+    vm.monitor("system_powerdown")        # the power button (the probe went with the data)
+    text = vm.finish(300)
+    assert "reboot: Power down" in text, text[-3000:]
+    code, out = pi.fsck(card, str(tmp_path))
+    assert code == 0, out
+    assert pi.digest(card, 2) == root_before
+
+
+TORTURE_WRITER = """# test writer (tests/test_image.py): heavy writes to /data until the power is cut
+exec=/bin/sh
+args=-c
+args=d=/data/torture; mkdir -p $d; whole=0; torn=0; for f in $d/f*; do [ -e "$f" ] || continue; if [ "$(stat -c %s "$f")" = 262144 ]; then whole=$((whole+1)); else torn=$((torn+1)); fi; done; echo "=== torture: $whole whole $torn torn ===" > /dev/console; i=0; while :; do i=$((i+1)); n=$((i % 16)); dd if=/dev/urandom of=$d/f$n.tmp bs=64k count=4 2>/dev/null && mv $d/f$n.tmp $d/f$n; echo "$i $(date +%s)" >> $d/log; [ $((i % 8)) = 0 ] && sync; [ $i = 4 ] && echo '=== torture: writing ===' > /dev/console; done
+dep=data
+"""
+
+
+def test_power_loss_during_heavy_writes_never_corrupts_root_or_data(image, tmp_path, machine):
+    """TORTURE_BOOTS boots (50): QEMU killed at a random moment while the data partition is
+    written hard; every next boot comes up with the root untouched and /data mounted
+    (repaired by its own e2fsck where needed), and renamed files never torn."""
+    boots = int(os.environ.get("TORTURE_BOOTS", "50"))
+    seed = int(os.environ.get("TORTURE_SEED", random.randrange(1 << 30)))
+    print("torture seed", seed)
+    rng = random.Random(seed)
+    card = pi.card(tmp_path)
+    pi.add_services(card, {"probe.svc": PROBE, "writer.svc": TORTURE_WRITER}, str(tmp_path))
+    root_before = pi.digest(card, 2)
+    results = []
+    for boot in range(boots):
+        vm = machine(card)
+        report = settled(vm)
+        assert_all_up(report)
+        assert "data: " in report["text"] and "ready" in report["text"]
+        torn = re.findall(r"=== torture: (\d+) whole (\d+) torn ===", report["text"])
+        assert torn and torn[-1][1] == "0", report["text"][-4000:]
+        vm.wait_for("=== torture: writing ===", timeout=120)
+        time.sleep(rng.uniform(0.0, 6.0))
+        vm.kill()
+        repaired = "e2fsck repaired" in report["text"]
+        results.append((boot, report["elapsed"], repaired))
+        assert pi.digest(card, 2) == root_before, "the root changed at boot %d" % boot
+    # A last boot, powered off cleanly: the data partition then checks clean.
+    vm = machine(card, append="PROBE_POWEROFF=1")
+    assert_all_up(settled(vm))
+    vm.finish(300)
+    code, out = pi.fsck(card, str(tmp_path))
+    assert code == 0, out
+    assert pi.digest(card, 2) == root_before
+    repairs = sum(1 for r in results if r[2])
+    line = ("TORTURE %d power cuts during writes (seed %d): every boot up with /data mounted, "
+            "root unchanged, no torn file; e2fsck repaired on %d boots; boot to settled "
+            "%.1f-%.1f s" % (boots, seed, repairs, min(r[1] for r in results),
+                             max(r[1] for r in results)))
+    print(line)
+    os.makedirs(os.path.join(ROOT, "build", "tmp", "image"), exist_ok=True)
+    with open(os.path.join(ROOT, "build", "tmp", "image", "torture.txt"), "w") as f:
+        f.write(line + "\n")
