@@ -437,3 +437,37 @@ def test_a_fuzzed_notify_socket_never_stalls_the_loop(supervise):
     status = s.status()
     assert int(status["fuzz"]["notify_dropped"]) > 0
     assert status["steady"]["pid"] == steady_pid
+
+
+def voluntary_switches(pid):
+    for line in open("/proc/%d/status" % pid):
+        if line.startswith("voluntary_ctxt_switches"):
+            return int(line.split()[1])
+
+
+@pytest.mark.process
+def test_silent_notify_services_cost_no_wakeups(supervise):
+    files = {"n%02d.svc" % i: notify_svc("send=READY=1") for i in range(20)}
+    s = supervise(files)
+    for i in range(20):
+        s.wait_state("n%02d" % i, "FUNDAMENTAL")
+    time.sleep(0.5)
+    before = voluntary_switches(s.proc.pid)
+    time.sleep(2)
+    assert voluntary_switches(s.proc.pid) - before == 0
+
+
+@pytest.mark.process
+def test_the_notify_modules_are_loaded_only_for_a_service_that_uses_them(supervise, tmp_path):
+    s = supervise({"plain.svc": "exec=/bin/sleep\nargs=1000\nstable_secs=0\n"},
+                  env=dict(os.environ, SCHEMA_INIT_TEST_HOOKS="1"))
+    s.wait_state("plain", "FUNDAMENTAL")
+    modules = set(s.ctl("test-modules").stdout.split())
+    assert "schema_init.runtime" in modules
+    assert not modules & {"schema_init.notify", "schema_init.notify_socket"}
+    extra = tmp_path / "late.svc"
+    extra.write_text(notify_svc("send=READY=1"))
+    assert s.ctl("add", str(extra)).stdout.startswith("ok:")
+    s.wait_state("late", "FUNDAMENTAL")
+    modules = set(s.ctl("test-modules").stdout.split())
+    assert {"schema_init.notify", "schema_init.notify_socket"} <= modules
