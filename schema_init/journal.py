@@ -514,8 +514,8 @@ def _ident(entry):
 def format_entry(entry, output, localtime=time.localtime):
     """One entry as journalctl prints it in OUTPUT (short, short-iso, short-precise,
     json, cat, verbose is not served)."""
-    if output == "json":
-        return json.dumps(entry, ensure_ascii=False, separators=(",", ":"))
+    if output == "json":        # ASCII: no U+2028 or U+0085 to split a reader's lines
+        return json.dumps(entry, separators=(",", ":"))
     message = entry.get("MESSAGE", "")
     if output == "cat":
         return message

@@ -136,8 +136,9 @@ class Follower:
     rotation between two reads loses nothing while the reader is fewer rotations behind
     than the files kept."""
 
-    def __init__(self, directory, key):
+    def __init__(self, directory, key, storage=None):
         self.directory = directory
+        self.storage = storage
         self.key = key
         self.fd = -1
         self.inode = None
@@ -171,6 +172,11 @@ class Follower:
             if not chain or (self.fd >= 0 and inodes[-1] == self.inode):
                 return out
             nxt = inodes.index(self.inode) + 1 if self.inode in inodes else 0
+            if self.inode is not None and self.inode not in inodes and self.storage:
+                # fell behind by more rotations than /run keeps: the sink wrote what
+                # it dropped to the disk first (the reader's Dedup skips the rest)
+                for path in key_files(self.storage, self.key):
+                    out.extend(read_lines(path))
             if self.fd >= 0:
                 os.close(self.fd)
                 self.fd, self.partial = -1, b""
@@ -195,7 +201,7 @@ def collect(o, current_boot, now):
             for path in key_files(storage, key):
                 _take(read_lines(path), key, dedup, entries)
         if runtime:
-            follower = followers[key] = Follower(runtime, key)
+            follower = followers[key] = Follower(runtime, key, storage)
             _take(follower.read(), key, dedup, entries)
     entries.sort(key=lambda e: (journal.realtime_of(e), journal.seq_of(e)))
     return entries, followers, dedup
@@ -285,7 +291,7 @@ def follow(o, followers, dedup, keep, out):
         time.sleep(FOLLOW_POLL)
         for key in keys_in([runtime], o["units"]):
             if key not in followers:
-                followers[key] = Follower(runtime, key)
+                followers[key] = Follower(runtime, key, o["storage"])
         fresh = []
         for key, follower in followers.items():
             _take(follower.read(), key, dedup, fresh)

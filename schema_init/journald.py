@@ -137,6 +137,13 @@ def _write_all(fd, data):
     return done, None
 
 
+def _size_of(path):
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
+
+
 def last_entries(path, tail=256 * 1024):
     """The entries of the last TAIL bytes of a stored file (newest last)."""
     try:
@@ -244,6 +251,11 @@ class Tier:
         os.rename(fresh, self.path(key))
         self.files[key] = [fd, len(data), False]
 
+    def would_rotate(self, key, size):
+        held = self.files.get(key)
+        current = held[1] if held is not None else _size_of(self.path(key))
+        return bool(current) and current + size > self.cap
+
     def keys(self):
         try:
             names = os.listdir(self.directory)
@@ -264,6 +276,7 @@ class Store:
                                 options["storage_files"], "storage")
         self.pending = {}           # key -> [[bytes, count], ...] not yet on disk
         self.pending_bytes = 0
+        self.rotations = {}         # key -> runtime rotations since its last flush
         self.pending_max = options["pending_max"]
         self.boot_id = boot_id
         self.seqnum = 0
@@ -304,6 +317,12 @@ class Store:
         """{key: [encoded lines]} from one wake-up."""
         for key, lines in by_key.items():
             data = b"".join(lines)
+            if self.storage is not None and self.runtime.would_rotate(key, len(data)):
+                # the rotation drops the oldest runtime file: what of it is not on disk
+                # goes there first (so a reader that fell behind finds it on disk)
+                if self.rotations.get(key, 0) >= self.runtime.keep and key in self.pending:
+                    self.flush([key])
+                self.rotations[key] = self.rotations.get(key, 0) + 1
             self.runtime.append(key, data, len(lines))
             if self.storage is not None:
                 self._queue(key, data, len(lines))
@@ -314,13 +333,14 @@ class Store:
         self.pending.setdefault(key, []).append([data, count])
         self.pending_bytes += len(data)
 
-    def flush(self):
+    def flush(self, keys=None):
         """Write what waits to the persistent tier, one append (and one fdatasync) per
         file.  What cannot be written waits, up to pending_max; beyond, the oldest is
         dropped and counted."""
         if self.storage is None or not self.pending:
             return
-        for key in list(self.pending):
+        for key in list(self.pending) if keys is None else keys:
+            self.rotations[key] = 0
             chunks = self.pending[key]
             data = b"".join(c[0] for c in chunks)
             count = sum(c[1] for c in chunks)
@@ -780,6 +800,7 @@ class Sink:
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)     # a file-size limit: EFBIG
         interval = self.options["flush_interval"]
         deadline = None
         while not self.stopping:

@@ -352,3 +352,349 @@ def test_journalctl_boots_units_priorities_and_dedup(tmp_path, monkeypatch):
     assert run("--since", "soon")[0] == 1
     status, lines = run("-u", "db", "-o", "json")
     assert json.loads(lines[0])["_SYSTEMD_UNIT"] == "db.service"
+
+
+# --- a real sink, its sockets held by a real schema-init (process tier) ---
+
+class JournalWorld:
+    """A schema-init supervising schema-journald (listen= on three sockets in a private
+    directory, never the host's /dev/log) and the given services."""
+
+    def __init__(self, root, services=None, sink_args=(), scale=1.0):
+        import tempfile
+        self.dir = tempfile.mkdtemp(prefix="sj-", dir="/tmp")     # socket paths stay short
+        self.bin = os.path.join(self.dir, "bin")
+        os.makedirs(self.bin)
+        for name in ("schema-journald", "journalctl"):
+            os.symlink(program("schema-init"), os.path.join(self.bin, name))
+        self.devlog = os.path.join(self.dir, "dev-log")
+        self.native = os.path.join(self.dir, "journal", "socket")
+        self.stdout = os.path.join(self.dir, "journal", "stdout")
+        self.runtime = os.path.join(self.dir, "runtime")
+        self.storage = os.path.join(self.dir, "storage")
+        os.makedirs(self.storage)
+        self.supervised = Supervised(root, {}, scale=scale)
+        args = ["--runtime", self.runtime, "--storage", self.storage, "--service-logs",
+                os.path.join(self.supervised.run_dir, "log")] + list(sink_args)
+        self.supervised.write("journal.svc", (
+            "exec=%s/schema-journald\n%slisten=dgram:%s\nlisten=dgram:%s\nlisten=%s\n"
+            "stable_secs=1\n" % (self.bin, "".join("args=%s\n" % a for a in args),
+                                 self.devlog, self.native, self.stdout)))
+        for name, text in (services or {}).items():
+            self.supervised.write(name, text)
+
+    def start(self):
+        self.supervised.start()
+        self.supervised.wait_state("journal", ("FULL_TRUST", "FUNDAMENTAL"))
+        self.supervised.wait(lambda: os.path.exists(self.runtime), 10, "the sink")
+        return self
+
+    def stop(self):
+        import shutil
+        try:
+            self.supervised.stop()
+        finally:
+            subprocess.run(["umount", "-l", self.storage], capture_output=True)
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def journalctl(self, *args, runtime=True, timeout=30):
+        result = subprocess.run(
+            [os.path.join(self.bin, "journalctl"), "-D", self.storage, "--runtime",
+             self.runtime if runtime else os.path.join(self.dir, "no-runtime"), *args],
+            capture_output=True, text=True, timeout=timeout)
+        assert result.returncode == 0, result.stderr
+        return result.stdout.split("\n")[:-1]
+
+    def json(self, *args, runtime=True):
+        return [json.loads(line) for line in self.journalctl("-o", "json", *args,
+                                                              runtime=runtime)]
+
+    def wait_for(self, text, *args, timeout=15.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            lines = self.journalctl("-o", "cat", *args)
+            if any(text in line for line in lines):
+                return lines
+            time.sleep(0.1)
+        raise AssertionError("%r not in journalctl %s; sink's log:\n%s" % (
+            text, " ".join(args), self.supervised.log("journal")[-3000:]))
+
+    def sink_pid(self):
+        return int(self.supervised.status()["journal"]["pid"])
+
+    def send_native(self, *pairs, sock=None):
+        own = sock is None
+        sock = sock or socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        try:
+            send_patiently(sock, native(*pairs), self.native)
+        finally:
+            if own:
+                sock.close()
+
+    def stream(self, identifier, lines, priority=6):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.connect(self.stdout)
+            sock.sendall(("%s\n\n%d\n0\n0\n0\n0\n" % (identifier, priority)).encode() +
+                         b"".join(line + b"\n" for line in lines))
+
+
+def send_patiently(sock, data, path, timeout=10.0):
+    """sendto without blocking: the socket's queue full (the sink busy or down) is
+    waited out, bounded."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return sock.sendto(data, socket.MSG_DONTWAIT, path)
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.001)
+
+
+@pytest.fixture
+def world(tmp_path):
+    made = []
+
+    def make(*args, **kwargs):
+        w = JournalWorld(tmp_path / ("w%d" % len(made)), *args, **kwargs)
+        made.append(w)
+        return w.start()
+    yield make
+    for w in made:
+        w.stop()
+
+
+SHORT_RE = re.compile(r"^[A-Z][a-z]{2} \d\d \d\d:\d\d:\d\d \S+ (\S+?)(\[\d+\])?: (.*)$")
+
+
+@pytest.mark.process
+def test_syslog_native_stream_and_service_stdout_all_reach_journalctl(world):
+    tag = "t%d" % os.getpid()
+    devlog_holder = {}
+    w = world({"printer.svc": (
+        "exec=/bin/sh\nargs=-c\nargs=printf 'from stdout %s\\n' >&1; "
+        "printf 'to stderr %s\\n' >&2; logger -u \"$DEVLOG\" -t printer -p daemon.err "
+        "'syslog %s'; exec sleep 1000\nenv=DEVLOG=PLACEHOLDER\n" % (tag, tag, tag))})
+    del devlog_holder
+    s = w.supervised
+    # the printer's logger needs the socket path: rewrite it and reload
+    s.write("printer.svc", open(os.path.join(s.services, "printer.svc")).read().replace(
+        "$DEVLOG", w.devlog))
+    s.ctl("reload")
+    s.ctl("restart", "printer")
+    logger = subprocess.Popen(["logger", "-u", w.devlog, "-t", "outside",
+                               "outside %s" % tag])
+    assert logger.wait(10) == 0
+    w.send_native((b"MESSAGE", b"line one\nline two " + tag.encode()),
+                  (b"PRIORITY", b"2"), (b"SYSLOG_IDENTIFIER", b"nativetest"),
+                  (b"CODE_FILE", b"x.c"))
+    w.stream("streamer", [b"stream line 1 " + tag.encode(), b"stream line 2 " + tag.encode()])
+
+    lines = w.wait_for("syslog %s" % tag, "-u", "printer")
+    assert "from stdout %s" % tag in lines and "to stderr %s" % tag in lines, lines
+    by_message = {e["MESSAGE"]: e for e in w.json("-u", "printer.service")}
+    syslog = by_message["syslog %s" % tag]
+    assert syslog["_TRANSPORT"] == "syslog" and syslog["PRIORITY"] == "3"
+    assert int(syslog["_PID"]) > 0 and syslog["_SYSTEMD_UNIT"] == "printer.service"
+    assert by_message["from stdout %s" % tag]["_TRANSPORT"] == "stdout"
+
+    w.wait_for("outside %s" % tag, "-t", "outside")
+    [outside] = w.json("-t", "outside")
+    assert outside["_PID"] == str(logger.pid) and outside["_UID"] == str(os.getuid())
+    [entry] = w.json("-t", "nativetest")
+    assert entry["MESSAGE"] == "line one\nline two " + tag and entry["PRIORITY"] == "2"
+    assert entry["_PID"] == str(os.getpid()) and entry["_TRANSPORT"] == "journal"
+    assert entry["CODE_FILE"] == "x.c" and len(entry["_BOOT_ID"]) == 36
+
+    w.wait_for("stream line 2 %s" % tag, "-t", "streamer")
+    short = w.journalctl("-t", "streamer", "-o", "short")
+    parsed = [SHORT_RE.match(line) for line in short]
+    assert all(parsed), short
+    assert [(m.group(1), m.group(3)) for m in parsed] == [
+        ("streamer", "stream line 1 " + tag), ("streamer", "stream line 2 " + tag)]
+    assert parsed[0].group(2) == "[%d]" % os.getpid()
+
+    important = [e["MESSAGE"] for e in w.json("-p", "err")]
+    assert "syslog %s" % tag in important and "line one\nline two " + tag in important
+    assert "from stdout %s" % tag not in important
+    assert w.journalctl("-o", "cat", "-t", "streamer", "-n", "1") == ["stream line 2 " + tag]
+
+    # the disk agrees with /run once the sink is stopped (SIGTERM flushes)
+    ram = w.json()
+    s.ctl("stop", "journal")
+    s.wait_state("journal", ("EXCISED", "PERFECT", "DORMANT"))
+    disk = w.json(runtime=False)
+    assert [(e["__SEQNUM"], e["MESSAGE"]) for e in disk][:len(ram)] == \
+        [(e["__SEQNUM"], e["MESSAGE"]) for e in ram]
+    assert all(e["SYSLOG_IDENTIFIER"] == "schema-init" for e in disk[len(ram):])   # the rail
+
+
+@pytest.mark.process
+def test_rotation_loses_nothing_while_journalctl_follows(world):
+    import threading
+    w = world(sink_args=["--runtime-max", "16K", "--storage-max", "32K", "--storage-files",
+                         "400", "--flush-interval", "0.5"])
+    follower = subprocess.Popen(
+        [os.path.join(w.bin, "journalctl"), "-D", w.storage, "--runtime", w.runtime, "-f",
+         "-n", "0", "-t", "flood", "-o", "cat"], stdout=subprocess.PIPE, text=True)
+    seen = []
+    reader = threading.Thread(target=lambda: seen.extend(follower.stdout), daemon=True)
+    reader.start()
+    try:
+        time.sleep(0.5)
+        count = 3000
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            for n in range(count):
+                w.send_native((b"MESSAGE", b"flood %d " % n + b"x" * 200),
+                              (b"SYSLOG_IDENTIFIER", b"flood"), sock=sock)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not any(
+                line.startswith("flood %d " % (count - 1)) for line in seen):
+            time.sleep(0.1)
+    finally:
+        follower.kill()
+        follower.wait()
+    numbers = [int(line.split()[1]) for line in seen]
+    assert numbers == list(range(count)), (len(numbers), numbers[:5], numbers[-5:])
+    rotated = [n for n in os.listdir(w.runtime) if ".jsonl." in n]
+    assert rotated, os.listdir(w.runtime)        # the runtime file did rotate
+    w.supervised.ctl("stop", "journal")
+    w.supervised.wait_state("journal", ("EXCISED", "PERFECT", "DORMANT"))
+    on_disk = [int(m.split()[1]) for m in w.journalctl("-t", "flood", "-o", "cat",
+                                                       runtime=False)]
+    assert on_disk == list(range(count))
+    assert len(journalctl.key_files(w.storage, journal.UNITLESS)) > 10
+
+
+@pytest.mark.process
+def test_sink_killed_with_sigkill_loses_nothing_sent_while_it_was_down(world):
+    w = world({"ticker.svc": "exec=/bin/sh\nargs=-c\nargs=i=0; while :; do i=$((i+1)); "
+                             "echo tick $i; sleep 0.02; done\n"},
+              sink_args=["--flush-interval", "1000"], scale=0.2)
+    s = w.supervised
+    for n in range(5):
+        w.send_native((b"MESSAGE", b"before %d" % n), (b"SYSLOG_IDENTIFIER", b"k"))
+    w.wait_for("before 4", "-t", "k")
+    first = w.sink_pid()
+    os.kill(first, 9)
+    s.wait(lambda: s.status()["journal"].get("pid") != str(first) or
+           s.state("journal") not in ("FULL_TRUST", "FUNDAMENTAL"), 10, "the kill")
+    for n in range(5):        # the sink is down: these wait in schema-init's socket
+        w.send_native((b"MESSAGE", b"while down %d" % n), (b"SYSLOG_IDENTIFIER", b"k"))
+    w.stream  # (a stream connection made now would wait in the backlog too)
+    s.wait(lambda: s.state("journal") in ("FULL_TRUST", "FUNDAMENTAL") and
+           w.sink_pid() != first, 20, "the sink's restart")
+    assert "died" in s.events("journal")
+    w.wait_for("while down 4", "-t", "k")
+    time.sleep(0.5)
+    s.ctl("stop", "ticker")
+    s.ctl("stop", "journal")          # SIGTERM: everything to the disk
+    s.wait_state("journal", ("EXCISED", "PERFECT", "DORMANT"))
+    on_disk = w.journalctl("-t", "k", "-o", "cat", runtime=False)
+    # the first five were never flushed before the SIGKILL: recovered from /run
+    assert on_disk == ["before %d" % n for n in range(5)] + \
+        ["while down %d" % n for n in range(5)]
+    ticks = [int(m.split()[1]) for m in w.journalctl("-u", "ticker", "-o", "cat")
+             if m.startswith("tick ")]
+    assert ticks and set(ticks) == set(range(1, max(ticks) + 1)), "a tick was lost"
+    assert max(ticks) > 20 and len(ticks) - len(set(ticks)) <= 256
+
+
+@pytest.mark.process
+def test_full_disk_blocks_neither_a_sender_nor_the_sink(world, tmp_path):
+    w = JournalWorld(tmp_path / "full", sink_args=["--flush-interval", "0.2",
+                                                   "--pending-max", "64K"])
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", w.storage], check=True)
+    try:
+        w.start()
+        pid = w.sink_pid()
+        slowest = 0.0
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            for n in range(4000):
+                started = time.monotonic()
+                w.send_native((b"MESSAGE", b"fill %d " % n + b"y" * 300),
+                              (b"SYSLOG_IDENTIFIER", b"fill"), sock=sock)
+                slowest = max(slowest, time.monotonic() - started)
+        lines = w.wait_for("fill 3999", "-t", "fill", "-n", "1")
+        assert lines[-1].startswith("fill 3999")          # /run still has the newest
+        assert slowest < 2.0
+        assert w.sink_pid() == pid                        # it never died
+        started = time.monotonic()
+        assert w.supervised.ctl("status").returncode == 0
+        assert time.monotonic() - started < 2.0
+        log = w.supervised.log("journal")
+        assert log.count("No space left on device") == 1, log
+        assert log.count("oldest waiting entries are dropped") == 1, log
+        on_disk = w.journalctl("-t", "fill", "-o", "cat", runtime=False)
+        assert 0 < len(on_disk) < 4000                    # what fitted, in order
+        numbers = [int(m.split()[1]) for m in on_disk]
+        assert numbers == sorted(numbers)
+    finally:
+        w.stop()
+
+
+@pytest.mark.process
+def test_fuzzer_ends_neither_the_sink_nor_schema_init(world):
+    seed = int(os.environ.get("JOURNAL_FUZZ_SEED", random.randrange(1 << 30)))
+    print("JOURNAL_FUZZ_SEED=%d" % seed)
+    rng = random.Random(seed)
+    w = world(sink_args=["--max-streams", "16", "--flush-interval", "0.5"], scale=0.2)
+    s = w.supervised
+    held, slowest = [], 0.0
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+    pieces = [b"<", b">", b"1 ", b"MESSAGE=", b"\n", b"=", b"[", b"]", b":", b"_PID=1\n",
+              struct.pack("<Q", 3), struct.pack("<Q", 1 << 62), b"\xff", b" ", b"PRIORITY="]
+
+    def junk(size):
+        if rng.random() < 0.5:
+            return os.urandom(size)
+        return b"".join(rng.choice(pieces) for _ in range(size // 3 + 1))[:size]
+    for op in range(2500):
+        kind = rng.random()
+        try:
+            if kind < 0.6:
+                path = rng.choice((w.devlog, w.native))
+                size = rng.choice((0, 1, 10, 300, 4000, 60000, 200000))
+                sock.sendto(junk(size), socket.MSG_DONTWAIT, path)
+            elif kind < 0.65:
+                memfd = os.memfd_create("fuzz")
+                os.write(memfd, b"MESSAGE=in a memfd\n")
+                sock.sendmsg([b""], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+                                      struct.pack("i", memfd))], socket.MSG_DONTWAIT,
+                             w.native)
+                os.close(memfd)
+            elif kind < 0.9:
+                conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                conn.setblocking(False)
+                conn.connect(w.stdout)
+                header = rng.choice((b"id\n\n6\n0\n0\n0\n0\n", b"id\n\n9\n", junk(50),
+                                     b"\n" * 7, b"x" * 3000))
+                conn.send(header + junk(rng.randrange(2000)))
+                if rng.random() < 0.1 and len(held) < 60:
+                    held.append(conn)          # kept open: more than max_streams
+                else:
+                    conn.close()
+            else:
+                for conn in held[:rng.randrange(len(held) + 1)]:
+                    conn.close()
+                    held.remove(conn)
+        except (BlockingIOError, ConnectionRefusedError, FileNotFoundError,
+                ConnectionResetError, BrokenPipeError, OSError):
+            pass
+        if op % 250 == 0:
+            started = time.monotonic()
+            assert s.ctl("status", timeout=10).returncode == 0
+            slowest = max(slowest, time.monotonic() - started)
+    for conn in held:
+        conn.close()
+    sock.close()
+    assert s.proc.poll() is None, "schema-init died"
+    assert slowest < 2.0, slowest
+    s.wait_state("journal", ("FULL_TRUST", "FUNDAMENTAL"), 20)
+    w.send_native((b"MESSAGE", b"after the fuzz %d" % seed), (b"SYSLOG_IDENTIFIER", b"z"))
+    w.wait_for("after the fuzz %d" % seed, "-t", "z")
+    w.stream("afterfuzz", [b"stream still served"])
+    w.wait_for("stream still served", "-t", "afterfuzz")
+    refused = [e for e in w.json() if e.get("MESSAGE") == "in a memfd"]
+    assert refused == []
