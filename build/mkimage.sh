@@ -145,11 +145,13 @@ find "$r/usr/share/doc" -depth -type d -empty -delete
 
 # 4. The root as a read-only filesystem.
 rootfs=$work/root.$ROOTFS
+# Every file's time is SOURCE_DATE_EPOCH: what came from the checkout or depmod carries
+# the time it was made, which would change the bytes of every build.
+find "$r" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
 case $ROOTFS in
     squashfs) mksquashfs "$r" "$rootfs" -noappend -quiet -no-progress -comp xz \
                   -b 262144 -processors 1 > /dev/null ;;
-    erofs) find "$r" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
-           mkfs.erofs -zlz4hc -T "$SOURCE_DATE_EPOCH" -U "$ROOT_UUID" "$rootfs" "$r" > /dev/null ;;
+    erofs) mkfs.erofs -zlz4hc -T "$SOURCE_DATE_EPOCH" -U "$ROOT_UUID" "$rootfs" "$r" > /dev/null ;;
 esac
 
 # 5. The initramfs: busybox, the SD card's and the root filesystem's modules, /init.
@@ -159,7 +161,8 @@ cp "$kroot/bin/busybox" "$i/bin/busybox"
 for applet in sh mount umount switch_root insmod sleep cat reboot echo mkdir; do
     ln -s busybox "$i/bin/$applet"
 done
-for m in $INITRAMFS_MODULES; do
+# The root filesystem's module: squashfs in board.env, erofs when IMAGE_ROOTFS says so.
+for m in $(echo "$INITRAMFS_MODULES" | sed "s/squashfs/$ROOTFS/"); do
     path=$(find "$kroot/lib/modules/$kver" -name "$m.ko" | head -n 1)
     [ -n "$path" ] || { echo "mkimage: no module $m.ko in $kver" >&2; exit 1; }
     cp "$path" "$i/lib/modules/$m.ko"
@@ -181,7 +184,8 @@ cp "$firmware/root/usr/share/doc/raspi-firmware/copyright" "$b/firmware-copyrigh
 cp "$kroot/boot/vmlinuz-$kver" "$b/vmlinuz"
 cp "$kroot/usr/lib/linux-image-$kver/$DTB" "$b/$DTB"
 cp "$work/initrd.img" "$b/initrd.img"
-cp "$dir/boot/config.txt" "$dir/boot/cmdline.txt" "$dir/boot/custom.toml.example" "$b/"
+cp "$dir/boot/config.txt" "$dir/boot/custom.toml.example" "$b/"
+sed "s/rootfstype=squashfs/rootfstype=$ROOTFS/" "$dir/boot/cmdline.txt" > "$b/cmdline.txt"
 find "$b" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
 fat=$work/boot.fat
 mkfs.vfat -C -n BOOT --invariant -i "$BOOT_VOLUME_ID" "$fat" $((BOOT_MB * 1024)) > /dev/null

@@ -6,6 +6,7 @@ tree, initramfs and cmdline.txt, the image itself as the SD card."""
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -125,6 +126,9 @@ def add_services(image, services, workdir):
     """Services written where an operator's own go: /etc/schema-init/services on the data
     partition (the upper layer of the /etc overlay), loaded once /data is mounted."""
     fs = extract(image, 4, os.path.join(workdir, "data-write.ext4"))
+    # after a power cut the journal is replayed first, as the device's own e2fsck -p would
+    replay = subprocess.run(["e2fsck", "-fy", fs], capture_output=True, text=True, timeout=300)
+    assert replay.returncode in (0, 1), replay.stdout + replay.stderr
     commands = []
     path = ""
     for part in ("overlay", "etc", "upper", "schema-init", "services"):
@@ -186,6 +190,20 @@ class CardVM(vmlib.VM):
         self.console_path = os.path.join(self.dir, "console-%d.log" % len(os.listdir(self.dir)))
         self.monitor_path = os.path.join(self.dir, "monitor.sock")
         self.proc = None
+
+    def wait_re(self, pattern, timeout=300):
+        """The first match of PATTERN on the console (re.M), waiting up to TIMEOUT s."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = re.search(pattern, self.text(), re.M)
+            if found:
+                return found
+            if self.proc.poll() is not None:
+                break
+            self.check_failed()
+            time.sleep(0.2)
+        raise AssertionError("/%s/ not on the console within %d s:\n%s"
+                             % (pattern, timeout, self.text()[-5000:]))
 
     def start(self):
         command = ["qemu-system-arm", "-accel", "tcg", "-M", "raspi0", "-nographic",
