@@ -49,6 +49,7 @@ def service_env(base, spec, account=None):
             env["INSTANCE"] = env["SLOT_ID"]
     if account is not None and account[3]:
         env["XDG_RUNTIME_DIR"] = account[3]
+    env.update(spec.env)                  # env= lines: the service's word is the last
     return env
 
 

@@ -49,6 +49,7 @@ class Diagnostic:
     """One problem found in a file.  ``line`` is 0 when it concerns the whole file."""
 
     __slots__ = ("path", "line", "key", "severity", "message")
+    from_unit = False       # True for what importing a systemd unit dropped (units.py)
 
     def __init__(self, path, line, key, severity, message):
         self.path = path
@@ -145,6 +146,13 @@ SERVICE_KEYS = {
     "on_calendar": Key("calendar", None, "timer: HH:MM, 'Ddd HH:MM' or 'D HH:MM', local time"),
     "persistent": Key("bool", False, "calendar timer: catch up a missed fire at boot"),
     "user": Key("name", "", "run as this user (unknown user: the spawn is refused)", USER_MAX),
+    "env": Key("env", (), "KEY=VALUE added to the service's environment (repeatable; "
+               "env_file= values win, as in systemd)", ARG_MAX),
+    "env_file": Key("optpath", (), "a file of KEY=VALUE lines (systemd's EnvironmentFile= "
+                    "format) read at each spawn; -/path: a missing file is skipped, else it "
+                    "fails the spawn; repeatable", PATH_MAX),
+    "workdir": Key("optpath", "", "working directory (default /); -/path: carry on in / "
+                   "when it cannot be entered, else that fails the spawn", PATH_MAX),
     "listen": Key("listen", (), "socket activation: a socket made before the service starts "
                   "and passed as fd 3.. (LISTEN_FDS): /path or stream:/path, dgram:/path, "
                   "tcp:[ADDR:]PORT, udp:[ADDR:]PORT; repeatable", PATH_MAX),
@@ -157,11 +165,15 @@ SERVICE_KEYS = {
 
 # How many listen= lines a service may have.
 LISTEN_MAX = 16
+# Keys that repeat and keep every line (besides args, dep and listen).
+REPEATED_KEYS = ("env", "env_file")
+ENV_NAME_START = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
+ENV_NAME_CHARS = ENV_NAME_START | frozenset("0123456789")
 
 # Keys of the original's later era: a file carrying them still loads (with a warning).
 LATER_ERA_KEYS = frozenset((
     "no_new_privs", "private_tmp", "protect_system", "protect_home", "keep_caps",
-    "landlock_ro", "landlock_rw", "env", "env_file", "exec_pre", "condition", "stop_first",
+    "landlock_ro", "landlock_rw", "exec_pre", "condition", "stop_first",
     "oom_score_adj", "expand_args",
 ))
 
@@ -427,6 +439,15 @@ def _convert(key, rule, raw):
         if listen is None:
             return None, "%s: %s" % (shown(value), reason)
         return listen, None
+    if kind == "env":
+        name, eq, text = value.partition("=")
+        if not eq or not env_name_ok(name):
+            return None, "%s is not NAME=VALUE (a name of letters, digits and _)" % shown(value)
+        return (name, text), None
+    if kind == "optpath":
+        if value and not value.lstrip("-").startswith("/") or value[:2] == "--":
+            return None, "%s is not an absolute path (or -/path)" % shown(value)
+        return value, None
     if kind == "enum":
         word = value.lower()
         if word not in rule.choices:
@@ -482,11 +503,12 @@ def parse_listen(value):
     return (scheme, (host, int(port))), None
 
 
-def parse_service(path, data):
+def parse_service(path, data, file_name=None):
     """Parse one .svc file's bytes.  Returns ``(ServiceSpec or None, [Diagnostic])``.
 
     None is returned for a file with errors and for a template (``x@.svc``), which is
-    checked but never loaded itself.
+    checked but never loaded itself.  ``file_name`` (``x.svc``) names the service
+    instead of ``path``'s last part (an imported unit's path is its unit file's).
     """
     diags = []
 
@@ -496,6 +518,7 @@ def parse_service(path, data):
     fields = {}
     lines = {}
     args, deps, listens = [], [], []
+    repeated = {key: [] for key in REPEATED_KEYS}
     rejected = set()            # keys whose value was refused: not also "missing"
     try:
         settings = list(_split_lines(data))
@@ -535,6 +558,13 @@ def parse_service(path, data):
                 continue
             listens.append(value)
             continue
+        if key in repeated:
+            if len(repeated[key]) >= LIST_MAX:
+                report(number, key, WARNING, "more than %d %s lines; this one is ignored"
+                       % (LIST_MAX, key))
+                continue
+            repeated[key].append(value)
+            continue
         if rule.kind in ("args", "deps"):
             target = args if rule.kind == "args" else deps
             if len(target) >= LIST_MAX:
@@ -558,7 +588,7 @@ def parse_service(path, data):
         fields[key] = value
         lines[key] = number
 
-    base = path.rsplit("/", 1)[-1]
+    base = file_name or path.rsplit("/", 1)[-1]
     base = base[:-4] if base.endswith(".svc") else base
     prefix, at, instance = base.partition("@")
     is_template = bool(at) and not instance
@@ -615,6 +645,7 @@ def parse_service(path, data):
     # then share one empty table.
     kept = {key: number for key, number in lines.items()
             if key == "name" or key.startswith("dep:")} or NO_LINES
+    fields.update((key, tuple(values)) for key, values in repeated.items())
     fields.update(name=name, args=tuple(args), deps=tuple(deps), listen=tuple(listens),
                   instance=instance if at else "",
                   path=path, content_hash=hash(data), lines=kept)
@@ -744,6 +775,69 @@ def parse_service_file(path, data, reason=None):
     if not path.rsplit("/", 1)[-1].endswith(".svc"):
         return None, [Diagnostic(path, 0, None, ERROR, "a service file's name must end in .svc")]
     return parse_service(path, data)
+
+
+def env_name_ok(name):
+    return bool(name) and name[0] in ENV_NAME_START and all(c in ENV_NAME_CHARS for c in name)
+
+
+def parse_environment_file(data):
+    """An ``env_file=`` (systemd's EnvironmentFile=): ``[(key, value)]`` in file order.
+
+    ``KEY=VALUE`` lines, an optional ``export `` before the key; blanks around the key
+    and before the value are dropped; ``#``/``;`` lines are comments; a value in
+    double quotes keeps its blanks and takes backslash escapes (``\\" \\\\ \\$``), one
+    in single quotes is taken as it is; an unquoted value loses its trailing blanks,
+    and a backslash at its end joins the next line.  Other lines are skipped."""
+    pairs = []
+    lines = data.decode("utf-8", "surrogateescape").replace("\r\n", "\n").split("\n")
+    i = 0
+    while i < len(lines) and len(pairs) < MAX_SETTINGS_PER_FILE:
+        line = lines[i].lstrip(" \t")
+        i += 1
+        if not line or line[0] in "#;":
+            continue
+        if line.startswith("export "):
+            line = line[7:].lstrip(" \t")
+        key, eq, value = line.partition("=")
+        key = key.rstrip(" \t")
+        if not eq or not env_name_ok(key):
+            continue
+        value = value.lstrip(" \t")
+        if value[:1] in ("'", '"'):
+            quote, text, out = value[0], value[1:], []
+            while True:
+                end = text.find(quote)
+                while quote == '"' and end > 0 and _escaped(text, end):
+                    end = text.find(quote, end + 1)
+                if end >= 0 or i >= len(lines):
+                    break
+                text += "\n" + lines[i]          # a quoted value goes on over lines
+                i += 1
+            body = text[:end] if end >= 0 else text
+            if quote == '"':
+                for at, ch in enumerate(body):
+                    if ch == "\\" and at + 1 < len(body) and body[at + 1] in '"\\$`\n' and \
+                            not (out and out[-1] is None):
+                        out.append(None)           # the escape itself: the next char stays
+                        continue
+                    out.append(ch)
+                body = "".join(c for c in out if c is not None)
+            pairs.append((key, body))
+            continue
+        while value.endswith("\\") and i < len(lines):
+            value = value[:-1] + lines[i].lstrip(" \t")
+            i += 1
+        pairs.append((key, value.rstrip(" \t")))
+    return pairs
+
+
+def _escaped(text, at):
+    """Whether the character at ``at`` is preceded by an odd number of backslashes."""
+    count = 0
+    while at - count - 1 >= 0 and text[at - count - 1] == "\\":
+        count += 1
+    return count % 2 == 1
 
 
 def parse_env_file(data):

@@ -180,7 +180,7 @@ class RealOps(supervisor.Ops):
         self.rt.watchdog.pet()
 
     def load_directory(self):
-        return loader.load_directory(self.rt.services_dir)
+        return loader.load_directory(self.rt.services_dir, self.rt.unit_dirs)
 
     def load_service_file(self, path):
         return loader.load_service_file(path)

@@ -10,6 +10,7 @@ import stat
 from . import config
 
 READ_LIMIT = 1 << 20
+UNIT_READ_LIMIT = 256 * 1024      # a systemd unit file or drop-in (units.READ_LIMIT)
 
 
 def read_file(path, limit=READ_LIMIT):
@@ -46,8 +47,11 @@ def load_service_file(path):
     return config.parse_service_file(path, data, reason)
 
 
-def load_directory(directory):
-    """Read every .svc and .grp file of ``directory``: a ``config.LoadResult``."""
+def load_directory(directory, unit_dirs=()):
+    """Read every .svc and .grp file of ``directory``: a ``config.LoadResult``.
+
+    ``unit_dirs``: systemd unit directories (the first wins) whose enabled units join
+    the services (``units``; a .svc file of the same name wins)."""
     try:
         entries = os.listdir(directory)
     except OSError as exc:
@@ -57,4 +61,109 @@ def load_directory(directory):
         if config.is_config_file(entry):
             data, reason = read_file(directory.rstrip("/") + "/" + entry)
             files.append((entry, data, reason))
-    return config.parse_directory(directory, files)
+    loaded = config.parse_directory(directory, files)
+    if unit_dirs:
+        add_units(loaded, unit_dirs)
+    return loaded
+
+
+def add_units(loaded, unit_dirs):
+    """Enabled systemd units as services beside ``loaded``'s (which win by name)."""
+    from . import units                 # only when units are imported: PID 1 stays small
+    taken = {spec.name for spec in loaded.services} | {g.name for g in loaded.groups}
+    result = units.import_units(UnitDirs(unit_dirs), taken)
+    specs, diagnostics = units.services_from(result)
+    for spec in specs:
+        if spec.name in taken:
+            diagnostics.append(units.UnitDiagnostic(
+                spec.path, 0, "name", config.WARNING, "'%s' is a .svc service already; "
+                "the one made from this unit is not loaded" % spec.name))
+            continue
+        taken.add(spec.name)
+        loaded.services.append(spec)
+    loaded.diagnostics = sorted(loaded.diagnostics + diagnostics,
+                                key=config.Diagnostic.sort_key)
+    return loaded
+
+
+class UnitDirs:
+    """systemd unit directories, read for ``units`` (the first directory that has a
+    name wins: /etc/systemd/system over /lib/systemd/system).  Listings are bounded
+    and cached; files are read with ``read_file``'s limits."""
+
+    MAX_ENTRIES = 10000
+
+    def __init__(self, directories, root=""):
+        self.directories = [d.rstrip("/") or "/" for d in directories]
+        self.root = root.rstrip("/")       # links in a machine's root resolve inside it
+        self.listings = {}
+
+    def listing(self, directory):
+        if directory not in self.listings:
+            try:
+                names = os.listdir(directory)[:self.MAX_ENTRIES]
+            except OSError:
+                names = []
+            self.listings[directory] = frozenset(names)
+        return self.listings[directory]
+
+    def entry(self, name):
+        for directory in self.directories:
+            if name not in self.listing(directory):
+                continue
+            path = directory + "/" + name
+            real = self.resolve(path)
+            if real in ("/dev/null", self.root + "/dev/null"):
+                return ("masked", path)
+            target = os.path.basename(real)
+            if target != name:
+                return ("alias", target)
+            data, reason = read_file(real, UNIT_READ_LIMIT)
+            if data is None:
+                return ("error", path, reason)
+            return ("file", path, data)
+        return None
+
+    def resolve(self, path):
+        """Where a chain of symbolic links ends (at most 8), inside ``root``."""
+        for _ in range(8):
+            try:
+                target = os.readlink(path)
+            except OSError:
+                return path
+            if target.startswith("/"):
+                path = self.root + target
+            else:
+                path = os.path.join(os.path.dirname(path), target)
+        return path
+
+    def wants(self, name):
+        found = []
+        for directory in self.directories:
+            for suffix in (".wants", ".requires"):
+                sub = directory + "/" + name + suffix
+                for entry in sorted(self.listing(sub)):
+                    if entry not in found:
+                        found.append(entry)
+        return found
+
+    def dropins(self, name):
+        chosen = {}
+        for directory in self.directories:
+            sub = directory + "/" + name + ".d"
+            for entry in self.listing(sub):
+                if entry.endswith(".conf") and entry not in chosen:
+                    chosen[entry] = sub + "/" + entry
+        found = []
+        for entry in sorted(chosen):
+            data, _reason = read_file(chosen[entry], UNIT_READ_LIMIT)
+            found.append((chosen[entry], data))
+        return found
+
+    def names(self):
+        seen = set()
+        for directory in self.directories:
+            for entry in self.listing(directory):
+                if entry.endswith((".service", ".socket", ".timer")):
+                    seen.add(entry)
+        return sorted(seen)

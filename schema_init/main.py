@@ -13,10 +13,17 @@ usage: schema-init                                   (as PID 1: boot the machine
        schema-init --services DIR --run-dir DIR [--shm NAME] [--time-scale F]
                                                      (supervise DIR without being PID 1)
        schema-init --check DIR [--strict]            (validate a services directory)
+       schema-init import-units [--all] [--services DIR] [--out DIR] [UNITDIR...]
+                                                     (systemd units as .svc files)
        schema-init --record-boot                     (utmp/wtmp boot records: who -b)
        schema-init --version | --help
 
   --services DIR    the .svc/.grp directory to supervise
+  --units DIR       a systemd unit directory (repeatable, the first wins): the units
+                    multi-user.target reaches become services beside the .svc files
+                    (as PID 1 of a Debian root: /etc/systemd/system and
+                    /lib/systemd/system unless --no-units or SCHEMA_UNITS=none)
+  --no-units        import no systemd units
   --run-dir DIR     where the socket, logs, env file and timer stamps go
   --shm NAME        shared-memory name (default /schema-init as PID 1)
   --time-scale F    multiply built-in delays (respawn cooldowns, dormant periods,
@@ -32,11 +39,11 @@ usage: schema-init                                   (as PID 1: boot the machine
 """
 
 
-def check(directory, strict=False, out=None):
+def check(directory, strict=False, out=None, unit_dirs=()):
     """``schema-init --check DIR``: returns the exit status."""
     from . import config, graph, loader
     out = out or sys.stdout
-    loaded = loader.load_directory(directory)
+    loaded = loader.load_directory(directory, unit_dirs)
     resolved = graph.resolve(loaded.services, loaded.groups)
     diagnostics = sorted(loaded.diagnostics + resolved.diagnostics,
                          key=config.Diagnostic.sort_key)
@@ -96,7 +103,8 @@ def parse_args(argv):
     options = {"services": None, "run_dir": None, "shm": None, "time_scale": 1.0,
                "watchdog": None, "watchdog_interval": None, "resume": None,
                "check": None, "strict": False, "positional": [],
-               "help": False, "version": False, "record_boot": False}
+               "help": False, "version": False, "record_boot": False,
+               "units": [], "no_units": False}
     takes_value = {"--services": "services", "--run-dir": "run_dir", "--shm": "shm",
                    "--time-scale": "time_scale", "--check": "check",
                    "--watchdog": "watchdog", "--watchdog-interval": "watchdog_interval",
@@ -114,6 +122,17 @@ def parse_args(argv):
             else:
                 raise UsageError("%s needs a value" % name)
             options[takes_value[name]] = value
+        elif name == "--units":
+            if eq:
+                value = inline
+            elif i + 1 < len(argv):
+                i += 1
+                value = argv[i]
+            else:
+                raise UsageError("--units needs a directory")
+            options["units"].append(value)
+        elif word == "--no-units":
+            options["no_units"] = True
         elif word == "--strict":
             options["strict"] = True
         elif word == "--record-boot":
@@ -145,6 +164,9 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if os.getpid() == 1:
         return boot_pid1(argv)
+    if argv[:1] == ["import-units"]:
+        from . import import_units
+        return import_units.main(argv[1:])
     try:
         options = parse_args(argv)
     except UsageError as exc:
@@ -157,7 +179,8 @@ def main(argv=None):
         sys.stdout.write("schema-init %s\n" % __version__)
         return 0
     if options["check"] is not None:
-        return check(options["check"], options["strict"])
+        return check(options["check"], options["strict"],
+                     unit_dirs=[] if options["no_units"] else options["units"])
     if options["record_boot"]:
         from . import utmp
         problems = utmp.write_boot()

@@ -246,6 +246,31 @@ def choose_services_dir(options):
     return SERVICES_DIR
 
 
+UNIT_DIRS = ("/etc/systemd/system", "/lib/systemd/system", "/usr/lib/systemd/system")
+
+
+def choose_unit_dirs(options, environ=os.environ, exists=os.path.exists,
+                     realpath=os.path.realpath):
+    """The systemd unit directories whose enabled units PID 1 imports (docs/spec.md,
+    "Services from systemd unit files"): --units DIR..., else on a Debian root
+    (/etc/debian_version) booted with the default services directory (no --services)
+    /etc/systemd/system and /lib/systemd/system (and /usr/lib/systemd/system when it is
+    another directory); none with --no-units or SCHEMA_UNITS=none on the kernel
+    command line."""
+    if options.get("no_units") or environ.get("SCHEMA_UNITS") == "none":
+        return []
+    if options.get("units"):
+        return list(options["units"])
+    if options.get("services") or not exists("/etc/debian_version"):
+        return []
+    found, seen = [], set()
+    for directory in UNIT_DIRS:
+        if exists(directory) and realpath(directory) not in seen:
+            seen.add(realpath(directory))
+            found.append(directory)
+    return found
+
+
 def rescue_shell(services_dir, console):
     """A shell on the console while PID 1 keeps reaping and petting; returns its pid."""
     console.write("\n*** schema-init: nothing can boot ***\n"
@@ -331,6 +356,7 @@ def boot(options):
     if not container and single_user_requested(kernel_cmdline()):
         single_user(console)
     options = dict(options)
+    options["units"] = choose_unit_dirs(options)
     options["services"] = choose_services_dir(options)
     machine = Pid1Runtime(options, container, console=console)
     machine.run()

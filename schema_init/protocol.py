@@ -160,6 +160,7 @@ def format_status(supervisor):
             line += "  %s=%s" % (key, json_string(value) if key == "status" else value)
         lines.append(line)
     lines += ["rejected: %s" % d.format() for d in supervisor.rejected]
+    lines += ["dropped: %s" % d.format() for d in supervisor.dropped]
     return lines
 
 
@@ -178,12 +179,12 @@ def format_status_json(supervisor):
             lines.append('      "%s": %s,' % (key, shown))
         lines.append('      "restarts": %d' % s.restarts)
         lines.append("    }," if i < len(services) - 1 else "    }")
-    if supervisor.rejected:
-        lines.append("  ],")
-        lines.append('  "rejected": [%s]' % ", ".join(
-            json_string(d.format()) for d in supervisor.rejected))
-    else:
-        lines.append("  ]")
+    lists = [(key, items) for key, items in (("rejected", supervisor.rejected),
+                                             ("dropped", supervisor.dropped)) if items]
+    lines.append("  ]," if lists else "  ]")
+    for n, (key, items) in enumerate(lists):
+        lines.append('  "%s": [%s]%s' % (key, ", ".join(json_string(d.format()) for d in items),
+                                         "," if n < len(lists) - 1 else ""))
     lines.append("}")
     return lines
 
@@ -200,6 +201,8 @@ def format_status_kv(supervisor):
         lines += ["service.%s.%s=%s" % (s.name, key, value) for key, value in notify_facts(s)]
     lines += ["rejected.%d=%s" % (i, d.format().replace("\n", " "))
               for i, d in enumerate(supervisor.rejected)]
+    lines += ["dropped.%d=%s" % (i, d.format().replace("\n", " "))
+              for i, d in enumerate(supervisor.dropped)]
     return lines
 
 

@@ -29,6 +29,7 @@ class Runtime:
     def __init__(self, options, console=None, env=None):
         self.options = options
         self.services_dir = options["services"]
+        self.unit_dirs = [] if options.get("no_units") else list(options.get("units") or ())
         self.paths = self.make_paths()
         self.console = console or logs.Console(1)
         self.scale = options.get("time_scale", 1.0)
@@ -107,7 +108,7 @@ class Runtime:
             self.console.write("[schema-init] %s\n" % self.cgroups.note)
         handed = self.handover["watchdog_fd"] if self.handover else -1
         self.watchdog.open(self.watchdog_candidates(), handed if handed >= 0 else None)
-        loaded = self.guarded(loader.load_directory, self.services_dir) or \
+        loaded = self.guarded(loader.load_directory, self.services_dir, self.unit_dirs) or \
             config.unreadable_directory(self.services_dir, "internal error (see above)")
         resolved = self.guarded(graph.resolve, loaded.services, loaded.groups) or \
             graph.resolve([], [])

@@ -56,8 +56,35 @@ def _pass_listen_fds(fds, name, env):
     env["LISTEN_FDNAMES"] = ":".join([name] * count)
 
 
+def _read_env_files(paths, env):
+    """``env_file=`` lines into ``env`` (in the child: reading never blocks the loop).
+    A file that cannot be read fails the spawn unless written ``-/path``."""
+    from . import config, loader
+    for entry in paths:
+        optional = entry.startswith("-")
+        path = entry.lstrip("-")
+        data, reason = loader.read_file(path)
+        if data is None:
+            if optional:
+                continue
+            _child_fail("env_file %s: %s" % (path, reason))
+        env.update(config.parse_environment_file(data))
+
+
+def _enter_workdir(workdir):
+    """``workdir=`` (after the privileges are dropped, so it is the user's view); a
+    directory that cannot be entered fails the spawn unless written ``-/path``."""
+    path = workdir.lstrip("-") or "/"
+    try:
+        os.chdir(path)
+    except OSError as exc:
+        if not workdir.startswith("-"):
+            _child_fail("workdir %s: %s" % (path, exc.strerror))
+        os.chdir("/")
+
+
 def _service_child(barrier, argv, env, log_path, nice, account, listen_fds=(), listen_name="",
-                   notify_socket=None, watchdog_pid=False):
+                   notify_socket=None, watchdog_pid=False, context=None):
     try:
         _child_common()
         os.read(barrier, 1)             # released once we are in our cgroup (EOF releases too)
@@ -67,6 +94,9 @@ def _service_child(barrier, argv, env, log_path, nice, account, listen_fds=(), l
         log = _open_log(log_path)
         os.dup2(log, 1)
         os.dup2(log, 2)
+        if context is not None and context.env_file:
+            env = dict(env)
+            _read_env_files(context.env_file, env)
         if listen_fds:
             env = dict(env)
             _pass_listen_fds(listen_fds, listen_name, env)
@@ -99,7 +129,7 @@ def _service_child(barrier, argv, env, log_path, nice, account, listen_fds=(), l
             os.setuid(uid)
             if os.getuid() != uid or os.geteuid() != uid:
                 _child_fail("could not drop privileges to %s" % name)
-        os.chdir("/")
+        _enter_workdir(context.workdir if context is not None else "")
         os.execve(argv[0], argv, env)
     except BaseException as exc:            # noqa: B902 - the child must never return
         _child_fail("cannot start %s: %s" % (argv[0], exc))
@@ -124,7 +154,7 @@ def start_service(argv, env, log_path, nice=0, account=None, cgroups=None, spec=
     if pid == 0:
         os.close(write_end)
         _service_child(read_end, argv, env, log_path, nice, account, listen_fds, listen_name,
-                       notify_socket, watchdog_pid)
+                       notify_socket, watchdog_pid, context=spec)
     os.close(read_end)
     placed, problems = None, []
     try:

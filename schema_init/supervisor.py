@@ -123,6 +123,7 @@ class Supervisor:
         self.unmanaged = set()        # pids of removed services, still reaped
         self.changed = True           # something visible changed since the last publish
         self.rejected = []            # errors of the files the last load rejected
+        self.dropped = []             # what importing systemd units left out (warnings)
         self.actions = Actions(self)
         self.deadman = deadman.DeadManToken(watchdog_interval, now)
         self.shutdown = shutdown.ShutdownOrder(self)
@@ -165,6 +166,8 @@ class Supervisor:
     def note_rejected(self, diagnostics):
         """Remember why files of the last load were rejected (``status`` shows them)."""
         self.rejected = [d for d in diagnostics if d.severity == config.ERROR]
+        self.dropped = [d for d in diagnostics
+                        if d.from_unit and d.severity != config.ERROR]
         self.changed = True
 
     @property

@@ -1,0 +1,493 @@
+"""Services from systemd unit files (schema_init/units.py): the pure mapping line by line,
+which units a machine's links select, the real Debian units of tests/data/units against
+their expected .svc files, the env=/env_file=/workdir= keys, and imported services run
+for real by a real schema-init (not PID 1)."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT, program
+from harness import Supervised
+from schema_init import config, loader, units
+
+DATA = os.path.join(ROOT, "tests", "data", "units")
+EXPECTED = os.path.join(ROOT, "tests", "data", "units-expected")
+
+
+def unit(name, text, instance=None):
+    entries, diags = units.parse_unit_text("/u/" + name, text.encode())
+    assert diags == []
+    return units.Unit(name, "/u/" + name, entries, instance)
+
+
+def imported(files, svc_names=(), wants=None, dropins=None, everything=False):
+    source = units.DictSource({k: (v.encode() if isinstance(v, str) else v)
+                               for k, v in files.items()}, wants, dropins)
+    result = units.import_units(source, svc_names, everything=everything)
+    return result, {g.name: g.render()[0] for g in result.generated}
+
+
+def svc_lines(text):
+    return [line for line in text.splitlines() if line and not line.startswith("#")]
+
+
+def warnings(result):
+    return [d.format() for d in result.diagnostics]
+
+
+# --- command lines -------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, words", [
+    ("/bin/a b  c", ["/bin/a", "b", "c"]),
+    ("/bin/a 'b c' \"d e\"", ["/bin/a", "b c", "d e"]),
+    ("/bin/a x'y z'w", ["/bin/a", "xy zw"]),
+    ("/bin/a '-p -- \\\\u'", ["/bin/a", "-p -- \\u"]),
+    ("/bin/a \\x41\\t\\101", ["/bin/a", "A\tA"]),
+    ("/bin/a ''", ["/bin/a", ""]),
+])
+def test_systemd_word_splitting_quotes_and_escapes(text, words):
+    assert units.split_words(text) == (words, None)
+
+
+@pytest.mark.parametrize("text", ["/bin/a 'open", "/bin/a \\q", "/bin/a end\\"])
+def test_a_broken_command_line_is_refused_with_a_reason(text):
+    words, why = units.split_words(text)
+    assert words is None and why
+
+
+def test_variables_split_as_a_word_and_stay_one_argument_in_braces():
+    flags, words, why = units.parse_command(
+        "-/usr/sbin/sshd -D $SSHD_OPTS --x=${A}y '$$lit' \"$B\"", unit("s.service", ""))
+    assert why is None and flags == "-"
+    assert words == [[("text", "/usr/sbin/sshd")], [("text", "-D")], [("split", "SSHD_OPTS")],
+                     [("text", "--x="), ("var", "A"), ("text", "y")], [("text", "$lit")],
+                     [("split", "B")]]
+
+
+def test_specifiers_of_a_template_become_the_instance_and_the_colon_prefix_keeps_dollars():
+    template = unit("e2scrub@.service", "", instance="")
+    _, words, _ = units.parse_command("/sbin/e2scrub -t %I %n %t/x %%", template)
+    assert words == [[("text", "/sbin/e2scrub")], [("text", "-t")], [("var", "INSTANCE")],
+                     [("text", "e2scrub@"), ("var", "INSTANCE"), ("text", ".service")],
+                     [("text", "/run/x")], [("text", "%")]]
+    flags, words, _ = units.parse_command(":/bin/echo $HOME", unit("a.service", ""))
+    assert flags == ":" and words[1] == [("text", "$HOME")]
+    assert units.parse_command("/bin/x %H", unit("a.service", ""))[2] == \
+        "specifier %H is not known here"
+
+
+@pytest.mark.parametrize("text, seconds", [
+    ("90", 90), ("1min 30s", 90), ("15min", 900), ("1d", 86400), ("1.5h", 5400),
+    ("100ms", 0.1), ("infinity", None), ("2w", 1209600),
+])
+def test_time_spans(text, seconds):
+    assert units.parse_timespan(text) == (seconds, None)
+
+
+@pytest.mark.parametrize("text, ours, note", [
+    ("daily", "00:00", None), ("weekly", "Mon 00:00", None), ("monthly", "1 00:00", None),
+    ("Sun *-*-* 03:10:00", "Sun 03:10", None), ("*-*-* 6:00", "06:00", None),
+    ("*-*-* 6,18:00", "06:00", "only the first of the hours 6,18 is kept"),
+    ("*-*-15 04:30", "15 04:30", None), ("Fri 22:05", "Fri 22:05", None),
+])
+def test_calendars_our_grammar_accepts(text, ours, note):
+    assert units.map_calendar(text) == (ours, note)
+
+
+@pytest.mark.parametrize("text", ["hourly", "Mon..Fri 10:00", "*-*-* *:00/15",
+                                  "2026-01-01 00:00", "*-*-* 03:10:30", "Sat,Sun 10:00"])
+def test_calendars_beyond_our_grammar_are_reported(text):
+    ours, why = units.map_calendar(text)
+    assert ours is None and why
+
+
+# --- one unit ------------------------------------------------------------------------
+
+def test_every_line_is_mapped_or_reported_with_file_line_and_key():
+    result, out = imported({"a.service": (
+        "[Unit]\nDescription=A\nAfter=network.target\n"
+        "[Service]\nExecStart=/bin/a -x\nProtectSystem=full\nFrobnicate=1\n"
+        "LimitNOFILE=10\n[Install]\nWantedBy=multi-user.target\n")}, everything=True)
+    assert svc_lines(out["a"]) == ["exec=/bin/a", "args=-x", "no_restart=1"]
+    assert warnings(result) == [
+        "/lib/systemd/system/a.service:6: warning: ProtectSystem: sandboxing: schema-init "
+        "does not confine services",
+        "/lib/systemd/system/a.service:7: warning: Frobnicate: no schema-init equivalent",
+        "/lib/systemd/system/a.service:8: warning: LimitNOFILE: resource limits (setrlimit) "
+        "are not set"]
+    assert "#   /lib/systemd/system/a.service:7: Frobnicate=1 (no schema-init equivalent)" \
+        in out["a"].splitlines()
+    assert all(d.from_unit for d in result.diagnostics)
+
+
+def test_types_restart_and_timeouts_map_to_keys():
+    _, out = imported({
+        "n.service": "[Service]\nType=notify\nExecStart=/bin/n\nRestart=always\n"
+                     "TimeoutStopSec=1min 30s\nTimeoutStartSec=infinity\nWatchdogSec=2.5\n"
+                     "KillMode=mixed\nUser=daemon\nGroup=daemon\n",
+        "o.service": "[Service]\nType=oneshot\nExecStart=/bin/o\nRemainAfterExit=yes\n",
+        "f.service": "[Service]\nType=forking\nPIDFile=/run/f.pid\nExecStart=/usr/sbin/f -d\n"
+                     "Restart=on-failure\n"}, everything=True)
+    assert svc_lines(out["n"]) == ["exec=/bin/n", "notify=1", "user=daemon", "kill_mode=mixed",
+                                   "start_timeout_sec=0", "stop_timeout_sec=90",
+                                   "watchdog_sec=3"]
+    assert svc_lines(out["o"]) == ["exec=/bin/o", "oneshot=1", "no_restart=1"]
+    assert svc_lines(out["f"]) == ["exec=" + units.SUBREAPER, "args=/usr/sbin/f", "args=-d"]
+
+
+def test_exec_prefixes_and_variables_go_through_the_shell_only_when_needed():
+    _, out = imported({
+        "v.service": "[Service]\nEnvironmentFile=-/etc/default/v\nEnvironment=\"A=1 2\" B=3\n"
+                     "ExecStart=/bin/v $OPTS ${A}\nWorkingDirectory=-/srv\n",
+        "ig.service": "[Service]\nType=oneshot\nExecStart=-/bin/false\n",
+        "rel.service": "[Service]\nType=oneshot\nExecStart=true\n"}, everything=True)
+    assert svc_lines(out["v"]) == [
+        "exec=/bin/sh", "args=-c", 'args=set -f; exec /bin/v ${OPTS} "${A}"', "no_restart=1",
+        "env=A=1 2", "env=B=3", "env_file=-/etc/default/v", "workdir=-/srv"]
+    assert svc_lines(out["ig"])[:3] == ["exec=/bin/sh", "args=-c", "args=/bin/false || :"]
+    assert svc_lines(out["rel"])[:3] == ["exec=/bin/sh", "args=-c", "args=exec true"]
+
+
+def test_exec_start_pre_becomes_a_prior_oneshot_the_service_depends_on():
+    result, out = imported({"p.service": (
+        "[Service]\nUser=nobody\nEnvironment=X=1\nExecStartPre=/bin/check\n"
+        "ExecStartPre=-/bin/maybe\nExecStart=/bin/p\n")}, everything=True)
+    assert svc_lines(out["p-pre"]) == ["exec=/bin/sh", "args=-c",
+                                       "args=/bin/check || exit; /bin/maybe || :",
+                                       "oneshot=1", "user=nobody", "env=X=1"]
+    assert "dep=p-pre" in svc_lines(out["p"])
+    assert result.diagnostics == []
+
+
+def test_path_conditions_of_a_oneshot_are_checked_by_the_shell_others_reported():
+    result, out = imported({"c.service": (
+        "[Unit]\nConditionPathExists=!/etc/skip\nConditionFileIsExecutable=/etc/rc.local\n"
+        "ConditionACPower=true\n[Service]\nType=oneshot\nExecStart=/bin/c\n")},
+        everything=True)
+    assert svc_lines(out["c"])[2] == \
+        "args=! [ -e /etc/skip ] || exit 0; [ -x /etc/rc.local ] || exit 0; exec /bin/c"
+    assert warnings(result) == ["/lib/systemd/system/c.service:4: warning: ConditionACPower: "
+                                "not checked (only the path conditions of a oneshot are)"]
+
+
+def test_a_tty_service_gets_its_terminal_and_is_a_session():
+    _, out = imported({"getty@.service": (
+        "[Service]\nExecStart=-/sbin/agetty - $TERM\nRestart=always\nStandardInput=tty\n"
+        "StandardOutput=tty\nTTYPath=/dev/%I\n")}, everything=True)
+    assert svc_lines(out["getty@"]) == [
+        "exec=/bin/sh", "args=-c",
+        'args=set -f; exec /sbin/agetty - ${TERM} </dev/"${INSTANCE}" >/dev/"${INSTANCE}" 2>&1',
+        "session=1"]
+
+
+def test_sockets_and_timers_join_their_service():
+    result, out = imported({
+        "d.service": "[Service]\nExecStart=/bin/d\n",
+        "d.socket": "[Socket]\nListenStream=/run/d.sock\nListenDatagram=514\n"
+                    "ListenStream=[::1]:22\nSocketMode=660\nSocketUser=d\nSocketGroup=adm\n"
+                    "ListenStream=@abstract\n",
+        "j.service": "[Service]\nType=oneshot\nExecStart=/bin/j\n",
+        "j.timer": "[Timer]\nOnCalendar=Sun *-*-* 03:10:00\nPersistent=true\n",
+        "k.service": "[Service]\nType=oneshot\nExecStart=/bin/k\n",
+        "k.timer": "[Timer]\nOnBootSec=15min\nOnUnitActiveSec=1d\nPersistent=yes\n",
+    }, everything=True)
+    assert svc_lines(out["d"]) == ["exec=/bin/d", "no_restart=1", "listen=/run/d.sock",
+                                   "listen=tcp:[::1]:22", "listen=udp:514",
+                                   "socket_mode=0660", "socket_user=d", "socket_group=adm"]
+    assert svc_lines(out["j"]) == ["exec=/bin/j", "oneshot=1", "on_calendar=Sun 03:10",
+                                   "persistent=1"]
+    assert svc_lines(out["k"]) == ["exec=/bin/k", "oneshot=1", "on_boot_sec=900",
+                                   "on_active_sec=86400"]
+    assert warnings(result) == [
+        "/lib/systemd/system/d.socket:8: warning: ListenStream: abstract unix sockets are "
+        "not supported",
+        "/lib/systemd/system/k.timer:4: warning: Persistent: Persistent= applies to calendar "
+        "timers only"]
+
+
+def test_drop_ins_apply_in_order_and_an_empty_assignment_resets_a_list():
+    _, out = imported(
+        {"a.service": "[Service]\nExecStart=/bin/old\nEnvironment=A=1\n"},
+        dropins={"a.service": [("/etc/systemd/system/a.service.d/10.conf",
+                                b"[Service]\nExecStart=\nExecStart=/bin/new\n"),
+                               ("/etc/systemd/system/a.service.d/20.conf",
+                                b"[Service]\nEnvironment=\nEnvironment=B=2\n")]},
+        everything=True)
+    assert svc_lines(out["a"]) == ["exec=/bin/new", "no_restart=1", "env=B=2"]
+    assert out["a"].splitlines()[0].endswith(
+        "/lib/systemd/system/a.service, /etc/systemd/system/a.service.d/10.conf, "
+        "/etc/systemd/system/a.service.d/20.conf")
+
+
+def test_a_unit_without_exec_start_is_an_error_naming_it():
+    result, out = imported({"x.service": "[Service]\nType=simple\n"}, everything=True)
+    assert out == {}
+    assert warnings(result) == ["/lib/systemd/system/x.service: error: no ExecStart=; the "
+                                "unit is not imported"]
+
+
+def test_a_huge_or_endless_unit_file_is_refused_quickly():
+    entries, diags = units.parse_unit_text("/u/big.service", b"#" * (units.READ_LIMIT + 1))
+    assert entries == [] and diags[0].severity == config.ERROR
+    entries, diags = units.parse_unit_text("/u/many.service", b"[Service]\n" + b"A=1\n" * 5000)
+    assert entries == [] and "more than 1000 key=value lines" in diags[0].message
+
+
+# --- which units: the walk -------------------------------------------------------------
+
+DEBIAN_LIKE = {
+    "multi-user.target": "[Unit]\nRequires=basic.target\n",
+    "basic.target": "[Unit]\nRequires=sysinit.target\nWants=sockets.target timers.target\n",
+    "cron.service": "[Service]\nExecStart=/usr/sbin/cron -f\n",
+    "rsyslog.service": "[Unit]\nRequires=syslog.socket\n[Service]\nExecStart=/usr/sbin/rsyslogd"
+                       "\n[Install]\nAlias=syslog.service\n",
+    "syslog.socket": "[Socket]\nListenDatagram=/run/systemd/journal/syslog\n",
+    "web.service": "[Unit]\nAfter=network-online.target cron.service\n"
+                   "Wants=helper.service udev-thing.service\n"
+                   "[Service]\nExecStart=/bin/web\n",
+    "helper.service": "[Unit]\nBefore=web.service\n[Service]\nType=oneshot\nExecStart=/bin/h\n",
+    "masked.service": ("masked", "/etc/systemd/system/masked.service"),
+    "sshd.service": ("alias", "ssh.service"),
+    "ssh.service": "[Service]\nExecStart=/usr/sbin/sshd -D\n",
+    "systemd-logind.service": "[Service]\nExecStart=/lib/systemd/systemd-logind\n",
+    "udev-thing.service": "[Service]\nExecStart=/bin/early\n",
+    "unused.service": "[Service]\nExecStart=/bin/unused\n",
+    "tick.timer": "[Timer]\nOnCalendar=daily\n",
+    "tick.service": "[Service]\nType=oneshot\nExecStart=/bin/tick\n",
+    "getty@.service": "[Service]\nExecStart=/sbin/agetty %I\nRestart=always\n",
+    "mnt-data.mount": "[Mount]\nWhat=/dev/sdb\n",
+}
+DEBIAN_WANTS = {
+    "multi-user.target": ["cron.service", "rsyslog.service", "web.service", "masked.service",
+                          "sshd.service", "systemd-logind.service", "getty.target",
+                          "mnt-data.mount"],
+    "getty.target": ["getty@tty1.service", "getty@ttyS0.service"],
+    "timers.target": ["tick.timer"],
+    "sysinit.target": ["udev-thing.service"],
+}
+
+
+def test_the_walk_imports_what_multi_user_target_reaches_and_nothing_else():
+    result, out = imported(DEBIAN_LIKE, svc_names=("basic", "ssh", "getty@ttyS0"),
+                           wants=DEBIAN_WANTS)
+    assert sorted(out) == ["cron", "getty@", "getty@tty1", "helper", "rsyslog", "tick", "web"]
+    assert dict(result.skipped) == {
+        "masked.service": "masked (/etc/systemd/system/masked.service is a link to /dev/null)",
+        "ssh.service": "a .svc file of the same name wins",
+        "systemd-logind.service": "needs systemd as PID 1 (sessions are its cgroup scopes)",
+        "getty@ttyS0.service": "a .svc file of the same name wins",
+        "mnt-data.mount": "mounts are /etc/fstab's (the services directory mounts it)",
+        "udev-thing.service": "the early boot (sysinit.target) is the services directory's"}
+    # rsyslog takes syslog.socket (its service, syslog.service, is rsyslog's alias)
+    assert "listen=dgram:/run/systemd/journal/syslog" in svc_lines(out["rsyslog"])
+    # After= a service and a target without a .svc name: dep on the service only; the
+    # implied basic.target: dep=basic (a .svc group of that name); Before= in helper
+    assert [l for l in svc_lines(out["web"]) if l.startswith("dep=")] == \
+        ["dep=cron", "dep=basic", "dep=helper"]
+    assert "on_calendar=00:00" in svc_lines(out["tick"])
+    assert out["getty@tty1"].splitlines()[1] == "# (the instance getty@tty1 of the template " \
+        "getty@.svc)"
+
+
+def test_imported_specs_are_parsed_by_config_and_templates_instantiate():
+    source = units.DictSource({k: (v.encode() if isinstance(v, str) else v)
+                               for k, v in DEBIAN_LIKE.items()}, DEBIAN_WANTS)
+    result = units.import_units(source, ("basic",))
+    specs, diags = units.services_from(result)
+    by_name = {s.name: s for s in specs}
+    assert sorted(by_name) == ["cron", "getty@tty1", "getty@ttyS0", "helper", "rsyslog",
+                               "ssh", "tick", "web"]
+    assert by_name["getty@tty1"].instance == "tty1"
+    assert by_name["getty@tty1"].args == ("-c", 'exec /sbin/agetty "${INSTANCE}"')
+    assert by_name["tick"].is_calendar and by_name["cron"].no_restart
+    assert by_name["rsyslog"].listen == (("unix-dgram", "/run/systemd/journal/syslog"),)
+    assert by_name["ssh"].path == "/lib/systemd/system/ssh.service"
+    assert all(d.from_unit for d in diags)
+
+
+def test_unit_directories_on_disk_etc_wins_masks_aliases_and_drop_ins(tmp_path):
+    etc, lib = tmp_path / "etc", tmp_path / "lib"
+    for d in (etc / "multi-user.target.wants", lib / "a.service.d", etc / "a.service.d"):
+        d.mkdir(parents=True)
+    (lib / "a.service").write_text("[Service]\nExecStart=/bin/lib-a\nEnvironment=X=lib\n")
+    (lib / "b.service").write_text("[Service]\nExecStart=/bin/b\n")
+    (etc / "b.service").write_text("[Service]\nExecStart=/bin/etc-b\n")
+    (lib / "c.service").write_text("[Service]\nExecStart=/bin/c\n")
+    os.symlink("/dev/null", etc / "c.service")
+    (lib / "a.service.d" / "x.conf").write_text("[Service]\nEnvironment=X=lib-dropin\n")
+    (etc / "a.service.d" / "x.conf").write_text("[Service]\nEnvironment=X=etc-dropin\n")
+    (lib / "a.service.d" / "y.conf").write_text("[Service]\nEnvironment=Y=1\n")
+    for name in ("a.service", "b.service", "c.service", "alias-a.service"):
+        os.symlink(str(lib / "a.service") if name == "alias-a.service" else str(lib / name),
+                   etc / "multi-user.target.wants" / name)
+    source = loader.UnitDirs([str(etc), str(lib)])
+    result = units.import_units(source)
+    out = {g.name: svc_lines(g.render()[0]) for g in result.generated}
+    assert out == {"a": ["exec=/bin/lib-a", "no_restart=1", "env=X=lib", "env=X=etc-dropin",
+                         "env=Y=1"],
+                   "b": ["exec=/bin/etc-b", "no_restart=1"]}
+    assert ("c.service", "masked (%s/c.service is a link to /dev/null)" % etc) in result.skipped
+
+
+# --- the real Debian units -------------------------------------------------------------
+
+def test_the_real_debian_units_give_exactly_the_expected_svc_files(tmp_path):
+    out = tmp_path / "out"
+    run = subprocess.run([program("schema-init"), "import-units", "--all", "--out", str(out),
+                          "tests/data/units"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=60)
+    assert run.returncode == 0, run.stderr
+    made = sorted(os.listdir(out))
+    assert made == sorted(n for n in os.listdir(EXPECTED) if n.endswith(".svc"))
+    for name in made:
+        with open(out / name) as f, open(os.path.join(EXPECTED, name)) as g:
+            assert f.read() == g.read(), name
+    # every dropped line is a warning naming file, line and key, and a comment of the file
+    warned = [l for l in run.stderr.splitlines() if ": warning: " in l]
+    commented = [l for n in made for l in (out / n).read_text().splitlines()
+                 if l.startswith("#   ")]
+    assert len(warned) == len(commented) > 50
+    assert run.stderr.splitlines()[-1] == (
+        "import-units: %d service files from tests/data/units, %d warnings, 0 errors"
+        % (len(made), len(warned)))
+
+
+def test_the_expected_files_pass_check_with_our_parser(tmp_path):
+    for name in os.listdir(EXPECTED):
+        with open(os.path.join(EXPECTED, name), "rb") as f:
+            spec, diags = config.parse_service(os.path.join(EXPECTED, name), f.read())
+        assert [d for d in diags if d.severity == config.ERROR] == [], name
+        assert [d.format() for d in diags if "not supported" in d.message] == [], name
+
+
+def test_stdout_is_the_default_and_a_file_import_units_did_not_write_is_kept(tmp_path):
+    run = subprocess.run([program("schema-init"), "import-units", "--all", DATA],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0 and run.stdout.startswith("### apt-daily-upgrade.svc\n")
+    (tmp_path / "cron.svc").write_text("exec=/mine\n")
+    run = subprocess.run([program("schema-init"), "import-units", "--all", "--out",
+                          str(tmp_path), DATA], capture_output=True, text=True, timeout=60)
+    assert (tmp_path / "cron.svc").read_text() == "exec=/mine\n"
+    assert "cron.svc exists and was not written by import-units; left alone" in run.stderr
+
+
+# --- env=, env_file=, workdir= ----------------------------------------------------------
+
+def test_env_file_format_of_systemd():
+    data = (b"# comment\n; also\nA=1\n  B = two words  \nexport C=3\nD=\"q \\\"x\\\" \\\\ y\"\n"
+            b"E='single $x'\nF=con\\\ntinued\nnot a line\n1BAD=x\nG=\"multi\nline\"\n")
+    assert config.parse_environment_file(data) == [
+        ("A", "1"), ("B", "two words"), ("C", "3"), ("D", 'q "x" \\ y'), ("E", "single $x"),
+        ("F", "continued"), ("G", "multi\nline")]
+
+
+def test_env_env_file_and_workdir_keys_parse_and_refuse_bad_values():
+    spec, diags = config.parse_service("/d/a.svc", b"exec=/bin/a\nenv=A=1\nenv=B=x=y\n"
+                                       b"env_file=-/etc/default/a\nenv_file=/etc/a.env\n"
+                                       b"workdir=/srv\nenv=1A=no\nenv_file=rel\n")
+    assert spec.env == (("A", "1"), ("B", "x=y"))
+    assert spec.env_file == ("-/etc/default/a", "/etc/a.env") and spec.workdir == "/srv"
+    assert [d.format() for d in diags] == [
+        "/d/a.svc:7: warning: env: '1A=no' is not NAME=VALUE (a name of letters, digits and "
+        "_); using the default (unset)",
+        "/d/a.svc:8: warning: env_file: 'rel' is not an absolute path (or -/path); using the "
+        "default (unset)"]
+
+
+# --- run for real ------------------------------------------------------------------------
+
+def test_an_imported_unit_runs_with_its_environment_file_variables_and_directory(tmp_path):
+    units_dir = tmp_path / "units"
+    (units_dir / "multi-user.target.wants").mkdir(parents=True)
+    work = tmp_path / "work"
+    work.mkdir()
+    envfile = tmp_path / "defaults"
+    envfile.write_text("# as /etc/default/NAME\nOPTS=\"-n two\"\nWHO='a b'\n")
+    out = tmp_path / "out.txt"
+    (units_dir / "show.service").write_text(
+        "[Unit]\nDescription=show\n[Service]\nType=oneshot\nEnvironment=GREETING=hi\n"
+        "EnvironmentFile=%s\nEnvironmentFile=-/nonexistent/file\nWorkingDirectory=%s\n"
+        "ExecStartPre=/bin/sh -c 'echo pre > pre.txt'\n"
+        "ExecStart=/bin/sh -c 'echo \"$0|$1|$2|$GREETING|$(pwd)\" > %s' $OPTS ${WHO}\n"
+        "ProtectSystem=full\n" % (envfile, work, out))
+    os.symlink("../show.service", units_dir / "multi-user.target.wants" / "show.service")
+    s = Supervised(tmp_path, {"idle.svc": "exec=/bin/sleep\nargs=1000\n"},
+                   args=["--units", str(units_dir)])
+    try:
+        s.start()
+        s.wait_state("show", "PERFECT", 20)
+        assert out.read_text() == "-n|two|a b|hi|%s\n" % work
+        assert (work / "pre.txt").read_text() == "pre\n"
+        assert s.state("show-pre") == "PERFECT"
+        status = s.ctl("status").stdout
+        assert "dropped: %s/show.service:11: warning: ProtectSystem: sandboxing: schema-init " \
+            "does not confine services" % units_dir in status
+        assert "dropped.0=%s/show.service:11" % units_dir in s.ctl("status", "--kv").stdout
+    finally:
+        s.stop()
+
+
+def test_the_real_dbus_units_run_dbus_daemon_on_its_socket(tmp_path):
+    """Debian's own dbus.service and dbus.socket (tests/data/units), with a drop-in
+    moving the socket into the test's directory, serve a D-Bus client."""
+    if not os.path.exists("/usr/bin/dbus-daemon") or not os.path.exists("/usr/bin/dbus-send"):
+        pytest.fail("this test needs dbus-daemon and dbus-send (apt-get install dbus-daemon "
+                    "dbus-bin)")
+    units_dir = tmp_path / "units"
+    wants = units_dir / "sockets.target.wants"
+    wants.mkdir(parents=True)
+    for name in ("dbus.service", "dbus.socket"):
+        with open(os.path.join(DATA, name)) as f:
+            (units_dir / name).write_text(f.read())
+    os.symlink("../dbus.socket", wants / "dbus.socket")
+    bus = tmp_path / "bus"
+    (units_dir / "dbus.socket.d").mkdir()
+    (units_dir / "dbus.socket.d" / "test.conf").write_text(
+        "[Socket]\nListenStream=\nListenStream=%s\n" % bus)
+    s = Supervised(tmp_path, {"idle.svc": "exec=/bin/sleep\nargs=1000\n"},
+                   args=["--units", str(units_dir)])
+    try:
+        s.start()
+        s.wait(lambda: s.state("dbus") in ("FULL_TRUST", "FUNDAMENTAL"), 20, "dbus running")
+        reply = None
+        for _ in range(100):
+            reply = subprocess.run(
+                ["dbus-send", "--bus=unix:path=%s" % bus, "--print-reply",
+                 "--dest=org.freedesktop.DBus", "/org/freedesktop/DBus",
+                 "org.freedesktop.DBus.GetId"], capture_output=True, text=True, timeout=10)
+            if reply.returncode == 0:
+                break
+            s.wait(lambda: True, 0.1)
+        assert reply.returncode == 0, reply.stderr + s.log("dbus")
+        assert "string" in reply.stdout
+        assert "dropped: %s/dbus.service:11: warning: OOMScoreAdjust" % units_dir in \
+            s.ctl("status").stdout
+    finally:
+        s.stop()
+
+
+def test_pid1_without_units_never_imports_the_units_module():
+    code = ("import sys; from schema_init import pid1, loader, main, runtime; "
+            "assert 'schema_init.units' not in sys.modules; assert 're' not in sys.modules; "
+            "print(pid1.choose_unit_dirs({'no_units': True}), "
+            "pid1.choose_unit_dirs({}, {'SCHEMA_UNITS': 'none'}), "
+            "pid1.choose_unit_dirs({'units': ['/u']}), "
+            "pid1.choose_unit_dirs({}, {}, exists=lambda p: p != '/usr/lib/systemd/system'), "
+            "pid1.choose_unit_dirs({}, {}, exists=lambda p: False), "
+            "pid1.choose_unit_dirs({'services': '/s'}, {}, exists=lambda p: True))")
+    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                         text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == "[] [] ['/u'] ['/etc/systemd/system', '/lib/systemd/system'] [] []\n"
+
+
+def test_the_units_module_loads_nothing_heavy():
+    code = ("import sys; before = set(sys.modules); import schema_init.units; "
+            "new = set(sys.modules) - before; "
+            "assert not new & {'re', 'json', 'argparse', 'subprocess', 'enum'}, new")
+    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                         text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
