@@ -150,6 +150,7 @@ class Actions(TimerActions):
         service.ready_lost_at = None
         service.stop_intent = None
         service.watchdog_ms = watchdog_window(spec)
+        service.demanded = False          # listen_on_demand: this connection is served
         service.notify_status = ""
         service.notify_phase = None
         service.notify_errno = None
@@ -245,6 +246,14 @@ class Actions(TimerActions):
         self.sup.ops.cleanup_cgroup(service)
         self.sup.enter(service, schema.RECOVERY, now, reason="restarting")
         self.sup.rail(service, "died")
+        service.due = now
+
+    def await_demand(self, service, now, code, wall=None):
+        """A listen_on_demand service exited 0 (idle): not a failure; through the quick
+        retry it goes back to waiting for a connection."""
+        self.sup.ops.cleanup_cgroup(service)
+        self.sup.enter(service, schema.RECOVERY, now, reason="exited 0 (idle)")
+        self.sup.rail(service, "idle-exit")
         service.due = now
 
     def respawn_session(self, service, now, code, wall=None):

@@ -156,6 +156,8 @@ SERVICE_KEYS = {
     "listen": Key("listen", (), "socket activation: a socket made before the service starts "
                   "and passed as fd 3.. (LISTEN_FDS): /path or stream:/path, dgram:/path, "
                   "tcp:[ADDR:]PORT, udp:[ADDR:]PORT; repeatable", PATH_MAX),
+    "listen_on_demand": Key("bool", False, "not started at boot: started by the first "
+                            "connection or datagram on one of its listen= sockets"),
     "socket_mode": Key("mode", 0o666, "permissions of listen= unix socket files (octal)"),
     "socket_user": Key("name", "", "owner of listen= unix socket files (unknown: the spawn "
                        "is refused)", USER_MAX),
@@ -629,6 +631,10 @@ def parse_service(path, data, file_name=None):
     if fields.get("ready_path") and (fields.get("oneshot") or timer):
         report(lines["ready_path"], "ready_path", WARNING,
                "ignored for oneshots and timers (they are done when they exit 0)")
+    if fields.get("listen_on_demand") and not listens:
+        report(lines["listen_on_demand"], "listen_on_demand", WARNING,
+               "needs listen= lines (a socket to wait on); ignored")
+        fields["listen_on_demand"] = False
     if fields.get("notify") and fields.get("ready_path"):
         report(lines["ready_path"], "ready_path", WARNING,
                "ignored with notify=1 (READY=1 on NOTIFY_SOCKET promotes)")

@@ -59,11 +59,7 @@ class RealOps(supervisor.Ops):
         # listen= sockets first: one that cannot be made fails the spawn, naming it
         held = ()
         if spec.listen:
-            if self.sockets is None:
-                from . import sockets
-                self.sockets = sockets.Sockets()
-            held = self.sockets.for_service(service.name, spec.listen, spec.socket_mode,
-                                            spec.socket_user, spec.socket_group)
+            held = self._listen_sockets(spec)
         notify_address = None
         if spec.notify or spec.watchdog_sec:
             notify_address = self.watch_notify(service.name)
@@ -76,6 +72,31 @@ class RealOps(supervisor.Ops):
             listen_fds=[sock.fileno() for sock in held], listen_name=service.name,
             notify_socket=notify_address, watchdog_pid=spec.watchdog_sec > 0)
         return pid, placed, problems
+
+    def _listen_sockets(self, spec):
+        if self.sockets is None:
+            from . import sockets
+            self.sockets = sockets.Sockets(self.rt.loop)
+        return self.sockets.for_service(spec.name, spec.listen, spec.socket_mode,
+                                        spec.socket_user, spec.socket_group)
+
+    def watch_listen(self, service):
+        self._listen_sockets(service.spec)
+        self.sockets.watch(service.name)
+
+    def unwatch_listen(self, name):
+        if self.sockets is not None:
+            self.sockets.unwatch(name)
+
+    def adopt_sockets(self, handed, specs):
+        """After a re-exec: take back the listen= sockets the previous process kept open
+        across exec for the services still configured alike; close the others."""
+        if not handed:
+            return
+        if self.sockets is None:
+            from . import sockets
+            self.sockets = sockets.Sockets(self.rt.loop)
+        self.sockets.adopt(handed, specs)
 
     def release_sockets(self, name):
         if self.sockets is not None:

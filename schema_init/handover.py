@@ -15,8 +15,9 @@ HANDOVER_FIELDS = ("name", "pid", "state", "restarts", "failures", "dormant", "c
 SCHEDULED_ACTIONS = ("reboot", "poweroff", "halt")
 
 
-def handover_text(sup, watchdog_fd, rescue_pid, scheduled=None):
-    """Tab-separated state of every service that the next exec takes over."""
+def handover_text(sup, watchdog_fd, rescue_pid, scheduled=None, listen=()):
+    """Tab-separated state of every service that the next exec takes over; ``listen``:
+    ``[(name, fd, description, mode, user, group)]`` of the listen= sockets kept open."""
     lines = [MAGIC, "watchdog_fd\t%d" % watchdog_fd,
              "rescue\t%d" % rescue_pid]
     if scheduled is not None:
@@ -32,13 +33,16 @@ def handover_text(sup, watchdog_fd, rescue_pid, scheduled=None):
             int(service.ready_seen))))
     for pid in sorted(unmanaged):
         lines.append("unmanaged\t%d" % pid)
+    for name, fd, description, mode, user, group in listen:
+        lines.append("listen\t%s\t%d\t%s\t%o\t%s\t%s" % (name, fd, description, mode,
+                                                         user, group))
     return "\n".join(lines) + "\n"
 
 
 def parse_handover(data):
     """The handover's facts from its bytes (None or damaged: nothing handed over)."""
     result = {"services": [], "watchdog_fd": -1, "rescue": 0, "unmanaged": [],
-              "scheduled": None}
+              "scheduled": None, "listen": []}
     if not data or not data.startswith(MAGIC.encode() + b"\n"):
         return result
     for line in data.decode("utf-8", "replace").splitlines()[1:]:
@@ -52,6 +56,9 @@ def parse_handover(data):
                 result["scheduled"] = (fields[1], float(fields[2]))
             elif fields[0] == "unmanaged":
                 result["unmanaged"].append(int(fields[1]))
+            elif fields[0] == "listen" and len(fields) == 7:
+                result["listen"].append((fields[1], int(fields[2]), fields[3],
+                                         int(fields[4], 8), fields[5], fields[6]))
             elif fields[0] == "service" and len(fields) == len(HANDOVER_FIELDS) + 1:
                 name, pid, state, restarts, failures, dormant, cgroup_path, stable, ready = \
                     fields[1:]

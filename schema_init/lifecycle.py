@@ -59,6 +59,7 @@ EVENTS = {
     "died": "the main process exited on its own and that is a failure",
     "restart_exit": "the main process exited after `restart`",
     "session_over": "a session=1 service (a getty) exited 0 after its promotion: a logout",
+    "idle_exit": "a listen_on_demand=1 service exited 0: it waits for the next connection",
     "oneshot_done": "a oneshot exited 0",
     "timer_done": "a timer's run ended (any status)",
     "no_restart_exit": "a no_restart service exited",
@@ -99,6 +100,7 @@ def _rows():
             (state, "died", "recover_later", (RECOVERY,)),
             (state, "restart_exit", "respawn_now", (RECOVERY,)),
             (state, "session_over", "respawn_session", (RECOVERY,)),
+            (state, "idle_exit", "await_demand", (RECOVERY,)),
             (state, "oneshot_done", "finish_oneshot", (PERFECT,)),
             (state, "timer_done", "finish_timer_run", (PERFECT,)),
             (state, "no_restart_exit", "excise_no_restart", (EXCISED,)),
@@ -159,6 +161,8 @@ def classify_exit(spec, intent, code, promoted=False):
         return "restart_exit"
     if spec.session and code == 0 and promoted:
         return "session_over"
+    if spec.listen_on_demand and code == 0:
+        return "idle_exit"
     return "died"
 
 
@@ -172,7 +176,8 @@ class Service:
         "stop_intent", "kill_at", "dying",
         "reason", "last_pet", "pet_missed", "timer_armed", "timer_wall", "last_fire",
         "failsafe_pid", "failsafe_until", "cgroup", "refused",
-        "watchdog_ms", "notify_status", "notify_phase", "notify_errno", "notify_dropped")
+        "watchdog_ms", "notify_status", "notify_phase", "notify_errno", "notify_dropped",
+        "awaiting", "demanded")
 
     def __init__(self, spec):
         self.spec = spec
@@ -210,6 +215,8 @@ class Service:
         self.notify_phase = None     # sd_notify: "reloading" or "stopping"
         self.notify_errno = None     # sd_notify: the last ERRNO=
         self.notify_dropped = 0      # datagrams refused (not from the service, truncated)
+        self.awaiting = False        # listen_on_demand: its sockets are watched
+        self.demanded = False        # listen_on_demand: a connection came; spawn it
 
     @property
     def name(self):

@@ -240,9 +240,10 @@ class Runtime:
         path = self.paths.handover
         try:
             os.makedirs(os.path.dirname(path), 0o755, exist_ok=True)
+            kept = self.ops.sockets.keep_across_exec() if self.ops.sockets else []
             with open(path + ".tmp", "w") as f:
                 f.write(handover.handover_text(self.supervisor, self.watchdog.fd,
-                                               self.rescue_pid, self.scheduled))
+                                               self.rescue_pid, self.scheduled, kept))
             os.replace(path + ".tmp", path)
             exe, argv = lastresort.own_command()
             argv = handover.strip_resume(argv) + ["--resume", path]
@@ -252,6 +253,8 @@ class Runtime:
             try:
                 os.execv(exe, argv)
             finally:                                  # only reached when exec failed
+                if self.ops.sockets:
+                    self.ops.sockets.close_on_exec()
                 self.server = self.open_control(time.monotonic())
         except Exception as exc:
             self.console.write("[schema-init] re-exec failed: %s\n" % exc)
@@ -262,6 +265,7 @@ class Runtime:
         self.rescue_pid = facts["rescue"]
         self.scheduled = facts["scheduled"]
         sup.unmanaged.update(facts["unmanaged"])
+        self.ops.adopt_sockets(facts.get("listen"), sup.services)
         for record in facts["services"]:
             service = sup.services.get(record["name"])
             if service is None:
@@ -283,6 +287,8 @@ class Runtime:
             self.server.accept(now)
         elif fd == self.ready.fd:
             self.supervisor.on_ready_change(self.ready.changed(), now)
+        elif self.ops.sockets is not None and fd in self.ops.sockets.watched:
+            self.supervisor.on_connection(self.ops.sockets.watched[fd], now)
         elif self.ops.notify is not None and fd in self.ops.notify.names_by_fd:
             name, datagrams = self.ops.notify.receive(fd)
             for sender, data in datagrams:

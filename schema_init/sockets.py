@@ -5,7 +5,11 @@ A service with ``listen=`` lines gets its sockets from schema-init, as fds 3, 4,
 The sockets are made at the service's first spawn and kept by schema-init across its
 restarts: a client that connects while the daemon restarts waits in the backlog instead
 of being refused. They are closed when the service's listen= or socket_mode= lines change
-(at its next spawn) or when a reload removes the service.
+(at its next spawn) or when a reload removes the service. A listen_on_demand=1 service's
+sockets are made when it could start, and watched by the loop (epoll) until the first
+connection or datagram spawns it; they are not watched while it runs. Across a
+``schema-ctl reexec`` they stay open (inheritable for the exec) and are taken back by
+the successor (``keep_across_exec``, ``adopt``), so the backlog survives that too.
 """
 
 import errno
@@ -109,10 +113,13 @@ def describe(listen):
 
 class Sockets:
     """Every service's sockets: {name: (the spec's listen, socket_mode, socket_user,
-    socket_group), [socket])}."""
+    socket_group), [socket])}; and {fd: name} of those the loop watches for a
+    listen_on_demand service (``watch``: readable means a connection or a datagram)."""
 
-    def __init__(self):
+    def __init__(self, loop=None):
         self.held = {}
+        self.loop = loop
+        self.watched = {}
 
     def for_service(self, name, listen, mode, user="", group=""):
         """The service's sockets, made now if it has none or its lines changed.  Raises
@@ -135,7 +142,70 @@ class Sockets:
         self.held[name] = (want, made)
         return made
 
+    def watch(self, name):
+        """Put the service's sockets in the loop's epoll set (once)."""
+        for sock in self.held.get(name, ((), ()))[1]:
+            fd = sock.fileno()
+            if fd not in self.watched:
+                self.loop.register(fd)
+                self.watched[fd] = name
+
+    def unwatch(self, name):
+        for fd in [fd for fd, owner_ in self.watched.items() if owner_ == name]:
+            del self.watched[fd]
+            self.loop.unregister(fd)
+
+    def keep_across_exec(self):
+        """Before a re-exec: every socket made inheritable, and what the successor needs
+        to take it back: ``[(name, fd, description, mode, user, group)]``."""
+        kept = []
+        for name, ((listen, mode, user, group), socks) in sorted(self.held.items()):
+            for value, sock in zip(listen, socks):
+                os.set_inheritable(sock.fileno(), True)
+                kept.append((name, sock.fileno(), describe(value), mode, user, group))
+        return kept
+
+    def close_on_exec(self):
+        """The re-exec failed: the sockets are close-on-exec again."""
+        for _, socks in self.held.values():
+            for sock in socks:
+                os.set_inheritable(sock.fileno(), False)
+
+    def adopt(self, handed, specs):
+        """After a re-exec: the sockets ``keep_across_exec`` listed, taken back for each
+        service whose spec (``specs``: name -> service) still has the same listen= and
+        socket_*= lines, in the same order; any other is closed (a changed service makes
+        its sockets again at its next spawn)."""
+        by_name = {}
+        for name, fd, description, mode, user, group in handed:
+            by_name.setdefault(name, []).append((fd, description, (mode, user, group)))
+        for name, entries in by_name.items():
+            service = specs.get(name)
+            fds = [fd for fd, _, _ in entries]
+            spec = service.spec if service is not None else None
+            alike = spec is not None and name not in self.held and \
+                [describe(v) for v in spec.listen] == [d for _, d, _ in entries] and \
+                all(owner_ == (spec.socket_mode, spec.socket_user, spec.socket_group)
+                    for _, _, owner_ in entries)
+            socks = []
+            for fd in fds:
+                try:
+                    os.set_inheritable(fd, False)
+                    if alike:
+                        socks.append(socket.socket(fileno=fd))
+                    else:
+                        os.close(fd)
+                except OSError:
+                    alike = False
+            if alike and len(socks) == len(fds):
+                self.held[name] = ((tuple(spec.listen), spec.socket_mode, spec.socket_user,
+                                    spec.socket_group), socks)
+            else:
+                for sock in socks:
+                    sock.close()
+
     def release(self, name):
+        self.unwatch(name)
         held = self.held.pop(name, None)
         if held is None:
             return

@@ -49,6 +49,12 @@ class Ops:
     def watch_notify(self, name):                  # an adopted service's NOTIFY_SOCKET
         pass
 
+    def watch_listen(self, service):               # listen_on_demand: wait on its sockets
+        pass                                       # (raises OSError if they cannot be made)
+
+    def unwatch_listen(self, name):
+        pass
+
     def belongs(self, service, pid):               # pid is a process of the service
         return pid == service.pid
 
@@ -204,6 +210,9 @@ class Supervisor:
             self.changed = True
         if state == service.state:
             return
+        if service.awaiting:              # listen_on_demand: no longer waiting
+            service.awaiting = False
+            self.ops.unwatch_listen(service.name)
         service.state = state
         self.changed = True
         if state != schema.FULL_TRUST:
@@ -270,6 +279,9 @@ class Supervisor:
             if service.failsafe_pid or service.dying or service.refused:
                 continue               # held until the failsafe / old process is gone
             present, ready, blocker = graph.gate(self.graph, service.name, self.state_of)
+            if ready and service.spec.listen_on_demand and not service.demanded and \
+                    self._await_connection(service):
+                continue
             if ready:
                 self.fire(service, "deps_ready", now, deps_present=present)
                 continue
@@ -280,6 +292,35 @@ class Supervisor:
                 service.reason = waiting
                 self.changed = True
         self.refresh_groups()
+
+    def _await_connection(self, service):
+        """listen_on_demand: watch the service's sockets instead of spawning it.  False
+        when they cannot be made: the spawn is tried, and fails naming the socket."""
+        try:
+            self.ops.watch_listen(service)
+        except OSError:
+            return False
+        service.awaiting = True
+        waiting = "waiting for a connection"
+        if service.reason != waiting:
+            service.reason = waiting
+            self.changed = True
+        return True
+
+    def on_connection(self, name, now):
+        """A listen_on_demand service's socket became readable: spawn it (its sockets
+        are not watched while it runs)."""
+        service = self.services.get(name)
+        if service is None:
+            self.ops.unwatch_listen(name)
+            return
+        if not service.awaiting:
+            return
+        service.awaiting = False
+        self.ops.unwatch_listen(name)
+        service.demanded = True
+        self.rail(service, "connection")
+        self.pending.add(name)
 
     def on_ready_change(self, names, now):
         """The runner saw something change near these services' ready_path."""

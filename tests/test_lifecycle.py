@@ -114,6 +114,9 @@ for state in lifecycle.RUNNING:
     scenario(state, "died", RECOVERY, code=1, wall=WALL)
     scenario(state, "restart_exit", RECOVERY, code=0, wall=WALL)
     scenario(state, "session_over", RECOVERY, {"session": True}, code=0, wall=WALL)
+    scenario(state, "idle_exit", RECOVERY, {"listen_on_demand": True,
+                                            "listen": (("tcp", ("", 8080)),)},
+             code=0, wall=WALL)
     scenario(state, "oneshot_done", PERFECT, {"oneshot": True}, code=0, wall=WALL)
     scenario(state, "timer_done", PERFECT, {"on_active_sec": 5}, code=0, wall=WALL)
     scenario(state, "no_restart_exit", EXCISED, {"no_restart": True}, code=3, wall=WALL)
@@ -205,6 +208,10 @@ def test_exit_classification_follows_intent_then_kind_then_code():
     assert classify(no_restart, None, 0) == "no_restart_exit"
     assert classify(no_restart, "restart", 0) == "restart_exit"
     assert classify(plain, None, 0) == "died"
+    on_demand = plain.replace(listen_on_demand=True, listen=(("tcp", ("", 80)),))
+    assert classify(on_demand, None, 0) == "idle_exit"
+    assert classify(on_demand, None, 1) == "died"
+    assert classify(on_demand, "stop", 0) == "operator_stop_exit"
     assert lifecycle.exit_code(256) == 1 and lifecycle.exit_code(9) == -9
     assert lifecycle.exit_code(0) == 0 and lifecycle.exit_code(0x8b) == -11
 
