@@ -154,7 +154,8 @@ class Actions(TimerActions):
         service.notify_status = ""
         service.notify_phase = None
         service.notify_errno = None
-        service.reason = ("limits not applied: %s" % ", ".join(problems)) if problems else ""
+        service.reason = ("limits not applied: %s" % ", ".join(problems)) if problems else \
+            "waiting for READY=1" if spec.notify and not spec.oneshot else ""
         sup.enter(service, schema.FULL_TRUST, now)
         service.start_timeout_at = schedule.start_timeout_deadline(now, spec.start_timeout_sec)
         sup.rail(service, "spawn")

@@ -471,3 +471,37 @@ def test_the_notify_modules_are_loaded_only_for_a_service_that_uses_them(supervi
     s.wait_state("late", "FUNDAMENTAL")
     modules = set(s.ctl("test-modules").stdout.split())
     assert {"schema_init.notify", "schema_init.notify_socket"} <= modules
+
+
+@pytest.mark.process
+def test_belongs_knows_the_service_s_processes_from_a_stranger():
+    """notify_socket.belongs against real processes: the main pid, a child in its
+    session, a child that left the session (still a descendant), and a stranger."""
+    import subprocess
+    from schema_init import notify_socket
+    main = subprocess.Popen([sys.executable, "-c", (
+        "import os, subprocess, sys, time\n"
+        "os.setsid()\n"
+        "a = subprocess.Popen(['sleep', '60'])\n"
+        "b = subprocess.Popen(['setsid', 'sleep', '60'])\n"
+        "print(a.pid, b.pid, flush=True)\n"
+        "time.sleep(60)\n")], stdout=subprocess.PIPE, text=True)
+    stranger = subprocess.Popen(["setsid", "sleep", "60"])
+    try:
+        child, left = (int(word) for word in main.stdout.readline().split())
+        assert notify_socket.belongs(main.pid, main.pid)
+        assert notify_socket.belongs(child, main.pid)          # same session
+        assert notify_socket.belongs(left, main.pid)           # a descendant
+        assert not notify_socket.belongs(stranger.pid, main.pid)
+        assert not notify_socket.belongs(os.getpid(), main.pid)   # its parent is no member
+        assert not notify_socket.belongs(0, main.pid) and not notify_socket.belongs(5, 0)
+    finally:
+        for proc in (main, stranger):
+            proc.kill()
+            proc.wait()
+        for pid in (locals().get("child"), locals().get("left")):
+            if pid:
+                try:
+                    os.kill(pid, 9)
+                except OSError:
+                    pass
