@@ -13,6 +13,7 @@ one carrying file descriptors, which are closed); reads never block; at most
 Loaded only when a service uses notify=1: PID 1 without it carries none of this.
 """
 
+import errno
 import os
 import _socket as socket   # the C module: socket.py loads selectors and enum (~1 MB in PID 1)
 import struct
@@ -93,7 +94,16 @@ class NotifySockets:
                              socket.SOCK_NONBLOCK)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
-            sock.bind("\0" + address)
+            try:
+                sock.bind("\0" + address)
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE:
+                    raise
+                # another supervisor of this network namespace has the name (one with
+                # our pid and control socket path, in another PID namespace): a unique
+                # one, which a re-exec will not keep
+                address += "." + os.urandom(4).hex()
+                sock.bind("\0" + address)
             self.loop.register(sock.fileno())
         except BaseException:
             sock.close()

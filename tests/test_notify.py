@@ -505,3 +505,55 @@ def test_belongs_knows_the_service_s_processes_from_a_stranger():
                     os.kill(pid, 9)
                 except OSError:
                     pass
+
+
+def test_a_taken_notify_name_gets_a_unique_one():
+    from schema_init import notify_socket
+
+    class Loop:
+        def register(self, fd):
+            pass
+
+        def unregister(self, fd):
+            pass
+    squatter = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    squatter.bind("\0" + notify.abstract_name(os.getpid(), "test", "a"))
+    held = notify_socket.NotifySockets(Loop(), "test")
+    try:
+        address = held.for_service("a")
+        assert address.startswith("@" + notify.abstract_name(os.getpid(), "test", "a") + ".")
+        assert held.for_service("a") == address                  # made once
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sender:
+            sender.sendto(b"READY=1", "\0" + address[1:])
+        name, got = held.receive(list(held.names_by_fd)[0])
+        assert name == "a" and got == [(os.getpid(), b"READY=1")]
+    finally:
+        held.release("a")
+        squatter.close()
+    assert held.names() == []
+
+
+def test_receive_drops_truncated_and_descriptor_carrying_datagrams():
+    import array
+    from schema_init import notify_socket
+
+    class Loop:
+        def register(self, fd):
+            pass
+
+        def unregister(self, fd):
+            pass
+    held = notify_socket.NotifySockets(Loop(), "recv%d" % os.getpid())
+    address = "\0" + held.for_service("r")[1:]
+    fd = list(held.names_by_fd)[0]
+    before = len(os.listdir("/proc/self/fd"))
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sender, open("/dev/null") as f:
+        sender.sendto(b"STATUS=" + b"x" * 5000, address)
+        sender.sendmsg([b"READY=1"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+                                       array.array("i", [f.fileno()] * 3))], 0, address)
+        sender.sendto(b"READY=1", address)
+        name, got = held.receive(fd)
+    assert got == [(os.getpid(), None), (os.getpid(), None), (os.getpid(), b"READY=1")]
+    assert len(os.listdir("/proc/self/fd")) == before         # no descriptor kept
+    assert held.receive(fd) == ("r", [])                       # empty: never blocks
+    held.release("r")
