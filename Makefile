@@ -201,6 +201,7 @@ bench-all: bench
 	$(PY) bench/binary_bench.py
 	$(PY) bench/vm_bench.py
 	$(PY) bench/startup_bench.py
+	$(PY) bench/units_coverage.py --download
 
 .PHONY: bench-smoke bench-all
 

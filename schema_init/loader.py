@@ -6,6 +6,7 @@ a device), is refused with a reason rather than read, so no file can block the l
 
 import os
 import stat
+import sys
 
 from . import config
 
@@ -71,7 +72,7 @@ def add_units(loaded, unit_dirs):
     """Enabled systemd units as services beside ``loaded``'s (which win by name)."""
     from . import units                 # only when units are imported: PID 1 stays small
     taken = {spec.name for spec in loaded.services} | {g.name for g in loaded.groups}
-    result = units.import_units(UnitDirs(unit_dirs), taken)
+    result = units.import_units(UnitDirs(unit_dirs), taken, subreaper=own_subreaper())
     specs, diagnostics = units.services_from(result)
     for spec in specs:
         if spec.name in taken:
@@ -84,6 +85,22 @@ def add_units(loaded, unit_dirs):
     loaded.diagnostics = sorted(loaded.diagnostics + diagnostics,
                                 key=config.Diagnostic.sort_key)
     return loaded
+
+
+def own_subreaper(argv0=None, exe="/proc/self/exe"):
+    """The schema-subreaper beside this program (the link beside the static binary, or
+    the entry point in a virtualenv), else the installed one (units.SUBREAPER)."""
+    places = [argv0 if argv0 is not None else (sys.argv[0] if sys.argv else "")]
+    try:
+        places.append(os.readlink(exe))
+    except OSError:
+        pass
+    for place in places:
+        if place.startswith("/"):
+            path = os.path.join(os.path.dirname(place), "schema-subreaper")
+            if os.access(path, os.X_OK):
+                return path
+    return "/usr/sbin/schema-subreaper"
 
 
 class UnitDirs:

@@ -613,7 +613,9 @@ def _one_line(text, limit=200):
 class Converter:
     """Maps one service unit, the socket units feeding it and its timer unit."""
 
-    def __init__(self, unit, sockets=(), timer=None, deps=(), svc_name=None):
+    def __init__(self, unit, sockets=(), timer=None, deps=(), svc_name=None,
+                 subreaper=SUBREAPER):
+        self.subreaper = subreaper
         self.unit = unit
         self.sockets = list(sockets)
         self.timer = timer
@@ -703,7 +705,7 @@ class Converter:
             return []
         if kind == "forking":
             args = [exec_path] + args
-            exec_path = SUBREAPER
+            exec_path = self.subreaper
             self.get(unit, "Service", "PIDFile")
         out = self.out
         out.add("exec", exec_path, starts[0])
@@ -1343,14 +1345,16 @@ def select_units(source, svc_names, start=START_TARGETS, everything=False):
     return sel, services, sockets, timer_of
 
 
-def import_units(source, svc_names=(), start=START_TARGETS, everything=False):
+def import_units(source, svc_names=(), start=START_TARGETS, everything=False,
+                 subreaper=SUBREAPER):
     """Every service to import, mapped: an :class:`ImportResult`.
 
     ``svc_names``: the services and groups of the .svc directory.  A .svc file of a
     unit's name wins over the unit; a target ``T.target`` in ``After=`` (or implied,
     ``basic.target``, by ``DefaultDependencies=yes``) becomes ``dep=T`` when the .svc
     directory has a service or group ``T``.  ``everything``: every unit of the
-    directories, not only what multi-user.target reaches (``import-units --all``)."""
+    directories, not only what multi-user.target reaches (``import-units --all``);
+    ``subreaper``: the schema-subreaper that runs ``Type=forking`` services."""
     sel, services, sockets, timer_of = select_units(source, svc_names, start, everything)
     result = sel.result
     names = {sel.units[n].base: n for n in services}
@@ -1391,7 +1395,7 @@ def import_units(source, svc_names=(), start=START_TARGETS, everything=False):
             if template is None:
                 template = convert_one(sel.units.get(template_name) or
                                        _template_of(unit), sockets, timer_of,
-                                       after.get(svc_name, ()), result)
+                                       after.get(svc_name, ()), result, subreaper)
                 templates[template_name] = template
                 if template is None:
                     continue
@@ -1401,7 +1405,7 @@ def import_units(source, svc_names=(), start=START_TARGETS, everything=False):
             instance.template_of = template
             result.generated.append(instance)
             continue
-        convert_one(unit, sockets, timer_of, after.get(svc_name, ()), result)
+        convert_one(unit, sockets, timer_of, after.get(svc_name, ()), result, subreaper)
     return result
 
 
@@ -1410,8 +1414,9 @@ def _template_of(instance_unit):
                 instance_unit.path, instance_unit.entries, "", instance_unit.sources)
 
 
-def convert_one(unit, sockets, timer_of, deps, result):
-    converter = Converter(unit, sockets.get(unit.name, ()), timer_of.get(unit.name), deps)
+def convert_one(unit, sockets, timer_of, deps, result, subreaper=SUBREAPER):
+    converter = Converter(unit, sockets.get(unit.name, ()), timer_of.get(unit.name), deps,
+                          subreaper=subreaper)
     made = converter.convert()
     if converter.failed is not None:
         entry, why = converter.failed

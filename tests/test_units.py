@@ -426,6 +426,16 @@ def test_an_imported_unit_runs_with_its_environment_file_variables_and_directory
         assert "dropped: %s/show.service:11: warning: ProtectSystem: sandboxing: schema-init " \
             "does not confine services" % units_dir in status
         assert "dropped.0=%s/show.service:11" % units_dir in s.ctl("status", "--kv").stdout
+        assert '"dropped": ["%s/show.service:11: warning: ProtectSystem' % units_dir in \
+            s.ctl("status", "--json").stdout
+        # a unit enabled later is picked up by reload, as a .svc file would be
+        (units_dir / "late.service").write_text(
+            "[Service]\nType=oneshot\nExecStart=/bin/sh -c 'echo late > %s/late.txt'\n" % work)
+        os.symlink("../late.service", units_dir / "multi-user.target.wants" / "late.service")
+        reply = s.ctl("reload")
+        assert "  added: late" in reply.stdout.splitlines(), reply.stdout
+        s.wait_state("late", "PERFECT", 20)
+        assert (work / "late.txt").read_text() == "late\n"
     finally:
         s.stop()
 
@@ -491,3 +501,38 @@ def test_the_units_module_loads_nothing_heavy():
     run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                          text=True, timeout=60)
     assert run.returncode == 0, run.stderr
+
+
+def test_a_forking_unit_runs_under_schema_subreaper_and_stops_with_its_daemon(tmp_path):
+    units_dir = tmp_path / "units"
+    (units_dir / "multi-user.target.wants").mkdir(parents=True)
+    pidfile = tmp_path / "forky.pid"
+    (units_dir / "forky.service").write_text(
+        "[Service]\nType=forking\nPIDFile=%s\n"
+        "ExecStart=/bin/sh -c 'sleep 1000 & echo $$! > %s'\n" % (pidfile, pidfile))
+    os.symlink("../forky.service", units_dir / "multi-user.target.wants" / "forky.service")
+    s = Supervised(tmp_path, {"idle.svc": "exec=/bin/sleep\nargs=1000\n"},
+                   args=["--units", str(units_dir)])
+    try:
+        s.start()
+        s.wait(lambda: pidfile.exists() and pidfile.read_text().strip(), 20, "the pid file")
+        daemon = int(pidfile.read_text())
+        main_pid = int(s.status()["forky"]["pid"])
+        with open("/proc/%d/cmdline" % main_pid, "rb") as f:
+            words = f.read().split(b"\0")[:2]      # the binary, or python and the script
+        assert any(w.endswith(b"/schema-subreaper") for w in words), words
+        s.wait(lambda: _parent(daemon) == main_pid, 10, "the daemon adopted by the subreaper")
+        assert s.state("forky") in ("FULL_TRUST", "FUNDAMENTAL")
+        s.ctl("stop", "forky")
+        s.wait(lambda: not os.path.exists("/proc/%d" % daemon) or _parent(daemon) != main_pid,
+               20, "the daemon stopped")
+    finally:
+        s.stop()
+
+
+def _parent(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return int(f.read().rpartition(")")[2].split()[1])
+    except OSError:
+        return None
