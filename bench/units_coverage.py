@@ -30,6 +30,7 @@ sys.path.insert(0, ROOT)
 
 from schema_init import config, loader, units  # noqa: E402
 
+SANDBOXING = "sandboxing:"
 DEBIAN_ROOT = os.path.join(ROOT, "build", "tmp", "debian", "root")
 # A standard Debian 12 install with SSH (tasksel's "standard" and "ssh-server" pick
 # these among others): the packages that ship systemd units.
@@ -42,13 +43,16 @@ PACKAGES = ("systemd", "udev", "dbus-daemon", "dbus-system-bus-common", "openssh
             "smartmontools", "nfs-common", "rpcbind", "avahi-daemon", "cups-daemon", "plocate")
 
 
-def measure(dirs, root="", svc_dir=None, everything=False):
+def measure(dirs, root="", svc_dir=None, everything=False, at_boot=False):
     svc_names = ()
     if svc_dir:
         loaded = loader.load_directory(svc_dir)
         svc_names = [s.name for s in loaded.services] + [g.name for g in loaded.groups]
     started = time.perf_counter()
-    result = units.import_units(loader.UnitDirs(dirs, root), svc_names, everything=everything)
+    # at boot, a daemon's path conditions are checked against the machine (its root here)
+    test = (lambda flag, path: loader.path_test(flag, root + path)) if at_boot else None
+    result = units.import_units(loader.UnitDirs(dirs, root), svc_names, everything=everything,
+                                path_test=test)
     specs, diagnostics = units.services_from(result)
     elapsed = time.perf_counter() - started
     unit_files = []
@@ -71,9 +75,15 @@ def measure(dirs, root="", svc_dir=None, everything=False):
             keys[diag.key or "(line)"] += 1
             key_units[diag.key or "(line)"].add(diag.path)
     failed = [d for d in diagnostics if d.severity == config.ERROR]
-    clean = [u for u in unit_files if not dropped_in.get(u) and
-             not any(owner.get(p) == u and p != u for p in dropped_in)]
-    return {"units": unit_files, "clean": clean, "failed": failed, "keys": keys,
+    def drops_of(u):
+        return [d for p, ds in dropped_in.items() if p == u or owner.get(p) == u for d in ds]
+
+    clean = [u for u in unit_files if not drops_of(u)]
+    # the service runs as systemd would run it, only less confined
+    confined_only = [u for u in unit_files if drops_of(u) and
+                     all(d.message.startswith(SANDBOXING) for d in drops_of(u))]
+    return {"units": unit_files, "clean": clean, "confined_only": confined_only,
+            "failed": failed, "keys": keys,
             "key_units": key_units, "skipped": result.skipped,
             "services": len([s for s in specs]), "elapsed": elapsed,
             "dropped_in": dropped_in}
@@ -107,6 +117,8 @@ def section(title, stats, note):
              "| mapped cleanly (no line dropped) | %d (%.0f%%) |"
              % (clean_n, 100.0 * clean_n / units_n if units_n else 0),
              "| with dropped lines | %d |" % (units_n - clean_n),
+             "| of which only sandboxing lines (it runs as under systemd, less confined) | %d |"
+             % len(stats["confined_only"]),
              "| not imported (error: no ExecStart=, a bad command) | %d |" % len(stats["failed"]),
              "| skipped on purpose (a .svc wins, masked, early boot, systemd's own) | %d |"
              % len(stats["skipped"]),
@@ -151,11 +163,13 @@ def main(argv=None):
         links = sum(len(os.listdir(os.path.join(options.root + "/etc/systemd/system", d)))
                     for d in os.listdir(options.root + "/etc/systemd/system")
                     if d.endswith(".wants"))
-        plain = measure(dirs, options.root)
-        beside = measure(dirs, options.root, os.path.join(ROOT, "distros/debian/services"))
+        plain = measure(dirs, options.root, at_boot=True)
+        beside = measure(dirs, options.root, os.path.join(ROOT, "distros/debian/services"),
+                         at_boot=True)
         report += section("Enabled units of a Debian root, alone", plain,
                           "`%s`: %d `*.wants` links in /etc/systemd/system; the walk from "
-                          "multi-user.target, no .svc directory." % (
+                          "multi-user.target, no .svc directory; daemons' path conditions "
+                          "checked against the root, as at boot." % (
                               os.path.relpath(options.root, ROOT), links))
         report += section("Enabled units beside distros/debian/services", beside,
                           "The same root with the Debian service set: what `schema-init` "

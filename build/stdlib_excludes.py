@@ -22,6 +22,8 @@ import schema_init.accounts  # noqa: F401
 import schema_init.power  # noqa: F401
 import schema_init.utmp  # noqa: F401
 import schema_init.systemctl  # noqa: F401
+import schema_init.units  # noqa: F401
+import schema_init.import_units  # noqa: F401
 
 try:
     import schema_init.pid1  # noqa: F401

@@ -72,7 +72,8 @@ def add_units(loaded, unit_dirs):
     """Enabled systemd units as services beside ``loaded``'s (which win by name)."""
     from . import units                 # only when units are imported: PID 1 stays small
     taken = {spec.name for spec in loaded.services} | {g.name for g in loaded.groups}
-    result = units.import_units(UnitDirs(unit_dirs), taken, subreaper=own_subreaper())
+    result = units.import_units(UnitDirs(unit_dirs), taken, subreaper=own_subreaper(),
+                                path_test=path_test)
     specs, diagnostics = units.services_from(result)
     for spec in specs:
         if spec.name in taken:
@@ -85,6 +86,30 @@ def add_units(loaded, unit_dirs):
     loaded.diagnostics = sorted(loaded.diagnostics + diagnostics,
                                 key=config.Diagnostic.sort_key)
     return loaded
+
+
+def path_test(flag, path):
+    """A unit's path condition, as test(1)'s -e -d -s -x -L -w (and ``notempty`` for a
+    directory with an entry), checked when the units are read (``units.Converter``)."""
+    try:
+        if flag == "-e":
+            return os.path.exists(path)
+        if flag == "-d":
+            return os.path.isdir(path)
+        if flag == "-s":
+            return os.path.getsize(path) > 0
+        if flag == "-x":
+            return os.path.isfile(path) and os.access(path, os.X_OK)
+        if flag == "-L":
+            return os.path.islink(path)
+        if flag == "-w":
+            return os.access(path, os.W_OK)
+        if flag == "notempty":
+            with os.scandir(path) as entries:
+                return any(True for _ in entries)
+    except OSError:
+        return False
+    return False
 
 
 def own_subreaper(argv0=None, exe="/proc/self/exe"):

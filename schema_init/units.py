@@ -614,8 +614,10 @@ class Converter:
     """Maps one service unit, the socket units feeding it and its timer unit."""
 
     def __init__(self, unit, sockets=(), timer=None, deps=(), svc_name=None,
-                 subreaper=SUBREAPER):
+                 subreaper=SUBREAPER, path_test=None):
         self.subreaper = subreaper
+        self.path_test = path_test       # (flag, path) -> bool: daemons' conditions, or None
+        self.skip_reason = None
         self.unit = unit
         self.sockets = list(sockets)
         self.timer = timer
@@ -651,6 +653,7 @@ class Converter:
     def convert(self):
         unit = self.unit
         user, user_entry = self.word(unit, "Service", "User")
+        self.user = "" if user == "root" else user
         kind, type_entry = self.word(unit, "Service", "Type", "simple")
         kind = kind.lower()
         if kind not in ("simple", "exec", "notify", "oneshot", "forking", "idle", "dbus"):
@@ -677,7 +680,9 @@ class Converter:
                 self.drop(extra, "only a oneshot runs several ExecStart=; ignored")
             starts = starts[:1]
         tty = self.tty_redirects()
-        conditions = self.conditions(oneshot)
+        conditions = self.conditions(oneshot or is_timer)
+        if self.skip_reason is not None:
+            return []
         restart, restart_entry = self.word(unit, "Service", "Restart", "no")
         commands = []
         for entry in starts:
@@ -738,7 +743,7 @@ class Converter:
         for name, origin in self.deps:
             out.add("dep", name, origin)
         self.service_settings()
-        pres = self.pre_commands(user)
+        pres = self.pre_commands(self.user)
         self.leftovers([unit] + self.sockets + ([self.timer] if self.timer else []))
         return [out] + pres
 
@@ -794,33 +799,45 @@ class Converter:
         return SHELL, ["-c", line]
 
     def conditions(self, oneshot):
-        """Path conditions of a oneshot as shell tests (false: done, as systemd skips it);
-        other conditions are dropped by ``leftovers``."""
-        tests = []
-        if not oneshot:
-            return tests
+        """Path conditions (``ConditionPathExists=`` and the like, also negated with
+        ``!``).  A oneshot's become shell tests before its command (false: done, as
+        systemd skips it); a daemon's are checked now by ``path_test`` when one is given
+        (false: the unit is skipped, ``skip_reason``), else left for ``leftovers`` to
+        report; other conditions too."""
+        found = []
         entries = self.unit.entries + (self.timer.entries if self.timer else [])
         for entry in entries:
-            flag = PATH_CONDITIONS.get(entry.key) if entry.section == "Unit" else None
+            if entry.section != "Unit":
+                continue
+            flag = PATH_CONDITIONS.get(entry.key) or \
+                ("notempty" if entry.key == "ConditionDirectoryNotEmpty" else None)
             if flag is None or not entry.value:
                 continue
-            value = entry.value
-            negate = value.startswith("!")
-            path = value.lstrip("!")
-            if path.startswith("|") or not path.startswith("/"):
-                continue                 # triggering conditions: left for leftovers
+            negate = entry.value.startswith("!")
+            path = entry.value[1:] if negate else entry.value
+            if not path.startswith("/"):
+                continue                 # |triggering conditions: left for leftovers
             path, why = expand_specifiers(path, self.unit)
             if path is None or INSTANCE_MARK in path:
                 continue
-            self.use(entry)
-            test = "[ %s %s ]" % (flag, sh_quote(path))
-            tests.append(("%s || exit 0" if negate is False else "! %s || exit 0") % test)
-        for entry in entries:
-            if entry.section == "Unit" and entry.key == "ConditionDirectoryNotEmpty" and \
-                    entry.value.startswith("/"):
+            found.append((entry, flag, negate, path))
+        tests = []
+        if not oneshot:
+            if self.path_test is None:
+                return tests
+            for entry, flag, negate, path in found:
                 self.use(entry)
-                quoted = sh_quote(entry.value.rstrip("/") + "/")
-                tests.append('[ -n "$(ls -A %s 2>/dev/null)" ] || exit 0' % quoted)
+                if self.path_test(flag, path) == negate and self.skip_reason is None:
+                    self.skip_reason = "%s is false (checked when the units were read)" \
+                        % entry.text()
+            return tests
+        for entry, flag, negate, path in found:
+            self.use(entry)
+            if flag == "notempty":
+                test = '[ -n "$(ls -A %s 2>/dev/null)" ]' % sh_quote(path.rstrip("/") + "/")
+            else:
+                test = "[ %s %s ]" % (flag, sh_quote(path))
+            tests.append(("! %s || exit 0" if negate else "%s || exit 0") % test)
         return tests
 
     def tty_redirects(self):
@@ -994,7 +1011,9 @@ class Converter:
             elif seconds is False:
                 self.drop(entry, why)
         value, entry = self.word(unit, "Unit", "StartLimitBurst")
-        if value.isdigit():
+        if not value:
+            value, entry = self.word(unit, "Service", "StartLimitBurst")
+        if value.isdigit() and len(value) < 7:
             out.add("max_restarts", value, entry)
         value, entry = self.word(unit, "Service", "CPUQuota")
         if value.endswith("%") and value[:-1].isdigit():
@@ -1073,9 +1092,16 @@ class Converter:
         for entry in entries:
             parsed = self.command(entry, user)
             if parsed is None:
-                self.failed = None
+                if self.failed is not None:
+                    self.drop(entry, self.failed[1])
+                    self.failed = None
                 continue
             commands.append(parsed)
+        privileged_ones = [c for c in commands if "+" in c[0] or "!" in c[0]]
+        if user and privileged_ones and len(privileged_ones) < len(commands):
+            for flags, _words, entry in privileged_ones:
+                self.drop(entry, "the %s prefix: this command runs as %s like the others"
+                          % (flags.replace("-", "") or "+", user))
         if not commands:
             return []
         pre = Generated(self.name + "-pre", self.out.sources)
@@ -1346,7 +1372,7 @@ def select_units(source, svc_names, start=START_TARGETS, everything=False):
 
 
 def import_units(source, svc_names=(), start=START_TARGETS, everything=False,
-                 subreaper=SUBREAPER):
+                 subreaper=SUBREAPER, path_test=None):
     """Every service to import, mapped: an :class:`ImportResult`.
 
     ``svc_names``: the services and groups of the .svc directory.  A .svc file of a
@@ -1354,7 +1380,9 @@ def import_units(source, svc_names=(), start=START_TARGETS, everything=False,
     ``basic.target``, by ``DefaultDependencies=yes``) becomes ``dep=T`` when the .svc
     directory has a service or group ``T``.  ``everything``: every unit of the
     directories, not only what multi-user.target reaches (``import-units --all``);
-    ``subreaper``: the schema-subreaper that runs ``Type=forking`` services."""
+    ``subreaper``: the schema-subreaper that runs ``Type=forking`` services;
+    ``path_test(flag, path)``: checks a daemon's path conditions now (``-e``, ``-d``,
+    ``-s``, ``-x``, ``-L``, ``-w`` as test(1), ``notempty``); None reports them."""
     sel, services, sockets, timer_of = select_units(source, svc_names, start, everything)
     result = sel.result
     names = {sel.units[n].base: n for n in services}
@@ -1395,7 +1423,8 @@ def import_units(source, svc_names=(), start=START_TARGETS, everything=False,
             if template is None:
                 template = convert_one(sel.units.get(template_name) or
                                        _template_of(unit), sockets, timer_of,
-                                       after.get(svc_name, ()), result, subreaper)
+                                       after.get(svc_name, ()), result, subreaper,
+                                       path_test)
                 templates[template_name] = template
                 if template is None:
                     continue
@@ -1405,7 +1434,8 @@ def import_units(source, svc_names=(), start=START_TARGETS, everything=False,
             instance.template_of = template
             result.generated.append(instance)
             continue
-        convert_one(unit, sockets, timer_of, after.get(svc_name, ()), result, subreaper)
+        convert_one(unit, sockets, timer_of, after.get(svc_name, ()), result, subreaper,
+                    path_test)
     return result
 
 
@@ -1414,10 +1444,13 @@ def _template_of(instance_unit):
                 instance_unit.path, instance_unit.entries, "", instance_unit.sources)
 
 
-def convert_one(unit, sockets, timer_of, deps, result, subreaper=SUBREAPER):
+def convert_one(unit, sockets, timer_of, deps, result, subreaper=SUBREAPER, path_test=None):
     converter = Converter(unit, sockets.get(unit.name, ()), timer_of.get(unit.name), deps,
-                          subreaper=subreaper)
+                          subreaper=subreaper, path_test=path_test)
     made = converter.convert()
+    if converter.skip_reason is not None:
+        result.skipped.append((unit.name, converter.skip_reason))
+        return None
     if converter.failed is not None:
         entry, why = converter.failed
         result.diagnostics.append(_diag(entry.path if entry else unit.path,
@@ -1490,5 +1523,8 @@ def services_from(result):
             diags.append(_diag(where[0], where[1], diag.key, diag.severity,
                                "(as %s) %s" % (generated.file_name, diag.message)))
         if spec is not None:
-            specs.append(spec)
+            # later diagnostics (graph: dep=) name the unit line, not the .svc text's
+            lines = {key: origins.get(number, (path, 0))[1]
+                     for key, number in spec.lines.items()}
+            specs.append(spec.replace(lines=lines))
     return specs, diags

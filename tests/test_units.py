@@ -173,6 +173,32 @@ def test_path_conditions_of_a_oneshot_are_checked_by_the_shell_others_reported()
                                 "not checked (only the path conditions of a oneshot are)"]
 
 
+def test_a_daemons_path_conditions_are_checked_when_the_units_are_read():
+    files = {"s.service": "[Unit]\nConditionPathExists=!/etc/ssh/sshd_not_to_be_run\n"
+                          "ConditionPathIsDirectory=/srv\n[Service]\nExecStart=/bin/s\n"}
+    source = units.DictSource({k: v.encode() for k, v in files.items()})
+    asked = []
+
+    def present(*paths):
+        def test(flag, path):
+            asked.append((flag, path))
+            return path in paths
+        return test
+
+    result = units.import_units(source, everything=True, path_test=present("/srv"))
+    assert [g.name for g in result.generated] == ["s"] and result.diagnostics == []
+    assert asked == [("-e", "/etc/ssh/sshd_not_to_be_run"), ("-d", "/srv")]
+    result = units.import_units(source, everything=True,
+                                path_test=present("/srv", "/etc/ssh/sshd_not_to_be_run"))
+    assert result.generated == [] and result.skipped == [(
+        "s.service", "ConditionPathExists=!/etc/ssh/sshd_not_to_be_run is false (checked "
+        "when the units were read)")]
+    # without a test (import-units writing files for later), they are reported
+    result = units.import_units(source, everything=True)
+    assert [d.key for d in result.diagnostics] == ["ConditionPathExists",
+                                                   "ConditionPathIsDirectory"]
+
+
 def test_a_tty_service_gets_its_terminal_and_is_a_session():
     _, out = imported({"getty@.service": (
         "[Service]\nExecStart=-/sbin/agetty - $TERM\nRestart=always\nStandardInput=tty\n"
