@@ -1318,11 +1318,20 @@ def select_units(source, svc_names, start=START_TARGETS, everything=False):
             continue
         if unit is None:
             continue
-        if unit.name != name:
-            if unit.name in seen and unit.name != name:
+        if unit.name != name:            # an alias: the real name is checked as well
+            if unit.name in seen:
                 continue
             seen.add(unit.name)
-            name = unit.name
+            asked, name = name, unit.name
+            why = init_own(name) or (
+                "the early boot (sysinit.target) is the services directory's"
+                if name in early and not everything else None)
+            if why:
+                sel.skip(name, why)
+                continue
+            if kind == ".service" and asked.rpartition(".")[0] in sel.svc_names:
+                sel.skip(name, "a .svc file of the name %s wins" % asked.rpartition(".")[0])
+                continue
         if kind == ".target":
             queue += [n for n, _ in unit.names("Unit", "Wants") + unit.names("Unit", "Requires")]
             queue += list(STANDARD_TARGET_WANTS.get(name, ())) + source.wants(name)

@@ -277,6 +277,9 @@ DEBIAN_LIKE = {
     "helper.service": "[Unit]\nBefore=web.service\n[Service]\nType=oneshot\nExecStart=/bin/h\n",
     "masked.service": ("masked", "/etc/systemd/system/masked.service"),
     "sshd.service": ("alias", "ssh.service"),
+    "udev.service": ("alias", "systemd-udevd.service"),
+    "systemd-udevd.service": "[Service]\nExecStart=/lib/systemd/systemd-udevd\n",
+    "syslogd.service": ("alias", "rsyslog.service"),
     "ssh.service": "[Service]\nExecStart=/usr/sbin/sshd -D\n",
     "systemd-logind.service": "[Service]\nExecStart=/lib/systemd/systemd-logind\n",
     "udev-thing.service": "[Service]\nExecStart=/bin/early\n",
@@ -289,7 +292,7 @@ DEBIAN_LIKE = {
 DEBIAN_WANTS = {
     "multi-user.target": ["cron.service", "rsyslog.service", "web.service", "masked.service",
                           "sshd.service", "systemd-logind.service", "getty.target",
-                          "mnt-data.mount"],
+                          "mnt-data.mount", "udev.service", "syslogd.service"],
     "getty.target": ["getty@tty1.service", "getty@ttyS0.service"],
     "timers.target": ["tick.timer"],
     "sysinit.target": ["udev-thing.service"],
@@ -306,7 +309,8 @@ def test_the_walk_imports_what_multi_user_target_reaches_and_nothing_else():
         "systemd-logind.service": "needs systemd as PID 1 (sessions are its cgroup scopes)",
         "getty@ttyS0.service": "a .svc file of the same name wins",
         "mnt-data.mount": "mounts are /etc/fstab's (the services directory mounts it)",
-        "udev-thing.service": "the early boot (sysinit.target) is the services directory's"}
+        "udev-thing.service": "the early boot (sysinit.target) is the services directory's",
+        "systemd-udevd.service": "udev is in the services directory's early boot"}
     # rsyslog takes syslog.socket (its service, syslog.service, is rsyslog's alias)
     assert "listen=dgram:/run/systemd/journal/syslog" in svc_lines(out["rsyslog"])
     # After= a service and a target without a .svc name: dep on the service only; the
@@ -562,3 +566,25 @@ def _parent(pid):
             return int(f.read().rpartition(")")[2].split()[1])
     except OSError:
         return None
+
+
+def test_status_lists_dropped_lines_beside_rejected_files_in_every_format():
+    import json
+    from fakes import FakeOps
+    from schema_init import graph, protocol, supervisor
+    source = units.DictSource({"a.service": b"[Service]\nExecStart=/bin/a\nLimitCORE=0\n",
+                               "b.service": b"[Service]\nType=simple\n"})
+    result = units.import_units(source, everything=True)
+    specs, diags = units.services_from(result)
+    sup = supervisor.Supervisor(graph.resolve(specs, []), FakeOps(), 0.0, 1e9)
+    sup.note_rejected(diags)
+    dropped = ("/lib/systemd/system/a.service:3: warning: LimitCORE: resource limits "
+               "(setrlimit) are not set")
+    rejected = "/lib/systemd/system/b.service: error: no ExecStart=; the unit is not imported"
+    assert protocol.format_status(sup)[-2:] == ["rejected: " + rejected, "dropped: " + dropped]
+    assert protocol.format_status_kv(sup)[-2:] == ["rejected.0=" + rejected,
+                                                   "dropped.0=" + dropped]
+    parsed = json.loads("\n".join(protocol.format_status_json(sup)))
+    assert parsed["rejected"] == [rejected] and parsed["dropped"] == [dropped]
+    sup.note_rejected([])
+    assert "dropped" not in json.loads("\n".join(protocol.format_status_json(sup)))
