@@ -98,6 +98,16 @@ class RealOps(supervisor.Ops):
             self.sockets = sockets.Sockets(self.rt.loop)
         self.sockets.adopt(handed, specs)
 
+    def adopt_notify(self, handed, services):
+        """After a re-exec: the NOTIFY_SOCKETs kept open across it (a datagram queued
+        meanwhile is still there), for the services that still use one."""
+        if not handed:
+            return
+        if self.notify is None:
+            from . import notify_socket
+            self.notify = notify_socket.NotifySockets(self.rt.loop, self.rt.notify_tag())
+        self.notify.adopt(handed, services)
+
     def release_sockets(self, name):
         if self.sockets is not None:
             self.sockets.release(name)

@@ -15,9 +15,10 @@ HANDOVER_FIELDS = ("name", "pid", "state", "restarts", "failures", "dormant", "c
 SCHEDULED_ACTIONS = ("reboot", "poweroff", "halt")
 
 
-def handover_text(sup, watchdog_fd, rescue_pid, scheduled=None, listen=()):
+def handover_text(sup, watchdog_fd, rescue_pid, scheduled=None, listen=(), notify=()):
     """Tab-separated state of every service that the next exec takes over; ``listen``:
-    ``[(name, fd, description, mode, user, group)]`` of the listen= sockets kept open."""
+    ``[(name, fd, description, mode, user, group)]`` of the listen= sockets kept open,
+    ``notify``: ``[(name, fd, address)]`` of the NOTIFY_SOCKETs kept open."""
     lines = [MAGIC, "watchdog_fd\t%d" % watchdog_fd,
              "rescue\t%d" % rescue_pid]
     if scheduled is not None:
@@ -36,13 +37,15 @@ def handover_text(sup, watchdog_fd, rescue_pid, scheduled=None, listen=()):
     for name, fd, description, mode, user, group in listen:
         lines.append("listen\t%s\t%d\t%s\t%o\t%s\t%s" % (name, fd, description, mode,
                                                          user, group))
+    for name, fd, address in notify:
+        lines.append("notify\t%s\t%d\t%s" % (name, fd, address))
     return "\n".join(lines) + "\n"
 
 
 def parse_handover(data):
     """The handover's facts from its bytes (None or damaged: nothing handed over)."""
     result = {"services": [], "watchdog_fd": -1, "rescue": 0, "unmanaged": [],
-              "scheduled": None, "listen": []}
+              "scheduled": None, "listen": [], "notify": []}
     if not data or not data.startswith(MAGIC.encode() + b"\n"):
         return result
     for line in data.decode("utf-8", "replace").splitlines()[1:]:
@@ -59,6 +62,8 @@ def parse_handover(data):
             elif fields[0] == "listen" and len(fields) == 7:
                 result["listen"].append((fields[1], int(fields[2]), fields[3],
                                          int(fields[4], 8), fields[5], fields[6]))
+            elif fields[0] == "notify" and len(fields) == 4:
+                result["notify"].append((fields[1], int(fields[2]), fields[3]))
             elif fields[0] == "service" and len(fields) == len(HANDOVER_FIELDS) + 1:
                 name, pid, state, restarts, failures, dormant, cgroup_path, stable, ready = \
                     fields[1:]

@@ -10,7 +10,9 @@ session, or a descendant of its main pid (``belongs``).  What a datagram means i
 Bounded: a datagram is read into DATAGRAM_MAX bytes (a truncated one is dropped, so is
 one carrying file descriptors, which are closed); reads never block; at most
 ``PER_WAKE`` datagrams are taken per wake-up of the loop, the rest on the next turn.
-Loaded only when a service uses notify=1: PID 1 without it carries none of this.
+Across a re-exec the sockets stay open and are taken back (``keep_across_exec``,
+``adopt``), so a datagram sent meanwhile waits in its socket.  Loaded only when a
+service uses notify=1: PID 1 without it carries none of this.
 """
 
 import errno
@@ -112,6 +114,43 @@ class NotifySockets:
         self.names_by_fd[sock.fileno()] = name
         self.addresses[name] = "@" + address
         return self.addresses[name]
+
+    def keep_across_exec(self):
+        """Before a re-exec: every socket inheritable, and ``[(name, fd, address)]`` for
+        the successor's ``adopt``."""
+        kept = []
+        for name, sock in sorted(self.held.items()):
+            os.set_inheritable(sock.fileno(), True)
+            kept.append((name, sock.fileno(), self.addresses[name][1:]))
+        return kept
+
+    def close_on_exec(self):
+        for sock in self.held.values():
+            os.set_inheritable(sock.fileno(), False)
+
+    def adopt(self, handed, services):
+        """After a re-exec: take back the sockets ``keep_across_exec`` listed for the
+        services (name -> service) that still use one; close the others."""
+        for name, fd, address in handed:
+            service = services.get(name)
+            wanted = service is not None and name not in self.held and \
+                (service.spec.notify or service.spec.watchdog_sec > 0)
+            try:
+                os.set_inheritable(fd, False)
+                if not wanted:
+                    os.close(fd)
+                    continue
+                sock = socket.socket(fileno=fd)
+            except OSError:
+                continue
+            try:
+                self.loop.register(fd)
+            except OSError:
+                sock.close()
+                continue
+            self.held[name] = sock
+            self.names_by_fd[fd] = name
+            self.addresses[name] = "@" + address
 
     def release(self, name):
         sock = self.held.pop(name, None)

@@ -241,9 +241,11 @@ class Runtime:
         try:
             os.makedirs(os.path.dirname(path), 0o755, exist_ok=True)
             kept = self.ops.sockets.keep_across_exec() if self.ops.sockets else []
+            notify = self.ops.notify.keep_across_exec() if self.ops.notify else []
             with open(path + ".tmp", "w") as f:
                 f.write(handover.handover_text(self.supervisor, self.watchdog.fd,
-                                               self.rescue_pid, self.scheduled, kept))
+                                               self.rescue_pid, self.scheduled, kept,
+                                               notify))
             os.replace(path + ".tmp", path)
             exe, argv = lastresort.own_command()
             argv = handover.strip_resume(argv) + ["--resume", path]
@@ -255,6 +257,8 @@ class Runtime:
             finally:                                  # only reached when exec failed
                 if self.ops.sockets:
                     self.ops.sockets.close_on_exec()
+                if self.ops.notify:
+                    self.ops.notify.close_on_exec()
                 self.server = self.open_control(time.monotonic())
         except Exception as exc:
             self.console.write("[schema-init] re-exec failed: %s\n" % exc)
@@ -266,6 +270,7 @@ class Runtime:
         self.scheduled = facts["scheduled"]
         sup.unmanaged.update(facts["unmanaged"])
         self.ops.adopt_sockets(facts.get("listen"), sup.services)
+        self.ops.adopt_notify(facts.get("notify"), sup.services)
         for record in facts["services"]:
             service = sup.services.get(record["name"])
             if service is None:

@@ -557,3 +557,40 @@ def test_receive_drops_truncated_and_descriptor_carrying_datagrams():
     assert len(os.listdir("/proc/self/fd")) == before         # no descriptor kept
     assert held.receive(fd) == ("r", [])                       # empty: never blocks
     held.release("r")
+
+
+def notify_inode(address):
+    """The inode of the abstract socket ADDRESS (@name) from /proc/net/unix."""
+    for line in open("/proc/net/unix").read().splitlines()[1:]:
+        fields = line.split()
+        if len(fields) >= 8 and fields[7] == address:
+            return int(fields[6])
+    return None
+
+
+@pytest.mark.process
+def test_the_notify_socket_is_kept_across_reexec(supervise, tmp_path):
+    trigger = tmp_path / "go"
+    s = supervise({"keep.svc": notify_svc("env", "wait-file=%s" % trigger,
+                                          "send=READY=1\\nSTATUS=after the re-exec")})
+    address, _, _, pid = env_of(s, "keep")
+    s.wait(lambda: notify_inode(address), 10, "the socket in /proc/net/unix")
+    before = notify_inode(address)
+    assert s.ctl("reexec").stdout.startswith("ok")
+    s.wait(lambda: "resumed:" in s.console_text(), 20, "the re-exec")
+    s.wait(lambda: s.ctl("status").returncode == 0, 20, "the control socket")
+    assert notify_inode(address) == before            # the same socket, not a new one
+    assert s.state("keep") == "FULL_TRUST"             # still waiting for its READY=1
+    trigger.write_text("")
+    s.wait_state("keep", "FUNDAMENTAL")
+    assert s.status()["keep"]["status"] == "after the re-exec"
+    assert s.status()["keep"]["pid"] == str(pid)
+
+
+def test_handover_lines_carry_the_notify_sockets():
+    spec = config.ServiceSpec(name="a", exec="/bin/true", notify=True)
+    sup = supervisor.Supervisor(graph.resolve([spec], []), FakeOps(), 0.0, 1e9)
+    from schema_init import handover
+    text = handover.handover_text(sup, -1, 0, None, (), [("a", 9, "schema-init/1/x/notify/a")])
+    assert handover.parse_handover(text.encode())["notify"] == [
+        ("a", 9, "schema-init/1/x/notify/a")]

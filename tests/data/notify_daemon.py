@@ -6,6 +6,7 @@
   pet=S,N              WATCHDOG=1 every S seconds, N times
   child                fork a child that sleeps for ever; print its pid
   send-mainpid         MAINPID= the child's pid
+  wait-file=PATH       wait until PATH exists
   exit                 exit 0 here
   fuzz=SEED,SECONDS    random, huge and malformed datagrams as fast as it can
   (the end)            sleep for ever
@@ -83,6 +84,9 @@ def main(steps):
             print("CHILD=%d" % child, flush=True)
         elif word == "send-mainpid":
             send(sock, ("MAINPID=%d" % child).encode())
+        elif word == "wait-file":
+            while not os.path.exists(arg):
+                time.sleep(0.02)
         elif word == "exit":
             os._exit(0)
         elif word == "fuzz":
