@@ -24,6 +24,9 @@ import schema_init.utmp  # noqa: F401
 import schema_init.systemctl  # noqa: F401
 import schema_init.units  # noqa: F401
 import schema_init.import_units  # noqa: F401
+import schema_init.sockets  # noqa: F401  (listen=, loaded lazily)
+import schema_init.notify  # noqa: F401  (notify=1, loaded lazily)
+import schema_init.notify_socket  # noqa: F401
 
 try:
     import schema_init.pid1  # noqa: F401
