@@ -528,13 +528,17 @@ _DROP_PREFIXES = (
      "this scheduling or cgroup setting is not supported (priority=, cpu_limit=, "
      "mem_limit= are)"),
     (("RuntimeDirectory", "StateDirectory", "CacheDirectory", "LogsDirectory",
-      "ConfigurationDirectory"), "directories are not created for services"),
+      "ConfigurationDirectory"), "this directory setting is not supported (the "
+     "directories themselves are made)"),
     (("Syslog", "LogLevelMax", "LogExtraFields", "LogRateLimit", "LogNamespace"),
      "output goes to the service's log file (RUN/log/NAME.log)"),
     (("Exec",), "only ExecStart= and ExecStartPre= are run"),
     (("OnFailure", "OnSuccess", "StartLimit", "JobTimeout", "JobRunningTimeout",
       "FailureAction", "SuccessAction"), "no such unit action here"),
 )
+DIRECTORY_KEYS = (("RuntimeDirectory", "/run"), ("StateDirectory", "/var/lib"),
+                  ("CacheDirectory", "/var/cache"), ("LogsDirectory", "/var/log"),
+                  ("ConfigurationDirectory", "/etc"))
 PATH_CONDITIONS = {
     "ConditionPathExists": "-e", "ConditionPathIsDirectory": "-d",
     "ConditionFileNotEmpty": "-s", "ConditionFileIsExecutable": "-x",
@@ -618,6 +622,7 @@ class Converter:
         self.subreaper = subreaper
         self.path_test = path_test       # (flag, path) -> bool: daemons' conditions, or None
         self.skip_reason = None
+        self.made_dirs = []
         self.unit = unit
         self.sockets = list(sockets)
         self.timer = timer
@@ -683,6 +688,8 @@ class Converter:
         conditions = self.conditions(oneshot or is_timer)
         if self.skip_reason is not None:
             return []
+        self.made_dirs = self.directories(self.user)
+        conditions = conditions + self.made_dirs
         restart, restart_entry = self.word(unit, "Service", "Restart", "no")
         commands = []
         for entry in starts:
@@ -839,6 +846,35 @@ class Converter:
                 test = "[ %s %s ]" % (flag, sh_quote(path))
             tests.append(("! %s || exit 0" if negate else "%s || exit 0") % test)
         return tests
+
+    def directories(self, user):
+        """``RuntimeDirectory=`` and its kin: made (``mkdir -p -m MODE``, given to the
+        user) by the shell before the command, as systemd makes them before the start.
+        They are not removed at the stop."""
+        lines = []
+        for key, base in DIRECTORY_KEYS:
+            entries = self.unit.values("Service", key)
+            mode, mode_entry = self.word(self.unit, "Service", key + "Mode", "0755")
+            for entry in self.unit.entries:
+                if entry.section == "Service" and entry.key == key:
+                    self.use(entry)
+            if not entries:
+                continue
+            if not (mode.isdigit() and len(mode) <= 4 and all(c in "01234567" for c in mode)):
+                self.drop(mode_entry, "not an octal mode")
+                mode = "0755"
+            for entry in entries:
+                for word in entry.value.split():
+                    name, why = expand_specifiers(word.partition(":")[0], self.unit, user)
+                    if name is None or name.startswith("/") or ".." in name.split("/"):
+                        self.drop(entry, why or "%r is not a relative directory name" % word)
+                        continue
+                    path = sh_word(_mark_instance([("text", base + "/" + name)]))
+                    line = "mkdir -p -m %s %s" % (mode.zfill(4), path)
+                    if user and key != "ConfigurationDirectory":
+                        line += " && chown %s: %s" % (sh_quote(user), path)
+                    lines.append(line + " || exit")
+        return lines
 
     def tty_redirects(self):
         unit = self.unit
@@ -1109,7 +1145,7 @@ class Converter:
         privileged = all("+" in c[0] or "!" in c[0] for c in commands)
         saved_out, saved_failed = self.out, self.failed
         self.out = pre
-        exec_path, args = self.program(commands, [], "", True)
+        exec_path, args = self.program(commands, self.made_dirs, "", True)
         self.out, failed = saved_out, self.failed
         self.failed = saved_failed
         if exec_path is None:

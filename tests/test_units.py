@@ -151,6 +151,21 @@ def test_exec_prefixes_and_variables_go_through_the_shell_only_when_needed():
     assert svc_lines(out["rel"])[:3] == ["exec=/bin/sh", "args=-c", "args=exec true"]
 
 
+def test_runtime_and_state_directories_are_made_before_the_command_and_its_pre():
+    result, out = imported({"d.service": (
+        "[Service]\nUser=daemon\nRuntimeDirectory=d d/sub\nRuntimeDirectoryMode=0750\n"
+        "StateDirectory=d\nConfigurationDirectory=d\nExecStartPre=/bin/check\n"
+        "ExecStart=/bin/d\n")}, everything=True)
+    made = ("mkdir -p -m 0750 /run/d && chown daemon: /run/d || exit; "
+            "mkdir -p -m 0750 /run/d/sub && chown daemon: /run/d/sub || exit; "
+            "mkdir -p -m 0755 /var/lib/d && chown daemon: /var/lib/d || exit; "
+            "mkdir -p -m 0755 /etc/d || exit; ")
+    assert svc_lines(out["d"])[:3] == ["exec=/bin/sh", "args=-c", "args=" + made + "exec /bin/d"]
+    assert svc_lines(out["d-pre"])[:3] == ["exec=/bin/sh", "args=-c",
+                                           "args=" + made + "exec /bin/check"]
+    assert result.diagnostics == []
+
+
 def test_exec_start_pre_becomes_a_prior_oneshot_the_service_depends_on():
     result, out = imported({"p.service": (
         "[Service]\nUser=nobody\nEnvironment=X=1\nExecStartPre=/bin/check\n"
