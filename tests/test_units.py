@@ -603,3 +603,26 @@ def test_status_lists_dropped_lines_beside_rejected_files_in_every_format():
     assert parsed["rejected"] == [rejected] and parsed["dropped"] == [dropped]
     sup.note_rejected([])
     assert "dropped" not in json.loads("\n".join(protocol.format_status_json(sup)))
+
+
+def test_pid1_importing_units_loads_no_heavy_module(tmp_path):
+    units_dir = tmp_path / "units"
+    (units_dir / "multi-user.target.wants").mkdir(parents=True)
+    for name in ("ssh.service", "ssh.socket", "cron.service", "man-db.service"):
+        os.symlink(os.path.join(DATA, name), units_dir / name)
+        os.symlink(os.path.join(DATA, name),
+                   units_dir / "multi-user.target.wants" / name)
+    code = ("import sys; from schema_init import pid1, loader; "
+            "r = loader.load_directory(%r, [%r]); "
+            "print(sorted(s.name for s in r.services)); "
+            "heavy = {'re', 'json', 'argparse', 'subprocess', 'enum', 'inspect'} & set(sys.modules); "
+            "assert not heavy, heavy" % (os.path.join(ROOT, "distros", "debian", "services"),
+                                          str(units_dir)))
+    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                         text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == str(sorted(["boot-record", "check-root", "cron", "dbus", "getty@tty1",
+                                     "getty@ttyS0", "hostname", "machine-id", "man-db",
+                                     "modules", "mount-all", "networking", "power-button",
+                                     "random-seed", "rsyslog", "ssh", "sysctl", "tmpfiles",
+                                     "udev", "udev-trigger"])) + "\n"
