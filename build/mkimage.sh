@@ -20,8 +20,15 @@ case $board in
     rpi-zero-w) dir=$top/distros/raspberry-pi-zero-w ;;
     *) echo "mkimage: unknown BOARD $board (known: rpi-zero-w)" >&2; exit 2 ;;
 esac
+# The identifiers are fixed (reproducible images) unless asked otherwise: DISK_ID,
+# BOOT_VOLUME_ID, DATA_UUID, ROOT_UUID from the environment win over board.env's.
+asked=""
+for v in DISK_ID BOOT_VOLUME_ID DATA_UUID ROOT_UUID; do
+    eval "[ -z \"\${$v:-}\" ] || asked=\"\$asked $v=\$$v\""
+done
 # shellcheck source=/dev/null
 . "$dir/board.env"
+for a in $asked; do eval "${a%%=*}=${a#*=}"; done
 ROOTFS=${IMAGE_ROOTFS:-$ROOTFS}       # squashfs (chosen) or erofs, to compare
 cache=${IMAGE_CACHE:-$top/build/tmp/image}
 binary=${SCHEMA_INIT_BIN:-$top/build/out/armv6l/schema-init}
