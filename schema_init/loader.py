@@ -70,11 +70,18 @@ def load_directory(directory, unit_dirs=()):
 
 def add_units(loaded, unit_dirs):
     """Enabled systemd units as services beside ``loaded``'s (which win by name)."""
-    from . import units                 # only when units are imported: PID 1 stays small
     taken = {spec.name for spec in loaded.services} | {g.name for g in loaded.groups}
-    result = units.import_units(UnitDirs(unit_dirs), taken, subreaper=own_subreaper(),
-                                path_test=path_test)
-    specs, diagnostics = units.services_from(result)
+    try:
+        from . import units             # only when units are imported: PID 1 stays small
+        result = units.import_units(UnitDirs(unit_dirs), taken, subreaper=own_subreaper(),
+                                    path_test=path_test)
+        specs, diagnostics = units.services_from(result)
+    except Exception as exc:            # noqa: B902 - the .svc services must still boot
+        loaded.diagnostics = sorted(loaded.diagnostics + [config.Diagnostic(
+            unit_dirs[0], 0, None, config.ERROR, "importing the units failed (%s: %s); "
+            "only the .svc files are loaded" % (type(exc).__name__, exc))],
+            key=config.Diagnostic.sort_key)
+        return loaded
     for spec in specs:
         if spec.name in taken:
             diagnostics.append(units.UnitDiagnostic(

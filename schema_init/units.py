@@ -1326,7 +1326,9 @@ def select_units(source, svc_names, start=START_TARGETS, everything=False):
         [n for n in source.names() if n.endswith((".service", ".socket", ".timer"))]
     seen = set()
     early = sel.early_units() if not everything else set()
-    while queue and len(seen) < MAX_UNITS:
+    steps = 0
+    while queue and len(seen) < MAX_UNITS and steps < 10 * MAX_UNITS:
+        steps += 1                   # whatever the files say, the walk ends
         name = queue.pop(0)
         if name in seen:
             continue
@@ -1388,6 +1390,11 @@ def select_units(source, svc_names, start=START_TARGETS, everything=False):
         target_key = "Service" if kind == ".socket" else "Unit"
         entry = unit.last(kind[1:].capitalize(), target_key)
         service = entry.value if entry else unit.base + ".service"
+        if not service.endswith(".service") or "%" in service:
+            result.diagnostics.append(_diag(unit.path, entry.line if entry else 0,
+                                            target_key, config.WARNING, "%r is not a service "
+                                            "here; not imported" % service))
+            continue
         if kind == ".socket" and unit.last("Socket", "Accept") is not None and \
                 unit.last("Socket", "Accept").value.lower() in ("yes", "true", "1", "on"):
             result.diagnostics.append(_diag(unit.path, unit.last("Socket", "Accept").line,

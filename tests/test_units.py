@@ -626,3 +626,87 @@ def test_pid1_importing_units_loads_no_heavy_module(tmp_path):
                                      "modules", "mount-all", "networking", "power-button",
                                      "random-seed", "rsyslog", "ssh", "sysctl", "tmpfiles",
                                      "udev", "udev-trigger"])) + "\n"
+
+
+def test_a_failure_inside_the_importer_still_loads_the_svc_files(monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("injected")
+    monkeypatch.setattr(units, "import_units", broken)
+    loaded = loader.load_directory(os.path.join(ROOT, "distros", "debian", "services"), [DATA])
+    assert len(loaded.services) == 19
+    assert [d.format() for d in loaded.errors] == [
+        "%s: error: importing the units failed (RuntimeError: injected); only the .svc files "
+        "are loaded" % DATA]
+
+
+WORDS = ("ExecStart", "ExecStartPre", "Type", "User", "Environment", "EnvironmentFile",
+         "WorkingDirectory", "After", "Before", "Wants", "Requires", "Restart", "KillMode",
+         "TimeoutSec", "TimeoutStopSec", "WatchdogSec", "ListenStream", "ListenDatagram",
+         "SocketMode", "OnCalendar", "OnBootSec", "OnUnitActiveSec", "Persistent",
+         "StandardInput", "TTYPath", "ConditionPathExists", "RuntimeDirectory", "Nice",
+         "CPUQuota", "MemoryMax", "Service", "Unit", "Alias", "DefaultDependencies",
+         "StartLimitBurst", "Conflicts", "PIDFile", "RemainAfterExit", "Accept")
+PIECES = ("/bin/x", "a.service", "b.socket", "c.timer", "t.target", "x@.service", "%i", "%I",
+          "%", "%%", "$A", "${B}", "$$", "'", '"', "\\", "\\x4", "\\u12", "-", "@", "+", "!",
+          ":", "|", ";", "simple", "oneshot", "forking", "notify", "always", "no", "1min",
+          "infinity", "daily", "*-*-* 6,18:00", "Sun 03:10", "0666", "22", "[::1]:22", "tty",
+          "/dev/%I", "=", " ", "\t", "\x00", "\x7f", "\u00e9", "9" * 30, "yes", "A=1")
+
+
+def test_a_socket_or_timer_naming_itself_as_its_service_ends_the_walk():
+    """Found by the fuzzer below (it hung the walk): Service=a.socket in a.socket."""
+    result, out = imported({"a.socket": "[Socket]\nService=a.socket\nListenStream=/run/a\n",
+                            "b.timer": "[Timer]\nUnit=b.timer\nOnBootSec=1\n"},
+                           wants={"multi-user.target": ["a.socket", "b.timer"]})
+    assert out == {}
+    assert warnings(result) == [
+        "/lib/systemd/system/a.socket:2: warning: Service: 'a.socket' is not a service here; "
+        "not imported",
+        "/lib/systemd/system/b.timer:2: warning: Unit: 'b.timer' is not a service here; "
+        "not imported"]
+
+
+def test_seeded_fuzz_the_importer_never_raises_nor_hangs():
+    import random
+    import signal
+
+    def hung(signo, frame):
+        raise AssertionError("UNITS_FUZZ_SEED=%d: the importer hung" % seed)
+
+    seed = int(os.environ.get("UNITS_FUZZ_SEED", random.randrange(1 << 30)))
+    rng = random.Random(seed)
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(60)
+    try:
+        fuzz_units(rng, seed)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def fuzz_units(rng, seed):
+    for _ in range(300):
+        files = {}
+        for n in range(rng.randrange(1, 6)):
+            name = rng.choice(["a", "b", "c", "x@", "x@1", "d"]) + rng.choice(
+                [".service", ".socket", ".timer", ".target"])
+            lines = []
+            for _ in range(rng.randrange(0, 20)):
+                if rng.random() < 0.15:
+                    lines.append("[%s]" % rng.choice(["Unit", "Service", "Socket", "Timer",
+                                                      "Install", "X"]))
+                    continue
+                value = "".join(rng.choice(PIECES) for _ in range(rng.randrange(0, 6)))
+                lines.append("%s=%s%s" % (rng.choice(WORDS), value,
+                                          rng.choice(["", "\\", " \\"])))
+            files[name] = "\n".join(lines).encode("utf-8", "surrogateescape")
+        source = units.DictSource(files, {"multi-user.target": list(files)})
+        for everything in (False, True):
+            try:
+                result = units.import_units(source, ("d",), everything=everything,
+                                            path_test=lambda flag, path: len(path) % 2 == 0)
+                units.services_from(result)
+                for generated in result.generated:
+                    generated.render()
+            except Exception as exc:
+                raise AssertionError("UNITS_FUZZ_SEED=%d: %r raised %r" % (seed, files, exc))
