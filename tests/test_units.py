@@ -710,3 +710,25 @@ def fuzz_units(rng, seed):
                     generated.render()
             except Exception as exc:
                 raise AssertionError("UNITS_FUZZ_SEED=%d: %r raised %r" % (seed, files, exc))
+
+
+def test_check_with_units_shows_their_diagnostics_and_boot_order(tmp_path):
+    units_dir = tmp_path / "units"
+    (units_dir / "timers.target.wants").mkdir(parents=True)
+    for name in ("logrotate.service", "logrotate.timer"):
+        os.symlink(os.path.join(DATA, name), units_dir / name)
+    os.symlink("../logrotate.timer", units_dir / "timers.target.wants" / "logrotate.timer")
+    run = subprocess.run([program("schema-init"), "--check", "distros/debian/services",
+                          "--units", str(units_dir)], cwd=ROOT, capture_output=True,
+                         text=True, timeout=60)
+    lines = run.stdout.splitlines()
+    assert run.returncode == 0, run.stdout
+    assert "%s/logrotate.service:12: warning: Nice: nice 19 approximated by " \
+        "priority=peripheral (nice 10)" % units_dir in lines
+    assert "  6: dbus logrotate" in lines          # after the early boot (dep=basic)
+    assert lines[-1].startswith("distros/debian/services: 20 services, 3 groups, 0 errors, ")
+    run = subprocess.run([program("schema-init"), "--check", "distros/debian/services",
+                          "--units", str(units_dir), "--no-units"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60)
+    assert run.stdout.splitlines()[-1] == \
+        "distros/debian/services: 19 services, 3 groups, 0 errors, 0 warnings"
