@@ -10,6 +10,7 @@ Served: -u/--unit UNIT (repeatable; with or without .service), -t/--identifier I
 """
 
 import os
+import re
 import sys
 import time
 
@@ -19,6 +20,7 @@ STORAGE = "/var/log/schema-journal"
 RUNTIME = "/run/schema-journal"
 BOOT_ID_FILE = "/proc/sys/kernel/random/boot_id"
 FOLLOW_POLL = 0.1
+_SEQ = re.compile(rb'"__SEQNUM":"(\d+)"')
 
 
 class Usage(Exception):
@@ -101,7 +103,7 @@ def read_lines(path):
 
 
 def key_files(directory, key):
-    """KEY's files oldest first: KEY.jsonl.N ... KEY.jsonl.1, KEY.jsonl."""
+    """KEY's files oldest first: KEY.jsonl.N ... KEY.jsonl.1, KEY.jsonl (KEY.jsonl.new)."""
     base = os.path.join(directory, key + ".jsonl")
     rotated = []
     try:
@@ -112,7 +114,41 @@ def key_files(directory, key):
     for name in names:
         if name.startswith(prefix) and name[len(prefix):].isdigit():
             rotated.append((int(name[len(prefix):]), os.path.join(directory, name)))
-    return [p for _, p in sorted(rotated, reverse=True)] + [base]
+    # KEY.jsonl.new: the newest data while the sink rotates (written before the renames)
+    fresh = [base + ".new"] if key + ".jsonl.new" in names else []
+    return [p for _, p in sorted(rotated, reverse=True)] + [base] + fresh
+
+
+def read_chain(directory, key):
+    """The lines of all of KEY's files, oldest first, as they were at one moment: the
+    files are opened, then their names looked at again; a rotation in between (a file
+    renamed while we opened the next) makes us open them again."""
+    for _ in range(20):
+        paths = key_files(directory, key)
+        opened = []
+        for path in paths:
+            try:
+                opened.append(os.open(path, os.O_RDONLY | os.O_CLOEXEC))
+            except OSError:
+                pass
+        inodes = [os.fstat(fd).st_ino for fd in opened]
+        again = []
+        for path in key_files(directory, key):
+            try:
+                again.append(os.stat(path).st_ino)
+            except OSError:
+                pass
+        if again == inodes:
+            break
+        for fd in opened:
+            os.close(fd)
+    else:
+        return []
+    lines = []
+    for fd in opened:
+        with os.fdopen(fd, "rb") as f:
+            lines.extend(f.read().split(b"\n"))
+    return lines
 
 
 def keys_in(directories, units):
@@ -132,26 +168,36 @@ def keys_in(directories, units):
 
 class Follower:
     """One key's runtime files followed across rotations: it reads its file to the end,
-    then the file that came after it (by inode, in KEY.jsonl.N ... .1, KEY.jsonl), so a
-    rotation between two reads loses nothing while the reader is fewer rotations behind
-    than the files kept."""
+    then the file that came after it (by inode, in KEY.jsonl.N ... .1, KEY.jsonl).  A
+    reader that fell behind by more rotations than /run keeps goes on from the oldest
+    runtime file and reads the disk too: the sink writes to the disk what a rotation of
+    /run would drop before it drops it."""
 
-    def __init__(self, directory, key, storage=None):
+    def __init__(self, directory, key, storage=None, storage_first=False):
         self.directory = directory
         self.storage = storage
+        self.storage_first = storage_first   # a key that appeared while following
         self.key = key
         self.fd = -1
         self.inode = None
         self.partial = b""
 
     def _chain(self):
-        out = []
-        for path in key_files(self.directory, self.key):
-            try:
-                out.append((os.stat(path).st_ino, path))
-            except OSError:
-                pass
-        return out
+        """[(inode, path)] oldest first, the same in two looks in a row: a rotation
+        during one look (a file seen under two names, or one missed) shows as a
+        difference and is looked at again."""
+        previous = None
+        for _ in range(20):
+            out = []
+            for path in key_files(self.directory, self.key):
+                try:
+                    out.append((os.stat(path).st_ino, path))
+                except OSError:
+                    pass
+            if out == previous:
+                return out
+            previous = out
+        return previous
 
     def _drain(self, out):
         while True:
@@ -162,30 +208,57 @@ class Follower:
             self.partial = lines.pop()
             out.extend(lines)
 
+    def _open(self, path):
+        if self.fd >= 0:
+            os.close(self.fd)
+        self.fd, self.partial = -1, b""
+        try:
+            self.fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return False
+        self.inode = os.fstat(self.fd).st_ino
+        return True
+
     def read(self):
+        """The lines appended since the last read, oldest first."""
         out = []
+        gap = False
         for _ in range(64):
             if self.fd >= 0:
                 self._drain(out)
             chain = self._chain()
+            if not chain:
+                break
             inodes = [ino for ino, _ in chain]
-            if not chain or (self.fd >= 0 and inodes[-1] == self.inode):
-                return out
-            nxt = inodes.index(self.inode) + 1 if self.inode in inodes else 0
-            if self.inode is not None and self.inode not in inodes and self.storage:
-                # fell behind by more rotations than /run keeps: the sink wrote what
-                # it dropped to the disk first (the reader's Dedup skips the rest)
-                for path in key_files(self.storage, self.key):
-                    out.extend(read_lines(path))
+            if self.fd >= 0 and inodes[-1] == self.inode:
+                break
             if self.fd >= 0:
-                os.close(self.fd)
-                self.fd, self.partial = -1, b""
-            try:
-                self.fd = os.open(chain[nxt][1], os.O_RDONLY | os.O_CLOEXEC)
-            except OSError:
-                return out
-            self.inode = os.fstat(self.fd).st_ino
+                # a newer file exists, so ours is complete: what the sink was still
+                # writing during the drain above is read now
+                self._drain(out)
+            if self.inode in inodes:
+                nxt = inodes.index(self.inode) + 1
+                if self._open(chain[nxt][1]) and self.inode == chain[nxt][0]:
+                    continue                   # the file after ours, as it should be
+            elif self.inode is None and not (self.storage_first and len(chain) > 1):
+                self._open(chain[0][1])
+                continue
+            # fell behind by more rotations than /run keeps (or a rotation raced this
+            # look): go on from the oldest runtime file, and read the disk afterwards
+            gap = True
+            if not any(self._open(path) for _, path in chain):
+                break
+        if gap and self.storage:
+            # read after the runtime files: whatever the sink dropped from /run before
+            # we read it, it wrote to the disk first.  In sequence order for the Dedup.
+            out.extend(read_chain(self.storage, self.key))
+            out.sort(key=_seq_of_line)
         return out
+
+
+def _seq_of_line(line):
+    m = _SEQ.search(line)
+    return int(m.group(1)) if m else 0
 
 
 def collect(o, current_boot, now):
@@ -196,13 +269,18 @@ def collect(o, current_boot, now):
     dedup = journal.Dedup()
     entries = []
     followers = {}
+    on_disk = storage if storage and storage != runtime else None
     for key in keys:
-        if storage and storage != runtime:
-            for path in key_files(storage, key):
-                _take(read_lines(path), key, dedup, entries)
+        lines = []
         if runtime:
-            follower = followers[key] = Follower(runtime, key, storage)
-            _take(follower.read(), key, dedup, entries)
+            # /run first, the disk after: what a rotation dropped from /run between the
+            # two reads, the sink had written to the disk before dropping it
+            follower = followers[key] = Follower(runtime, key, on_disk)
+            lines.extend(follower.read())
+        if on_disk:
+            lines.extend(read_chain(on_disk, key))
+        lines.sort(key=_seq_of_line)
+        _take(lines, key, dedup, entries)
     entries.sort(key=lambda e: (journal.realtime_of(e), journal.seq_of(e)))
     return entries, followers, dedup
 
@@ -291,7 +369,7 @@ def follow(o, followers, dedup, keep, out):
         time.sleep(FOLLOW_POLL)
         for key in keys_in([runtime], o["units"]):
             if key not in followers:
-                followers[key] = Follower(runtime, key, o["storage"])
+                followers[key] = Follower(runtime, key, o["storage"], storage_first=True)
         fresh = []
         for key, follower in followers.items():
             _take(follower.read(), key, dedup, fresh)
