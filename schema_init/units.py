@@ -651,6 +651,14 @@ class Converter:
                 self.used.add(id(other))
         return entry
 
+    def every(self, unit, section, key):
+        """A list setting's entries, every line of it accounted for (those an empty
+        assignment cleared too)."""
+        for entry in unit.entries:
+            if entry.section == section and entry.key == key:
+                self.used.add(id(entry))
+        return unit.values(section, key)
+
     def word(self, unit, section, key, default=""):
         entry = self.get(unit, section, key)
         return (entry.value if entry else default), entry
@@ -688,7 +696,7 @@ class Converter:
         conditions = self.conditions(oneshot or is_timer)
         if self.skip_reason is not None:
             return []
-        self.made_dirs = self.directories(self.user)
+        self.made_dirs = self.directories(self.user) + self.process_settings()
         conditions = conditions + self.made_dirs
         restart, restart_entry = self.word(unit, "Service", "Restart", "no")
         commands = []
@@ -876,6 +884,52 @@ class Converter:
                     lines.append(line + " || exit")
         return lines
 
+    def process_settings(self):
+        """``UnsetEnvironment=``, ``OOMScoreAdjust=``, ``LimitNOFILE=``, ``LimitNPROC=``
+        and ``LimitCORE=`` (counts and 0/infinity: no unit to convert) as shell lines
+        before the command; other ``Limit*=`` are left for ``leftovers``."""
+        unit, lines = self.unit, []
+        names = []
+        for entry in unit.values("Service", "UnsetEnvironment"):
+            self.use(entry)
+            for word in entry.value.split():
+                if config.env_name_ok(word):
+                    names.append(word)
+                else:
+                    self.drop(entry, "%r: only variable names are unset here" % word)
+        for entry in unit.entries:
+            if entry.key == "UnsetEnvironment":
+                self.use(entry)
+        if names:
+            lines.append("unset %s" % " ".join(names))
+        value, entry = self.word(unit, "Service", "OOMScoreAdjust")
+        if value:
+            number = value[1:] if value[:1] in "+-" else value
+            if number.isdigit() and int(number) <= 1000:
+                # as systemd, a refusal (in a container, say) is not a failure
+                lines.append("echo %d 2>/dev/null >/proc/self/oom_score_adj || :" % int(value))
+            else:
+                self.drop(entry, "not a number from -1000 to 1000")
+        for key, flag in (("LimitNOFILE", "-n"), ("LimitNPROC", "-p"), ("LimitCORE", "-c")):
+            entry = unit.last("Service", key)
+            if entry is None:
+                continue
+            soft, _, hard = entry.value.partition(":")
+            hard = hard or soft
+            values = ["unlimited" if v == "infinity" else v for v in (soft, hard)]
+            if not all(v == "unlimited" or (v.isdigit() and len(v) < 19) for v in values) or \
+                    key == "LimitCORE" and not all(v in ("0", "unlimited") for v in values):
+                continue                     # leftovers reports it
+            self.get(unit, "Service", key)
+            soft, hard = values
+            if soft == hard:
+                lines.append("ulimit %s %s || exit" % (flag, soft))
+            else:                            # soft first when lowering, hard first when raising
+                lines.append("{ ulimit -S %s %s && ulimit -H %s %s; } 2>/dev/null || "
+                             "{ ulimit -H %s %s && ulimit -S %s %s; } || exit"
+                             % (flag, soft, flag, hard, flag, hard, flag, soft))
+        return lines
+
     def tty_redirects(self):
         unit = self.unit
         stdin, stdin_entry = self.word(unit, "Service", "StandardInput", "null")
@@ -956,8 +1010,7 @@ class Converter:
         if accept.lower() in ("yes", "true", "1", "on"):
             self.drop(accept_entry, "Accept=yes (a service per connection) is not supported")
         for key, kind in (("ListenStream", "stream"), ("ListenDatagram", "dgram")):
-            for entry in unit.values("Socket", key):
-                self.use(entry)
+            for entry in self.every(unit, "Socket", key):
                 value, why = listen_value(kind, entry.value, unit)
                 if value is None:
                     self.drop(entry, why)
@@ -973,7 +1026,7 @@ class Converter:
 
     def timer_lines(self, unit):
         out = self.out
-        calendars = unit.values("Timer", "OnCalendar")
+        calendars = self.every(unit, "Timer", "OnCalendar")
         calendar = None
         for entry in calendars:
             self.use(entry)
@@ -991,8 +1044,7 @@ class Converter:
         for key, ours in (("OnBootSec", "on_boot_sec"), ("OnStartupSec", "on_boot_sec"),
                           ("OnActiveSec", "on_boot_sec"), ("OnUnitActiveSec", "on_active_sec"),
                           ("OnUnitInactiveSec", "on_active_sec")):
-            for entry in unit.values("Timer", key):
-                self.use(entry)
+            for entry in self.every(unit, "Timer", key):
                 if calendar is not None:
                     self.drop(entry, "a timer here is either a calendar or an interval")
                     continue
@@ -1076,8 +1128,7 @@ class Converter:
                 out.drops.append((entry, "nice %d approximated by priority=%s (nice %d)"
                                   % (nice, word, {"peripheral": 10, "critical": -10,
                                                   "standard": 0}[word])))
-        for entry in unit.values("Service", "ExecReload"):
-            self.use(entry)
+        for entry in self.every(unit, "Service", "ExecReload"):
             if " ".join(entry.value.split()) not in HUP_RELOADS:
                 self.drop(entry, "systemctl reload sends SIGHUP to the main process")
         value, entry = self.word(unit, "Service", "KillSignal", "SIGTERM")
@@ -1104,8 +1155,7 @@ class Converter:
         if entry is not None and not any(k == "notify" for k, _, _ in out.lines):
             self.drop(entry, "NotifyAccess= without Type=notify")
         for each in [unit] + self.sockets + ([self.timer] if self.timer else []):
-            for entry in each.values("Unit", "Conflicts"):
-                self.use(entry)
+            for entry in self.every(each, "Unit", "Conflicts"):
                 others = [w for w in entry.value.split() if w not in SHUTDOWN_UNITS]
                 if others:
                     self.drop(entry, "conflicts are not enforced: %s" % " ".join(others))
