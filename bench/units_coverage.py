@@ -75,6 +75,8 @@ def measure(dirs, root="", svc_dir=None, everything=False, at_boot=False):
             keys[diag.key or "(line)"] += 1
             key_units[diag.key or "(line)"].add(diag.path)
     failed = [d for d in diagnostics if d.severity == config.ERROR]
+    reasons = collections.Counter(d.message for d in diagnostics
+                                  if d.severity == config.WARNING)
     def drops_of(u):
         return [d for p, ds in dropped_in.items() if p == u or owner.get(p) == u for d in ds]
 
@@ -83,7 +85,7 @@ def measure(dirs, root="", svc_dir=None, everything=False, at_boot=False):
     confined_only = [u for u in unit_files if drops_of(u) and
                      all(d.message.startswith(SANDBOXING) for d in drops_of(u))]
     return {"units": unit_files, "clean": clean, "confined_only": confined_only,
-            "failed": failed, "keys": keys,
+            "failed": failed, "keys": keys, "reasons": reasons,
             "key_units": key_units, "skipped": result.skipped,
             "services": len([s for s in specs]), "elapsed": elapsed,
             "dropped_in": dropped_in}
@@ -129,6 +131,11 @@ def section(title, stats, note):
                   "|---|---|---|"]
         for key, count in stats["keys"].most_common(15):
             lines.append("| `%s` | %d | %d |" % (key, count, len(stats["key_units"][key])))
+        lines.append("")
+    if stats["reasons"]:
+        lines += ["Why lines were dropped (lines):", "", "| reason | lines |", "|---|---|"]
+        for reason, count in stats["reasons"].most_common(12):
+            lines.append("| %s | %d |" % (reason.replace("|", "\\|"), count))
         lines.append("")
     clean = sorted(os.path.basename(u) for u in stats["clean"])
     if clean:

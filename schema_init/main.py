@@ -21,8 +21,9 @@ usage: schema-init                                   (as PID 1: boot the machine
   --services DIR    the .svc/.grp directory to supervise
   --units DIR       a systemd unit directory (repeatable, the first wins): the units
                     multi-user.target reaches become services beside the .svc files
-                    (as PID 1 of a Debian root: /etc/systemd/system and
-                    /lib/systemd/system unless --no-units or SCHEMA_UNITS=none)
+                    (as PID 1 of a Debian root without --services:
+                    /etc/systemd/system and /lib/systemd/system unless
+                    --no-units or SCHEMA_UNITS=none)
   --no-units        import no systemd units
   --run-dir DIR     where the socket, logs, env file and timer stamps go
   --shm NAME        shared-memory name (default /schema-init as PID 1)
