@@ -212,6 +212,9 @@ install: $(INSTALL_BIN)
 	install -m 0755 $(INSTALL_BIN) $(DESTDIR)$(SBINDIR)/schema-init
 	ln -sf schema-init $(DESTDIR)$(SBINDIR)/schema-ctl
 	ln -sf schema-init $(DESTDIR)$(SBINDIR)/schema-subreaper
+	ln -sf schema-init $(DESTDIR)$(SBINDIR)/schema-journald
+	for d in /usr/bin /bin /usr/sbin /sbin; do [ -e $(DESTDIR)$$d/journalctl ] && exit 0; done; \
+	    ln -sf schema-init $(DESTDIR)$(SBINDIR)/journalctl
 	cp -P services/* $(DESTDIR)$(DATADIR)/services/
 
 clean:

@@ -371,6 +371,11 @@ class Store:
                 _say("the persistent storage cannot be written: the oldest waiting entries "
                      "are dropped (they stay in %s while it holds them)"
                      % self.runtime.directory)
+        try:
+            from . import _fastloop
+            _fastloop.trim_heap()          # the batch's buffers back to the kernel
+        except (ImportError, AttributeError):
+            pass
         if not self.pending and self.said_pending:
             _say("persistent storage written again; %d entries were dropped before it"
                  % self.dropped_pending)

@@ -20,11 +20,11 @@ def test_reference_services_check_clean():
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout == (
         "boot order:\n"
-        "  1: logrotate motor@1 motor@2 network udev\n"
+        "  1: journal logrotate motor@1 motor@2 network udev\n"
         "  2: dbus\n"
         "  3: display-manager network-manager\n"
         "  4: sshd\n"
-        "services: 9 services, 2 groups, 0 errors, 0 warnings\n")
+        "services: 10 services, 2 groups, 0 errors, 0 warnings\n")
 
 
 def test_broken_directory_gives_exact_diagnostics():
