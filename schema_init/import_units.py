@@ -45,7 +45,8 @@ def parse(argv):
     parser.add_argument("--services", metavar="DIR",
                         help="a .svc directory: its services win over units of the same "
                              "name, and its groups and services are what T.target in "
-                             "After= can mean")
+                             "After= can mean (default: the --out directory, its files "
+                             "import-units wrote not counted)")
     parser.add_argument("--out", metavar="DIR",
                         help="write NAME.svc files there (instances as links to their "
                              "template); default: all of them to standard output")
@@ -58,9 +59,11 @@ def main(argv):
     options = parse(argv)
     dirs = options.dirs or default_unit_dirs(options.root)
     svc_names = ()
-    if options.services:
-        loaded = loader.load_directory(options.services)
-        svc_names = [s.name for s in loaded.services] + [g.name for g in loaded.groups]
+    services = options.services or options.out
+    if services and os.path.isdir(services):
+        loaded = loader.load_directory(services)
+        svc_names = [s.name for s in loaded.services if not _ours(s.path)] + \
+            [g.name for g in loaded.groups]
     result = units.import_units(loader.UnitDirs(dirs, options.root), svc_names,
                                 everything=options.all)
     _specs, diagnostics = units.services_from(result)

@@ -414,13 +414,36 @@ def test_the_expected_files_pass_check_with_our_parser(tmp_path):
         assert [d.format() for d in diags if "not supported" in d.message] == [], name
 
 
+def test_writing_into_a_services_directory_respects_its_own_files_and_groups(tmp_path):
+    units_dir = tmp_path / "units"
+    (units_dir / "multi-user.target.wants").mkdir(parents=True)
+    for name in ("cron.service", "e2scrub_reap.service"):
+        os.symlink(os.path.join(DATA, name), units_dir / name)
+        os.symlink("../" + name, units_dir / "multi-user.target.wants" / name)
+    out = tmp_path / "services"
+    out.mkdir()
+    (out / "cron.svc").write_text("exec=/usr/sbin/cron\nargs=-f\n")
+    (out / "basic.grp").write_text("name=basic\nmember=cron\n")
+    for _ in range(2):                   # again: its own earlier files do not win
+        run = subprocess.run([program("schema-init"), "import-units", "--out", str(out),
+                              str(units_dir)], capture_output=True, text=True, timeout=60)
+        assert run.returncode == 0, run.stderr
+        assert sorted(os.listdir(out)) == ["basic.grp", "cron.svc", "e2scrub_reap.svc"]
+        assert "import-units: skipped cron.service: a .svc file of the same name wins" in \
+            run.stderr.splitlines()
+        assert "dep=basic" in (out / "e2scrub_reap.svc").read_text().splitlines()
+    assert (out / "cron.svc").read_text() == "exec=/usr/sbin/cron\nargs=-f\n"
+
+
 def test_stdout_is_the_default_and_a_file_import_units_did_not_write_is_kept(tmp_path):
     run = subprocess.run([program("schema-init"), "import-units", "--all", DATA],
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 0 and run.stdout.startswith("### apt-daily-upgrade.svc\n")
     (tmp_path / "cron.svc").write_text("exec=/mine\n")
+    (tmp_path / "elsewhere").mkdir()        # --services elsewhere: cron.svc there is in the way
     run = subprocess.run([program("schema-init"), "import-units", "--all", "--out",
-                          str(tmp_path), DATA], capture_output=True, text=True, timeout=60)
+                          str(tmp_path), "--services", str(tmp_path / "elsewhere"), DATA],
+                         capture_output=True, text=True, timeout=60)
     assert (tmp_path / "cron.svc").read_text() == "exec=/mine\n"
     assert "cron.svc exists and was not written by import-units; left alone" in run.stderr
 
