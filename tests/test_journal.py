@@ -360,9 +360,9 @@ class JournalWorld:
     """A schema-init supervising schema-journald (listen= on three sockets in a private
     directory, never the host's /dev/log) and the given services."""
 
-    def __init__(self, root, services=None, sink_args=(), scale=1.0):
+    def __init__(self, root, services=None, sink_args=(), scale=1.0, base="/tmp"):
         import tempfile
-        self.dir = tempfile.mkdtemp(prefix="sj-", dir="/tmp")     # socket paths stay short
+        self.dir = tempfile.mkdtemp(prefix="sj-", dir=base)       # socket paths stay short
         self.bin = os.path.join(self.dir, "bin")
         os.makedirs(self.bin)
         for name in ("schema-journald", "journalctl"):
@@ -698,3 +698,54 @@ def test_fuzzer_ends_neither_the_sink_nor_schema_init(world):
     w.wait_for("stream still served", "-t", "afterfuzz")
     refused = [e for e in w.json() if e.get("MESSAGE") == "in a memfd"]
     assert refused == []
+
+
+DEBIAN_ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                           "build", "tmp", "debian", "root")
+SYSLOG_C = r"""
+#include <syslog.h>
+int main(int argc, char **argv) {
+    openlog("csyslog", LOG_PID, LOG_DAEMON);
+    syslog(LOG_WARNING, "from syslog(3) %s", argv[1]);
+    closelog();
+    return 0;
+}
+"""
+
+
+@pytest.mark.debian
+@pytest.mark.process
+@pytest.mark.skipif(not os.path.exists(os.path.join(DEBIAN_ROOT, "usr", "bin", "logger")),
+                    reason="no Debian root (build/mkdebian.sh makes it for the Debian tier)")
+def test_debians_logger_and_glibc_syslog_reach_the_sink(world, tmp_path):
+    """Debian's own logger, run in the Debian root, and a syslog(3) call through Debian's
+    glibc (a tiny program run there, /dev/log bound to the sink's socket in a private
+    mount namespace: the shared root is not changed) both reach the sink."""
+    tag = "d%d" % os.getpid()
+    w = JournalWorld(tmp_path / "deb", base=os.path.join(DEBIAN_ROOT, "tmp"))
+    try:
+        w.start()
+        inside = lambda path: "/" + os.path.relpath(path, DEBIAN_ROOT)  # noqa: E731
+        subprocess.run(["chroot", DEBIAN_ROOT, "/usr/bin/logger", "-u", inside(w.devlog),
+                        "-t", "deblogger", "-p", "user.err", "logger %s" % tag], check=True,
+                       timeout=30)
+        source = tmp_path / "sysl.c"
+        source.write_text(SYSLOG_C)
+        program_path = os.path.join(w.dir, "sysl")
+        subprocess.run(["gcc", "-O", "-o", program_path, str(source)], check=True, timeout=60)
+        script = ("mount -t tmpfs none {root}/dev && touch {root}/dev/log && "
+                  "mount --bind {sock} {root}/dev/log && chroot {root} {prog} {tag}").format(
+            root=DEBIAN_ROOT, sock=w.devlog, prog=inside(program_path), tag=tag)
+        subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script],
+                       check=True, timeout=30)
+        w.wait_for("logger %s" % tag, "-t", "deblogger")
+        w.wait_for("from syslog(3) %s" % tag, "-t", "csyslog")
+        [logger] = w.json("-t", "deblogger")
+        assert logger["PRIORITY"] == "3" and logger["_TRANSPORT"] == "syslog"
+        [call] = w.json("-t", "csyslog")
+        assert call["PRIORITY"] == "4" and call["SYSLOG_FACILITY"] == "3"
+        assert call["SYSLOG_PID"] == call["_PID"] and int(call["_PID"]) > 0
+        assert os.path.exists(os.path.join(DEBIAN_ROOT, "dev", "null"))   # root untouched
+        assert not os.path.exists(os.path.join(DEBIAN_ROOT, "dev", "log"))
+    finally:
+        w.stop()
