@@ -623,6 +623,7 @@ class Converter:
         self.path_test = path_test       # (flag, path) -> bool: daemons' conditions, or None
         self.skip_reason = None
         self.made_dirs = []
+        self.tty_term = None
         self.unit = unit
         self.sockets = list(sockets)
         self.timer = timer
@@ -696,7 +697,8 @@ class Converter:
         conditions = self.conditions(oneshot or is_timer)
         if self.skip_reason is not None:
             return []
-        self.made_dirs = self.directories(self.user) + self.process_settings()
+        self.made_dirs = self.directories(self.user) + self.process_settings() + \
+            ([self.tty_term] if self.tty_term else [])
         conditions = conditions + self.made_dirs
         restart, restart_entry = self.word(unit, "Service", "Restart", "no")
         commands = []
@@ -943,6 +945,7 @@ class Converter:
             self.drop(path_entry, why)
             return ""
         target = sh_word(_mark_instance([("text", path)]))
+        self.tty_term = self.term_line(path)
         stdout, _ = self.word(unit, "Service", "StandardOutput", "inherit")
         stderr, _ = self.word(unit, "Service", "StandardError", "inherit")
         text = " <%s" % target
@@ -951,6 +954,22 @@ class Converter:
             if stderr in ("tty", "inherit"):
                 text += " 2>&1"
         return text
+
+    def term_line(self, path):
+        """systemd gives a service on a terminal TERM=linux on a virtual console,
+        vt220 on any other (on /dev/console, its own TERM); Environment=TERM= wins."""
+        if path == "/dev/console" or any(entry.value.startswith("TERM=") or " TERM=" in
+                                         entry.value for entry in
+                                         self.unit.values("Service", "Environment")):
+            return None
+        name = path[5:] if path.startswith("/dev/") else path
+        if INSTANCE_MARK in name:
+            if name != INSTANCE_MARK:
+                return None
+            return ('case "${INSTANCE}" in tty[0-9]|tty[0-9][0-9]) TERM=linux;; '
+                    '*) TERM=vt220;; esac; export TERM')
+        virtual = name.startswith("tty") and name[3:].isdigit() and len(name) <= 5
+        return "export TERM=%s" % ("linux" if virtual else "vt220")
 
     def restart(self, restart, entry, oneshot):
         if restart not in RESTART_WORDS:

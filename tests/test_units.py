@@ -220,8 +220,20 @@ def test_a_tty_service_gets_its_terminal_and_is_a_session():
         "StandardOutput=tty\nTTYPath=/dev/%I\n")}, everything=True)
     assert svc_lines(out["getty@"]) == [
         "exec=/bin/sh", "args=-c",
-        'args=set -f; exec /sbin/agetty - ${TERM} </dev/"${INSTANCE}" >/dev/"${INSTANCE}" 2>&1',
+        'args=set -f; case "${INSTANCE}" in tty[0-9]|tty[0-9][0-9]) TERM=linux;; '
+        '*) TERM=vt220;; esac; export TERM; '
+        'exec /sbin/agetty - ${TERM} </dev/"${INSTANCE}" >/dev/"${INSTANCE}" 2>&1',
         "session=1"]
+
+
+@pytest.mark.parametrize("tty, line", [
+    ("/dev/tty2", "export TERM=linux"), ("/dev/ttyS0", "export TERM=vt220"),
+    ("/dev/ttyAMA0", "export TERM=vt220"), ("/dev/console", None)])
+def test_a_tty_service_gets_the_term_systemd_would_give_it(tty, line):
+    _, out = imported({"t.service": "[Service]\nExecStart=/sbin/agetty - $TERM\n"
+                                    "StandardInput=tty\nTTYPath=%s\n" % tty}, everything=True)
+    script = svc_lines(out["t"])[2]
+    assert (line in script.split("; ")) if line else "TERM=" not in script
 
 
 def test_sockets_and_timers_join_their_service():
