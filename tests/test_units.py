@@ -794,3 +794,30 @@ def test_unset_environment_oom_score_and_count_limits_are_set_by_the_shell():
         "exec /bin/l")
     assert warnings(result) == ["/lib/systemd/system/l.service:8: warning: LimitAS: resource "
                                 "limits (setrlimit) are not set"]
+
+
+def test_a_template_instance_and_a_timer_run_for_real(tmp_path):
+    units_dir = tmp_path / "units"
+    (units_dir / "multi-user.target.wants").mkdir(parents=True)
+    (units_dir / "timers.target.wants").mkdir(parents=True)
+    out = tmp_path / "out"
+    out.mkdir()
+    (units_dir / "echo@.service").write_text(
+        "[Unit]\nDescription=echo %%i\n[Service]\nType=oneshot\n"
+        "ExecStart=/bin/sh -c 'echo %%i %%n > %s/%%i.txt'\n" % out)
+    os.symlink("../echo@.service", units_dir / "multi-user.target.wants" / "echo@one.service")
+    (units_dir / "tick.service").write_text(
+        "[Service]\nType=oneshot\nExecStart=/bin/sh -c 'echo tick >> %s/tick.txt'\n" % out)
+    (units_dir / "tick.timer").write_text("[Timer]\nOnBootSec=1\nOnUnitActiveSec=1\n")
+    os.symlink("../tick.timer", units_dir / "timers.target.wants" / "tick.timer")
+    s = Supervised(tmp_path, {"idle.svc": "exec=/bin/sleep\nargs=1000\n"},
+                   args=["--units", str(units_dir)])
+    try:
+        s.start()
+        s.wait(lambda: (out / "one.txt").exists(), 20, "the instance's output")
+        assert (out / "one.txt").read_text() == "one echo@one.service\n"
+        s.wait(lambda: (out / "tick.txt").exists() and
+               (out / "tick.txt").read_text().count("tick") >= 2, 20, "two timer runs")
+        assert "echo@" not in s.status()           # the template itself is not a service
+    finally:
+        s.stop()
