@@ -1581,8 +1581,19 @@ def convert_one(unit, sockets, timer_of, deps, result, subreaper=SUBREAPER, path
         return None
     result.generated += made
     for generated in made:
-        result.diagnostics += generated.diagnostics()
+        result.diagnostics += capped(generated.diagnostics(), unit.path)
     return made[0]
+
+
+def capped(diags, path):
+    """At most config.MAX_DIAGNOSTICS_PER_FILE of one unit's warnings (then one saying how
+    many more): a hostile unit cannot flood status; its .svc file still lists them all."""
+    limit = config.MAX_DIAGNOSTICS_PER_FILE
+    if len(diags) <= limit:
+        return diags
+    return diags[:limit] + [_diag(path, 0, None, config.WARNING, "%d more dropped lines not "
+                                  "shown (schema-init import-units lists them)"
+                                  % (len(diags) - limit))]
 
 
 def dep_name(unit_name, sel, svc_names):

@@ -281,6 +281,16 @@ def test_drop_ins_apply_in_order_and_an_empty_assignment_resets_a_list():
         "/etc/systemd/system/a.socket.d/x.conf")
 
 
+def test_a_unit_with_hundreds_of_unknown_keys_reports_twenty_and_a_count():
+    text = "[Service]\nExecStart=/bin/a\n" + "".join("Odd%d=1\n" % n for n in range(300))
+    result, out = imported({"a.service": text}, everything=True)
+    assert len(result.diagnostics) == 21
+    assert result.diagnostics[-1].format() == (
+        "/lib/systemd/system/a.service: warning: 280 more dropped lines not shown "
+        "(schema-init import-units lists them)")
+    assert sum(1 for line in out["a"].splitlines() if line.startswith("#   ")) == 300
+
+
 def test_a_unit_without_exec_start_is_an_error_naming_it():
     result, out = imported({"x.service": "[Service]\nType=simple\n"}, everything=True)
     assert out == {}
