@@ -261,28 +261,89 @@ def _seq_of_line(line):
     return int(m.group(1)) if m else 0
 
 
-def collect(o, current_boot, now):
-    """(entries in time order, followers of the runtime files, dedup, filter)."""
+_HEAD = re.compile(rb'^\{"__REALTIME_TIMESTAMP":"(\d+)","__MONOTONIC_TIMESTAMP":"\d+",'
+                   rb'"__SEQNUM":"(\d+)","_BOOT_ID":"([^"]*)"')
+
+
+def _head(line):
+    """(realtime, seq, boot) of a stored line without parsing all of it; None if it is
+    not an entry."""
+    m = _HEAD.match(line)
+    if m:
+        return int(m.group(1)), int(m.group(2)), m.group(3).decode("utf-8", "replace")
+    entry = journal.decode(line)
+    if entry is None:
+        return None
+    return journal.realtime_of(entry), journal.seq_of(entry), entry.get("_BOOT_ID", "")
+
+
+class Stored:
+    """What the files hold, per key in time order, each entry once; decoded only when
+    asked for (``journalctl -u x -n 10`` reads 10 entries, not all of them)."""
+
+    def __init__(self):
+        self.lines = {}          # key -> [line]
+        self.dedup = journal.Dedup()
+        self.first_seen = {}     # boot -> its first realtime
+
+    def add(self, key, lines):
+        seen = set()
+        kept = self.lines.setdefault(key, [])
+        for line in lines:
+            if not line:
+                continue
+            head = _head(line)
+            if head is None or (head[2], head[1]) in seen:
+                continue
+            seen.add((head[2], head[1]))
+            kept.append(line)
+            mark = (key, head[2])
+            if head[1] > self.dedup.highest.get(mark, 0):
+                self.dedup.highest[mark] = head[1]
+            if head[0] < self.first_seen.get(head[2], 1 << 62):
+                self.first_seen[head[2]] = head[0]
+
+    def boots(self):
+        return sorted(self.first_seen, key=self.first_seen.get)
+
+    def select(self, keep, limit):
+        """The entries KEEP keeps, in time order; only the last LIMIT when given."""
+        chosen = []
+        for lines in self.lines.values():
+            if limit is None:
+                picked = [e for e in map(journal.decode, lines) if e and keep.keeps(e)]
+            else:
+                picked = []
+                for line in reversed(lines):
+                    if len(picked) >= limit:
+                        break
+                    entry = journal.decode(line)
+                    if entry is not None and keep.keeps(entry):
+                        picked.append(entry)
+            chosen.extend(picked)
+        chosen.sort(key=lambda e: (journal.realtime_of(e), journal.seq_of(e)))
+        if limit is not None:
+            chosen = chosen[-limit:] if limit else []
+        return chosen
+
+
+def collect(o):
+    """(Stored, followers of the runtime files)."""
     storage, runtime = o["storage"], o["runtime"]
     dirs = [d for d in (storage, runtime) if d]
-    keys = keys_in(dirs, o["units"])
-    dedup = journal.Dedup()
-    entries = []
+    stored = Stored()
     followers = {}
     on_disk = storage if storage and storage != runtime else None
-    for key in keys:
-        lines = []
+    for key in keys_in(dirs, o["units"]):
+        fresh = []
         if runtime:
             # /run first, the disk after: what a rotation dropped from /run between the
-            # two reads, the sink had written to the disk before dropping it
+            # two reads, the sink had written to the disk before dropping it.  The disk
+            # holds the older entries, /run the newer: disk first in time order.
             follower = followers[key] = Follower(runtime, key, on_disk)
-            lines.extend(follower.read())
-        if on_disk:
-            lines.extend(read_chain(on_disk, key))
-        lines.sort(key=_seq_of_line)
-        _take(lines, key, dedup, entries)
-    entries.sort(key=lambda e: (journal.realtime_of(e), journal.seq_of(e)))
-    return entries, followers, dedup
+            fresh = follower.read()
+        stored.add(key, (read_chain(on_disk, key) if on_disk else []) + fresh)
+    return stored, followers
 
 
 def _take(lines, key, dedup, out):
@@ -294,13 +355,13 @@ def _take(lines, key, dedup, out):
             out.append(entry)
 
 
-def make_filter(o, entries, current_boot, now):
+def make_filter(o, boots, current_boot, now):
     priorities = journal.parse_priorities(o["priority"]) if o["priority"] else None
     since = journal.parse_time(o["since"], now) if o["since"] else None
     until = journal.parse_time(o["until"], now) if o["until"] else None
     boot = None
     if o["boot"] is not None:
-        boot = journal.pick_boot(journal.boots_in_order(entries), current_boot, o["boot"])
+        boot = journal.pick_boot(boots, current_boot, o["boot"])
         if boot is None:
             raise Usage("no boot %s stored" % o["boot"])
     return journal.Filter(o["units"], o["identifiers"], priorities, boot, since, until)
@@ -334,21 +395,20 @@ def main(argv, out=None):
     except OSError:
         current_boot = ""
     now = time.time()
-    entries, followers, dedup = collect(o, current_boot, now)
+    stored, followers = collect(o)
+    dedup = stored.dedup
     if o["list_boots"]:
-        boots = journal.boots_in_order(entries)
+        boots = stored.boots()
         for i, boot in enumerate(boots):
             out.write("%3d %s\n" % (i - len(boots) + 1, boot))
         return 0
     try:
-        keep = make_filter(o, entries, current_boot, now)
+        keep = make_filter(o, stored.boots(), current_boot, now)
     except (Usage, ValueError) as exc:
         sys.stderr.write("journalctl: %s\n" % exc)
         return 1
-    chosen = [e for e in entries if keep.keeps(e)]
     lines = o["lines"] if o["lines"] is not None else (10 if o["follow"] else None)
-    if lines is not None:
-        chosen = chosen[-lines:] if lines else []
+    chosen = stored.select(keep, lines)
     if o["reverse"]:
         chosen.reverse()
     try:
