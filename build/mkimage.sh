@@ -30,6 +30,7 @@ done
 . "$dir/board.env"
 for a in $asked; do eval "${a%%=*}=${a#*=}"; done
 ROOTFS=${IMAGE_ROOTFS:-$ROOTFS}       # squashfs (chosen) or erofs, to compare
+# IMAGE_SQUASHFS_COMP: squashfs's compressor (xz, chosen; zstd, gzip, lz4 to compare)
 cache=${IMAGE_CACHE:-$top/build/tmp/image}
 binary=${SCHEMA_INIT_BIN:-$top/build/out/armv6l/schema-init}
 out=${IMAGE_OUT:-$top/build/out/schema-init-$board.img}
@@ -156,8 +157,8 @@ rootfs=$work/root.$ROOTFS
 # the time it was made, which would change the bytes of every build.
 find "$r" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
 case $ROOTFS in
-    squashfs) mksquashfs "$r" "$rootfs" -noappend -quiet -no-progress -comp xz \
-                  -b 262144 -processors 1 > /dev/null ;;
+    squashfs) mksquashfs "$r" "$rootfs" -noappend -quiet -no-progress \
+                  -comp "${IMAGE_SQUASHFS_COMP:-xz}" -b 262144 -processors 1 > /dev/null ;;
     erofs) mkfs.erofs -zlz4hc -T "$SOURCE_DATE_EPOCH" -U "$ROOT_UUID" "$rootfs" "$r" > /dev/null ;;
 esac
 
@@ -168,8 +169,11 @@ cp "$kroot/bin/busybox" "$i/bin/busybox"
 for applet in sh mount umount switch_root insmod sleep cat reboot echo mkdir; do
     ln -s busybox "$i/bin/$applet"
 done
-# The root filesystem's module: squashfs in board.env, erofs when IMAGE_ROOTFS says so.
-for m in $(echo "$INITRAMFS_MODULES" | sed "s/squashfs/$ROOTFS/"); do
+# The root filesystem's module: squashfs in board.env, erofs (which needs crc32c) when
+# IMAGE_ROOTFS says so.
+modules=$INITRAMFS_MODULES
+[ "$ROOTFS" = erofs ] && modules=$(echo "$modules" | sed "s/squashfs/crc32c_generic libcrc32c erofs/")
+for m in $modules; do
     path=$(find "$kroot/lib/modules/$kver" -name "$m.ko" | head -n 1)
     [ -n "$path" ] || { echo "mkimage: no module $m.ko in $kver" >&2; exit 1; }
     cp "$path" "$i/lib/modules/$m.ko"
