@@ -55,6 +55,7 @@ DEFAULTS = {
 }
 DATAGRAM_MAX = 256 * 1024     # a longer datagram is cut (MSG_TRUNC) and kept
 PER_WAKE = 256                # datagrams per socket, reads per stream or file, per wake-up
+BATCH_MAX = 4 * 1024 * 1024   # bytes of entries one wake-up gathers (the rest: next one)
 READ_CHUNK = 64 * 1024
 BACKLOG_BYTES = 1024 * 1024   # a service log file never seen before: its last MiB
 PID_CACHE = 4096
@@ -439,6 +440,7 @@ class Sink:
         self.streams = {}       # fd -> StreamConn
         self.paused = False     # listeners unwatched: at max_streams
         self.batch = {}
+        self.batch_bytes = 0
         self.busy = set()       # fds with more to read than one wake-up takes
         self.refused_fds = 0
         self.bad_headers = 0
@@ -476,6 +478,8 @@ class Sink:
         sock, kind = self.datagrams[fd]
         view = memoryview(self.buffer)
         for _ in range(PER_WAKE):
+            if self.batch_bytes > BATCH_MAX:
+                break
             try:
                 size, ancdata, _flags, _addr = sock.recvmsg_into([view], self.ancillary)
             except (BlockingIOError, InterruptedError):
@@ -559,6 +563,8 @@ class Sink:
     def _read_stream(self, fd, now):
         conn = self.streams[fd]
         for _ in range(PER_WAKE // 16):
+            if self.batch_bytes > BATCH_MAX:
+                break
             try:
                 data = conn.sock.recv(READ_CHUNK)
             except (BlockingIOError, InterruptedError):
@@ -685,6 +691,9 @@ class Sink:
             return
         ident = log.unit or "schema-init"
         for _ in range(PER_WAKE // 16):
+            if self.batch_bytes > BATCH_MAX:
+                self.busy.add(("log", path))       # the rest at the next wake-up
+                return
             try:
                 size = os.fstat(log.fd).st_size
                 if size < log.offset:            # truncated (copytruncate)
@@ -754,7 +763,9 @@ class Sink:
                                  time.monotonic_ns() // 1000, self.store.next_seq(),
                                  self.boot_id, self.hostname, transport, pid, uid, gid,
                                  comm, unit)
-        self.batch.setdefault(journal.storage_key(entry), []).append(journal.encode(entry))
+        line = journal.encode(entry)
+        self.batch_bytes += len(line)
+        self.batch.setdefault(journal.storage_key(entry), []).append(line)
 
     # --- the loop ---
 
@@ -774,7 +785,7 @@ class Sink:
             elif item in self.datagrams or item in self.streams:
                 self._dispatch(item, now)
         if self.batch:
-            batch, self.batch = self.batch, {}
+            batch, self.batch, self.batch_bytes = self.batch, {}, 0
             self.store.add(batch)
         if self.offsets_dirty:
             self.save_offsets()
