@@ -665,6 +665,8 @@ class Converter:
         return (entry.value if entry else default), entry
 
     def convert(self):
+        """The service's Generated file, then its NAME-pre if any; [] with ``failed``
+        (not a service: an error) or ``skip_reason`` (a false condition) set."""
         unit = self.unit
         user, user_entry = self.word(unit, "Service", "User")
         self.user = "" if user == "root" else user
