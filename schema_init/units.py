@@ -822,15 +822,18 @@ class Converter:
         ``!``).  A oneshot's become shell tests before its command (false: done, as
         systemd skips it); a daemon's are checked now by ``path_test`` when one is given
         (false: the unit is skipped, ``skip_reason``), else left for ``leftovers`` to
-        report; other conditions too."""
+        report; other conditions too.  Path assertions (``AssertPathExists=`` ...) are
+        shell tests for every service: false fails the start, as in systemd."""
         found = []
         entries = self.unit.entries + (self.timer.entries if self.timer else [])
         for entry in entries:
-            if entry.section != "Unit":
+            if entry.section != "Unit" or not entry.value:
                 continue
-            flag = PATH_CONDITIONS.get(entry.key) or \
-                ("notempty" if entry.key == "ConditionDirectoryNotEmpty" else None)
-            if flag is None or not entry.value:
+            asserted = entry.key.startswith("Assert")
+            key = "Condition" + entry.key[6:] if asserted else entry.key
+            flag = PATH_CONDITIONS.get(key) or \
+                ("notempty" if key == "ConditionDirectoryNotEmpty" else None)
+            if flag is None:
                 continue
             negate = entry.value.startswith("!")
             path = entry.value[1:] if negate else entry.value
@@ -839,24 +842,28 @@ class Converter:
             path, why = expand_specifiers(path, self.unit)
             if path is None or INSTANCE_MARK in path:
                 continue
-            found.append((entry, flag, negate, path))
+            found.append((entry, flag, negate, path, asserted))
         tests = []
-        if not oneshot:
-            if self.path_test is None:
-                return tests
-            for entry, flag, negate, path in found:
+        for entry, flag, negate, path, asserted in found:
+            if not asserted and not oneshot:
+                if self.path_test is None:
+                    continue
                 self.use(entry)
                 if self.path_test(flag, path) == negate and self.skip_reason is None:
                     self.skip_reason = "%s is false (checked when the units were read)" \
                         % entry.text()
-            return tests
-        for entry, flag, negate, path in found:
+                continue
             self.use(entry)
             if flag == "notempty":
                 test = '[ -n "$(ls -A %s 2>/dev/null)" ]' % sh_quote(path.rstrip("/") + "/")
             else:
                 test = "[ %s %s ]" % (flag, sh_quote(path))
-            tests.append(("! %s || exit 0" if negate else "%s || exit 0") % test)
+            test = "! " + test if negate else test
+            if asserted:
+                tests.append("%s || { echo %s >&2; exit 1; }" % (
+                    test, sh_quote("schema-init: %s failed" % entry.text())))
+            else:
+                tests.append("%s || exit 0" % test)
         return tests
 
     def directories(self, user):

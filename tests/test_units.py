@@ -188,6 +188,17 @@ def test_path_conditions_of_a_oneshot_are_checked_by_the_shell_others_reported()
                                 "not checked (only the path conditions of a oneshot are)"]
 
 
+def test_path_assertions_fail_the_start_of_any_service():
+    result, out = imported({"a.service": (
+        "[Unit]\nAssertPathExists=/etc/a.conf\nAssertPathIsDirectory=!/etc/a.d\n"
+        "[Service]\nExecStart=/bin/a\n")}, everything=True)
+    assert svc_lines(out["a"])[2] == (
+        "args=[ -e /etc/a.conf ] || { echo 'schema-init: AssertPathExists=/etc/a.conf "
+        "failed' >&2; exit 1; }; ! [ -d /etc/a.d ] || { echo 'schema-init: "
+        "AssertPathIsDirectory=!/etc/a.d failed' >&2; exit 1; }; exec /bin/a")
+    assert result.diagnostics == []
+
+
 def test_a_daemons_path_conditions_are_checked_when_the_units_are_read():
     files = {"s.service": "[Unit]\nConditionPathExists=!/etc/ssh/sshd_not_to_be_run\n"
                           "ConditionPathIsDirectory=/srv\n[Service]\nExecStart=/bin/s\n"}
@@ -831,3 +842,48 @@ def test_a_template_instance_and_a_timer_run_for_real(tmp_path):
         assert "echo@" not in s.status()           # the template itself is not a service
     finally:
         s.stop()
+
+
+def test_every_generated_shell_script_parses_even_from_fuzzed_units():
+    """The quoting: whatever words a unit has, the /bin/sh -c line made of them is one
+    valid script (sh -n), for the real units and for seeded random ones."""
+    import random
+    seed = int(os.environ.get("UNITS_FUZZ_SEED", random.randrange(1 << 30)))
+    rng = random.Random(seed)
+    scripts = []
+
+    def collect(result):
+        for generated in result.generated:
+            lines = generated.render()[0].splitlines()
+            scripts.extend(lines[i + 1][5:] for i, line in enumerate(lines[:-1])
+                           if line == "args=-c")
+
+    collect(units.import_units(loader.UnitDirs([DATA]), everything=True))
+    real = len(scripts)
+    for _ in range(60):
+        words = [rng.choice(PIECES + ("a b", "'x y'", '"$Z"', "${Q}x", "%%i", "\\\\n"))
+                 for _ in range(rng.randrange(1, 8))]
+        text = ("[Unit]\nConditionPathExists=!/x %s\n[Service]\nType=%s\nUser=u\n"
+                "RuntimeDirectory=r\nUnsetEnvironment=A\nExecStartPre=-/bin/p %s\n"
+                "ExecStart=/bin/x %s\nStandardInput=tty\nTTYPath=/dev/tty%s\n" % (
+                    rng.choice(PIECES), rng.choice(["oneshot", "simple", "forking"]),
+                    " ".join(rng.sample(words, len(words))), " ".join(words),
+                    rng.choice(["1", "S0", "%I"])))
+        name = rng.choice(["f.service", "f@.service"])
+        collect(units.import_units(units.DictSource({name: text.encode()}), everything=True))
+    assert real >= 10 and len(scripts) > real
+    for script in scripts:
+        run = subprocess.run(["/bin/sh", "-n", "-c", script], capture_output=True, text=True)
+        assert run.returncode == 0, "UNITS_FUZZ_SEED=%d: %r: %s" % (seed, script, run.stderr)
+
+
+def test_the_shell_line_passes_exactly_the_arguments_systemd_would():
+    _, out = imported({"q.service": (
+        "[Service]\nExecStart=/bin/sh -c 'printf \"[%%s]\" \"$@\"' argv0 \"a b\" 'c\"d' "
+        "$SPLIT ${ONE} x${ONE}y $$HOME \"*\" '' e\\x41\n")}, everything=True)
+    lines = svc_lines(out["q"])
+    assert lines[:2] == ["exec=/bin/sh", "args=-c"]
+    run = subprocess.run(["/bin/sh", "-c", lines[2][5:]], capture_output=True, text=True,
+                         env={"PATH": "/usr/bin:/bin", "SPLIT": " 1  2 ", "ONE": "p  q",
+                              "HOME": "/root"}, cwd="/")
+    assert run.stdout == "[a b][c\"d][1][2][p  q][xp  qy][$HOME][*][][eA]"
