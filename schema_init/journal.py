@@ -125,12 +125,33 @@ def _skip_structured_data(rest):
 
 # --- the native protocol (/run/systemd/journal/socket) ---
 
+_NAMES_OK = set()               # field names seen valid (bounded): the regex once each
+
+
+def _name_ok(name):
+    if name in _NAMES_OK:
+        return True
+    if len(name) > MAX_FIELD_NAME or not _FIELD_NAME.match(name) or name[:1] == b"_":
+        return False
+    if len(_NAMES_OK) < 512:
+        _NAMES_OK.add(name)
+    return True
+
+
 def parse_native(data):
     """A native datagram into (fields, problem).  ``KEY=VALUE\\n`` lines, or ``KEY\\n``
     then a 64-bit little-endian length, the value and ``\\n``.  Names a client may not
     set (``_``-prefixed: trusted fields) or that are not valid are skipped; a length that
     runs past the datagram ends the parse (problem says so) keeping what came before."""
     fields, problem = {}, None
+    lines = data.split(b"\n")
+    if len(lines) <= MAX_FIELDS and all(b"=" in line for line in lines if line):
+        for line in lines:                       # no binary field: the common case
+            if line:
+                name, _, value = line.partition(b"=")
+                if _name_ok(name):
+                    fields[name.decode()] = _text(value[:MAX_LINE])
+        return _checked(fields), None
     pos, size = 0, len(data)
     while pos < size and len(fields) < MAX_FIELDS:
         end = data.find(b"\n", pos)
@@ -152,14 +173,17 @@ def parse_native(data):
             pos += length
             if data[pos:pos + 1] == b"\n":
                 pos += 1
-        if len(name) > MAX_FIELD_NAME or not _FIELD_NAME.match(name) or name[:1] == b"_":
+        if not _name_ok(name):
             continue
-        key = name.decode()
-        fields[key] = _text(_cut(value)) if key == "MESSAGE" else _text(value[:MAX_LINE])
-    if "PRIORITY" in fields and not (fields["PRIORITY"].isdigit()
-                                     and int(fields["PRIORITY"]) < 8):
+        fields[name.decode()] = _text(value[:MAX_LINE])
+    return _checked(fields), problem
+
+
+def _checked(fields):
+    priority = fields.get("PRIORITY")
+    if priority is not None and not (len(priority) == 1 and "0" <= priority <= "7"):
         del fields["PRIORITY"]
-    return fields, problem
+    return fields
 
 
 # --- lines (the stdout stream, service log files) ---
@@ -326,9 +350,16 @@ def complete(fields, realtime_us, monotonic_us, seqnum, boot_id, hostname, trans
     return entry
 
 
+try:
+    from _json import encode_basestring as _quote     # the C one
+except ImportError:                                   # pragma: no cover
+    from json.encoder import encode_basestring as _quote
+
+
 def encode(entry):
-    return (json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n").encode(
-        "utf-8", "replace")
+    """One stored line: the entry as a JSON object (names are [A-Z0-9_]; values strings)."""
+    return ("{%s}\n" % ",".join(['"%s":%s' % (k, _quote(v)) for k, v in entry.items()])
+            ).encode("utf-8", "replace")
 
 
 def decode(line):
