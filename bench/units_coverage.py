@@ -55,7 +55,8 @@ def measure(dirs, root="", svc_dir=None, everything=False, at_boot=False):
     # at boot, a daemon's path conditions are checked against the machine (its root here)
     test = (lambda flag, path: loader.path_test(flag, root + path)) if at_boot else None
     result = units.import_units(loader.UnitDirs(dirs, root), svc_names, everything=everything,
-                                path_test=test)
+                                path_test=test,
+                                condition_test=loader.condition_test if at_boot else None)
     specs, diagnostics = units.services_from(result)
     elapsed = time.perf_counter() - started
     unit_files = []
@@ -179,7 +180,8 @@ def main(argv=None):
         report += section("Enabled units of a Debian root, alone", plain,
                           "`%s`: %d `*.wants` links in /etc/systemd/system; the walk from "
                           "multi-user.target, no .svc directory; daemons' path conditions "
-                          "checked against the root, as at boot." % (
+                          "checked against the root and the other conditions against the "
+                          "machine running this, as at boot." % (
                               os.path.relpath(options.root, ROOT), links))
         report += section("Enabled units beside distros/debian/services", beside,
                           "The same root with the Debian service set: what `schema-init` "

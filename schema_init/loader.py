@@ -74,7 +74,7 @@ def add_units(loaded, unit_dirs):
     try:
         from . import units             # only when units are imported: PID 1 stays small
         result = units.import_units(UnitDirs(unit_dirs), taken, subreaper=own_subreaper(),
-                                    path_test=path_test)
+                                    path_test=path_test, condition_test=condition_test)
         specs, diagnostics = units.services_from(result)
     except Exception as exc:            # noqa: B902 - the .svc services must still boot
         loaded.diagnostics = sorted(loaded.diagnostics + [config.Diagnostic(
@@ -117,6 +117,92 @@ def path_test(flag, path):
     except OSError:
         return False
     return False
+
+
+# Linux capability numbers (linux/capability.h), for ConditionCapability=.
+CAPABILITIES = (
+    "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID",
+    "SETUID", "SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN",
+    "NET_RAW", "IPC_LOCK", "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE",
+    "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT", "SYS_NICE", "SYS_RESOURCE", "SYS_TIME",
+    "SYS_TTY_CONFIG", "MKNOD", "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP",
+    "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG", "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ",
+    "PERFMON", "BPF", "CHECKPOINT_RESTORE")
+ARCHITECTURES = {"x86_64": "x86-64", "aarch64": "arm64", "i686": "x86", "i586": "x86",
+                 "i386": "x86", "armv6l": "arm", "armv7l": "arm", "riscv64": "riscv64",
+                 "ppc64le": "ppc64-le", "s390x": "s390x"}
+
+
+def condition_test(key, value, proc="/proc", sys_dir="/sys"):
+    """This machine's answer to a unit's ``ConditionCapability=`` (the bounding set),
+    ``ConditionACPower=`` (a mains supply online, or none known), ``ConditionVirtualization=``
+    (``container`` only), ``ConditionKernelCommandLine=`` and ``ConditionArchitecture=``,
+    ``!`` negating; None for any other or a value it cannot judge."""
+    negate = value.startswith("!")
+    word = value[1:] if negate else value
+    try:
+        if key == "ConditionCapability":
+            name = word.upper()
+            name = name[4:] if name.startswith("CAP_") else name
+            if name not in CAPABILITIES:
+                return None
+            data, _ = read_file(proc + "/self/status", 65536)
+            for line in (data or b"").split(b"\n"):
+                if line.startswith(b"CapBnd:"):
+                    held = bool(int(line.split()[1], 16) >> CAPABILITIES.index(name) & 1)
+                    return held != negate
+            return None
+        if key == "ConditionACPower":
+            if word.lower() not in ("yes", "true", "1", "on", "no", "false", "0", "off"):
+                return None
+            wanted = word.lower() in ("yes", "true", "1", "on")
+            return on_ac_power(sys_dir) == wanted
+        if key == "ConditionVirtualization":
+            if word != "container":
+                return None
+            return in_container(proc) != negate
+        if key == "ConditionKernelCommandLine":
+            data, _ = read_file(proc + "/cmdline", 65536)
+            if data is None:
+                return None
+            words = data.decode("utf-8", "replace").split()
+            found = word in words if "=" in word else \
+                any(w == word or w.startswith(word + "=") for w in words)
+            return found != negate
+        if key == "ConditionArchitecture":
+            machine = ARCHITECTURES.get(os.uname().machine)
+            return None if machine is None else (machine == word) != negate
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def on_ac_power(sys_dir="/sys"):
+    """As systemd judges it: on AC unless every mains supply the kernel lists is offline."""
+    base = sys_dir + "/class/power_supply"
+    try:
+        names = os.listdir(base)[:64]
+    except OSError:
+        return True
+    mains = []
+    for name in names:
+        kind, _ = read_file(base + "/" + name + "/type", 64)
+        if kind is None or kind.strip() != b"Mains":
+            continue
+        online, _ = read_file(base + "/" + name + "/online", 64)
+        mains.append(online is not None and online.strip() == b"1")
+    return any(mains) or not mains
+
+
+def in_container(proc="/proc"):
+    """The signs pid1.in_container reads (without importing pid1)."""
+    if os.environ.get("container") or os.path.exists("/run/.containerenv") or \
+            os.path.exists("/.dockerenv"):
+        return True
+    try:
+        return os.stat(proc + "/self/ns/pid").st_ino != 4026531836
+    except OSError:
+        return False
 
 
 def own_subreaper(argv0=None, exe="/proc/self/exe"):

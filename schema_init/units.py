@@ -618,9 +618,10 @@ class Converter:
     """Maps one service unit, the socket units feeding it and its timer unit."""
 
     def __init__(self, unit, sockets=(), timer=None, deps=(), svc_name=None,
-                 subreaper=SUBREAPER, path_test=None):
+                 subreaper=SUBREAPER, path_test=None, condition_test=None):
         self.subreaper = subreaper
         self.path_test = path_test       # (flag, path) -> bool: daemons' conditions, or None
+        self.condition_test = condition_test   # (key, value) -> True, False, None (unknown)
         self.skip_reason = None
         self.made_dirs = []
         self.tty_term = None
@@ -844,6 +845,18 @@ class Converter:
                 continue
             found.append((entry, flag, negate, path, asserted))
         tests = []
+        if self.condition_test is not None:
+            for entry in entries:
+                if entry.section != "Unit" or not entry.key.startswith("Condition") or \
+                        entry.key in PATH_CONDITIONS or entry.value.startswith("|"):
+                    continue
+                verdict = self.condition_test(entry.key, entry.value)
+                if verdict is None:
+                    continue             # not known here: leftovers reports it
+                self.use(entry)
+                if verdict is False and self.skip_reason is None:
+                    self.skip_reason = "%s is false (checked when the units were read)" \
+                        % entry.text()
         for entry, flag, negate, path, asserted in found:
             if not asserted and not oneshot:
                 if self.path_test is None:
@@ -1502,7 +1515,7 @@ def select_units(source, svc_names, start=START_TARGETS, everything=False):
 
 
 def import_units(source, svc_names=(), start=START_TARGETS, everything=False,
-                 subreaper=SUBREAPER, path_test=None):
+                 subreaper=SUBREAPER, path_test=None, condition_test=None):
     """Every service to import, mapped: an :class:`ImportResult`.
 
     ``svc_names``: the services and groups of the .svc directory.  A .svc file of a
@@ -1512,7 +1525,10 @@ def import_units(source, svc_names=(), start=START_TARGETS, everything=False,
     directories, not only what multi-user.target reaches (``import-units --all``);
     ``subreaper``: the schema-subreaper that runs ``Type=forking`` services;
     ``path_test(flag, path)``: checks a daemon's path conditions now (``-e``, ``-d``,
-    ``-s``, ``-x``, ``-L``, ``-w`` as test(1), ``notempty``); None reports them."""
+    ``-s``, ``-x``, ``-L``, ``-w`` as test(1), ``notempty``); None reports them;
+    ``condition_test(key, value)``: the machine's answer to other conditions
+    (``ConditionCapability=``, ``ConditionACPower=`` ...) of any unit, None when it
+    does not know."""
     sel, services, sockets, timer_of = select_units(source, svc_names, start, everything)
     result = sel.result
     names = {sel.units[n].base: n for n in services}
@@ -1554,7 +1570,7 @@ def import_units(source, svc_names=(), start=START_TARGETS, everything=False,
                 template = convert_one(sel.units.get(template_name) or
                                        _template_of(unit), sockets, timer_of,
                                        after.get(svc_name, ()), result, subreaper,
-                                       path_test)
+                                       path_test, condition_test)
                 templates[template_name] = template
                 if template is None:
                     continue
@@ -1565,7 +1581,7 @@ def import_units(source, svc_names=(), start=START_TARGETS, everything=False,
             result.generated.append(instance)
             continue
         convert_one(unit, sockets, timer_of, after.get(svc_name, ()), result, subreaper,
-                    path_test)
+                    path_test, condition_test)
     return result
 
 
@@ -1574,9 +1590,11 @@ def _template_of(instance_unit):
                 instance_unit.path, instance_unit.entries, "", instance_unit.sources)
 
 
-def convert_one(unit, sockets, timer_of, deps, result, subreaper=SUBREAPER, path_test=None):
+def convert_one(unit, sockets, timer_of, deps, result, subreaper=SUBREAPER, path_test=None,
+                condition_test=None):
     converter = Converter(unit, sockets.get(unit.name, ()), timer_of.get(unit.name), deps,
-                          subreaper=subreaper, path_test=path_test)
+                          subreaper=subreaper, path_test=path_test,
+                          condition_test=condition_test)
     made = converter.convert()
     if converter.skip_reason is not None:
         result.skipped.append((unit.name, converter.skip_reason))

@@ -887,3 +887,45 @@ def test_the_shell_line_passes_exactly_the_arguments_systemd_would():
                          env={"PATH": "/usr/bin:/bin", "SPLIT": " 1  2 ", "ONE": "p  q",
                               "HOME": "/root"}, cwd="/")
     assert run.stdout == "[a b][c\"d][1][2][p  q][xp  qy][$HOME][*][][eA]"
+
+
+def test_other_conditions_are_the_machines_answer_when_the_units_are_read():
+    files = {"e.service": "[Unit]\nConditionCapability=CAP_SYS_ADMIN\nConditionACPower=true\n"
+                          "ConditionFirstBoot=yes\n[Service]\nType=oneshot\nExecStart=/bin/e\n"}
+    source = units.DictSource({k: v.encode() for k, v in files.items()})
+    answers = {"ConditionCapability": True, "ConditionACPower": True}
+    result = units.import_units(source, everything=True,
+                                condition_test=lambda key, value: answers.get(key))
+    assert [g.name for g in result.generated] == ["e"]
+    assert [d.key for d in result.diagnostics] == ["ConditionFirstBoot"]   # not known
+    answers["ConditionACPower"] = False
+    result = units.import_units(source, everything=True,
+                                condition_test=lambda key, value: answers.get(key))
+    assert result.generated == [] and result.skipped == [
+        ("e.service", "ConditionACPower=true is false (checked when the units were read)")]
+
+
+def test_the_machine_facts_behind_conditions(tmp_path):
+    proc, sys_dir = tmp_path / "proc", tmp_path / "sys"
+    (proc / "self").mkdir(parents=True)
+    (proc / "self" / "status").write_text("Name:\tx\nCapBnd:\t0000000000200000\n")  # bit 21
+    (proc / "cmdline").write_text("BOOT_IMAGE=/vmlinuz root=/dev/sda1 quiet\n")
+    test = lambda key, value: loader.condition_test(key, value, str(proc), str(sys_dir))
+    assert test("ConditionCapability", "CAP_SYS_ADMIN") is True
+    assert test("ConditionCapability", "CAP_SYS_RAWIO") is False
+    assert test("ConditionCapability", "!CAP_SYS_RAWIO") is True
+    assert test("ConditionCapability", "CAP_NOT_ONE") is None
+    assert test("ConditionKernelCommandLine", "quiet") is True
+    assert test("ConditionKernelCommandLine", "root") is True
+    assert test("ConditionKernelCommandLine", "root=/dev/sdb1") is False
+    assert test("ConditionKernelCommandLine", "!single") is True
+    assert test("ConditionFirstBoot", "yes") is None
+    assert test("ConditionACPower", "true") is True          # no supply known: AC
+    for name, kind, online in (("AC", "Mains", "0"), ("BAT0", "Battery", "1")):
+        (sys_dir / "class" / "power_supply" / name).mkdir(parents=True)
+        (sys_dir / "class" / "power_supply" / name / "type").write_text(kind + "\n")
+        (sys_dir / "class" / "power_supply" / name / "online").write_text(online + "\n")
+    assert test("ConditionACPower", "true") is False         # on battery
+    assert test("ConditionACPower", "false") is True
+    (sys_dir / "class" / "power_supply" / "AC" / "online").write_text("1\n")
+    assert test("ConditionACPower", "true") is True
