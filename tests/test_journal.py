@@ -472,10 +472,12 @@ def test_syslog_native_stream_and_service_stdout_all_reach_journalctl(world):
     tag = "t%d" % os.getpid()
     w = world({"printer.svc": lambda w: (
         "exec=/bin/sh\nargs=-c\nargs=printf 'from stdout %s\\n' >&1; "
-        "printf 'to stderr %s\\n' >&2; logger -u %s -t lp -p daemon.err "
-        "'syslog %s'; exec sleep 1000\n"
+        "printf 'to stderr %s\\n' >&2; "
+        # logger stays (reading its stdin) so that its /proc/PID/cgroup can be read: a
+        # sender gone before the sink looks has no unit unless its identifier names one
+        "(echo 'syslog %s'; exec sleep 1000) | logger -u %s -t lp -p daemon.err\n"
         # after the sink's first start: a datagram queued before it has no credentials
-        "dep=journal\n" % (tag, tag, w.devlog, tag))})
+        "dep=journal\n" % (tag, tag, tag, w.devlog))})
     s = w.supervised
     logger = subprocess.Popen(["logger", "-u", w.devlog, "-t", "outside",
                                "outside %s" % tag])
