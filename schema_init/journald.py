@@ -30,6 +30,7 @@ from . import journal
 IN_MODIFY = 0x2
 IN_CREATE = 0x100
 IN_MOVED_TO = 0x80
+IN_MOVED_FROM = 0x40
 
 USAGE = """\
 Usage: schema-journald [--runtime DIR] [--storage DIR|none] [--service-logs DIR|none]...
@@ -59,6 +60,7 @@ BATCH_MAX = 4 * 1024 * 1024   # bytes of entries one wake-up gathers (the rest: 
 READ_CHUNK = 64 * 1024
 BACKLOG_BYTES = 1024 * 1024   # a service log file never seen before: its last MiB
 PID_CACHE = 4096
+MAX_ORPHANS = 64              # renamed-away log files still followed
 PID_CACHE_SECONDS = 5.0
 SIZE_SUFFIX = {"k": 1024, "m": 1024 * 1024, "g": 1024 * 1024 * 1024}
 
@@ -448,6 +450,7 @@ class Sink:
         for fd in fds:
             self._adopt(fd)
         self.logs = {}          # path -> ServiceLog
+        self.orphans = []       # ServiceLogs renamed away, still written to
         self.log_dirs = {}      # inotify wd -> directory
         self.known_units = set()
         self.inotify = -1
@@ -614,7 +617,8 @@ class Sink:
         for directory in dirs:
             try:
                 wd = _fastloop.inotify_watch(self.inotify, directory,
-                                             IN_MODIFY | IN_CREATE | IN_MOVED_TO)
+                                             IN_MODIFY | IN_CREATE | IN_MOVED_TO |
+                                             IN_MOVED_FROM)
             except OSError as exc:
                 _say("cannot watch %s: %s" % (directory, exc.strerror))
                 continue
@@ -718,19 +722,52 @@ class Sink:
             st = os.stat(path)
         except OSError:
             st = None
-        if st is None or st.st_ino != log.inode:      # renamed away: the old one is read
-            for line in log.lines.rest():
-                self._add({"MESSAGE": journal._text(line), "PRIORITY": "6",
-                           "SYSLOG_IDENTIFIER": ident}, "stdout", -1, -1, -1, now,
-                          log.unit, trusted_unit=True)
-            os.close(log.fd)
+        if st is None or st.st_ino != log.inode:
+            # renamed away (or removed): the service still writes to it until it is
+            # restarted (schema-init opens its log at the spawn), so it is followed on as
+            # an orphan until it is deleted; a new file under the name is followed too
             del self.logs[path]
             self.saved_offsets.pop(path, None)
+            self._orphan(log)
             if st is not None:
                 new = self._follow(path)
                 if new is not None:
                     new.offset = 0
                     self._read_log(path, now)
+
+    def _orphan(self, log):
+        self.orphans.append(log)
+        while len(self.orphans) > MAX_ORPHANS:
+            self._drop_orphan(self.orphans[0])
+
+    def _drop_orphan(self, log):
+        self.orphans.remove(log)
+        for line in log.lines.rest():
+            self._add({"MESSAGE": journal._text(line), "PRIORITY": "6",
+                       "SYSLOG_IDENTIFIER": log.unit or "schema-init"}, "stdout", -1, -1,
+                      -1, time.monotonic(), log.unit, trusted_unit=True)
+        os.close(log.fd)
+
+    def _read_orphans(self, now):
+        for log in list(self.orphans):
+            while self.batch_bytes <= BATCH_MAX:
+                try:
+                    data = os.pread(log.fd, READ_CHUNK, log.offset)
+                except OSError:
+                    data = b""
+                log.offset += len(data)
+                for line in log.lines.feed(data):
+                    self._add({"MESSAGE": journal._text(line), "PRIORITY": "6",
+                               "SYSLOG_IDENTIFIER": log.unit or "schema-init"}, "stdout",
+                              -1, -1, -1, now, log.unit, trusted_unit=True)
+                if len(data) < READ_CHUNK:
+                    break
+            try:
+                gone = os.fstat(log.fd).st_nlink == 0
+            except OSError:
+                gone = True
+            if gone:
+                self._drop_orphan(log)
 
     def _inotify(self, now):
         for wd, mask, name in self._inotify_read(self.inotify):
@@ -744,6 +781,8 @@ class Sink:
                     log.offset = 0 if mask & (IN_CREATE | IN_MOVED_TO) else log.offset
             if path in self.logs:
                 self._read_log(path, now)
+        if self.orphans:
+            self._read_orphans(now)
 
     # --- entries ---
 

@@ -748,3 +748,32 @@ def test_debians_logger_and_glibc_syslog_reach_the_sink(world, tmp_path):
         assert not os.path.exists(os.path.join(DEBIAN_ROOT, "dev", "log"))
     finally:
         w.stop()
+
+
+@pytest.mark.process
+def test_a_service_log_renamed_away_is_followed_to_its_end(world):
+    """Rotation of a service's log by rename: the service still writes to the renamed
+    file (schema-init opens it at the spawn) until it restarts; not a line is lost."""
+    w = world({"ticker.svc": "exec=/bin/sh\nargs=-c\nargs=i=0; while :; do i=$((i+1)); "
+                             "echo tick $i; sleep 0.01; done\n"})
+    s = w.supervised
+    log = os.path.join(s.run_dir, "log", "ticker.log")
+    w.wait_for("tick 20", "-u", "ticker")
+    os.rename(log, log + ".1")             # as logrotate's "create" does:
+    open(log, "w").close()                 # a new empty file under the name at once
+    time.sleep(0.5)                        # while the service writes on to ticker.log.1
+    s.ctl("restart", "ticker")             # now it writes to a new ticker.log
+    s.wait(lambda: os.path.getsize(log) > 0, 10, "the restarted service's output")
+    time.sleep(0.5)
+    s.ctl("stop", "ticker")
+    time.sleep(0.5)
+    with open(log + ".1") as f:
+        before = [int(line.split()[1]) for line in f if line.startswith("tick ")]
+    with open(log) as f:
+        after = [int(line.split()[1]) for line in f if line.startswith("tick ")]
+    assert before and after
+    def journal_has():
+        return [int(m.split()[1]) for m in w.journalctl("-u", "ticker", "-o", "cat")
+                if m.startswith("tick ")]
+    s.wait(lambda: len(journal_has()) >= len(before) + len(after), 10, "every tick")
+    assert journal_has() == before + after
