@@ -693,7 +693,6 @@ class Sink:
         log = self.logs.get(path)
         if log is None:
             return
-        ident = log.unit or "schema-init"
         for _ in range(PER_WAKE // 16):
             if self.batch_bytes > BATCH_MAX:
                 self.busy.add(("log", path))       # the rest at the next wake-up
@@ -709,9 +708,7 @@ class Sink:
                 log.offset += len(data)
                 self.offsets_dirty = True
                 for line in log.lines.feed(data):
-                    self._add({"MESSAGE": journal._text(line), "PRIORITY": "6",
-                               "SYSLOG_IDENTIFIER": ident}, "stdout", -1, -1, -1, now,
-                              log.unit, trusted_unit=True)
+                    self._log_line(log, line, now)
             if len(data) < READ_CHUNK:
                 break
         else:
@@ -743,9 +740,7 @@ class Sink:
     def _drop_orphan(self, log):
         self.orphans.remove(log)
         for line in log.lines.rest():
-            self._add({"MESSAGE": journal._text(line), "PRIORITY": "6",
-                       "SYSLOG_IDENTIFIER": log.unit or "schema-init"}, "stdout", -1, -1,
-                      -1, time.monotonic(), log.unit, trusted_unit=True)
+            self._log_line(log, line, time.monotonic())
         os.close(log.fd)
 
     def _read_orphans(self, now):
@@ -757,9 +752,7 @@ class Sink:
                     data = b""
                 log.offset += len(data)
                 for line in log.lines.feed(data):
-                    self._add({"MESSAGE": journal._text(line), "PRIORITY": "6",
-                               "SYSLOG_IDENTIFIER": log.unit or "schema-init"}, "stdout",
-                              -1, -1, -1, now, log.unit, trusted_unit=True)
+                    self._log_line(log, line, now)
                 if len(data) < READ_CHUNK:
                     break
             try:
@@ -785,6 +778,12 @@ class Sink:
             self._read_orphans(now)
 
     # --- entries ---
+
+    def _log_line(self, log, line, now):
+        """A line of a service's log file (rail.log: schema-init's own)."""
+        self._add({"MESSAGE": journal._text(line), "PRIORITY": "6",
+                   "SYSLOG_IDENTIFIER": log.unit or "schema-init"}, "stdout", -1, -1, -1,
+                  now, log.unit, trusted_unit=True)
 
     def _add(self, fields, transport, pid, uid, gid, now, unit_hint="", trusted_unit=False):
         unit, comm = self.senders.lookup(pid, now) if pid > 0 else ("", "")

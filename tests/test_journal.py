@@ -14,7 +14,6 @@ import re
 import socket
 import struct
 import subprocess
-import sys
 import time
 
 import pytest
@@ -489,6 +488,7 @@ def test_syslog_native_stream_and_service_stdout_all_reach_journalctl(world):
 
     lines = w.wait_for("syslog %s" % tag, "-u", "printer")
     assert "from stdout %s" % tag in lines and "to stderr %s" % tag in lines, lines
+    assert s.log("printer") == "from stdout %s\nto stderr %s\n" % (tag, tag)   # as ever
     by_message = {e["MESSAGE"]: e for e in w.json("-u", "printer.service")}
     syslog = by_message["syslog %s" % tag]
     assert syslog["_TRANSPORT"] == "syslog" and syslog["PRIORITY"] == "3"
