@@ -14,7 +14,6 @@ An entry is a dict of journald's field names to strings: what the sender said
 stored as one JSON object a line, the same object ``journalctl -o json`` prints.
 """
 
-import calendar
 import json
 import re
 import struct
@@ -453,7 +452,10 @@ def parse_time(text, now, localtime=time.localtime, mktime=time.mktime):
                 and second < 62):
             raise ValueError("%r is not a time" % text)
         fields = (year, month, day, hour, minute, second, 0, 0, -1)
-        return float(calendar.timegm(fields) if m.group(7) else mktime(fields))
+        if m.group(7):
+            import calendar                   # datetime and locale: journalctl only
+            return float(calendar.timegm(fields))
+        return float(mktime(fields))
     raise ValueError("%r is not a time (YYYY-MM-DD HH:MM:SS, today, yesterday, -5min, "
                      "'5 min ago')" % text)
 

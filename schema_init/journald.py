@@ -19,9 +19,9 @@ moves bytes.
 import errno
 import os
 import select
-import signal
-import socket
 import struct
+import _signal as signal   # the C modules: their wrappers load enum, selectors, ...
+import _socket as socket
 import sys
 import time
 
@@ -530,7 +530,7 @@ class Sink:
         listener = self.listeners[fd]
         while len(self.streams) < self.options["max_streams"]:
             try:
-                conn, _ = listener.accept()
+                conn = socket.socket(fileno=listener._accept()[0])
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
