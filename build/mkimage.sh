@@ -144,6 +144,10 @@ cp "$dir/fstab" "$r/etc/fstab"
 echo "$board" > "$r/etc/hostname"     # replaced at boot (identity service)
 # The writable places live on the data partition (boot-data.sh); /tmp is a tmpfs.
 rm -rf "$r/tmp"/* "$r/var/tmp"/*
+# The image runs its own services only: the units its packages enabled for systemd
+# (chrony, wpa_supplicant, apt and e2scrub timers) would be imported by schema-init
+# beside them (docs/spec.md, "Services from systemd unit files").
+rm -rf "$r/etc/systemd/system/"*.wants
 # What a device never reads: manual pages, translations, documentation (each package's
 # copyright file stays), apt's caches.
 rm -rf "$r/usr/share/man" "$r/usr/share/info" "$r/usr/share/locale"/* \

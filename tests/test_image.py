@@ -39,11 +39,12 @@ timezone = "Europe/Berlin"
 """ % (HASH, KEY)
 # A service that cannot run without the board's hardware, and says why.
 NEEDS_HARDWARE = ("wifi", "dhcp")
-# Printed on the console by the probe once every other service has settled.
+# Printed on the console by the probe once every other service has settled (and wifi has
+# had its say).
 PROBE = """# test probe (tests/test_image.py): the state once the boot has settled
 exec=/bin/sh
 args=-c
-args=until ! schema-ctl status | grep -vE '^  (probe|wifi|dhcp) ' | grep -qE 'NEW_PROCESS|FULL_TRUST|RECOVERY|FRICTION'; do sleep 0.5; done; { echo '=== status ==='; schema-ctl status; echo '=== memory ==='; grep -E '^(MemTotal|MemAvailable):' /proc/meminfo; grep -E '^(Rss|Pss|Private_Dirty):' /proc/1/smaps_rollup; echo "=== uptime $(cut -d' ' -f1 /proc/uptime) ==="; u=$(busybox pidof systemd-udevd | cut -d' ' -f1); echo "=== udevd $(grep -E '^(Rss|Pss):' /proc/$u/smaps_rollup | tr -s ' ' | tr '\\n' ' ')==="; echo "=== hostname $(cat /proc/sys/kernel/hostname) ==="; for s in wifi dhcp; do echo "=== log $s: $(tail -n 1 /run/log/schema-init/$s.log 2>/dev/null) ==="; done; echo '=== end ==='; } > /dev/console; [ "$PROBE_POWEROFF" = 1 ] && schema-ctl poweroff; exit 0
+args=until ! schema-ctl status | grep -vE '^  (probe|wifi|dhcp) ' | grep -qE 'NEW_PROCESS|FULL_TRUST|RECOVERY|FRICTION' && [ -s /run/log/schema-init/wifi.log ]; do sleep 0.5; done; { echo '=== status ==='; schema-ctl status; echo '=== memory ==='; grep -E '^(MemTotal|MemAvailable):' /proc/meminfo; grep -E '^(Rss|Pss|Private_Dirty):' /proc/1/smaps_rollup; echo "=== uptime $(cut -d' ' -f1 /proc/uptime) ==="; u=$(busybox pidof systemd-udevd | cut -d' ' -f1); echo "=== udevd $(grep -E '^(Rss|Pss):' /proc/$u/smaps_rollup | tr -s ' ' | tr -d ':' | tr '\\n' ' ')==="; echo "=== hostname $(cat /proc/sys/kernel/hostname) ==="; for s in wifi dhcp; do echo "=== log $s: $(tail -n 1 /run/log/schema-init/$s.log 2>/dev/null) ==="; done; echo '=== end ==='; } > /run/probe.txt; cat /run/probe.txt > /dev/console; [ "$PROBE_POWEROFF" = 1 ] && schema-ctl poweroff; exit 0
 oneshot=1
 dep=data
 """
@@ -73,16 +74,20 @@ def settled(vm, timeout=900):
     vm.wait_for("=== end ===", timeout=timeout)
     text = vm.text()
     report = text.split("=== status ===", 1)[1].split("=== end ===", 1)[0]
-    return {
-        "states": dict(re.findall(r"^  (\S+)\s+pid=\d+\s+state=(\S+)", report, re.M)),
-        "memory": {k: int(v) for k, v in re.findall(r"^(\w+):\s+(\d+) kB", report, re.M)},
-        "uptime": float(re.search(r"=== uptime ([\d.]+) ===", report).group(1)),
-        "hostname": re.search(r"=== hostname (\S*) ===", report).group(1),
-        "udevd": re.search(r"=== udevd (.*)===", report).group(1).strip(),
-        "logs": dict(re.findall(r"=== log (\w+): (.*) ===", report)),
-        "elapsed": time.monotonic() - vm.started,
-        "text": text,
-    }
+    try:
+        return {
+            "states": dict(re.findall(r"^  (\S+)\s+pid=\d+\s+state=(\S+)", report, re.M)),
+            "memory": {k: int(v) for k, v in re.findall(
+                r"(MemTotal|MemAvailable|Rss|Pss|Private_Dirty):\s+(\d+) kB", report)},
+            "uptime": float(re.search(r"=== uptime ([\d.]+) ===", report).group(1)),
+            "hostname": re.search(r"=== hostname (\S*) ===", report).group(1),
+            "udevd": re.search(r"=== udevd (.*)===", report).group(1).strip(),
+            "logs": dict(re.findall(r"=== log (\w+): (.*) ===", report)),
+            "elapsed": time.monotonic() - vm.started,
+            "text": text,
+        }
+    except AttributeError:
+        raise AssertionError("the probe's report does not parse:\n" + report) from None
 
 
 def assert_all_up(report):
