@@ -569,7 +569,7 @@ def test_rotation_loses_nothing_while_journalctl_follows(world):
 def test_sink_killed_with_sigkill_loses_nothing_sent_while_it_was_down(world):
     w = world({"ticker.svc": "exec=/bin/sh\nargs=-c\nargs=i=0; while :; do i=$((i+1)); "
                              "echo tick $i; sleep 0.02; done\n"},
-              sink_args=["--flush-interval", "1000"], scale=0.2)
+              sink_args=["--flush-interval", "1000"])      # a restart 1 s after the death
     s = w.supervised
     for n in range(5):
         w.send_native((b"MESSAGE", b"before %d" % n), (b"SYSLOG_IDENTIFIER", b"k"))
@@ -580,11 +580,13 @@ def test_sink_killed_with_sigkill_loses_nothing_sent_while_it_was_down(world):
            s.state("journal") not in ("FULL_TRUST", "FUNDAMENTAL"), 10, "the kill")
     for n in range(5):        # the sink is down: these wait in schema-init's socket
         w.send_native((b"MESSAGE", b"while down %d" % n), (b"SYSLOG_IDENTIFIER", b"k"))
-    w.stream  # (a stream connection made now would wait in the backlog too)
+    w.stream("downstream", [b"streamed while down"])     # waits in the backlog
+    assert s.status()["journal"].get("pid") in ("0", str(first)), "restarted too soon"
     s.wait(lambda: s.state("journal") in ("FULL_TRUST", "FUNDAMENTAL") and
            w.sink_pid() != first, 20, "the sink's restart")
     assert "died" in s.events("journal")
     w.wait_for("while down 4", "-t", "k")
+    w.wait_for("streamed while down", "-t", "downstream")
     time.sleep(0.5)
     s.ctl("stop", "ticker")
     s.ctl("stop", "journal")          # SIGTERM: everything to the disk
@@ -690,6 +692,9 @@ def test_fuzzer_ends_neither_the_sink_nor_schema_init(world):
     sock.close()
     assert s.proc.poll() is None, "schema-init died"
     assert slowest < 2.0, slowest
+    with open("/proc/%d/status" % w.sink_pid()) as f:
+        rss = [int(line.split()[1]) for line in f if line.startswith("VmRSS:")][0]
+    assert rss < 100 * 1024, "the sink holds %d kB after the fuzz" % rss
     s.wait_state("journal", ("FULL_TRUST", "FUNDAMENTAL"), 20)
     w.send_native((b"MESSAGE", b"after the fuzz %d" % seed), (b"SYSLOG_IDENTIFIER", b"z"))
     w.wait_for("after the fuzz %d" % seed, "-t", "z")
