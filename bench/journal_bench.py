@@ -88,12 +88,21 @@ def main(argv):
     count = int(argv[0]) if argv else 100000
     import tempfile
     root = tempfile.mkdtemp(prefix="journal-bench-")
+    sink_command = None
+    if not os.environ.get("SCHEMA_INIT_BIN") and os.environ.get("JOURNAL_BENCH_LAUNCHER",
+                                                                "direct") == "direct":
+        # the venv's entry-point script loads importlib.metadata (email, zipfile, ...):
+        # not what the static binary carries, so the sink is started without it
+        sink_command = [sys.executable, "-c", "import sys; sys.argv[0] = 'schema-journald'; "
+                        "from schema_init.__main__ import entry; sys.exit(entry())"]
     w = JournalWorld(root, {"printer.svc": (
         "exec=/bin/sh\nargs=-c\nargs=while [ ! -e %s/go ]; do sleep 0.05; done; "
         "seq -f 'stdout %%.0f' 0 %d; exec sleep 100000\n" % (root, count - 1))},
-        sink_args=["--flush-interval", "2", "--runtime-max", "8M", "--storage-max", "16M"])
+        sink_args=["--flush-interval", "2", "--runtime-max", "8M", "--storage-max", "16M"],
+        sink_command=sink_command)
     w.start()
-    results = {"messages": count, "program": os.environ.get("SCHEMA_INIT_BIN", "venv")}
+    results = {"messages": count, "program": os.environ.get("SCHEMA_INIT_BIN", "venv"),
+               "launcher": "python -c" if sink_command else "entry point"}
     try:
         pid = w.sink_pid()
         w.supervised.wait_state("printer", "FUNDAMENTAL", 60)

@@ -359,7 +359,8 @@ class JournalWorld:
     """A schema-init supervising schema-journald (listen= on three sockets in a private
     directory, never the host's /dev/log) and the given services."""
 
-    def __init__(self, root, services=None, sink_args=(), scale=1.0, base="/tmp"):
+    def __init__(self, root, services=None, sink_args=(), scale=1.0, base="/tmp",
+                 sink_command=None):
         import tempfile
         self.dir = tempfile.mkdtemp(prefix="sj-", dir=base)       # socket paths stay short
         self.bin = os.path.join(self.dir, "bin")
@@ -375,10 +376,11 @@ class JournalWorld:
         self.supervised = Supervised(root, {}, scale=scale)
         args = ["--runtime", self.runtime, "--storage", self.storage, "--service-logs",
                 os.path.join(self.supervised.run_dir, "log")] + list(sink_args)
+        command = sink_command or [os.path.join(self.bin, "schema-journald")]
         self.supervised.write("journal.svc", (
-            "exec=%s/schema-journald\n%slisten=dgram:%s\nlisten=dgram:%s\nlisten=%s\n"
-            "stable_secs=1\n" % (self.bin, "".join("args=%s\n" % a for a in args),
-                                 self.devlog, self.native, self.stdout)))
+            "exec=%s\n%slisten=dgram:%s\nlisten=dgram:%s\nlisten=%s\nstable_secs=1\n" % (
+                command[0], "".join("args=%s\n" % a for a in command[1:] + args),
+                self.devlog, self.native, self.stdout)))
         for name, text in (services or {}).items():      # a callable: text of the world
             self.supervised.write(name, text(self) if callable(text) else text)
 
