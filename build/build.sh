@@ -97,7 +97,7 @@ $PY -m nuitka \
     --python-flag=no_randomization \
     --nofollow-import-to=schema_init._fastloop --nofollow-import-to=schema_init.reference \
     --nofollow-import-to=_codecs_cn,_codecs_hk,_codecs_iso2022,_codecs_jp,_codecs_kr,_codecs_tw \
-    --nofollow-import-to=_multibytecodec,_typing,mmap \
+    --nofollow-import-to=_multibytecodec,_typing,mmap,_json \
     --nofollow-import-to="$EXCLUDES" \
     ${PACKAGES---include-package=schema_init} \
     --nofollow-import-to='*.tests' \
@@ -110,6 +110,8 @@ $PY -m nuitka \
     "${ENTRY:-build/entry.py}"
 
 DIST="$TMP/$(basename "${ENTRY:-build/entry.py}" .py).dist"
+# _json (not followed above) is the C accelerator of json, which only the journal's
+# helpers import: json runs on its pure-Python scanner without it.
 # Nuitka copies the CJK codec extensions as "technically required for start-up"
 # (the encodings package could import them); schema-init never decodes CJK text and
 # the build tier proves the binary runs without them.  Anything else is an error.
