@@ -219,12 +219,13 @@ class Tier:
             self.dropped += count
             if self.problem is None:
                 self.problem = exc.strerror or str(exc)
-                _say("%s: %s: entries are dropped (and counted) until it can be written"
-                     % (self.directory, self.problem))
+                _say("%s: %s: %s" % (self.directory, self.problem, (
+                    "entries wait in memory until it can be written" if self.name == "storage"
+                    else "entries are dropped (and counted) until it can be written")))
             return False
         if self.problem is not None:
-            _say("%s: writable again; %d entries were dropped" % (self.directory,
-                                                                  self.dropped))
+            _say("%s: writable again%s" % (self.directory, "" if self.name == "storage" else
+                                           "; %d entries were dropped" % self.dropped))
             self.problem = None
         return True
 
