@@ -34,6 +34,7 @@ exec=/bin/sh
 args=-c
 args=a=$(cut -d' ' -f1 /proc/uptime); n=$(tar cf - /usr/bin /usr/sbin /usr/lib 2>/dev/null | wc -c); b=$(cut -d' ' -f1 /proc/uptime); echo "=== readall $n bytes from $a to $b ===" > /dev/console
 oneshot=1
+start_timeout_sec=0
 dep=data
 """
 

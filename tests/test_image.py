@@ -46,6 +46,7 @@ exec=/bin/sh
 args=-c
 args=until ! schema-ctl status | grep -vE '^  (probe|wifi|dhcp) ' | grep -qE 'NEW_PROCESS|FULL_TRUST|RECOVERY|FRICTION' && [ -s /run/log/schema-init/wifi.log ]; do sleep 0.5; done; { echo '=== status ==='; schema-ctl status; echo '=== memory ==='; grep -E '^(MemTotal|MemAvailable):' /proc/meminfo; grep -E '^(Rss|Pss|Private_Dirty):' /proc/1/smaps_rollup; echo "=== uptime $(cut -d' ' -f1 /proc/uptime) ==="; u=$(busybox pidof systemd-udevd | cut -d' ' -f1); echo "=== udevd $(grep -E '^(Rss|Pss):' /proc/$u/smaps_rollup | tr -s ' ' | tr -d ':' | tr '\\n' ' ')==="; echo "=== hostname $(cat /proc/sys/kernel/hostname) ==="; for s in wifi dhcp; do echo "=== log $s: $(tail -n 1 /run/log/schema-init/$s.log 2>/dev/null) ==="; done; echo '=== end ==='; } > /run/probe.txt; cat /run/probe.txt > /dev/console; [ "$PROBE_POWEROFF" = 1 ] && schema-ctl poweroff; exit 0
 oneshot=1
+start_timeout_sec=0
 dep=data
 """
 

@@ -5,8 +5,11 @@
 #   wifi.sh supplicant | dhcp
 conf=/etc/wpa_supplicant/wpa_supplicant-wlan0.conf
 modprobe -q brcmfmac 2>/dev/null
-n=0
-while [ ! -e /sys/class/net/wlan0 ] && [ $n -lt 50 ]; do sleep 0.2; n=$((n + 1)); done
+# 10 s by the clock, however slow the board is while it boots (the service is promoted
+# only after 30 s: a board without the chip never looks as if it had Wi-Fi)
+up() { cut -d. -f1 /proc/uptime; }
+end=$(( $(up) + 10 ))
+while [ ! -e /sys/class/net/wlan0 ] && [ "$(up)" -lt $end ]; do sleep 0.2; done
 if [ ! -e /sys/class/net/wlan0 ]; then
     echo "wifi: no wlan0: brcmfmac found no Wi-Fi chip on this board (an emulator has none)" >&2
     exit 1
