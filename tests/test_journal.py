@@ -784,3 +784,51 @@ def test_a_service_log_renamed_away_is_followed_to_its_end(world):
                 if m.startswith("tick ")]
     s.wait(lambda: len(journal_has()) >= len(before) + len(after), 10, "every tick")
     assert journal_has() == before + after
+
+
+def _store(tmp_path, **options):
+    merged = dict(journald.DEFAULTS, runtime=str(tmp_path / "rt"), storage=str(tmp_path / "st"))
+    merged.update(options)
+    return journald.Store(merged, "boot")
+
+
+def _lines(first, count):
+    return [journal.encode(journal.complete({"MESSAGE": "m %d" % n}, n, n, n, "boot", "h",
+                                            "journal")) for n in range(first, first + count)]
+
+
+def test_a_disk_that_comes_back_gets_everything_that_waited(tmp_path, capfd):
+    (tmp_path / "st").write_text("a file where the directory should be")
+    store = _store(tmp_path)
+    store.add({"svc": _lines(1, 50)})
+    store.flush()
+    assert store.pending and not os.path.isdir(tmp_path / "st")
+    store.add({"svc": _lines(51, 50)})
+    store.flush()                                    # said once, not twice
+    (tmp_path / "st").unlink()
+    store.flush()
+    on_disk = [json.loads(line)["MESSAGE"] for line in stored_lines(str(tmp_path / "st"),
+                                                                    "svc")]
+    assert on_disk == ["m %d" % n for n in range(1, 101)]
+    said = capfd.readouterr().err
+    assert said.count("entries wait in memory") == 1 and said.count("writable again") == 1
+
+
+def test_beyond_pending_max_the_oldest_are_dropped_and_counted(tmp_path, capfd):
+    (tmp_path / "st").write_text("not a directory")
+    store = _store(tmp_path, pending_max=20 * 1024)
+    for first in range(1, 1001, 100):
+        store.add({"svc": _lines(first, 100)})
+        store.flush()
+    assert store.pending_bytes <= 20 * 1024 and store.dropped_pending > 0
+    (tmp_path / "st").unlink()
+    store.flush()
+    numbers = [int(json.loads(line)["MESSAGE"].split()[1])
+               for line in stored_lines(str(tmp_path / "st"), "svc")]
+    assert numbers == list(range(1001 - len(numbers), 1001))      # the newest, in order
+    assert len(numbers) + store.dropped_pending == 1000
+    said = capfd.readouterr().err
+    assert said.count("oldest waiting entries are dropped") == 1
+    assert "%d entries were dropped" % store.dropped_pending in said
+    # /run had every one of them (its own cap is far away)
+    assert len(stored_lines(str(tmp_path / "rt"), "svc")) == 1000
