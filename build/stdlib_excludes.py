@@ -27,6 +27,10 @@ import schema_init.import_units  # noqa: F401
 import schema_init.sockets  # noqa: F401  (listen=, loaded lazily)
 import schema_init.notify  # noqa: F401  (notify=1, loaded lazily)
 import schema_init.notify_socket  # noqa: F401
+import schema_init.journal  # noqa: F401  (schema-journald, journalctl)
+import schema_init.journald  # noqa: F401
+import schema_init.journalctl  # noqa: F401
+import calendar  # noqa: F401,E402  (journalctl's UTC times, loaded lazily)
 
 try:
     import schema_init.pid1  # noqa: F401
