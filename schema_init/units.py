@@ -138,6 +138,10 @@ def parse_unit_text(path, data):
             diags.append(_diag(path, number, key, config.WARNING,
                                "before any [Section]; ignored"))
             continue
+        if "\0" in value:
+            diags.append(_diag(path, number, key, config.WARNING,
+                               "a NUL byte in the value; ignored"))
+            continue
         if len(entries) >= config.MAX_SETTINGS_PER_FILE:
             return [], [config.too_many_settings(path, number)]
         entries.append(Entry(path, number, section, key, value.strip(" \t")))
@@ -226,6 +230,8 @@ def split_words(text):
                 i += size
             else:
                 return None, "unknown escape \\%s" % code
+            if word[-1] == "\0":
+                return None, "an escape makes a NUL character, which no argument can hold"
             started = True
             continue
         if quote:

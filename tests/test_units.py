@@ -877,6 +877,19 @@ def test_every_generated_shell_script_parses_even_from_fuzzed_units():
         assert run.returncode == 0, "UNITS_FUZZ_SEED=%d: %r: %s" % (seed, script, run.stderr)
 
 
+def test_a_nul_in_a_unit_is_dropped_with_a_warning_never_put_in_a_script():
+    """Found by the fuzzer above: a NUL byte in a value, raw or as an escape, reached the
+    /bin/sh -c line, which no program can be given."""
+    text = ("[Unit]\nConditionPathExists=!/x \x00\n[Service]\nType=oneshot\n"
+            "ExecStartPre=/bin/p a\\x00b\nExecStart=/bin/x \x00 y\nExecStart=/bin/z\n")
+    result = units.import_units(units.DictSource({"n.service": text.encode()}),
+                                everything=True)
+    messages = [d.message for d in result.diagnostics]
+    assert sum("NUL" in m for m in messages) == 3, messages
+    for generated in result.generated:
+        assert "\0" not in generated.render()[0]
+
+
 def test_the_shell_line_passes_exactly_the_arguments_systemd_would():
     _, out = imported({"q.service": (
         "[Service]\nExecStart=/bin/sh -c 'printf \"[%%s]\" \"$@\"' argv0 \"a b\" 'c\"d' "
