@@ -91,6 +91,11 @@ def open_listen(listen, mode, ids=(-1, -1)):
     sock_type = socket.SOCK_STREAM if stream else socket.SOCK_DGRAM
     if kind.startswith("unix-"):
         sock = _bind_unix(sock_type, address, mode, ids)
+        if not stream:
+            # the kernel records a sender's credentials only while the receiving socket
+            # asks for them: a datagram queued before the daemon's first start (to
+            # /dev/log, say) would otherwise arrive without its pid
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
     else:
         sock = _bind_inet(sock_type, address[0], address[1])
     if stream:

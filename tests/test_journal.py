@@ -477,8 +477,7 @@ def test_syslog_native_stream_and_service_stdout_all_reach_journalctl(world):
         # logger stays (reading its stdin) so that its /proc/PID/cgroup can be read: a
         # sender gone before the sink looks has no unit unless its identifier names one
         "(echo 'syslog %s'; exec sleep 1000) | logger -u %s -t lp -p daemon.err\n"
-        # after the sink's first start: a datagram queued before it has no credentials
-        "dep=journal\n" % (tag, tag, tag, w.devlog))})
+        % (tag, tag, tag, w.devlog))})
     s = w.supervised
     logger = subprocess.Popen(["logger", "-u", w.devlog, "-t", "outside",
                                "outside %s" % tag])
@@ -832,3 +831,23 @@ def test_beyond_pending_max_the_oldest_are_dropped_and_counted(tmp_path, capfd):
     assert "%d entries were dropped" % store.dropped_pending in said
     # /run had every one of them (its own cap is far away)
     assert len(stored_lines(str(tmp_path / "rt"), "svc")) == 1000
+
+
+def test_a_datagram_queued_before_the_daemon_starts_keeps_its_sender(tmp_path):
+    """listen=dgram: sockets ask for credentials from the start (SO_PASSCRED), so the
+    sink knows who sent a datagram queued before its first start."""
+    from schema_init import sockets
+    path = str(tmp_path / "log")
+    held = sockets.Sockets()
+    try:
+        [sock] = held.for_service("journal", [("unix-dgram", path)], 0o666)
+        sender = subprocess.Popen(["logger", "-u", path, "queued early"])
+        assert sender.wait(10) == 0
+        data, ancdata, _, _ = socket.socket(fileno=os.dup(sock.fileno())).recvmsg(
+            4096, socket.CMSG_SPACE(12))
+        creds = [struct.unpack("iii", c[2][:12]) for c in ancdata
+                 if c[:2] == (socket.SOL_SOCKET, socket.SCM_CREDENTIALS)]
+        assert data.endswith(b"queued early") and creds
+        assert creds[0][0] == sender.pid
+    finally:
+        held.release("journal")
