@@ -112,12 +112,12 @@ def debugfs(fs, *commands, write=False):
         os.unlink(script)
 
 
-def data_file(image, path, workdir):
-    """The content of PATH on the data partition ('' if missing)."""
+def data_file(image, path, workdir, binary=False):
+    """The content of PATH on the data partition ('' or b'' if missing)."""
     fs = extract(image, 4, os.path.join(workdir, "data-read.ext4"))
     try:
         return subprocess.run(["debugfs", "-R", "cat %s" % path, fs], capture_output=True,
-                              text=True, timeout=120).stdout
+                              text=not binary, timeout=120).stdout
     finally:
         os.unlink(fs)
 

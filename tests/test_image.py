@@ -218,7 +218,7 @@ def test_first_boot_applies_the_file_grows_the_data_partition_and_derives_identi
     assert pi.data_file(card, "/overlay/etc/upper/timezone", work) == "Europe/Berlin\n"
     machine_id = pi.data_file(card, "/overlay/etc/upper/machine-id", work).strip()
     assert re.fullmatch(r"[0-9a-f]{32}", machine_id)
-    host_key = pi.data_file(card, "/ssh/dropbear_ed25519_host_key", work)
+    host_key = pi.data_file(card, "/ssh/dropbear_ed25519_host_key", work, binary=True)
     assert host_key
 
     # The same card in another board: its own name and machine-id, the same keys.
@@ -228,7 +228,7 @@ def test_first_boot_applies_the_file_grows_the_data_partition_and_derives_identi
     assert_all_up(again)
     assert again["hostname"] == "plant-beef0007"
     assert "firstboot: no first-boot file" in text
-    assert pi.data_file(card, "/ssh/dropbear_ed25519_host_key", work) == host_key
+    assert pi.data_file(card, "/ssh/dropbear_ed25519_host_key", work, binary=True) == host_key
     assert pi.data_file(card, "/overlay/etc/upper/machine-id", work).strip() != machine_id
     assert pi.digest(card, 2) == root_before
 
@@ -268,7 +268,7 @@ def test_a_data_partition_that_cannot_be_mounted_is_made_anew(image, tmp_path, m
     vm.wait_for("data: /dev/mmcblk0p4", timeout=300)
     vm.wait_re(r"\] ssh\s.*state=FUNDAMENTAL", timeout=600)   # its host keys made
     vm.kill()                             # nothing powers a raspi0 off from outside
-    assert pi.data_file(card, "/ssh/dropbear_ed25519_host_key", str(tmp_path))
+    assert pi.data_file(card, "/ssh/dropbear_ed25519_host_key", str(tmp_path), binary=True)
     # the new partition is a working one: the next boot settles and powers off clean
     pi.add_services(card, {"probe.svc": PROBE}, str(tmp_path))
     vm = machine(card, append="PROBE_POWEROFF=1")
