@@ -213,6 +213,7 @@ install: $(INSTALL_BIN)
 	ln -sf schema-init $(DESTDIR)$(SBINDIR)/schema-ctl
 	ln -sf schema-init $(DESTDIR)$(SBINDIR)/schema-subreaper
 	ln -sf schema-init $(DESTDIR)$(SBINDIR)/schema-journald
+	ln -sf schema-init $(DESTDIR)$(SBINDIR)/schema-firstboot
 	for d in /usr/bin /bin /usr/sbin /sbin; do [ -e $(DESTDIR)$$d/journalctl ] && exit 0; done; \
 	    ln -sf schema-init $(DESTDIR)$(SBINDIR)/journalctl
 	cp -P services/* $(DESTDIR)$(DATADIR)/services/

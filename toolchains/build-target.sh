@@ -122,6 +122,9 @@ cp "$WORK/out/schema-init" "$OUTDIR/schema-init.tmp"
 mv "$OUTDIR/schema-init.tmp" "$OUTDIR/schema-init"
 ln -sf schema-init "$OUTDIR/schema-ctl"
 ln -sf schema-init "$OUTDIR/schema-subreaper"
+ln -sf schema-init "$OUTDIR/schema-journald"
+ln -sf schema-init "$OUTDIR/journalctl"
+ln -sf schema-init "$OUTDIR/schema-firstboot"
 end=$(date +%s)
 echo "build-target: $OUTDIR/schema-init ($(stat -c %s "$OUTDIR/schema-init") bytes):" \
      "root $((rooted - start)) s, build $((end - rooted)) s, compiler $CC_MODE"
