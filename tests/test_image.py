@@ -285,7 +285,7 @@ def test_a_data_partition_that_cannot_be_mounted_is_made_anew(image, tmp_path, m
 TORTURE_WRITER = """# test writer (tests/test_image.py): heavy writes to /data until the power is cut
 exec=/bin/sh
 args=-c
-args=d=/data/torture; mkdir -p $d; whole=0; torn=0; for f in $d/f*; do [ -e "$f" ] || continue; if [ "$(stat -c %s "$f")" = 262144 ]; then whole=$((whole+1)); else torn=$((torn+1)); fi; done; echo "=== torture: $whole whole $torn torn ===" > /dev/console; i=0; while :; do i=$((i+1)); n=$((i % 16)); dd if=/dev/urandom of=$d/f$n.tmp bs=64k count=4 conv=fsync 2>/dev/null && mv $d/f$n.tmp $d/f$n; echo "$i $(date +%s)" >> $d/log; [ $((i % 8)) = 0 ] && sync; [ $i = 1 ] && echo '=== torture: writing ===' > /dev/console; done
+args=d=/data/torture; mkdir -p $d; whole=0; torn=0; for f in $d/f[0-9] $d/f[0-9][0-9]; do [ -e "$f" ] || continue; if [ "$(stat -c %s "$f")" = 262144 ]; then whole=$((whole+1)); else torn=$((torn+1)); fi; done; echo "=== torture: $whole whole $torn torn ===" > /dev/console; i=0; while :; do i=$((i+1)); n=$((i % 16)); dd if=/dev/urandom of=$d/f$n.tmp bs=64k count=4 conv=fsync 2>/dev/null && mv $d/f$n.tmp $d/f$n; echo "$i $(date +%s)" >> $d/log; [ $((i % 8)) = 0 ] && sync; [ $i = 1 ] && echo '=== torture: writing ===' > /dev/console; done
 dep=data
 """
 
