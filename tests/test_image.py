@@ -265,7 +265,7 @@ def test_a_data_partition_that_cannot_be_mounted_is_made_anew(image, tmp_path, m
     root_before = pi.digest(card, 2)
     vm = machine(card)
     vm.wait_for("data: cannot mount: making a new filesystem on /dev/mmcblk0p4", timeout=900)
-    vm.wait_for("data: /dev/mmcblk0p4", timeout=300)
+    vm.wait_for("data: /dev/mmcblk0p4", timeout=900)     # mkfs of the whole card
     vm.wait_for(" login:", timeout=600)   # the getty: the boot went on on the new /data
     vm.kill()                             # nothing powers a raspi0 off from outside
     # the new partition is a working one: the next boot settles and powers off clean
