@@ -114,24 +114,19 @@ def parse_args(argv):
     while i < len(argv):
         word = argv[i]
         name, eq, inline = word.partition("=")
-        if name in takes_value:
+        if name in takes_value or name == "--units":
             if eq:
                 value = inline
             elif i + 1 < len(argv):
                 i += 1
                 value = argv[i]
             else:
-                raise UsageError("%s needs a value" % name)
-            options[takes_value[name]] = value
-        elif name == "--units":
-            if eq:
-                value = inline
-            elif i + 1 < len(argv):
-                i += 1
-                value = argv[i]
+                raise UsageError("%s needs %s" % (name, "a directory" if name == "--units"
+                                                  else "a value"))
+            if name == "--units":           # repeatable: every directory, the first wins
+                options["units"].append(value)
             else:
-                raise UsageError("--units needs a directory")
-            options["units"].append(value)
+                options[takes_value[name]] = value
         elif word == "--no-units":
             options["no_units"] = True
         elif word == "--strict":
