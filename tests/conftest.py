@@ -47,6 +47,22 @@ def started_each(build):
         thing.kill()
 
 
+@pytest.fixture
+def supervise(tmp_path):
+    """``make(files, **kwargs)``: a started schema-init (harness.Supervised) on FILES in
+    its own directory under tmp_path; every one made is stopped at the end."""
+    from harness import Supervised
+    made = []
+
+    def make(files, **kwargs):
+        s = Supervised(tmp_path / ("s%d" % len(made)), files, **kwargs)
+        made.append(s)
+        return s.start()
+    yield make
+    for s in made:
+        s.stop()
+
+
 def sh(script, **keys):
     """A .svc running ``script`` with /bin/sh -c, plus the given keys."""
     return "exec=/bin/sh\nargs=-c\nargs=%s\n" % script + \

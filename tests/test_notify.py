@@ -14,7 +14,6 @@ import pytest
 
 from adversary import is_complete, raw_request
 from fakes import FakeOps
-from harness import Supervised
 from schema_init import config, graph, notify, protocol, schema, supervisor
 
 # How long the loop may keep one status request waiting under a flood (as the adversarial
@@ -271,19 +270,6 @@ def notify_svc(*steps, **keys):
     text = "exec=%s\nargs=%s\n" % (sys.executable, DAEMON) + \
         "".join("args=%s\n" % step for step in steps) + "notify=1\n"
     return text + "".join("%s=%s\n" % kv for kv in keys.items())
-
-
-@pytest.fixture
-def supervise(tmp_path):
-    made = []
-
-    def make(files, **kwargs):
-        s = Supervised(tmp_path / ("s%d" % len(made)), files, **kwargs)
-        made.append(s)
-        return s.start()
-    yield make
-    for s in made:
-        s.stop()
 
 
 def env_of(s, name):

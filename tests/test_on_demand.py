@@ -10,7 +10,6 @@ import time
 import pytest
 
 from fakes import FakeOps
-from harness import Supervised
 from schema_init import config, graph, handover, schema, sockets, supervisor
 
 SERVER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "listen_server.py")
@@ -172,19 +171,6 @@ def test_kept_sockets_are_taken_back_only_for_an_alike_spec(tmp_path):
 
 
 # --- real sockets ------------------------------------------------------------------------
-
-@pytest.fixture
-def supervise(tmp_path):
-    made = []
-
-    def make(files, **kwargs):
-        s = Supervised(tmp_path / ("s%d" % len(made)), files, **kwargs)
-        made.append(s)
-        return s.start()
-    yield make
-    for s in made:
-        s.stop()
-
 
 def ask(path, timeout=20.0):
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:
