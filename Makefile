@@ -14,9 +14,9 @@ CROSSDEBS := gcc-aarch64-linux-gnu libc6-dev-arm64-cross gcc-arm-linux-gnueabi \
              qemu-user-static
 CROSSSTAMP := build/tmp/cross/.deps
 BINARY  := build/out/schema-init
-SOURCES := $(wildcard schema_init/*.py) _fastloop.pyx build/build.sh build/inittab.c \
-           build/entry.py build/stdlib_excludes.py build/preinit.c build/ctlfast.c build/powerkey.c \
-           build/schema_ctl.h build/patch-nuitka.sh build/frozen.py \
+SOURCES := $(wildcard schema_init/*.py schema_init/*/*.py native/*) _fastloop.pyx build/build.sh \
+           build/entry.py build/stdlib_excludes.py \
+           build/patch-nuitka.sh build/frozen.py \
            $(wildcard build/nuitka-patches/*.patch)
 
 DESTDIR ?=
@@ -172,9 +172,9 @@ test-cross-smoke: $(addprefix build/out/,$(addsuffix /schema-init,$(CROSS_TARGET
 .PHONY: x86_64 $(CROSS_TARGETS) test-cross test-cross-smoke
 
 check: $(STAMP)
-	$(VENV)/bin/schema-init --check services
+	$(VENV)/bin/schema-init --check services/reference
 
-# Supervise examples/demo (not as PID 1) and show schema-ctl status.
+# Supervise services/demo (not as PID 1) and show schema-ctl status.
 run: $(STAMP)
 	build/run-demo.sh
 
@@ -216,10 +216,10 @@ install: $(INSTALL_BIN)
 	ln -sf schema-init $(DESTDIR)$(SBINDIR)/schema-firstboot
 	for d in /usr/bin /bin /usr/sbin /sbin; do [ -e $(DESTDIR)$$d/journalctl ] && exit 0; done; \
 	    ln -sf schema-init $(DESTDIR)$(SBINDIR)/journalctl
-	cp -P services/* $(DESTDIR)$(DATADIR)/services/
+	cp -P services/reference/* $(DESTDIR)$(DATADIR)/services/
 
 clean:
-	rm -rf $(VENV) build/tmp build/out *.egg-info schema_init/*.so _fastloop.c
+	rm -rf $(VENV) build/tmp build/out *.egg-info schema_init/*/*.so
 
 # Issue 12: one flashable SD card image for a board (distros/raspberry-pi-zero-w/README.md):
 # build/out/schema-init-BOARD.img, made without loop devices or mounts, reproducible.

@@ -1,6 +1,12 @@
 # cython: language_level=3, boundscheck=False, wraparound=False
 """The hot loop's primitives, in C: one blocking wait, reaping, inotify, the shm writer.
 
+This file is the module ``schema_init.pid1._fastloop``: it serves the PID 1 path's room
+(``schema_init/pid1/``; setup.py builds it there, build/build.sh links it into the
+binary as the built-in ``_schema_fastloop``).  It stays at the top of the checkout as
+the design card has it.  The journal's sink, ``schema-subreaper`` and ``reboot -f``
+borrow a few of its calls.
+
 Rules of this file: no policy.  Everything here is a thin, non-blocking (except
 ``Loop.wait``) wrapper over a system call, so the supervisor above can decide and
 this can act.  No fixed tick: ``Loop.wait`` sleeps until a signal, a readable or
@@ -350,7 +356,7 @@ def inotify_read(int fd):
 cdef class ShmWriter:
     """Writes snapshots into a shared mapping of ``fd`` under a seqlock.
 
-    The layout comes from ``schema_init.shm`` (the one definition): the writer is
+    The layout comes from ``schema_init.pid1.shm`` (the one definition): the writer is
     told where the sequence word is and where to put each field.  ``seq`` is odd
     while writing and even when consistent; the caller writes only when something
     changed.  The mapping is made here (no ``mmap`` module: it is not built into

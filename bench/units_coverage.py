@@ -7,7 +7,7 @@ Two measurements, written to bench/REPORT-units.md:
 * enabled: the units a Debian root's links enable (what ``schema-init --units`` imports
   at boot: the walk from multi-user.target through /etc/systemd/system's ``*.wants``),
   in the Debian tier's root (build/tmp/debian/root, made by build/mkdebian.sh) or
-  ``--root DIR``; once with no .svc directory and once beside distros/debian/services
+  ``--root DIR``; once with no .svc directory and once beside services/debian
   (whose .svc files win by name);
 * packages (``--download``): every .service/.socket/.timer of a standard install's
   packages, fetched with ``apt-get download`` into a temporary directory and unpacked
@@ -28,7 +28,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 
-from schema_init import config, loader, units  # noqa: E402
+from schema_init.core import config  # noqa: E402
+from schema_init.pid1 import loader
+from schema_init.units import units
 
 # Count every dropped line: status shows at most 20 a unit (the .svc files list them all).
 units.capped = lambda diags, path: diags
@@ -175,7 +177,7 @@ def main(argv=None):
                     for d in os.listdir(options.root + "/etc/systemd/system")
                     if d.endswith(".wants"))
         plain = measure(dirs, options.root, at_boot=True)
-        beside = measure(dirs, options.root, os.path.join(ROOT, "distros/debian/services"),
+        beside = measure(dirs, options.root, os.path.join(ROOT, "services/debian"),
                          at_boot=True)
         report += section("Enabled units of a Debian root, alone", plain,
                           "`%s`: %d `*.wants` links in /etc/systemd/system; the walk from "
@@ -183,7 +185,7 @@ def main(argv=None):
                           "checked against the root and the other conditions against the "
                           "machine running this, as at boot." % (
                               os.path.relpath(options.root, ROOT), links))
-        report += section("Enabled units beside distros/debian/services", beside,
+        report += section("Enabled units beside services/debian", beside,
                           "The same root with the Debian service set: what `schema-init` "
                           "as PID 1 of that machine imports at boot.")
     if options.download:

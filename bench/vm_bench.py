@@ -29,7 +29,7 @@ def services(directory):
 
 
 def boot_once(tmp):
-    v = vmlib.VM(tmp, services(os.path.join(ROOT, "distros", "qemu", "services")),
+    v = vmlib.VM(tmp, services(os.path.join(ROOT, "services", "qemu")),
                  append="DEMO_POWEROFF=1").start()
     t0 = time.monotonic()
     text = v.finish()
@@ -45,7 +45,7 @@ def safety(tmp, runs):
     image = os.path.join(tmp, "disk.img")
     vmlib.make_ext4(image)
     files = {
-        "modules.svc": services(os.path.join(ROOT, "distros", "qemu", "services"))["modules.svc"],
+        "modules.svc": services(os.path.join(ROOT, "services", "qemu"))["modules.svc"],
         "data.svc": "exec=/bin/mount\nargs=-t\nargs=ext4\nargs=/dev/vda\nargs=/data\n"
                     "oneshot=1\ndep=modules\n",
         "writer.svc": "exec=/bin/sh\nargs=-c\nargs=echo $TOKEN > /data/token; head -c 4194304 "
@@ -84,7 +84,7 @@ def main():
     report = """# PID 1 in a VM
 
 Measured by `python bench/vm_bench.py --boots %d --safety %d` on %s (QEMU TCG, Debian
-kernel `%s`, 384 MB, initramfs with busybox and distros/qemu/services).
+kernel `%s`, 384 MB, initramfs with busybox and services/qemu).
 
 | what | measured (median of %d boots) |
 |---|---|

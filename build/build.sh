@@ -1,7 +1,7 @@
 #!/bin/sh
 # Build the single static executable build/out/schema-init:
 #   1. Cython: _fastloop.pyx -> C -> an object file, the built-in module _schema_fastloop,
-#      listed in build/inittab.c, our table of built-in modules (it replaces libpython's,
+#      listed in native/inittab.c, our table of built-in modules (it replaces libpython's,
 #      so unused C modules are not linked);
 #   2. Nuitka (--standalone --static-libpython=yes, Debian's python3.11) compiles
 #      schema_init, linking with LDFLAGS=-static and those two objects;
@@ -39,13 +39,13 @@ fi
 # shellcheck disable=SC2086
 $CC $CFLAGS $INCLUDES -c "$TMP/_schema_fastloop.c" -o "$TMP/_schema_fastloop.o"
 # shellcheck disable=SC2086
-$CC $CFLAGS $INCLUDES -c build/inittab.c -o "$TMP/inittab.o"
+$CC $CFLAGS $INCLUDES -c native/inittab.c -o "$TMP/inittab.o"
 # shellcheck disable=SC2086
-$CC $CFLAGS -c build/preinit.c -o "$TMP/preinit.o"
+$CC $CFLAGS -c native/preinit.c -o "$TMP/preinit.o"
 # shellcheck disable=SC2086
-$CC $CFLAGS -Ibuild -c build/ctlfast.c -o "$TMP/ctlfast.o"
+$CC $CFLAGS -Inative -c native/ctlfast.c -o "$TMP/ctlfast.o"
 # shellcheck disable=SC2086
-$CC $CFLAGS -c build/powerkey.c -o "$TMP/powerkey.o"
+$CC $CFLAGS -c native/powerkey.c -o "$TMP/powerkey.o"
 
 # CPython's frozen-module table without deep-freeze: only importlib's bootstrap,
 # marshalled by $PY (build/frozen.py says why: 0.5 MB less private dirty memory).
@@ -95,7 +95,8 @@ $PY -m nuitka \
     --python-flag=no_asserts \
     --python-flag=no_site \
     --python-flag=no_randomization \
-    --nofollow-import-to=schema_init._fastloop --nofollow-import-to=schema_init.reference \
+    --nofollow-import-to=schema_init.pid1._fastloop --nofollow-import-to=schema_init.reference \
+    --nofollow-import-to=schema_init.fleet \
     --nofollow-import-to=_codecs_cn,_codecs_hk,_codecs_iso2022,_codecs_jp,_codecs_kr,_codecs_tw \
     --nofollow-import-to=_multibytecodec,_typing,mmap,_json \
     --nofollow-import-to="$EXCLUDES" \

@@ -1,13 +1,13 @@
 #!/bin/sh
 # `make demo`: boot the static schema-init as PID 1 of a QEMU VM (Debian's kernel, an
-# initramfs with busybox and distros/qemu/services), show the services coming up and
+# initramfs with busybox and services/qemu), show the services coming up and
 # `schema-ctl status` from inside, then power off cleanly.
 set -eu
 cd "$(dirname "$0")/.."
 kernel=${KERNEL:-$(ls /boot/vmlinuz-* | sort -V | tail -n 1)}
 kver=${kernel#/boot/vmlinuz-}
 mkdir -p build/tmp/vm
-build/mkinitramfs.sh build/tmp/vm/demo.cpio.gz distros/qemu/services "$kver"
+build/mkinitramfs.sh build/tmp/vm/demo.cpio.gz services/qemu "$kver"
 echo "== booting $kernel with schema-init as PID 1 (TCG, about 10-20 s)"
 timeout "${DEMO_TIMEOUT:-180}" qemu-system-x86_64 -accel tcg -m 512 -nographic -no-reboot \
     -nic none -kernel "$kernel" -initrd build/tmp/vm/demo.cpio.gz \

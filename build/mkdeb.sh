@@ -5,7 +5,7 @@
 #   DEB_ARCH   amd64, arm64, armel, ...: else from TARGET (x86_64, aarch64, armv6l), else
 #              from BINARY's directory (build/out/aarch64/ -> arm64, build/out/armv6l/ ->
 #              armel), else `dpkg --print-architecture`
-#   SERVICES   the services for /etc/schema-init/services (distros/debian/services)
+#   SERVICES   the services for /etc/schema-init/services (services/debian)
 # and distros/debian/package/ (control template, maintainer scripts, copyright,
 # changelog.Debian, schema-init-switch, man pages).  VERSION is the top entry of
 # changelog.Debian, whose upstream part must be schema_init.__version__.
@@ -15,7 +15,7 @@ set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 pkg=$top/distros/debian/package
 binary=${1:-$top/build/out/schema-init}
-services=${SERVICES:-$top/distros/debian/services}
+services=${SERVICES:-$top/services/debian}
 outdir=${OUTDIR:-$top/build/out}
 
 die() { echo "mkdeb: $*" >&2; exit 1; }

@@ -7,7 +7,7 @@
 # from it, with the modules of the host's newest kernel (the one the VM boots) and the
 # current binary installed by its .deb (build/mkdeb.sh): /usr/sbin/schema-init and its
 # names (schema-ctl, reboot, ..., systemctl; sysvinit's own diverted to NAME.distrib) and
-# distros/debian/services in /etc/schema-init/services (SERVICES=DIR: another set).
+# services/debian in /etc/schema-init/services (SERVICES=DIR: another set).
 # Test-only settings: root has no password (serial login), build/tmp/debian/key is
 # allowed to log in as root over SSH.
 set -eu
@@ -68,7 +68,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 # schema-init goes in as users install it: our .deb (build/mkdeb.sh, with SERVICES as its
 # service set when given), dpkg -i in the image (a copy: dpkg and its triggers write).
-deb=$(OUTDIR="$work" SERVICES="${SERVICES:-$top/distros/debian/services}" \
+deb=$(OUTDIR="$work" SERVICES="${SERVICES:-$top/services/debian}" \
       "$top/build/mkdeb.sh" "$binary" amd64)
 cp -a "$root" "$work/image"
 cp "$deb" "$work/image/tmp/schema-init.deb"

@@ -136,7 +136,7 @@ fi
     echo "mkimage: firmware-brcm80211 has no brcmfmac43430-sdio board file" >&2; exit 1; }
 rm -rf "$r/etc/schema-init"
 mkdir -p "$r/etc/schema-init" "$r/usr/lib/schema-init-board"
-cp -a "$dir/services" "$r/etc/schema-init/services"
+cp -a "$top/services/$board" "$r/etc/schema-init/services"
 cp -a "$dir/lib/." "$r/usr/lib/schema-init-board/"
 mkdir -p "$r/data" "$r/boot/firmware" "$r/etc/schema-board"
 echo "$SOURCE_DATE_EPOCH" > "$r/usr/lib/schema-init-board/build-time"

@@ -1,5 +1,5 @@
 #!/bin/sh
-# `make run`: supervise examples/demo without being PID 1, show the services coming up
+# `make run`: supervise services/demo without being PID 1, show the services coming up
 # with schema-ctl, then stop everything.
 set -eu
 cd "$(dirname "$0")/.."
@@ -8,7 +8,7 @@ CTL=$(dirname "$BIN")/schema-ctl
 RUN=build/tmp/run
 rm -rf "$RUN" /tmp/schema-demo-flaky
 mkdir -p "$RUN"
-"$BIN" --services examples/demo --run-dir "$RUN" --shm "/schema-demo-$$" &
+"$BIN" --services services/demo --run-dir "$RUN" --shm "/schema-demo-$$" &
 pid=$!
 trap 'kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null || true' EXIT
 i=0

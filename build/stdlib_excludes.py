@@ -10,30 +10,30 @@ import sys
 
 # Every module of the package, and what they import only when needed.
 import schema_init.__main__  # noqa: F401
-import schema_init.cgroup  # noqa: F401
-import schema_init.control  # noqa: F401
-import schema_init.ctl  # noqa: F401
-import schema_init.main  # noqa: F401
-import schema_init.runtime  # noqa: F401
-import schema_init.spawn  # noqa: F401
-import schema_init.subreaper  # noqa: F401
+import schema_init.pid1.cgroup  # noqa: F401
+import schema_init.pid1.control  # noqa: F401
+import schema_init.ctl.ctl  # noqa: F401
+import schema_init.pid1.main  # noqa: F401
+import schema_init.pid1.runtime  # noqa: F401
+import schema_init.pid1.spawn  # noqa: F401
+import schema_init.subreaper.subreaper  # noqa: F401
 import errno, stat  # noqa: E401,F401  (lazy imports of the package)
-import schema_init.accounts  # noqa: F401
-import schema_init.power  # noqa: F401
-import schema_init.utmp  # noqa: F401
-import schema_init.systemctl  # noqa: F401
-import schema_init.units  # noqa: F401
-import schema_init.import_units  # noqa: F401
-import schema_init.sockets  # noqa: F401  (listen=, loaded lazily)
-import schema_init.notify  # noqa: F401  (notify=1, loaded lazily)
-import schema_init.notify_socket  # noqa: F401
-import schema_init.journal  # noqa: F401  (schema-journald, journalctl)
-import schema_init.journald  # noqa: F401
-import schema_init.journalctl  # noqa: F401
+import schema_init.lib.accounts  # noqa: F401
+import schema_init.power.power  # noqa: F401
+import schema_init.lib.utmp  # noqa: F401
+import schema_init.systemctl.systemctl  # noqa: F401
+import schema_init.units.units  # noqa: F401
+import schema_init.import_units.import_units  # noqa: F401
+import schema_init.pid1.sockets  # noqa: F401  (listen=, loaded lazily)
+import schema_init.core.notify  # noqa: F401  (notify=1, loaded lazily)
+import schema_init.pid1.notify_socket  # noqa: F401
+import schema_init.journal.journal  # noqa: F401  (schema-journald, journalctl)
+import schema_init.journal.journald  # noqa: F401
+import schema_init.journal.journalctl  # noqa: F401
 import calendar  # noqa: F401,E402  (journalctl's UTC times, loaded lazily)
 
 try:
-    import schema_init.pid1  # noqa: F401
+    import schema_init.pid1.machine  # noqa: F401
 except ImportError:
     pass
 

@@ -4,7 +4,7 @@ import os
 import sys
 
 
-# The names of schema_init.power (links to the binary, like schema-ctl).
+# The names of schema_init.power.power (links to the binary, like schema-ctl).
 POWER_NAMES = ("reboot", "poweroff", "halt", "shutdown", "telinit", "runlevel")
 
 
@@ -71,31 +71,34 @@ def run(invoked_as):
         invoked_as = sys.argv[0] if sys.argv and sys.argv[0] else "schema-init"
     name = os.path.basename(invoked_as)
     if name.startswith("schema-ctl"):
-        from schema_init import ctl
+        from schema_init.ctl import ctl
         return ctl.main(sys.argv[1:])
     if name.startswith("schema-subreaper"):
-        from schema_init import subreaper
+        from schema_init.subreaper import subreaper
         return subreaper.main(sys.argv[1:])
     if name.startswith("schema-journald"):
-        from schema_init import journald
+        from schema_init.journal import journald
         return journald.main(sys.argv[1:])
     if name == "journalctl":
-        from schema_init import journalctl
+        from schema_init.journal import journalctl
         return journalctl.main(sys.argv[1:])
     if name.startswith("schema-firstboot"):
-        from schema_init import firstboot
+        from schema_init.firstboot import firstboot
         return firstboot.main(sys.argv[1:])
     if name in POWER_NAMES + ("systemctl",):
         original = diverted_original(name)
         if original:
             os.execv(original, [name] + sys.argv[1:])   # argv[0] as sysvinit's halt reads it
     if name == "systemctl":
-        from schema_init import systemctl
+        from schema_init.systemctl import systemctl
         return systemctl.main(sys.argv[1:])
     if name in POWER_NAMES:
-        from schema_init import power
+        from schema_init.power import power
         return power.main(name, sys.argv[1:])
-    from schema_init import main
+    if sys.argv[1:2] == ["import-units"] and os.getpid() != 1:
+        from schema_init.import_units import import_units   # a program of its own
+        return import_units.main(sys.argv[2:])
+    from schema_init.pid1 import main
     return main.main(sys.argv[1:])
 
 

@@ -36,7 +36,8 @@ import pytest
 
 from conftest import ROOT, program
 from harness import Supervised
-from schema_init import cgroup, protocol
+from schema_init.pid1 import cgroup
+from schema_init.core import protocol
 
 SCALE = os.environ.get("ADVERSARIAL_SCALE", "").strip().lower()
 FULL = SCALE == "full"

@@ -1,6 +1,6 @@
 """A fake OS for the pure supervisor: records what it is asked, answers from fields."""
 
-from schema_init import supervisor
+from schema_init.core import supervisor
 
 
 class FakeOps(supervisor.Ops):

@@ -8,7 +8,7 @@ import time
 import uuid
 
 from conftest import program
-from schema_init import shm
+from schema_init.pid1 import shm
 
 RAIL_RE = re.compile(r"^\[(\d\d:\d\d:\d\d)\] (\S+)\s+(\S+)\s+state=(\S+)\s+wt=(\d+)\s+pid=(\d+)$")
 

@@ -1,6 +1,6 @@
 """Local accounts read without NSS (the static binary cannot dlopen NSS modules)."""
 
-from schema_init import accounts
+from schema_init.lib import accounts
 
 
 def test_user_and_groups_from_files(tmp_path):

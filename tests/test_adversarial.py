@@ -33,7 +33,7 @@ import adversary as adv
 from adversary import Adversary, Prober, Starts, flapper, raw_request, status_ok
 from conftest import EMULATED_TARGET, program
 from harness import daemon
-from schema_init import shm
+from schema_init.pid1 import shm
 
 pytestmark = [pytest.mark.process, pytest.mark.adversarial]
 

@@ -100,8 +100,8 @@ def test_summary_and_table():
 def test_schema_init_bench_services_check_clean(tmp_path):
     """The set distros/bench/configure.sh gives schema-init: Debian's profile without dbus
     and the power button, plus the benchmark's two; --check --strict accepts it."""
-    debian = os.path.join(ROOT, "distros", "debian", "services")
-    bench = os.path.join(ROOT, "distros", "bench", "schema-init")
+    debian = os.path.join(ROOT, "services", "debian")
+    bench = os.path.join(ROOT, "services", "bench")
     for directory, names in ((debian, os.listdir(debian)), (bench, os.listdir(bench))):
         for name in names:
             if name not in ("dbus.svc", "power-button.svc"):

@@ -45,7 +45,7 @@ def program(name):
 
 def hooked_env(dump):
     # SCHEMA_CTL_PYTHON: the binary's schema-ctl serves requests in C before the
-    # interpreter starts (build/ctlfast.c); here the Python client's imports are checked.
+    # interpreter starts (native/ctlfast.c); here the Python client's imports are checked.
     return dict(os.environ, SCHEMA_INIT_TEST_HOOKS="1", SCHEMA_INIT_DUMP_MODULES=str(dump),
                 SCHEMA_CTL_PYTHON="1")
 

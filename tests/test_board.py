@@ -19,7 +19,7 @@ pytestmark = pytest.mark.process
 
 def test_the_board_services_pass_the_strict_check():
     result = subprocess.run([program("schema-init"), "--strict", "--check",
-                             os.path.join(BOARD, "services")], capture_output=True,
+                             os.path.join(ROOT, "services", "rpi-zero-w")], capture_output=True,
                             text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -34,7 +34,7 @@ def test_every_board_script_parses_and_is_executable(script):
 
 
 def test_every_board_script_a_service_runs_is_shipped():
-    directory = os.path.join(BOARD, "services")
+    directory = os.path.join(ROOT, "services", "rpi-zero-w")
     for name in os.listdir(directory):
         with open(os.path.join(directory, name)) as f:
             for path in re.findall(r"^exec=/usr/lib/schema-init-board/(\S+)$", f.read(), re.M):

@@ -171,7 +171,7 @@ def test_a_locale_the_machine_lacks_does_not_stop_the_binary_and_reaches_service
 
 
 def test_schema_ctl_fast_path_answers_as_the_python_client(tmp_path):
-    """The binary serves schema-ctl's common case in C (build/ctlfast.c): for every
+    """The binary serves schema-ctl's common case in C (native/ctlfast.c): for every
     outcome its output and exit status are those of the Python client."""
     import socket
     import threading

@@ -23,7 +23,10 @@ from conftest import ROOT
 
 TREE = os.path.join(ROOT, "distros", "buildroot")
 PACKAGE = os.path.join(TREE, "package", "schema-init")
-SERVICES = os.path.join(TREE, "services")
+SERVICES = os.path.join(ROOT, "services", "buildroot")
+# How Config.in names it: relative to the external tree, which lives in the checkout.
+SERVICES_DEFAULT = "$(BR2_EXTERNAL_SCHEMA_INIT_PATH)/../../services/buildroot"
+SERVICES_EXPANDED = SERVICES_DEFAULT.replace("$(BR2_EXTERNAL_SCHEMA_INIT_PATH)", TREE)
 sys.path.insert(0, os.path.join(ROOT, "toolchains"))
 import targets  # noqa: E402
 
@@ -277,7 +280,8 @@ def test_schema_init_as_the_init_system_choice(tmp_path):
     as_init = k.syms["BR2_PACKAGE_SCHEMA_INIT_AS_INIT"]
     assert as_init.str_value == "y" and as_init.visibility == 0      # no question asked
     assert k.syms["BR2_PACKAGE_SCHEMA_INIT_PREBUILT"].str_value == ""
-    assert k.syms["BR2_PACKAGE_SCHEMA_INIT_SERVICES"].str_value == SERVICES
+    assert k.syms["BR2_PACKAGE_SCHEMA_INIT_SERVICES"].str_value == SERVICES_EXPANDED
+    assert os.path.normpath(SERVICES_EXPANDED) == SERVICES
 
 
 def test_custom_init_none_with_the_package(tmp_path):
@@ -331,9 +335,8 @@ def test_install_as_the_init_of_a_pi_zero_root(tmp_path):
     assert 'BR2_ARCH="arm"' in text                           # quoted, as make will see it
     # Buildroot's kconfig has no macro language: it saves the default unexpanded and
     # make expands it (kconfiglib expanded it from the environment).
-    config.write_text(text.replace('"%s"' % SERVICES,
-                                   '"$(BR2_EXTERNAL_SCHEMA_INIT_PATH)/services"'))
-    assert "$(BR2_EXTERNAL_SCHEMA_INIT_PATH)/services" in config.read_text()
+    config.write_text(text.replace('"%s"' % SERVICES_EXPANDED, '"%s"' % SERVICES_DEFAULT))
+    assert SERVICES_DEFAULT in config.read_text()
     done, target = run_make(tmp_path, config, ".stamp_target_installed")
     assert done.returncode == 0, done.stdout + done.stderr
     sbin = target / "sbin"
@@ -374,9 +377,9 @@ def test_not_the_init_no_getty_no_remount_and_the_reference_services(tmp_path):
         assert not os.path.lexists(sbin / name), name
     assert installed_services(target) == sorted(os.listdir(SERVICES))
     reference = target / "usr" / "share" / "schema-init" / "services"
-    assert sorted(os.listdir(reference)) == sorted(os.listdir(os.path.join(ROOT, "services")))
+    assert sorted(os.listdir(reference)) == sorted(os.listdir(os.path.join(ROOT, "services", "reference")))
     assert os.readlink(reference / "motor@1.svc") == os.readlink(
-        os.path.join(ROOT, "services", "motor@1.svc"))        # cp -P, as make install
+        os.path.join(ROOT, "services", "reference", "motor@1.svc"))        # cp -P, as make install
 
 
 def test_a_binary_for_another_board_is_refused(tmp_path):

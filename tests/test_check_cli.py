@@ -7,7 +7,7 @@ import subprocess
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from conftest import ROOT, program
-from schema_init import main
+from schema_init.pid1 import main
 
 
 def run_check(*args):
@@ -16,7 +16,7 @@ def run_check(*args):
 
 
 def test_reference_services_check_clean():
-    result = run_check("services")
+    result = run_check("services/reference")
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout == (
         "boot order:\n"
@@ -24,7 +24,7 @@ def test_reference_services_check_clean():
         "  2: dbus\n"
         "  3: display-manager network-manager\n"
         "  4: sshd\n"
-        "services: 10 services, 2 groups, 0 errors, 0 warnings\n")
+        "services/reference: 10 services, 2 groups, 0 errors, 0 warnings\n")
 
 
 def test_broken_directory_gives_exact_diagnostics():

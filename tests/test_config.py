@@ -6,7 +6,8 @@ import time
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from schema_init import config, loader, timers
+from schema_init.core import config, timers
+from schema_init.pid1 import loader
 
 
 def parse(text, path="/etc/svc/demo.svc"):

@@ -356,9 +356,9 @@ int main(int argc, char **argv) {
 
 @pytest.mark.parametrize("target", ["x86_64", "aarch64", "armv6l"])
 def test_utmp_layout_is_the_c_librarys_of_each_target(tmp_path, target):
-    """schema_init.utmp packs and reads struct utmp as glibc does on each board (400
+    """schema_init.lib.utmp packs and reads struct utmp as glibc does on each board (400
     bytes on aarch64, 384 on x86_64 and arm): checked both ways against a C program."""
-    from schema_init import utmp
+    from schema_init.lib import utmp
     r = targets.resolve(target, env={})
     if not shutil.which(r["CC"]) or (r["HOST_IS_TARGET"] != "yes" and not shutil.which(r["QEMU"])):
         if os.path.exists(STAMP):

@@ -21,7 +21,7 @@ from conftest import ROOT
 
 MKDEB = os.path.join(ROOT, "build", "mkdeb.sh")
 PACKAGE = os.path.join(ROOT, "distros", "debian", "package")
-REAL_SERVICES = os.path.join(ROOT, "distros", "debian", "services")
+REAL_SERVICES = os.path.join(ROOT, "services", "debian")
 DPKG = ["dpkg", "--force-not-root", "--force-script-chrootless"]
 
 POWER = ("reboot", "poweroff", "halt", "shutdown", "telinit", "runlevel")
@@ -184,7 +184,7 @@ def test_the_architecture_follows_the_target_and_must_match_the_elf_machine(tmp_
 
 
 def test_the_services_directory_of_the_repository_is_what_the_package_ships(tmp_path):
-    """distros/debian/services: its files become the conffiles, its links the
+    """services/debian: its files become the conffiles, its links the
     default instances (or, while it has no .svc file yet, mkdeb refuses)."""
     binary = tmp_path / "schema-init"
     binary.write_text(FAKE_INIT)

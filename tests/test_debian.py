@@ -1,5 +1,5 @@
 """Debian VM tier (make test-debian): a stock Debian 12 root, the host's kernel and
-initramfs-tools initrd, init=/usr/sbin/schema-init, distros/debian/services.
+initramfs-tools initrd, init=/usr/sbin/schema-init, services/debian.
 
 Every test ends with the VM powered off (or rebooted) and `e2fsck -fn` clean.
 """

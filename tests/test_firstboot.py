@@ -1,4 +1,4 @@
-"""The Pi image's first-boot file (schema_init/firstboot.py) and device identity
+"""The Pi image's first-boot file (schema_init/firstboot/firstboot.py) and device identity
 (distros/raspberry-pi-zero-w/lib/identity.sh): parsing, checks naming file, line and key,
 application into a root, the files removed or rejected, and a fuzzer."""
 
@@ -10,7 +10,7 @@ import time
 import pytest
 
 from conftest import ROOT, program
-from schema_init import firstboot
+from schema_init.firstboot import firstboot
 
 BOARD = os.path.join(ROOT, "distros", "raspberry-pi-zero-w")
 EXAMPLE = os.path.join(BOARD, "boot", "custom.toml.example")

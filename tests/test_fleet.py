@@ -1,4 +1,4 @@
-"""build/fleet.py: a device list (CSV or TOML) -> each card's first-boot file in the FAT of
+"""schema_init/fleet/fleet.py: a device list (CSV or TOML) -> each card's first-boot file in the FAT of
 its own copy (mtools, no root), checked by the device's own parser first; writing a card
 with a read-back verify.  On a small image made here with the same tools as mkimage.sh."""
 
@@ -9,10 +9,9 @@ import sys
 import pytest
 
 from conftest import ROOT
-from schema_init import firstboot
+from schema_init.firstboot import firstboot
 
-sys.path.insert(0, os.path.join(ROOT, "build"))
-import fleet  # noqa: E402
+from schema_init.fleet import fleet
 
 pytestmark = pytest.mark.process
 

@@ -2,7 +2,7 @@
 
 from hypothesis import given, strategies as st
 
-from schema_init import config, graph, schema as s
+from schema_init.core import config, graph, schema as s
 
 
 def svc(name, *deps, critical=False, timer=False):

@@ -20,7 +20,7 @@ import pytest
 
 from conftest import program
 from harness import Supervised
-from schema_init import journal, journalctl, journald
+from schema_init.journal import journal, journalctl, journald
 
 NOW = 1700000000.0          # 2023-11-14 22:13:20 UTC
 
@@ -836,7 +836,7 @@ def test_beyond_pending_max_the_oldest_are_dropped_and_counted(tmp_path, capfd):
 def test_a_datagram_queued_before_the_daemon_starts_keeps_its_sender(tmp_path):
     """listen=dgram: sockets ask for credentials from the start (SO_PASSCRED), so the
     sink knows who sent a datagram queued before its first start."""
-    from schema_init import sockets
+    from schema_init.pid1 import sockets
     path = str(tmp_path / "log")
     held = sockets.Sockets()
     try:

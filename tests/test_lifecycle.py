@@ -12,8 +12,9 @@ import sys
 import pytest
 
 from fakes import FakeOps
-from schema_init import config, graph, lifecycle, reference, schema, supervisor
-from schema_init.lifecycle import (DORMANT, EXCISED, FRICTION, FULL_TRUST, FUNDAMENTAL,
+from schema_init.core import config, graph, lifecycle, schema, supervisor
+from schema_init import reference
+from schema_init.core.lifecycle import (DORMANT, EXCISED, FRICTION, FULL_TRUST, FUNDAMENTAL,
                                    NEW_PROCESS, PERFECT, RECOVERY)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -222,14 +223,15 @@ def test_docs_lifecycle_is_generated_from_the_table():
             "regenerate: python -m schema_init.reference lifecycle > docs/lifecycle.md"
 
 
-PURE_MODULES = ("schema", "config", "graph", "schedule", "timers", "lifecycle", "actions",
-                "timer_actions",
-                "supervisor", "commands", "shutdown", "deadman", "protocol", "handover")
+# Every module of the pure core's folder (tests/test_layout.py keeps its imports inside it).
+PURE_MODULES = tuple(sorted(name[:-3] for name in os.listdir(os.path.join(ROOT, "schema_init",
+                                                                          "core"))
+                            if name.endswith(".py") and name != "__init__.py"))
 
 PURE_CORE_SCRIPT = r"""
 import builtins, os, sys
 sys.modules["_schema_fastloop"] = None            # the compiled loop cannot be imported
-sys.modules["schema_init._fastloop"] = None
+sys.modules["schema_init.pid1._fastloop"] = None
 
 def refuse(name):
     def call(*args, **kwargs):
@@ -244,8 +246,8 @@ for name in ("open", "read", "write", "close", "fork", "execv", "execve", "kill"
 os.path.exists = refuse("path.exists")
 builtins.open = refuse("open (builtin)")
 
-from schema_init import MODULES
-from schema_init import config, graph, lifecycle, protocol, schema, supervisor
+from schema_init.core import MODULES
+from schema_init.core import config, graph, lifecycle, protocol, schema, supervisor
 
 class Ops(supervisor.Ops):
     is_root = True
@@ -307,19 +309,32 @@ def test_pure_core_runs_without_the_os_or_the_compiled_loop():
 
 
 def test_the_package_has_no_import_cycle():
-    """Nothing below calls back up: e.g. runtime never imports pid1 (PID 1 fills hooks)."""
+    """Nothing below calls back up, module by module (tests/test_layout.py checks the
+    rooms): e.g. runtime never imports machine (PID 1 fills hooks)."""
     import ast
     import glob
     imports = {}
-    for path in glob.glob(os.path.join(ROOT, "schema_init", "*.py")):
-        name = os.path.basename(path)[:-3]
+    for path in glob.glob(os.path.join(ROOT, "schema_init", "**", "*.py"), recursive=True):
+        rel = os.path.relpath(path, ROOT)[:-3].split(os.sep)
+        package = rel[:-1]
+        name = ".".join(rel[:-1] if rel[-1] == "__init__" else rel)
         with open(path) as f:
             tree = ast.parse(f.read())
         found = set()
         for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and node.level == 1:
-                found.update([node.module.split(".")[0]] if node.module else
-                             [alias.name for alias in node.names])
+            if isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    base = ".".join(package[:len(package) - node.level + 1] +
+                                    ([base] if base else []))
+                if not base.startswith("schema_init"):
+                    continue
+                for alias in node.names:
+                    candidate = base + "." + alias.name
+                    found.add(candidate if glob.glob(os.path.join(
+                        ROOT, *candidate.split(".")) + ".py") else base)
+            elif isinstance(node, ast.Import):
+                found.update(a.name for a in node.names if a.name.startswith("schema_init"))
         imports[name] = found - {name}
 
     def reaches(start, target, seen):
@@ -327,6 +342,8 @@ def test_the_package_has_no_import_cycle():
             if dep == target or (dep not in seen and reaches(dep, target, seen | {dep})):
                 return True
         return False
+    assert len(imports) > 40 and "schema_init.core.supervisor" in imports
+    assert "schema_init.core.config" in imports["schema_init.core.supervisor"]
     cyclic = sorted(name for name in imports if reaches(name, name, {name}))
     assert cyclic == []
-    assert "pid1" not in imports["runtime"]
+    assert "schema_init.pid1.machine" not in imports["schema_init.pid1.runtime"]

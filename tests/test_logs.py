@@ -2,11 +2,12 @@
 
 import time
 
-from schema_init import logs, schema
+from schema_init.pid1 import logs
+from schema_init.core import schema
 
 
 def test_format_exception_names_every_frame():
-    from schema_init import logs
+    from schema_init.pid1 import logs
 
     def inner():
         raise ValueError("bad value")

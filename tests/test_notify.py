@@ -14,7 +14,7 @@ import pytest
 
 from adversary import is_complete, raw_request
 from fakes import FakeOps
-from schema_init import config, graph, notify, protocol, schema, supervisor
+from schema_init.core import config, graph, notify, protocol, schema, supervisor
 
 # How long the loop may keep one status request waiting under a flood (as the adversarial
 # suite's short form allows for the control socket).
@@ -449,14 +449,14 @@ def test_the_notify_modules_are_loaded_only_for_a_service_that_uses_them(supervi
                   env=dict(os.environ, SCHEMA_INIT_TEST_HOOKS="1"))
     s.wait_state("plain", "FUNDAMENTAL")
     modules = set(s.ctl("test-modules").stdout.split())
-    assert "schema_init.runtime" in modules
-    assert not modules & {"schema_init.notify", "schema_init.notify_socket"}
+    assert "schema_init.pid1.runtime" in modules
+    assert not modules & {"schema_init.core.notify", "schema_init.pid1.notify_socket"}
     extra = tmp_path / "late.svc"
     extra.write_text(notify_svc("send=READY=1"))
     assert s.ctl("add", str(extra)).stdout.startswith("ok:")
     s.wait_state("late", "FUNDAMENTAL")
     modules = set(s.ctl("test-modules").stdout.split())
-    assert {"schema_init.notify", "schema_init.notify_socket"} <= modules
+    assert {"schema_init.core.notify", "schema_init.pid1.notify_socket"} <= modules
 
 
 @pytest.mark.process
@@ -464,7 +464,7 @@ def test_belongs_knows_the_service_s_processes_from_a_stranger():
     """notify_socket.belongs against real processes: the main pid, a child in its
     session, a child that left the session (still a descendant), and a stranger."""
     import subprocess
-    from schema_init import notify_socket
+    from schema_init.pid1 import notify_socket
     main = subprocess.Popen([sys.executable, "-c", (
         "import os, subprocess, sys, time\n"
         "os.setsid()\n"
@@ -494,7 +494,7 @@ def test_belongs_knows_the_service_s_processes_from_a_stranger():
 
 
 def test_a_taken_notify_name_gets_a_unique_one():
-    from schema_init import notify_socket
+    from schema_init.pid1 import notify_socket
 
     class Loop:
         def register(self, fd):
@@ -521,7 +521,7 @@ def test_a_taken_notify_name_gets_a_unique_one():
 
 def test_receive_drops_truncated_and_descriptor_carrying_datagrams():
     import array
-    from schema_init import notify_socket
+    from schema_init.pid1 import notify_socket
 
     class Loop:
         def register(self, fd):
@@ -576,7 +576,7 @@ def test_the_notify_socket_is_kept_across_reexec(supervise, tmp_path):
 def test_handover_lines_carry_the_notify_sockets():
     spec = config.ServiceSpec(name="a", exec="/bin/true", notify=True)
     sup = supervisor.Supervisor(graph.resolve([spec], []), FakeOps(), 0.0, 1e9)
-    from schema_init import handover
+    from schema_init.core import handover
     text = handover.handover_text(sup, -1, 0, None, (), [("a", 9, "schema-init/1/x/notify/a")])
     assert handover.parse_handover(text.encode())["notify"] == [
         ("a", 9, "schema-init/1/x/notify/a")]

@@ -10,7 +10,8 @@ import time
 import pytest
 
 from fakes import FakeOps
-from schema_init import config, graph, handover, schema, sockets, supervisor
+from schema_init.core import config, graph, handover, schema, supervisor
+from schema_init.pid1 import sockets
 
 SERVER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "listen_server.py")
 TCP = (("tcp", ("127.0.0.1", 8080)),)

@@ -1,6 +1,6 @@
 """PID 1's small decisions, as functions (the boots that use them: test_namespace, test_vm)."""
 
-from schema_init import pid1
+from schema_init.pid1 import machine as pid1
 
 
 def test_ro_on_the_kernel_command_line_keeps_the_root_read_only_for_its_check():

@@ -1,4 +1,4 @@
-"""reboot, poweroff, halt, shutdown, telinit, runlevel (schema_init/power.py): the names
+"""reboot, poweroff, halt, shutdown, telinit, runlevel (schema_init/power/power.py): the names
 people type, run as names of the real program against a real supervisor's socket."""
 
 import os
@@ -9,7 +9,8 @@ import pytest
 
 from conftest import program
 from harness import Supervised, daemon
-from schema_init import power, utmp
+from schema_init.power import power
+from schema_init.lib import utmp
 
 
 def named(tmp_path, name):

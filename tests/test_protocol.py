@@ -6,7 +6,8 @@ import pytest
 
 from conftest import program
 from fakes import FakeOps
-from schema_init import config, ctl, graph, protocol, supervisor
+from schema_init.core import config, graph, protocol, supervisor
+from schema_init.ctl import ctl
 
 SAMPLE_ARGUMENTS = {"<svc>": "a", "[<svc>]": "a", "<path>": "/nonexistent.svc",
                     "[--json|--kv]": "--json", "[--evict]": "--evict", "": "",
@@ -105,9 +106,9 @@ def test_schema_ctl_help_is_generated_from_the_verbs():
 def test_c_header_of_the_client_constants_is_fresh():
     import os
     with open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                           "build", "schema_ctl.h")) as f:
+                           "native", "schema_ctl.h")) as f:
         assert f.read() == protocol.c_header(), \
-            "regenerate: python -m schema_init.protocol > build/schema_ctl.h"
+            "regenerate: python -m schema_init.core.protocol > native/schema_ctl.h"
 
 
 def test_scheduled_shutdown_is_shown_and_cancelled():

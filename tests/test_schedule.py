@@ -2,7 +2,7 @@
 
 from hypothesis import given, strategies as st
 
-from schema_init import schedule, schema
+from schema_init.core import schedule, schema
 
 
 def test_respawn_cooldown_grows_1_2_4_then_caps_at_5():

@@ -2,7 +2,7 @@
 
 from hypothesis import given, strategies as st
 
-from schema_init import schema as s
+from schema_init.core import schema as s
 
 
 def test_state_numbers_and_names_are_the_originals():

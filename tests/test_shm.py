@@ -8,7 +8,7 @@ import pytest
 
 from conftest import ROOT
 from harness import Supervised, daemon
-from schema_init import shm
+from schema_init.pid1 import shm
 
 
 def test_compatible_layout_is_the_originals():
@@ -20,8 +20,8 @@ def test_compatible_layout_is_the_originals():
 
 
 def test_checked_in_header_is_not_stale():
-    with open(os.path.join(ROOT, "schema_shm.h")) as f:
-        assert f.read() == shm.c_header(), "regenerate: python -m schema_init.shm > schema_shm.h"
+    with open(os.path.join(ROOT, "native/schema_shm.h")) as f:
+        assert f.read() == shm.c_header(), "regenerate: python -m schema_init.pid1.shm > native/schema_shm.h"
 
 
 def test_publisher_writes_even_seq_and_only_when_changed(tmp_path):
@@ -70,7 +70,7 @@ def test_extended_segment_carries_every_service():
 @pytest.mark.process
 def test_c_reader_sees_consistent_snapshots_while_services_churn(tmp_path):
     binary = tmp_path / "shm_reader"
-    subprocess.run(["gcc", "-O2", "-Wall", "-Werror", "-I", ROOT, "-o", str(binary),
+    subprocess.run(["gcc", "-O2", "-Wall", "-Werror", "-I", os.path.join(ROOT, "native"), "-o", str(binary),
                     os.path.join(ROOT, "tests", "c", "shm_reader.c")], check=True)
     files = {"churn%02d.svc" % i: daemon("sleep 0.0%d" % (i % 5 + 1), "exit 1",
                                          max_restarts=1000000) for i in range(12)}

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from harness import Supervised
-from schema_init import config
+from schema_init.core import config
 
 
 
@@ -51,7 +51,7 @@ def test_listen_lines_in_a_file():
 
 
 def test_every_address_listens_on_ipv4_too():
-    from schema_init import sockets
+    from schema_init.pid1 import sockets
     port = free_port()
     held = sockets.Sockets()
     try:

@@ -3,7 +3,7 @@
 import signal
 
 from fakes import FakeOps
-from schema_init import config, graph, schema, supervisor
+from schema_init.core import config, graph, schema, supervisor
 
 
 def spec(name, *deps, **keys):
@@ -160,7 +160,7 @@ def test_a_slot_id_that_is_not_an_ascii_number_is_refused_by_the_gate():
 
 
 def test_status_lists_rejected_files_with_their_reasons():
-    from schema_init import protocol
+    from schema_init.core import protocol
     loaded = config.parse_directory("/d", [("a.svc", b"exec=/bin/true\n", None),
                                            ("b.svc", b"stable_secs=1\n", None)])
     sup, ops = make(*loaded.services)

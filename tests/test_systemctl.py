@@ -1,4 +1,4 @@
-"""systemctl as Debian's maintainer scripts call it (schema_init/systemctl.py), run as a
+"""systemctl as Debian's maintainer scripts call it (schema_init/systemctl/systemctl.py), run as a
 name of the real program against a real supervisor; and when PID 1 claims systemd."""
 
 import os
@@ -7,7 +7,7 @@ import subprocess
 import pytest
 
 from harness import Supervised, daemon
-from schema_init import pid1
+from schema_init.pid1 import machine as pid1
 from test_power import named
 
 

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from schema_init import timers
+from schema_init.core import timers
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Services from systemd unit files (schema_init/units.py): the pure mapping line by line,
+"""Services from systemd unit files (schema_init/units/units.py): the pure mapping line by line,
 which units a machine's links select, the real Debian units of tests/data/units against
 their expected .svc files, the env=/env_file=/workdir= keys, and imported services run
 for real by a real schema-init (not PID 1)."""
@@ -11,7 +11,9 @@ import pytest
 
 from conftest import ROOT, program
 from harness import Supervised
-from schema_init import config, loader, units
+from schema_init.core import config
+from schema_init.pid1 import loader
+from schema_init.units import units
 
 DATA = os.path.join(ROOT, "tests", "data", "units")
 EXPECTED = os.path.join(ROOT, "tests", "data", "units-expected")
@@ -594,8 +596,8 @@ def test_the_real_dbus_units_run_dbus_daemon_on_its_socket(tmp_path):
 
 
 def test_pid1_without_units_never_imports_the_units_module():
-    code = ("import sys; from schema_init import pid1, loader, main, runtime; "
-            "assert 'schema_init.units' not in sys.modules; assert 're' not in sys.modules; "
+    code = ("import sys; from schema_init.pid1 import machine as pid1, loader, main, runtime; "
+            "assert 'schema_init.units.units' not in sys.modules; assert 're' not in sys.modules; "
             "print(pid1.choose_unit_dirs({'no_units': True}), "
             "pid1.choose_unit_dirs({}, {'SCHEMA_UNITS': 'none'}), "
             "pid1.choose_unit_dirs({'units': ['/u']}), "
@@ -609,7 +611,7 @@ def test_pid1_without_units_never_imports_the_units_module():
 
 
 def test_the_units_module_loads_nothing_heavy():
-    code = ("import sys; before = set(sys.modules); import schema_init.units; "
+    code = ("import sys; before = set(sys.modules); import schema_init.units.units; "
             "new = set(sys.modules) - before; "
             "assert not new & {'re', 'json', 'argparse', 'subprocess', 'enum'}, new")
     run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
@@ -655,7 +657,7 @@ def _parent(pid):
 def test_status_lists_dropped_lines_beside_rejected_files_in_every_format():
     import json
     from fakes import FakeOps
-    from schema_init import graph, protocol, supervisor
+    from schema_init.core import graph, protocol, supervisor
     source = units.DictSource({"a.service": b"[Service]\nExecStart=/bin/a\nLimitMEMLOCK=0\n",
                                "b.service": b"[Service]\nType=simple\n"})
     result = units.import_units(source, everything=True)
@@ -681,11 +683,11 @@ def test_pid1_importing_units_loads_no_heavy_module(tmp_path):
         os.symlink(os.path.join(DATA, name), units_dir / name)
         os.symlink(os.path.join(DATA, name),
                    units_dir / "multi-user.target.wants" / name)
-    code = ("import sys; from schema_init import pid1, loader; "
+    code = ("import sys; from schema_init.pid1 import machine as pid1, loader; "
             "r = loader.load_directory(%r, [%r]); "
             "print(sorted(s.name for s in r.services)); "
             "heavy = {'re', 'json', 'argparse', 'subprocess', 'enum', 'inspect'} & set(sys.modules); "
-            "assert not heavy, heavy" % (os.path.join(ROOT, "distros", "debian", "services"),
+            "assert not heavy, heavy" % (os.path.join(ROOT, "services", "debian"),
                                           str(units_dir)))
     run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                          text=True, timeout=60)
@@ -701,7 +703,7 @@ def test_a_failure_inside_the_importer_still_loads_the_svc_files(monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("injected")
     monkeypatch.setattr(units, "import_units", broken)
-    loaded = loader.load_directory(os.path.join(ROOT, "distros", "debian", "services"), [DATA])
+    loaded = loader.load_directory(os.path.join(ROOT, "services", "debian"), [DATA])
     assert len(loaded.services) == 19
     assert [d.format() for d in loaded.errors] == [
         "%s: error: importing the units failed (RuntimeError: injected); only the .svc files "
@@ -787,7 +789,7 @@ def test_check_with_units_shows_their_diagnostics_and_boot_order(tmp_path):
     for name in ("logrotate.service", "logrotate.timer"):
         os.symlink(os.path.join(DATA, name), units_dir / name)
     os.symlink("../logrotate.timer", units_dir / "timers.target.wants" / "logrotate.timer")
-    run = subprocess.run([program("schema-init"), "--check", "distros/debian/services",
+    run = subprocess.run([program("schema-init"), "--check", "services/debian",
                           "--units", str(units_dir)], cwd=ROOT, capture_output=True,
                          text=True, timeout=60)
     lines = run.stdout.splitlines()
@@ -795,12 +797,12 @@ def test_check_with_units_shows_their_diagnostics_and_boot_order(tmp_path):
     assert "%s/logrotate.service:12: warning: Nice: nice 19 approximated by " \
         "priority=peripheral (nice 10)" % units_dir in lines
     assert "  6: dbus logrotate" in lines          # after the early boot (dep=basic)
-    assert lines[-1].startswith("distros/debian/services: 20 services, 3 groups, 0 errors, ")
-    run = subprocess.run([program("schema-init"), "--check", "distros/debian/services",
+    assert lines[-1].startswith("services/debian: 20 services, 3 groups, 0 errors, ")
+    run = subprocess.run([program("schema-init"), "--check", "services/debian",
                           "--units", str(units_dir), "--no-units"], cwd=ROOT,
                          capture_output=True, text=True, timeout=60)
     assert run.stdout.splitlines()[-1] == \
-        "distros/debian/services: 19 services, 3 groups, 0 errors, 0 warnings"
+        "services/debian: 19 services, 3 groups, 0 errors, 0 warnings"
 
 
 def test_unset_environment_oom_score_and_count_limits_are_set_by_the_shell():

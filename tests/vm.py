@@ -171,8 +171,8 @@ class VM:
 
 
 def reference_services():
-    """distros/qemu/services: {file name: text}."""
-    directory = os.path.join(ROOT, "distros", "qemu", "services")
+    """services/qemu: {file name: text}."""
+    directory = os.path.join(ROOT, "services", "qemu")
     return {name: open(os.path.join(directory, name)).read() for name in os.listdir(directory)}
 
 

@@ -4,7 +4,7 @@
 #                                                     no TARGET: BR2_ARCH chooses)
 #   1. Cython: _fastloop.pyx -> C (the venv's cython, as build/build.sh does);
 #   2. the target's compiler and flags (toolchains/TARGET.env) compile it, and the other
-#      C files of the binary (build/inittab.c, preinit.c, ctlfast.c, powerkey.c), against the
+#      C files of the binary (native/inittab.c, preinit.c, ctlfast.c, powerkey.c), against the
 #      TARGET's Python 3.11 headers; every header used is checked to come from the
 #      target (none from the host's /usr/include unless the target is the host);
 #   3. toolchains/probe.c is linked statically with the same flags;
@@ -52,10 +52,10 @@ compile() {    # compile SOURCE OBJECT EXTRA_FLAGS...
 # shellcheck disable=SC2086
 compile "$OUT/_schema_fastloop.c" "$OUT/_schema_fastloop.o" $PY_INCLUDES
 # shellcheck disable=SC2086
-compile build/inittab.c "$OUT/inittab.o" $PY_INCLUDES
-compile build/preinit.c "$OUT/preinit.o"
-compile build/ctlfast.c "$OUT/ctlfast.o" -Ibuild
-compile build/powerkey.c "$OUT/powerkey.o"
+compile native/inittab.c "$OUT/inittab.o" $PY_INCLUDES
+compile native/preinit.c "$OUT/preinit.o"
+compile native/ctlfast.c "$OUT/ctlfast.o" -Inative
+compile native/powerkey.c "$OUT/powerkey.o"
 
 # Where every header came from: Python's from the target's tree, nothing from the
 # host's /usr/include (x86_64 glibc or Python headers) unless the target is the host.

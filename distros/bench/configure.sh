@@ -41,4 +41,4 @@ ln -sf /bin/busybox "$r/usr/local/lib/busybox-init/init"
 # schema-init: its Debian profile (installed by the .deb) without dbus (not installed
 # here) and the power button (no other init here handles it), plus the two services.
 rm -f "$r/etc/schema-init/services/dbus.svc" "$r/etc/schema-init/services/power-button.svc"
-install -m 0644 "$here/schema-init/"*.svc "$r/etc/schema-init/services/"
+install -m 0644 "$here/../../services/bench/"*.svc "$r/etc/schema-init/services/"

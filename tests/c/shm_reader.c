@@ -1,4 +1,4 @@
-/* Reads schema-init's shared memory through the generated schema_shm.h, the way a
+/* Reads schema-init's shared memory through the generated native/schema_shm.h, the way a
  * third-party tool would, and checks every snapshot it accepts for consistency.
  *
  * usage: shm_reader NAME SECONDS EXPECTED_COUNT

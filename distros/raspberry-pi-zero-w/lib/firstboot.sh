@@ -1,6 +1,6 @@
 #!/bin/sh
 # The first-boot files on the boot partition (custom.toml, userconf.txt, ssh): the FAT
-# is mounted only while schema-firstboot (schema_init/firstboot.py) reads them, applies them and removes them.
+# is mounted only while schema-firstboot (schema_init/firstboot/firstboot.py) reads them, applies them and removes them.
 # The result goes to the console too; a bad file fails this oneshot, never the boot.
 boot=/boot/firmware
 part=${BOOT_PART:-/dev/mmcblk0p1}

@@ -108,7 +108,7 @@ endif
 ifeq ($(BR2_PACKAGE_SCHEMA_INIT_REFERENCE_SERVICES),y)
 define SCHEMA_INIT_INSTALL_REFERENCE_SERVICES
 	$(INSTALL) -d -m 0755 $(TARGET_DIR)/usr/share/schema-init/services
-	cp -P $(@D)/services/* $(TARGET_DIR)/usr/share/schema-init/services/
+	cp -P $(@D)/services/reference/* $(TARGET_DIR)/usr/share/schema-init/services/
 endef
 endif
 

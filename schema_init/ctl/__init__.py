@@ -1,0 +1,2 @@
+"""schema-ctl: the control socket's client.
+"""

@@ -1,0 +1,2 @@
+"""schema-journald (the sink) and journalctl; ``journal`` is their pure core.
+"""

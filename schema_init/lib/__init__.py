@@ -1,0 +1,3 @@
+"""OS helpers several programs share: users and groups without NSS, utmp/wtmp.
+Imports only the standard library.
+"""

@@ -1,0 +1,219 @@
+"""The real effects behind ``supervisor.Ops``, and where the runtime files live.
+
+Each method does one small, non-blocking thing to the OS on the supervisor's behalf;
+the supervisor decides, this file acts.
+"""
+
+import os
+
+from schema_init.lib import accounts
+from . import loader, logs, spawn
+from schema_init.core import supervisor
+
+
+class Paths:
+    """Where the runtime files go: under /run and /var as PID 1, under --run-dir else."""
+
+    def __init__(self, socket, log_dir, log_fallback, env_file, timers, handover):
+        self.socket = socket
+        self.log_dir = log_dir
+        self.log_fallback = log_fallback
+        self.env_file = env_file
+        self.timers = timers
+        self.handover = handover
+
+    @classmethod
+    def for_pid1(cls):
+        return cls("/run/schema-init.sock", "/var/log/schema-init", "/run/log/schema-init",
+                   "/run/schema-init/env", "/var/lib/schema-init/timers",
+                   "/run/schema-init/handover")
+
+    @classmethod
+    def under(cls, run_dir):
+        join = os.path.join
+        return cls(join(run_dir, "schema-init.sock"), join(run_dir, "log"), None,
+                   join(run_dir, "schema-init", "env"), join(run_dir, "timers"),
+                   join(run_dir, "handover"))
+
+    def prepare_logs(self):
+        for directory in (self.log_dir, self.log_fallback):
+            if directory is None:
+                continue
+            try:
+                os.makedirs(directory, 0o755, exist_ok=True)
+                if os.access(directory, os.W_OK):
+                    self.log_dir = directory
+                    return
+            except OSError:
+                continue
+
+
+class RealOps(supervisor.Ops):
+    def __init__(self, runtime):
+        self.rt = runtime
+        self.is_root = os.geteuid() == 0
+        self.sockets = None     # listen= sockets (schema_init.pid1.sockets), once one is needed
+        self.notify = None      # NOTIFY_SOCKETs (schema_init.pid1.notify_socket), likewise
+
+    def spawn(self, service, argv, env, nice, account):
+        rt = self.rt
+        spec = service.spec
+        # listen= sockets first: one that cannot be made fails the spawn, naming it
+        held = ()
+        if spec.listen:
+            held = self._listen_sockets(spec)
+        notify_address = None
+        if spec.notify or spec.watchdog_sec:
+            notify_address = self.watch_notify(service.name)
+        elif self.notify is not None:
+            self.notify.release(service.name)
+        path = rt.cgroups.create(service.name) if rt.cgroups.base else None
+        log_path = os.path.join(rt.paths.log_dir, service.name + ".log")
+        pid, placed, problems = spawn.start_service(
+            argv, env, log_path, nice, account, rt.cgroups, spec, path,
+            listen_fds=[sock.fileno() for sock in held], listen_name=service.name,
+            notify_socket=notify_address, watchdog_pid=spec.watchdog_sec > 0)
+        return pid, placed, problems
+
+    def _listen_sockets(self, spec):
+        if self.sockets is None:
+            from . import sockets
+            self.sockets = sockets.Sockets(self.rt.loop)
+        return self.sockets.for_service(spec.name, spec.listen, spec.socket_mode,
+                                        spec.socket_user, spec.socket_group)
+
+    def watch_listen(self, service):
+        self._listen_sockets(service.spec)
+        self.sockets.watch(service.name)
+
+    def unwatch_listen(self, name):
+        if self.sockets is not None:
+            self.sockets.unwatch(name)
+
+    def adopt_sockets(self, handed, specs):
+        """After a re-exec: take back the listen= sockets the previous process kept open
+        across exec for the services still configured alike; close the others."""
+        if not handed:
+            return
+        if self.sockets is None:
+            from . import sockets
+            self.sockets = sockets.Sockets(self.rt.loop)
+        self.sockets.adopt(handed, specs)
+
+    def adopt_notify(self, handed, services):
+        """After a re-exec: the NOTIFY_SOCKETs kept open across it (a datagram queued
+        meanwhile is still there), for the services that still use one."""
+        if not handed:
+            return
+        if self.notify is None:
+            from . import notify_socket
+            self.notify = notify_socket.NotifySockets(self.rt.loop, self.rt.notify_tag())
+        self.notify.adopt(handed, services)
+
+    def release_sockets(self, name):
+        if self.sockets is not None:
+            self.sockets.release(name)
+        if self.notify is not None:
+            self.notify.release(name)
+
+    def watch_notify(self, name):
+        """The service's NOTIFY_SOCKET address, its socket made (and in the loop) if need
+        be; the module is loaded only now, for the first service that uses it."""
+        if self.notify is None:
+            from . import notify_socket
+            self.notify = notify_socket.NotifySockets(self.rt.loop, self.rt.notify_tag())
+        return self.notify.for_service(name)
+
+    def belongs(self, service, pid):
+        from . import notify_socket
+        return notify_socket.belongs(pid, service.pid, service.cgroup)
+
+    def signal(self, service, pid, sig):
+        path = service.cgroup if service is not None else None
+        mode = service.spec.kill_mode if service is not None else "control-group"
+        spawn.signal_service(pid, sig, self.rt.cgroups if path else None, path, mode)
+
+    def signal_process(self, pid, sig):
+        try:
+            os.kill(pid, sig)
+        except OSError:
+            pass
+
+    def cleanup_cgroup(self, service):
+        """After the main process ended: what is left of the service goes too, unless
+        kill_mode=process leaves it (its directory is removed once it is empty)."""
+        if service.cgroup:
+            if service.spec.kill_mode != "process":
+                self.rt.cgroups.kill(service.cgroup)
+            if self.rt.cgroups.remove(service.cgroup):
+                service.cgroup = None
+
+    def shell(self, command, env):
+        return spawn.start_shell(command, env)
+
+    def exec_status(self, path):
+        return spawn.exec_status(path)
+
+    def mem_available_kb(self):
+        return spawn.mem_available_kb()
+
+    def lookup_user(self, name):
+        return spawn.lookup_user(name)
+
+    def supplementary_groups(self, name, gid):
+        return accounts.supplementary_groups(name, gid)
+
+    def path_identity(self, path):
+        try:
+            st = os.stat(path)
+        except (OSError, ValueError):
+            return None
+        return (st.st_dev, st.st_ino, st.st_ctime_ns)
+
+    def watch_ready(self, name, path):
+        self.rt.ready.watch(name, path)
+
+    def unwatch_ready(self, name):
+        self.rt.ready.unwatch(name)
+
+    def rail(self, name, event, state, weight, pid):
+        self.rt.rail.event(name, event, state, weight, pid)
+
+    def say(self, text):
+        self.rt.console.write(text + "\n")
+
+    def group_changed(self, name, state, members):
+        self.rt.console.write(logs.group_line(name, state, members))
+
+    def read_env_file(self):
+        data, _ = loader.read_file(self.rt.paths.env_file)
+        return data
+
+    def _stamp_path(self, name):
+        return os.path.join(self.rt.paths.timers, name + ".stamp")
+
+    def read_stamp(self, name):
+        data, _ = loader.read_file(self._stamp_path(name))
+        try:
+            return int(data.strip()) if data else None
+        except ValueError:
+            return None
+
+    def write_stamp(self, name, when):
+        try:
+            os.makedirs(self.rt.paths.timers, 0o755, exist_ok=True)
+            tmp = self._stamp_path(name) + ".tmp"
+            with open(tmp, "w") as f:
+                f.write("%d\n" % when)
+            os.replace(tmp, self._stamp_path(name))
+        except OSError:
+            pass
+
+    def pet_watchdog(self):
+        self.rt.watchdog.pet()
+
+    def load_directory(self):
+        return loader.load_directory(self.rt.services_dir, self.rt.unit_dirs)
+
+    def load_service_file(self, path):
+        return loader.load_service_file(path)

@@ -1,0 +1,2 @@
+"""reboot, poweroff, halt, shutdown, telinit, runlevel.
+"""

@@ -1,0 +1,2 @@
+"""schema-subreaper: a daemonising program supervised as one service.
+"""

@@ -1,0 +1,2 @@
+"""systemctl as Debian's maintainer scripts and administrators call it.
+"""
