@@ -4,7 +4,7 @@
 
 Boots build/out/schema-init as PID 1 of Debian's kernel under QEMU TCG (see
 tests/vm.py).  "All FUNDAMENTAL" is kernel -> PID 1 plus the latest promotion in
-`schema-ctl timing`, as printed by the `report` service of distros/qemu.  The safety
+`schema-ctl timing`, as printed by the `report` service of services/qemu.  The safety
 run writes data without fsync, powers off, and checks the ext4 image (dumpe2fs state
 "clean", the data read back with debugfs) after each of N runs.
 """
