@@ -1,5 +1,5 @@
 #!/bin/sh
-# build/mkimage.sh BOARD        (make image BOARD=rpi-zero-w)
+# build/mkimage.sh [--dry-run] BOARD        (make image BOARD=rpi-zero-w)
 # One flashable SD card image for a board, made without loop devices or mounts:
 #   build/out/schema-init-BOARD.img
 # The armel root is debootstrap --variant=minbase bookworm plus what the board's
@@ -11,9 +11,19 @@
 # with dd at their offsets.  Reproducible: SOURCE_DATE_EPOCH (default: the last commit's
 # time) for every timestamp, fixed disk id, volume id and UUIDs: the same root, binary and
 # firmware give the same bytes.
+# The steps are the functions below, run in order at the end of this file; each says
+# "mkimage: step N/8: NAME" on stderr when it starts.  --dry-run prints the settings and
+# the steps, and stops there (nothing is fetched, made or written).
+# The board's recipe: distros/<board>/board.env (plain NAME="value" lines, read by
+# toolchains/recipe.sh).
 # MIRROR: the Debian mirror (default: the host's first apt source, else deb.debian.org).
 # SCHEMA_INIT_BIN: the binary (default build/out/armv6l/schema-init).
 set -eu
+dry_run=no
+if [ "${1:-}" = --dry-run ]; then
+    dry_run=yes
+    shift
+fi
 board=${1:-rpi-zero-w}
 top=$(cd "$(dirname "$0")/.." && pwd)
 case $board in
@@ -21,14 +31,13 @@ case $board in
     *) echo "mkimage: unknown BOARD $board (known: rpi-zero-w)" >&2; exit 2 ;;
 esac
 # The identifiers are fixed (reproducible images) unless asked otherwise: DISK_ID,
-# BOOT_VOLUME_ID, DATA_UUID, ROOT_UUID from the environment win over board.env's.
-asked=""
-for v in DISK_ID BOOT_VOLUME_ID DATA_UUID ROOT_UUID; do
-    eval "[ -z \"\${$v:-}\" ] || asked=\"\$asked $v=\$$v\""
-done
-# shellcheck source=/dev/null
-. "$dir/board.env"
-for a in $asked; do eval "${a%%=*}=${a#*=}"; done
+# BOOT_VOLUME_ID, DATA_UUID, ROOT_UUID from the environment win over board.env's, taken
+# as they are (recipe_read assigns them; nothing in them is expanded).
+# shellcheck source=toolchains/recipe.sh
+. "$top/toolchains/recipe.sh"
+recipe_read "$dir/board.env" ${DISK_ID:+"DISK_ID=$DISK_ID"} \
+    ${BOOT_VOLUME_ID:+"BOOT_VOLUME_ID=$BOOT_VOLUME_ID"} \
+    ${DATA_UUID:+"DATA_UUID=$DATA_UUID"} ${ROOT_UUID:+"ROOT_UUID=$ROOT_UUID"}
 ROOTFS=${IMAGE_ROOTFS:-$ROOTFS}       # squashfs (chosen) or erofs, to compare
 # IMAGE_SQUASHFS_COMP: squashfs's compressor (xz, chosen; zstd, gzip, lz4 to compare)
 cache=${IMAGE_CACHE:-$top/build/tmp/image}
@@ -36,8 +45,7 @@ binary=${SCHEMA_INIT_BIN:-$top/build/out/armv6l/schema-init}
 out=${IMAGE_OUT:-$top/build/out/schema-init-$board.img}
 SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git -C "$top" log -1 --format=%ct 2>/dev/null || echo 0)}
 export SOURCE_DATE_EPOCH
-export E2FSPROGS_FAKE_TIME=$SOURCE_DATE_EPOCH
-mkdir -p "$cache"
+export E2FSPROGS_FAKE_TIME="$SOURCE_DATE_EPOCH"
 if [ -z "${MIRROR:-}" ]; then
     MIRROR=$(cat /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null |
              sed -n 's|^URIs: *\([^ ]*debian\)/*$|\1|p; s|^deb  *\(http[^ ]*debian\)/* .*|\1|p' |
@@ -46,189 +54,212 @@ if [ -z "${MIRROR:-}" ]; then
 fi
 
 # 1. The root, once: debootstrap (its armel programs run through qemu-user + binfmt_misc).
-root=$cache/root
-stamp="bookworm $DEB_ARCH $ROOT_PACKAGES"
-if [ "$(cat "$root/.schema-image-root" 2>/dev/null)" != "$stamp" ]; then
-    "$top/build/ensure-deps.sh" debootstrap qemu-user-static >&2
-    "$top/toolchains/binfmt.sh" qemu-arm >&2
-    rm -rf "$root.tmp"
-    start=$(date +%s)
-    echo "mkimage: debootstrap bookworm $DEB_ARCH into $root (a few minutes)" >&2
-    debootstrap --variant=minbase --arch="$DEB_ARCH" --include="$ROOT_PACKAGES" \
-        bookworm "$root.tmp" "$MIRROR" > "$cache/root.log" 2>&1 || {
-        tail -n 20 "$cache/root.log" >&2; echo "mkimage: debootstrap failed" >&2; exit 1; }
-    rm -rf "$root.tmp"/var/cache/apt/archives/*.deb "$root.tmp"/var/lib/apt/lists/*_Packages
-    chroot "$root.tmp" dpkg-query -W -f='${Package} ${Version} ${Architecture}\n' \
-        > "$root.tmp/.schema-image-packages"
-    echo "$stamp" > "$root.tmp/.schema-image-root"
-    rm -rf "$root"
-    mv "$root.tmp" "$root"
-    echo "mkimage: root made in $(( $(date +%s) - start )) s" >&2
-fi
-[ "${ROOT_ONLY:-}" = 1 ] && exit 0
-[ -x "$binary" ] || { echo "mkimage: $binary missing (make armv6l)" >&2; exit 1; }
+make_base_root() {
+    mkdir -p "$cache"
+    root=$cache/root
+    stamp="bookworm $DEB_ARCH $ROOT_PACKAGES"
+    if [ "$(cat "$root/.schema-image-root" 2>/dev/null)" != "$stamp" ]; then
+        "$top/build/ensure-deps.sh" debootstrap qemu-user-static >&2
+        "$top/toolchains/binfmt.sh" qemu-arm >&2
+        rm -rf "$root.tmp"
+        start=$(date +%s)
+        echo "mkimage: debootstrap bookworm $DEB_ARCH into $root (a few minutes)" >&2
+        debootstrap --variant=minbase --arch="$DEB_ARCH" --include="$ROOT_PACKAGES" \
+            bookworm "$root.tmp" "$MIRROR" > "$cache/root.log" 2>&1 || {
+            tail -n 20 "$cache/root.log" >&2; echo "mkimage: debootstrap failed" >&2; exit 1; }
+        rm -rf "$root.tmp"/var/cache/apt/archives/*.deb "$root.tmp"/var/lib/apt/lists/*_Packages
+        # shellcheck disable=SC2016 # ${Package} & co. are dpkg-query's fields, not sh's
+        chroot "$root.tmp" dpkg-query -W -f='${Package} ${Version} ${Architecture}\n' \
+            > "$root.tmp/.schema-image-packages"
+        echo "$stamp" > "$root.tmp/.schema-image-root"
+        rm -rf "$root"
+        mv "$root.tmp" "$root"
+        echo "mkimage: root made in $(( $(date +%s) - start )) s" >&2
+    fi
+}
 
 # 2. The kernel (linux-image-rpi, shared with the cross tier) and the firmware packages
 #    (non-free-firmware), fetched with apt-get download through a private apt state.
-"$top/toolchains/fetch_kernel.sh" "$DEB_ARCH" >&2
-kroot=${CROSS_CACHE:-$top/build/tmp/cross}/kernel/$DEB_ARCH/root
-kver=$(cat "$kroot/../KERNEL")
-firmware=$cache/firmware
-if [ "$(cat "$firmware/.packages" 2>/dev/null)" != "$FIRMWARE_PACKAGES" ]; then
-    state=$cache/apt
-    mkdir -p "$state/lists/partial" "$state/cache/archives/partial" "$state/etc"
-    echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $MIRROR bookworm main non-free-firmware" \
-        > "$state/etc/sources.list"
-    apt="-q -o Dir::State::Lists=$state/lists -o Dir::Cache=$state/cache
-         -o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache=
-         -o Dir::Etc::sourcelist=$state/etc/sources.list -o Dir::Etc::sourceparts=/nonexistent
-         -o APT::Architecture=$DEB_ARCH -o APT::Architectures::=$DEB_ARCH"
-    [ "$(id -u)" = 0 ] && apt="$apt -o APT::Sandbox::User=root"
-    # shellcheck disable=SC2086
-    apt-get $apt update > "$state/update.log" 2>&1 || {
-        cat "$state/update.log" >&2; echo "mkimage: apt-get update failed" >&2; exit 1; }
-    rm -rf "$firmware.tmp"
-    mkdir -p "$firmware.tmp/debs" "$firmware.tmp/root"
-    # shellcheck disable=SC2086
-    (cd "$firmware.tmp/debs" && apt-get $apt download $FIRMWARE_PACKAGES > /dev/null)
-    for deb in "$firmware.tmp/debs"/*.deb; do
-        dpkg -x "$deb" "$firmware.tmp/root"
-        basename "$deb" >> "$firmware.tmp/VERSIONS"
-    done
-    rm -rf "$firmware.tmp/debs"
-    echo "$FIRMWARE_PACKAGES" > "$firmware.tmp/.packages"
-    rm -rf "$firmware"
-    mv "$firmware.tmp" "$firmware"
-fi
+fetch_kernel_and_firmware() {
+    "$top/toolchains/fetch_kernel.sh" "$DEB_ARCH" >&2
+    kroot=${CROSS_CACHE:-$top/build/tmp/cross}/kernel/$DEB_ARCH/root
+    kver=$(cat "$kroot/../KERNEL")
+    firmware=$cache/firmware
+    if [ "$(cat "$firmware/.packages" 2>/dev/null)" != "$FIRMWARE_PACKAGES" ]; then
+        state=$cache/apt
+        mkdir -p "$state/lists/partial" "$state/cache/archives/partial" "$state/etc"
+        echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $MIRROR bookworm main non-free-firmware" \
+            > "$state/etc/sources.list"
+        firmware_apt update > "$state/update.log" 2>&1 || {
+            cat "$state/update.log" >&2; echo "mkimage: apt-get update failed" >&2; exit 1; }
+        rm -rf "$firmware.tmp"
+        mkdir -p "$firmware.tmp/debs" "$firmware.tmp/root"
+        # shellcheck disable=SC2086 # FIRMWARE_PACKAGES: package names, one word each
+        (cd "$firmware.tmp/debs" && firmware_apt download $FIRMWARE_PACKAGES > /dev/null)
+        for deb in "$firmware.tmp/debs"/*.deb; do
+            dpkg -x "$deb" "$firmware.tmp/root"
+            basename "$deb" >> "$firmware.tmp/VERSIONS"
+        done
+        rm -rf "$firmware.tmp/debs"
+        echo "$FIRMWARE_PACKAGES" > "$firmware.tmp/.packages"
+        rm -rf "$firmware"
+        mv "$firmware.tmp" "$firmware"
+    fi
+}
+
+# apt-get ARGS... with the firmware's private apt state ($state): its own package lists
+# and sources.list (the mirror's main and non-free-firmware), the board's architecture.
+firmware_apt() {
+    if [ "$(id -u)" = 0 ]; then
+        set -- -o APT::Sandbox::User=root "$@"
+    fi
+    apt-get -q -o "Dir::State::Lists=$state/lists" -o "Dir::Cache=$state/cache" \
+        -o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache= \
+        -o "Dir::Etc::sourcelist=$state/etc/sources.list" -o Dir::Etc::sourceparts=/nonexistent \
+        -o "APT::Architecture=$DEB_ARCH" -o "APT::Architectures::=$DEB_ARCH" "$@"
+}
 
 # 3. This build's root: the cached one, our binary as /sbin/init, modules, firmware,
 #    the services and the board's scripts.
-start=$(date +%s)
-work=$cache/work
-rm -rf "$work"
-mkdir -p "$work"
-trap 'rm -rf "$work"' EXIT
-r=$work/root
-cp -a "$root" "$r"
-mv "$r/.schema-image-packages" "$r/usr/share/schema-init-image-packages"
-rm -f "$r/.schema-image-root" "$r/etc/machine-id" "$r/var/lib/dbus/machine-id" \
-      "$r/etc/hostname" "$r/etc/dropbear/"*_host_key
-install -m 0755 "$binary" "$r/usr/sbin/init"
-for name in schema-init schema-ctl schema-subreaper schema-firstboot schema-powerkey reboot \
-            poweroff halt shutdown telinit runlevel; do
-    ln -sf init "$r/usr/sbin/$name"
-done
-rm -rf "$r/lib/modules"
-mkdir -p "$r/lib/modules"
-cp -a "$kroot/lib/modules/$kver" "$r/lib/modules/$kver"
-depmod -b "$r" "$kver"
-fw=$firmware/root/lib/firmware/brcm
-mkdir -p "$r/lib/firmware/brcm"
-for f in "$fw"/brcmfmac43430-sdio.*; do
-    cp -a "$f" "$r/lib/firmware/brcm/"
-done
-# The board file the driver asks for first on a Zero W (the same chip as the Pi 3 B's).
-nvram=brcmfmac43430-sdio.raspberrypi,model-zero-w.txt
-if [ ! -e "$r/lib/firmware/brcm/$nvram" ]; then
-    ln -s brcmfmac43430-sdio.raspberrypi,3-model-b.txt "$r/lib/firmware/brcm/$nvram"
-fi
-[ -e "$r/lib/firmware/brcm/brcmfmac43430-sdio.raspberrypi,3-model-b.txt" ] || {
-    echo "mkimage: firmware-brcm80211 has no brcmfmac43430-sdio board file" >&2; exit 1; }
-rm -rf "$r/etc/schema-init"
-mkdir -p "$r/etc/schema-init" "$r/usr/lib/schema-init-board"
-cp -a "$top/services/$board" "$r/etc/schema-init/services"
-cp -a "$dir/lib/." "$r/usr/lib/schema-init-board/"
-mkdir -p "$r/data" "$r/boot/firmware" "$r/etc/schema-board"
-echo "$SOURCE_DATE_EPOCH" > "$r/usr/lib/schema-init-board/build-time"
-cp "$dir/fstab" "$r/etc/fstab"
-echo "$board" > "$r/etc/hostname"     # replaced at boot (identity service)
-# The writable places live on the data partition (boot-data.sh); /tmp is a tmpfs.
-rm -rf "$r/tmp"/* "$r/var/tmp"/*
-# The image runs its own services only: the units its packages enabled for systemd
-# (chrony, wpa_supplicant, apt and e2scrub timers) would be imported by schema-init
-# beside them (docs/spec.md, "Services from systemd unit files").
-rm -rf "$r/etc/systemd/system/"*.wants
-# What a device never reads: manual pages, translations, documentation (each package's
-# copyright file stays), apt's caches.
-rm -rf "$r/usr/share/man" "$r/usr/share/info" "$r/usr/share/locale"/* \
-       "$r/var/cache/apt"/*.bin "$r/var/lib/apt/lists"/*
-find "$r/usr/share/doc" -type f ! -name copyright -delete
-find "$r/usr/share/doc" -depth -type d -empty -delete
+make_root() {
+    start=$(date +%s)
+    work=$cache/work
+    rm -rf "$work"
+    mkdir -p "$work"
+    trap 'rm -rf "$work"' EXIT
+    r=$work/root
+    cp -a "$root" "$r"
+    mv "$r/.schema-image-packages" "$r/usr/share/schema-init-image-packages"
+    rm -f "$r/.schema-image-root" "$r/etc/machine-id" "$r/var/lib/dbus/machine-id" \
+          "$r/etc/hostname" "$r/etc/dropbear/"*_host_key
+    install -m 0755 "$binary" "$r/usr/sbin/init"
+    for name in schema-init schema-ctl schema-subreaper schema-firstboot schema-powerkey reboot \
+                poweroff halt shutdown telinit runlevel; do
+        ln -sf init "$r/usr/sbin/$name"
+    done
+    rm -rf "$r/lib/modules"
+    mkdir -p "$r/lib/modules"
+    cp -a "$kroot/lib/modules/$kver" "$r/lib/modules/$kver"
+    depmod -b "$r" "$kver"
+    fw=$firmware/root/lib/firmware/brcm
+    mkdir -p "$r/lib/firmware/brcm"
+    for f in "$fw"/brcmfmac43430-sdio.*; do
+        cp -a "$f" "$r/lib/firmware/brcm/"
+    done
+    # The board file the driver asks for first on a Zero W (the same chip as the Pi 3 B's).
+    nvram=brcmfmac43430-sdio.raspberrypi,model-zero-w.txt
+    if [ ! -e "$r/lib/firmware/brcm/$nvram" ]; then
+        ln -s brcmfmac43430-sdio.raspberrypi,3-model-b.txt "$r/lib/firmware/brcm/$nvram"
+    fi
+    [ -e "$r/lib/firmware/brcm/brcmfmac43430-sdio.raspberrypi,3-model-b.txt" ] || {
+        echo "mkimage: firmware-brcm80211 has no brcmfmac43430-sdio board file" >&2; exit 1; }
+    rm -rf "$r/etc/schema-init"
+    mkdir -p "$r/etc/schema-init" "$r/usr/lib/schema-init-board"
+    cp -a "$top/services/$board" "$r/etc/schema-init/services"
+    cp -a "$dir/lib/." "$r/usr/lib/schema-init-board/"
+    mkdir -p "$r/data" "$r/boot/firmware" "$r/etc/schema-board"
+    echo "$SOURCE_DATE_EPOCH" > "$r/usr/lib/schema-init-board/build-time"
+    cp "$dir/fstab" "$r/etc/fstab"
+    echo "$board" > "$r/etc/hostname"     # replaced at boot (identity service)
+    # The writable places live on the data partition (boot-data.sh); /tmp is a tmpfs.
+    rm -rf "$r/tmp"/* "$r/var/tmp"/*
+    # The image runs its own services only: the units its packages enabled for systemd
+    # (chrony, wpa_supplicant, apt and e2scrub timers) would be imported by schema-init
+    # beside them (docs/spec.md, "Services from systemd unit files").
+    rm -rf "$r/etc/systemd/system/"*.wants
+    # What a device never reads: manual pages, translations, documentation (each
+    # package's copyright file stays), apt's caches.
+    rm -rf "$r/usr/share/man" "$r/usr/share/info" "$r/usr/share/locale"/* \
+           "$r/var/cache/apt"/*.bin "$r/var/lib/apt/lists"/*
+    find "$r/usr/share/doc" -type f ! -name copyright -delete
+    find "$r/usr/share/doc" -depth -type d -empty -delete
+}
 
 # 4. The root as a read-only filesystem.
-rootfs=$work/root.$ROOTFS
-# Every file's time is SOURCE_DATE_EPOCH: what came from the checkout or depmod carries
-# the time it was made, which would change the bytes of every build.
-find "$r" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
-case $ROOTFS in
-    squashfs) mksquashfs "$r" "$rootfs" -noappend -quiet -no-progress \
-                  -comp "${IMAGE_SQUASHFS_COMP:-xz}" -b 262144 -processors 1 > /dev/null ;;
-    erofs) mkfs.erofs -zlz4hc -T "$SOURCE_DATE_EPOCH" -U "$ROOT_UUID" "$rootfs" "$r" > /dev/null ;;
-esac
+pack_root() {
+    rootfs=$work/root.$ROOTFS
+    # Every file's time is SOURCE_DATE_EPOCH: what came from the checkout or depmod
+    # carries the time it was made, which would change the bytes of every build.
+    find "$r" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
+    case $ROOTFS in
+        squashfs) mksquashfs "$r" "$rootfs" -noappend -quiet -no-progress \
+                      -comp "${IMAGE_SQUASHFS_COMP:-xz}" -b 262144 -processors 1 > /dev/null ;;
+        erofs) mkfs.erofs -zlz4hc -T "$SOURCE_DATE_EPOCH" -U "$ROOT_UUID" "$rootfs" "$r" > /dev/null ;;
+    esac
+}
 
 # 5. The initramfs: busybox, the SD card's and the root filesystem's modules, /init.
-i=$work/initramfs
-mkdir -p "$i/bin" "$i/proc" "$i/sys" "$i/dev" "$i/root" "$i/lib/modules"
-cp "$kroot/bin/busybox" "$i/bin/busybox"
-for applet in sh mount umount switch_root insmod sleep cat reboot echo mkdir; do
-    ln -s busybox "$i/bin/$applet"
-done
-# The root filesystem's module: squashfs in board.env, erofs (which needs crc32c) when
-# IMAGE_ROOTFS says so.
-modules=$INITRAMFS_MODULES
-[ "$ROOTFS" = erofs ] && modules=$(echo "$modules" | sed "s/squashfs/crc32c_generic libcrc32c erofs/")
-for m in $modules; do
-    path=$(find "$kroot/lib/modules/$kver" -name "$m.ko" | head -n 1)
-    [ -n "$path" ] || { echo "mkimage: no module $m.ko in $kver" >&2; exit 1; }
-    cp "$path" "$i/lib/modules/$m.ko"
-    echo "$m" >> "$i/lib/modules/LIST"
-done
-install -m 0755 "$dir/initramfs-init" "$i/init"
-find "$i" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
-(cd "$i" && find . | LC_ALL=C sort | cpio -o -H newc --reproducible --quiet) |
-    gzip -n -9 > "$work/initrd.img"
+make_initramfs() {
+    i=$work/initramfs
+    mkdir -p "$i/bin" "$i/proc" "$i/sys" "$i/dev" "$i/root" "$i/lib/modules"
+    cp "$kroot/bin/busybox" "$i/bin/busybox"
+    for applet in sh mount umount switch_root insmod sleep cat reboot echo mkdir; do
+        ln -s busybox "$i/bin/$applet"
+    done
+    # The root filesystem's module: squashfs in board.env, erofs (which needs crc32c)
+    # when IMAGE_ROOTFS says so.
+    modules=$INITRAMFS_MODULES
+    if [ "$ROOTFS" = erofs ]; then
+        modules=$(echo "$modules" | sed "s/squashfs/crc32c_generic libcrc32c erofs/")
+    fi
+    for m in $modules; do
+        path=$(find "$kroot/lib/modules/$kver" -name "$m.ko" | head -n 1)
+        [ -n "$path" ] || { echo "mkimage: no module $m.ko in $kver" >&2; exit 1; }
+        cp "$path" "$i/lib/modules/$m.ko"
+        echo "$m" >> "$i/lib/modules/LIST"
+    done
+    install -m 0755 "$dir/initramfs-init" "$i/init"
+    find "$i" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
+    (cd "$i" && find . | LC_ALL=C sort | cpio -o -H newc --reproducible --quiet) |
+        gzip -n -9 > "$work/initrd.img"
+}
 
 # 6. The boot partition (FAT): the firmware, the kernel, its device tree, the initramfs,
 #    config.txt, cmdline.txt, and a commented custom.toml for the operator.
-b=$work/boot
-mkdir -p "$b"
-for f in bootcode.bin start.elf fixup.dat; do
-    cp "$firmware/root/usr/lib/raspi-firmware/$f" "$b/$f"
-done
-cp "$firmware/root/usr/share/doc/raspi-firmware/copyright" "$b/firmware-copyright.txt"
-cp "$kroot/boot/vmlinuz-$kver" "$b/vmlinuz"
-cp "$kroot/usr/lib/linux-image-$kver/$DTB" "$b/$DTB"
-cp "$work/initrd.img" "$b/initrd.img"
-cp "$dir/boot/config.txt" "$dir/boot/custom.toml.example" "$b/"
-sed "s/rootfstype=squashfs/rootfstype=$ROOTFS/" "$dir/boot/cmdline.txt" > "$b/cmdline.txt"
-find "$b" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
-fat=$work/boot.fat
-mkfs.vfat -C -n BOOT --invariant -i "$BOOT_VOLUME_ID" "$fat" $((BOOT_MB * 1024)) > /dev/null
-(cd "$b" && LC_ALL=C ls) | while read -r f; do
-    mcopy -i "$fat" -m -o "$b/$f" "::$f"
-done
+make_boot_fat() {
+    b=$work/boot
+    mkdir -p "$b"
+    for f in bootcode.bin start.elf fixup.dat; do
+        cp "$firmware/root/usr/lib/raspi-firmware/$f" "$b/$f"
+    done
+    cp "$firmware/root/usr/share/doc/raspi-firmware/copyright" "$b/firmware-copyright.txt"
+    cp "$kroot/boot/vmlinuz-$kver" "$b/vmlinuz"
+    cp "$kroot/usr/lib/linux-image-$kver/$DTB" "$b/$DTB"
+    cp "$work/initrd.img" "$b/initrd.img"
+    cp "$dir/boot/config.txt" "$dir/boot/custom.toml.example" "$b/"
+    sed "s/rootfstype=squashfs/rootfstype=$ROOTFS/" "$dir/boot/cmdline.txt" > "$b/cmdline.txt"
+    find "$b" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
+    fat=$work/boot.fat
+    mkfs.vfat -C -n BOOT --invariant -i "$BOOT_VOLUME_ID" "$fat" $((BOOT_MB * 1024)) > /dev/null
+    (cd "$b" && LC_ALL=C ls) | while read -r f; do
+        mcopy -i "$fat" -m -o "$b/$f" "::$f"
+    done
+}
 
 # 7. The data partition: an empty ext4 (boot-data.sh makes its directories: mkfs.ext4 -d
-#    would copy the source files' ctime, which no option fixes); grown to the card's end on
-#    first boot.
-datafs=$work/data.ext4
-mkfs.ext4 -q -F -L data -U "$DATA_UUID" -E "hash_seed=$DATA_UUID,root_owner=0:0" \
-    "$datafs" "${DATA_MB}M" > /dev/null
+#    would copy the source files' ctime, which no option fixes); grown to the card's end
+#    on first boot.
+make_data_partition() {
+    datafs=$work/data.ext4
+    mkfs.ext4 -q -F -L data -U "$DATA_UUID" -E "hash_seed=$DATA_UUID,root_owner=0:0" \
+        "$datafs" "${DATA_MB}M" > /dev/null
+}
 
 # 8. The card: MBR (sfdisk on the file), the three filesystems at their offsets.
-mib=2048                                  # sectors
-boot_start=$((BOOT_OFFSET_MB * mib)); boot_size=$((BOOT_MB * mib))
-a_start=$((boot_start + boot_size)); slot=$((ROOT_SLOT_MB * mib))
-b_start=$((a_start + slot)); data_start=$((b_start + slot)); data_size=$((DATA_MB * mib))
-[ "$(stat -c %s "$rootfs")" -le $((slot * 512)) ] || {
-    echo "mkimage: the root ($(stat -c %s "$rootfs") B) does not fit a ${ROOT_SLOT_MB} MiB slot" >&2
-    exit 1; }
-[ $(( (data_start + data_size) / mib )) -le "$IMAGE_MB" ] || {
-    echo "mkimage: the partitions do not fit $IMAGE_MB MiB" >&2; exit 1; }
-img=$work/card.img
-rm -f "$img"
-truncate -s "${IMAGE_MB}M" "$img"
-sfdisk --quiet --no-reread --no-tell-kernel "$img" <<SFDISK
+assemble_card() {
+    mib=2048                                  # sectors
+    boot_start=$((BOOT_OFFSET_MB * mib)); boot_size=$((BOOT_MB * mib))
+    a_start=$((boot_start + boot_size)); slot=$((ROOT_SLOT_MB * mib))
+    b_start=$((a_start + slot)); data_start=$((b_start + slot)); data_size=$((DATA_MB * mib))
+    [ "$(stat -c %s "$rootfs")" -le $((slot * 512)) ] || {
+        echo "mkimage: the root ($(stat -c %s "$rootfs") B) does not fit a ${ROOT_SLOT_MB} MiB slot" >&2
+        exit 1; }
+    [ $(( (data_start + data_size) / mib )) -le "$IMAGE_MB" ] || {
+        echo "mkimage: the partitions do not fit $IMAGE_MB MiB" >&2; exit 1; }
+    img=$work/card.img
+    rm -f "$img"
+    truncate -s "${IMAGE_MB}M" "$img"
+    sfdisk --quiet --no-reread --no-tell-kernel "$img" <<SFDISK
 label: dos
 label-id: $DISK_ID
 unit: sectors
@@ -238,10 +269,47 @@ start=$a_start, size=$slot, type=83
 start=$b_start, size=$slot, type=83
 start=$data_start, size=$data_size, type=83
 SFDISK
+    put "$fat" "$boot_start"
+    put "$rootfs" "$a_start"
+    put "$datafs" "$data_start"
+    mkdir -p "$(dirname "$out")"
+    mv "$img" "$out"
+    echo "mkimage: $out ($IMAGE_MB MiB; root $ROOTFS $(stat -c %s "$rootfs") B in a $ROOT_SLOT_MB MiB slot) in $(( $(date +%s) - start )) s" >&2
+}
+
+# put FILE SECTOR: FILE written into the card at SECTOR (a whole MiB).
 put() { dd if="$1" of="$img" bs=1M seek=$(($2 / mib)) conv=notrunc,sparse status=none; }
-put "$fat" "$boot_start"
-put "$rootfs" "$a_start"
-put "$datafs" "$data_start"
-mkdir -p "$(dirname "$out")"
-mv "$img" "$out"
-echo "mkimage: $out ($IMAGE_MB MiB; root $ROOTFS $(stat -c %s "$rootfs") B in a $ROOT_SLOT_MB MiB slot) in $(( $(date +%s) - start )) s" >&2
+
+# step NUMBER FUNCTION: says which step starts, then runs it (--dry-run: only says).
+step() {
+    echo "mkimage: step $1/8: $2" >&2
+    if [ "$dry_run" = no ]; then
+        "$2"
+    fi
+}
+
+# --dry-run: what the image would be made from (the board's recipe as overridden).
+show_settings() {
+    printf '%s=%s\n' board "$board" binary "$binary" out "$out" cache "$cache" \
+        MIRROR "$MIRROR" SOURCE_DATE_EPOCH "$SOURCE_DATE_EPOCH"
+    recipe_show
+}
+
+if [ "$dry_run" = yes ]; then
+    show_settings
+fi
+step 1 make_base_root
+if [ "$dry_run" = no ] && [ "${ROOT_ONLY:-}" = 1 ]; then
+    exit 0
+fi
+if [ "$dry_run" = no ] && [ ! -x "$binary" ]; then
+    echo "mkimage: $binary missing (make armv6l)" >&2
+    exit 1
+fi
+step 2 fetch_kernel_and_firmware
+step 3 make_root
+step 4 pack_root
+step 5 make_initramfs
+step 6 make_boot_fat
+step 7 make_data_partition
+step 8 assemble_card

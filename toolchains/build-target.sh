@@ -65,7 +65,9 @@ fi
 
 [ $# = 1 ] || { echo "usage: $0 TARGET" >&2; exit 2; }
 TARGET=$1
-eval "$(.venv/bin/python toolchains/targets.py --shell "$TARGET")"
+# shellcheck source=toolchains/recipe.sh
+. toolchains/recipe.sh
+recipe_resolve .venv/bin/python "$TARGET"
 CC_MODE=${CROSS_CC:-host}
 case $CC_MODE in
     host)

@@ -20,8 +20,9 @@ set -eu
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 [ $# -le 1 ] || { echo "usage: $0 [TARGET]" >&2; exit 2; }
-recipe=$("$PY" toolchains/targets.py --shell ${1:+"$1"}) || exit 2
-eval "$recipe"
+# shellcheck source=toolchains/recipe.sh
+. toolchains/recipe.sh
+recipe_resolve "$PY" ${1:+"$1"} || exit 2
 [ -z "$TOOL_PATH" ] || PATH=$TOOL_PATH:$PATH
 OUT=${CROSS_OUT:-$OUT}
 mkdir -p "$OUT"
@@ -44,14 +45,14 @@ objects=""
 compile() {    # compile SOURCE OBJECT EXTRA_FLAGS...
     src=$1 obj=$2
     shift 2
-    # shellcheck disable=SC2086
+    # shellcheck disable=SC2086 # the flags variables: word lists, split on purpose
     "$CC" $COMMON_CFLAGS $ARCH_CFLAGS $SYSROOT_FLAG "$@" -MD -MF "$obj.d" -c "$src" -o "$obj" ||
         fail "$CC could not compile $src"
     objects="$objects $obj"
 }
-# shellcheck disable=SC2086
+# shellcheck disable=SC2086 # $PY_INCLUDES: -I flags, split on purpose
 compile "$OUT/_schema_fastloop.c" "$OUT/_schema_fastloop.o" $PY_INCLUDES
-# shellcheck disable=SC2086
+# shellcheck disable=SC2086 # $PY_INCLUDES: -I flags, split on purpose
 compile native/inittab.c "$OUT/inittab.o" $PY_INCLUDES
 compile native/preinit.c "$OUT/preinit.o"
 compile native/ctlfast.c "$OUT/ctlfast.o" -Inative
@@ -70,12 +71,12 @@ printf '%s\n' "$headers" | grep -q "$GNU_TRIPLET/python3.11/pyconfig.h\|^$PY_INC
     fail "the target's pyconfig.h was not used"
 
 # 3. The tiny static program (its pyconfig.h must match the compiler's ABI).
-# shellcheck disable=SC2086
+# shellcheck disable=SC2086 # the flags variables: word lists, split on purpose
 "$CC" $ARCH_CFLAGS $SYSROOT_FLAG -O2 $PY_INCLUDES -static toolchains/probe.c -o "$OUT/probe" ||
     fail "$CC could not build the static probe"
 
 # 4. The ELF checks (machine, static, ARM attributes).
-# shellcheck disable=SC2086
+# shellcheck disable=SC2086 # $objects: compile()'s paths, split on purpose (no blanks in $OUT)
 "$PY" toolchains/elfcheck.py --target "$TARGET" $objects "$OUT/probe" || fail "elfcheck"
 
 # 5. Run it where the target's CPU is.

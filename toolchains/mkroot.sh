@@ -14,7 +14,9 @@ set -eu
 cd "$(dirname "$0")/.."
 [ $# = 1 ] || { echo "usage: $0 TARGET" >&2; exit 2; }
 target=$1
-eval "$(.venv/bin/python toolchains/targets.py --shell "$target")"
+# shellcheck source=toolchains/recipe.sh
+. toolchains/recipe.sh
+recipe_resolve .venv/bin/python "$target"
 SUITE=${SUITE:-bookworm}
 if [ -z "${MIRROR:-}" ]; then
     MIRROR=$(cat /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null |
@@ -47,6 +49,7 @@ if ! debootstrap --variant=minbase --arch="$DEB_ARCH" --include="$PACKAGES" \
 fi
 rm -rf "$root.tmp/var/cache/apt/archives"/*.deb
 # What is inside, for the record: every package and version.
+# shellcheck disable=SC2016 # ${Package} & co. are dpkg-query's fields, not sh's
 chroot "$root.tmp" dpkg-query -W -f='${Package} ${Version} ${Architecture}\n' \
     > "$root.tmp/.schema-init-packages"
 echo "$stamp" > "$root.tmp/.schema-init-root"

@@ -1,15 +1,17 @@
 #!/usr/bin/env python3
 """The target recipes (toolchains/<target>.env) resolved for this machine and environment.
 
-The .env files are plain data (NAME="value" lines, valid sh); this module is the one
-place that turns a recipe into a toolchain: which compiler (Buildroot's TARGET_CROSS or
+The .env files are recipes: plain data, NAME="value" lines (read_recipe() below says
+the rules; toolchains/recipe.sh is the sh reader of the same format).  This module is the
+one place that turns a recipe into a toolchain: which compiler (Buildroot's TARGET_CROSS or
 CROSS_COMPILE win over the recipe's Debian cross compiler), which sysroot, where the
 target's Python 3.11 headers and libpython3.11.a are (Buildroot's STAGING_DIR, else
 PYDEV_ROOT, else the host's own when the target is the host, else the cache that
 toolchains/fetch_pydev.sh fills under build/tmp/cross/pydev/<deb-arch>/root).
 
     targets.py --list                 the known targets
-    targets.py --shell [TARGET]       sh assignments for cross_check.sh (eval them)
+    targets.py --shell [TARGET]       the resolved recipe, in the recipe format (the sh
+                                      scripts read it with recipe_resolve, recipe.sh)
     targets.py --json [TARGET]        the same as JSON
     targets.py --debs [TARGET...]     the Debian packages the targets' toolchains need
                                       (default: every target that is not this machine)
@@ -21,7 +23,6 @@ Standard library only: it runs under any Python 3.
 import json
 import os
 import platform
-import shlex
 import subprocess
 import sys
 
@@ -41,6 +42,14 @@ REQUIRED = ("TARGET", "DEB_ARCH", "GNU_TRIPLET", "CROSS_PREFIX", "CROSS_DEBS",
             "ELF_MACHINE", "ELF_CLASS")
 ARM_REQUIRED = ("ARM_CPU_ARCH_OK", "ARM_THUMB2_OK", "ARM_NEON_OK", "ARM_FP_ARCH_MAX",
                 "ARM_FLOAT_ABI", "ARM_EABI")
+# The shell's own variables and the locale (LANG, LC_*): a recipe may not set them
+# (recipe.sh's recipe_reserved is the same list).
+RESERVED_NAMES = ("CDPATH", "ENV", "HOME", "IFS", "LANG", "LINENO", "OLDPWD", "OPTARG",
+                  "OPTIND", "PATH", "PPID", "PS1", "PS2", "PS4", "PWD", "SHELL")
+NAME_FIRST = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+NAME_REST = NAME_FIRST + "0123456789_"
+# Nothing in a value is expanded, so nothing that sh would expand may be in it.
+NOT_IN_VALUE = '$`\\"'
 
 
 class RecipeError(Exception):
@@ -51,20 +60,60 @@ def names():
     return sorted(f[:-4] for f in os.listdir(HERE) if f.endswith(".env"))
 
 
-def parse_env(path):
-    """NAME="value" lines (sh syntax without expansions) into a dict."""
+def check_name(name, where):
+    if not name or name[0] not in NAME_FIRST or any(c not in NAME_REST for c in name):
+        raise RecipeError("%s: bad name '%s' (A-Z, then A-Z, 0-9, _)" % (where, name))
+    if name in RESERVED_NAMES or name.startswith("LC_"):
+        raise RecipeError("%s: %s is the shell's own, not a recipe's" % (where, name))
+
+
+def parse_recipe(text, label):
+    """A recipe's text into a dict, by recipe.sh's rules: each line is blank (spaces and
+    tabs), a comment (# after any blanks) or NAME="value", NAME an upper-case letter then
+    A-Z, 0-9, _ (not a reserved name), value any characters but $ ` \\ and " (nothing
+    is expanded).  Anything else: RecipeError naming LABEL and the line."""
     values = {}
-    with open(path) as f:
-        for number, line in enumerate(f, 1):
-            line = line.strip()
-            if not line or line.startswith("#"):
-                continue
-            name, sep, value = line.partition("=")
-            if not sep or not name.isidentifier() or "$" in value or "`" in value:
-                raise RecipeError("%s:%d: not a NAME=\"value\" line" % (path, number))
-            words = shlex.split(value)
-            values[name] = words[0] if len(words) == 1 else " ".join(words)
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()                      # the newline that ends the last line
+    for number, line in enumerate(lines, 1):
+        where = "%s:%d" % (label, number)
+        if line.lstrip(" \t") == "" or line.lstrip(" \t").startswith("#"):
+            continue
+        name, sep, value = line.partition("=")
+        if not sep:
+            raise RecipeError('%s: not a NAME="value" line' % where)
+        check_name(name, where)
+        if len(value) < 2 or value[0] != '"' or value[-1] != '"':
+            raise RecipeError("%s: %s: the value is not in double quotes" % (where, name))
+        value = value[1:-1]
+        if any(c in value for c in NOT_IN_VALUE):
+            raise RecipeError('%s: %s: a value cannot hold $ ` \\ or " (nothing in it '
+                              'is expanded)' % (where, name))
+        values[name] = value
     return values
+
+
+def read_recipe(path):
+    """A recipe file (toolchains/TARGET.env, distros/BOARD/board.env) as a dict."""
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            text = f.read()
+    except UnicodeDecodeError as e:
+        raise RecipeError("%s: not UTF-8 (%s)" % (path, e))
+    return parse_recipe(text, path)
+
+
+def recipe_lines(values):
+    """The recipe format of VALUES (what --shell prints; recipe.sh reads it back)."""
+    lines = []
+    for name in sorted(values):
+        check_name(name, "targets.py --shell")
+        if any(c in values[name] for c in NOT_IN_VALUE + "\n"):
+            raise RecipeError("%s=%r: a recipe value cannot hold $ ` \\ \" or a newline"
+                              % (name, values[name]))
+        lines.append('%s="%s"' % (name, values[name]))
+    return lines
 
 
 def recipe(target):
@@ -72,7 +121,7 @@ def recipe(target):
     path = os.path.join(HERE, target + ".env")
     if not os.path.exists(path):
         raise RecipeError("unknown target %r (known: %s)" % (target, ", ".join(names())))
-    values = parse_env(path)
+    values = read_recipe(path)
     required = REQUIRED + (ARM_REQUIRED if values.get("ELF_MACHINE") == "EM_ARM" else ())
     missing = [name for name in required if name not in values]
     if missing or values["TARGET"] != target:
@@ -177,8 +226,7 @@ def main(argv):
             if args[0] == "--json":
                 print(json.dumps(r, indent=1, sort_keys=True))
             else:
-                for name in sorted(r):
-                    print("%s=%s" % (name, shlex.quote(r[name])))
+                print("\n".join(recipe_lines(r)))
         else:
             print(__doc__.strip(), file=sys.stderr)
             return 2

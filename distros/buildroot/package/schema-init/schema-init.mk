@@ -31,12 +31,13 @@ SCHEMA_INIT_BR2_ARCH = $(call qstrip,$(BR2_ARCH))
 # Buildroot reads every package's .mk, enabled or not: ask only when enabled.
 ifeq ($(BR2_PACKAGE_SCHEMA_INIT),y)
 # BR2_ARCH -> the checkout's target (arm is the Pi Zero's armv6l), and the target's
-# ELF machine and class: toolchains/targets.py is the one place that knows them.
+# ELF machine and class: toolchains/targets.py is the one place that knows them.  Its
+# --shell output is recipe lines, NAME="value" (these three values are one word each).
 SCHEMA_INIT_RECIPE := $(shell env -i PATH="$$PATH" BR2_ARCH="$(SCHEMA_INIT_BR2_ARCH)" \
 	python3 $(SCHEMA_INIT_SRC)/toolchains/targets.py --shell 2>&1)
-SCHEMA_INIT_TARGET := $(patsubst TARGET=%,%,$(filter TARGET=%,$(SCHEMA_INIT_RECIPE)))
-SCHEMA_INIT_ELF_MACHINE := $(patsubst ELF_MACHINE=%,%,$(filter ELF_MACHINE=%,$(SCHEMA_INIT_RECIPE)))
-SCHEMA_INIT_ELF_CLASS := $(patsubst ELF_CLASS=%,%,$(filter ELF_CLASS=%,$(SCHEMA_INIT_RECIPE)))
+SCHEMA_INIT_TARGET := $(patsubst TARGET="%",%,$(filter TARGET="%",$(SCHEMA_INIT_RECIPE)))
+SCHEMA_INIT_ELF_MACHINE := $(patsubst ELF_MACHINE="%",%,$(filter ELF_MACHINE="%",$(SCHEMA_INIT_RECIPE)))
+SCHEMA_INIT_ELF_CLASS := $(patsubst ELF_CLASS="%",%,$(filter ELF_CLASS="%",$(SCHEMA_INIT_RECIPE)))
 ifeq ($(SCHEMA_INIT_TARGET),)
 $(error schema-init: no target for BR2_ARCH=$(SCHEMA_INIT_BR2_ARCH): $(SCHEMA_INIT_RECIPE))
 endif
