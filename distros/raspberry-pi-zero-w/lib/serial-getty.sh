@@ -2,7 +2,11 @@
 # agetty on the serial console the kernel was given last (/sys/class/tty/console/active
 # lists the console= devices; tty1, tty2... are screens, not serial lines).
 tty=""
-for t in $(cat /sys/class/tty/console/active 2>/dev/null); do
+consoles=""
+if [ -r /sys/class/tty/console/active ]; then
+    read -r consoles < /sys/class/tty/console/active || true
+fi
+for t in $consoles; do
     case $t in tty[0-9]*) ;; *) tty=$t ;; esac
 done
 if [ -z "$tty" ] || [ ! -c "/dev/$tty" ]; then
