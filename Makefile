@@ -5,7 +5,7 @@ VENV    := .venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 DEBS    := python3.11 python3.11-dev python3.11-venv gcc make patch patchelf zlib1g-dev \
-           libexpat1-dev util-linux busybox-static fdisk mtools dosfstools
+           libexpat1-dev util-linux busybox-static fdisk mtools dosfstools shellcheck
 VMDEBS  := qemu-system-x86 linux-image-amd64 cpio e2fsprogs
 # Cross builds (issue 10, toolchains/README.md): Debian's cross compilers and C libraries
 # (gnueabihf only to prove the armv6l checks refuse its output) and qemu-user.
@@ -47,11 +47,14 @@ $(BINARY): $(STAMP) $(SOURCES)
 
 # The default test run: unit, process and namespace tiers (the namespace tier boots the
 # static binary as PID 1 of a PID namespace, so it is built first).  A few minutes.
+# DEBS again (a quick check) for a venv made before a package joined them: shellcheck.
 test: $(BINARY) $(CROSSSTAMP)
+	build/ensure-deps.sh $(DEBS)
 	$(PY) -m pytest -q tests -m "not build and not vm and not cross and not debian and not bench and not image"
 
 # Pure core only: seconds.
 test-fast: $(STAMP)
+	build/ensure-deps.sh $(DEBS)
 	$(PY) -m pytest -q tests -m "not process and not build and not namespace and not vm and not cross_fast and not cross and not debian and not bench and not image"
 
 # Build tier: the binary itself, then the whole process tier again against it.
@@ -138,7 +141,8 @@ cross-check: $(STAMP) $(CROSSSTAMP)
 # `make x86_64` is the default native build.
 CROSS_TARGETS := aarch64 armv6l
 CROSS_SOURCES := $(SOURCES) toolchains/build-target.sh toolchains/mkroot.sh \
-                 toolchains/binfmt.sh toolchains/targets.py toolchains/elfcheck.py
+                 toolchains/binfmt.sh toolchains/targets.py toolchains/recipe.sh \
+                 toolchains/elfcheck.py
 x86_64: $(BINARY)
 $(CROSS_TARGETS): %: build/out/%/schema-init
 

@@ -36,15 +36,15 @@ if [ -n "${FASTLOOP_C:-}" ]; then
 else
     $PY -m cython -3 --module-name _schema_fastloop -o "$TMP/_schema_fastloop.c" _fastloop.pyx
 fi
-# shellcheck disable=SC2086
+# shellcheck disable=SC2086 # $CC $CFLAGS $INCLUDES: word lists, split on purpose
 $CC $CFLAGS $INCLUDES -c "$TMP/_schema_fastloop.c" -o "$TMP/_schema_fastloop.o"
-# shellcheck disable=SC2086
+# shellcheck disable=SC2086 # $CC $CFLAGS $INCLUDES: word lists, split on purpose
 $CC $CFLAGS $INCLUDES -c native/inittab.c -o "$TMP/inittab.o"
-# shellcheck disable=SC2086
+# shellcheck disable=SC2086 # $CC $CFLAGS $INCLUDES: word lists, split on purpose
 $CC $CFLAGS -c native/preinit.c -o "$TMP/preinit.o"
-# shellcheck disable=SC2086
+# shellcheck disable=SC2086 # $CC $CFLAGS $INCLUDES: word lists, split on purpose
 $CC $CFLAGS -Inative -c native/ctlfast.c -o "$TMP/ctlfast.o"
-# shellcheck disable=SC2086
+# shellcheck disable=SC2086 # $CC $CFLAGS $INCLUDES: word lists, split on purpose
 $CC $CFLAGS -c native/powerkey.c -o "$TMP/powerkey.o"
 
 # CPython's frozen-module table without deep-freeze: only importlib's bootstrap,
@@ -53,7 +53,7 @@ $CC $CFLAGS -c native/powerkey.c -o "$TMP/powerkey.o"
 FROZEN_O=
 if [ "${FROZEN:-bootstrap}" = bootstrap ]; then
     $PY build/frozen.py "$TMP/frozen.c"
-    # shellcheck disable=SC2086
+    # shellcheck disable=SC2086 # $CC $CFLAGS $INCLUDES: word lists, split on purpose
     $CC $CFLAGS $INCLUDES -c "$TMP/frozen.c" -o "$TMP/frozen.o"
     FROZEN_O=$TMP/frozen.o
 fi
@@ -82,6 +82,7 @@ test "$($PY -c 'import nuitka; print(nuitka.__file__)')" = "$PATCHED/nuitka/__in
 # -Os for the compiled program (Nuitka puts CFLAGS after its own -O2; LDFLAGS reach the
 # LTO link): 0.8 MB less binary and 0.65 MB less resident text, no measurable cost in
 # start-up or per request (measured, bench/REPORT-footprint.md).
+# shellcheck disable=SC2086 # $PACKAGES, $NUITKA_EXTRA: Nuitka options, split on purpose
 CFLAGS="-Os $ARCH_CFLAGS" \
 LDFLAGS="-Os $ARCH_CFLAGS -static $TMP/_schema_fastloop.o $TMP/inittab.o $TMP/preinit.o $TMP/ctlfast.o $TMP/powerkey.o $FROZEN_O" \
 $PY -m nuitka \
@@ -119,7 +120,7 @@ DIST="$TMP/$(basename "${ENTRY:-build/entry.py}" .py).dist"
 rm -f "$DIST"/_codecs_cn.so "$DIST"/_codecs_hk.so "$DIST"/_codecs_iso2022.so \
       "$DIST"/_codecs_jp.so "$DIST"/_codecs_kr.so "$DIST"/_codecs_tw.so \
       "$DIST"/_multibytecodec.so
-extra=$(ls -A "$DIST" | grep -v '^schema-init$' || true)
+extra=$(find "$DIST" -mindepth 1 -maxdepth 1 ! -name schema-init -printf '%f\n')
 if [ -n "$extra" ]; then
     echo "build: the dist folder holds more than the binary: $extra" >&2
     exit 1

@@ -4,7 +4,7 @@
 # `schema-ctl status` from inside, then power off cleanly.
 set -eu
 cd "$(dirname "$0")/.."
-kernel=${KERNEL:-$(ls /boot/vmlinuz-* | sort -V | tail -n 1)}
+kernel=${KERNEL:-$(find /boot -maxdepth 1 -name 'vmlinuz-*' | sort -V | tail -n 1)}
 kver=${kernel#/boot/vmlinuz-}
 mkdir -p build/tmp/vm
 build/mkinitramfs.sh build/tmp/vm/demo.cpio.gz services/qemu "$kver"

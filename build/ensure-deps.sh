@@ -12,5 +12,5 @@ echo "installing:$missing"
 export DEBIAN_FRONTEND=noninteractive
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
 $SUDO apt-get update -qq
-# shellcheck disable=SC2086
+# shellcheck disable=SC2086 # $missing: package names, one word each
 $SUDO apt-get install -y -qq --no-install-recommends $missing

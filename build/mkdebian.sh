@@ -59,6 +59,7 @@ if [ "$(cat "$root/.schema-debian" 2>/dev/null)" != "$stamp" ]; then
     [ -f "$cache/key" ] || ssh-keygen -q -t ed25519 -N '' -f "$cache/key"
     cp "$cache/key.pub" "$r/root/.ssh/authorized_keys"
     chmod 700 "$r/root/.ssh"; chmod 600 "$r/root/.ssh/authorized_keys"
+    # shellcheck disable=SC2016 # ${Package} & co. are dpkg-query's fields, not sh's
     chroot "$r" dpkg-query -W -f='${Package} ${Version}\n' > "$r/.schema-debian-packages"
     echo "$stamp" > "$r/.schema-debian"
     rm -rf "$root"
@@ -77,7 +78,8 @@ chroot "$work/image" dpkg -i /tmp/schema-init.deb > "$work/dpkg.log" 2>&1 || {
 rm -f "$work/image/tmp/schema-init.deb"
 # The modules of the kernel that boots it (the host's, as the VM tier's kernel is), for
 # udev to load what it finds (evdev, the ACPI button, ...).
-kver=${KERNEL_VERSION:-$(ls /boot | sed -n 's/^vmlinuz-//p' | sort -V | tail -n 1)}
+kver=${KERNEL_VERSION:-$(find /boot -maxdepth 1 -name 'vmlinuz-*' -printf '%f\n' |
+                          sed -n 's/^vmlinuz-//p' | sort -V | tail -n 1)}
 if [ -d "/lib/modules/$kver" ]; then
     mkdir -p "$work/image/lib/modules"
     cp -al "/lib/modules/$kver" "$work/image/lib/modules/" 2>/dev/null ||

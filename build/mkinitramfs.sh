@@ -28,7 +28,7 @@ virtio_pci virtio_blk crc16 mbcache jbd2 crc32c_generic ext4 watchdog i6300esb"
         fi ;;
     *) echo "mkinitramfs: unknown TARGET $target" >&2; exit 2 ;;
 esac
-kver=${3:-$(ls "$sysroot/lib/modules" | sort -V | tail -n 1)}
+kver=${3:-$(find "$sysroot/lib/modules" -mindepth 1 -maxdepth 1 -printf '%f\n' | sort -V | tail -n 1)}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 r=$work/root

@@ -26,4 +26,4 @@ echo "== schema-ctl status"
 "$CTL" --socket "$RUN/schema-init.sock" status
 echo "== schema-ctl timing"
 "$CTL" --socket "$RUN/schema-init.sock" timing
-echo "== logs in $RUN/log: $(ls "$RUN/log" | tr '\n' ' ')"
+echo "== logs in $RUN/log: $(find "$RUN/log" -mindepth 1 -maxdepth 1 -printf '%f\n' | sort | tr '\n' ' ')"

@@ -15,15 +15,18 @@ mkdir -p "$CACHE"
 CACHE=$(cd "$CACHE" && pwd)
 STATE=$CACHE/apt
 mkdir -p "$STATE/lists/partial" "$STATE/cache/archives/partial"
-set_apt() {
-    APT="-q -o Dir::State::Lists=$STATE/lists -o Dir::Cache=$STATE/cache"
-    APT="$APT -o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache="
-    APT="$APT -o APT::Architectures::=amd64 -o APT::Architectures::=arm64"
-    APT="$APT -o APT::Architectures::=armel -o APT::Architectures::=armhf"
-    [ "$(id -u)" = 0 ] && APT="$APT -o APT::Sandbox::User=root"
-    return 0
+# private_apt PROGRAM ARGS...: apt-get or apt-cache with the private state.
+private_apt() {
+    program=$1
+    shift
+    if [ "$(id -u)" = 0 ]; then
+        set -- -o APT::Sandbox::User=root "$@"
+    fi
+    "$program" -q -o "Dir::State::Lists=$STATE/lists" -o "Dir::Cache=$STATE/cache" \
+        -o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache= \
+        -o APT::Architectures::=amd64 -o APT::Architectures::=arm64 \
+        -o APT::Architectures::=armel -o APT::Architectures::=armhf "$@"
 }
-set_apt
 updated=no
 for arch in "$@"; do
     case $arch in
@@ -34,19 +37,16 @@ for arch in "$@"; do
     dir=$CACHE/kernel/$arch
     [ -s "$dir/KERNEL" ] && continue
     if [ $updated = no ]; then
-        # shellcheck disable=SC2086
-        apt-get $APT update >"$STATE/update.log" 2>&1 ||
+        private_apt apt-get update >"$STATE/update.log" 2>&1 ||
             echo "fetch_kernel: apt-get update reported errors (see $STATE/update.log)" >&2
         updated=yes
     fi
-    # shellcheck disable=SC2086
-    image=$(apt-cache $APT depends "$meta:$arch" | sed -n 's/^ *Depends: \(linux-image-[^:]*\).*/\1/p' |
+    image=$(private_apt apt-cache depends "$meta:$arch" | sed -n 's/^ *Depends: \(linux-image-[^:]*\).*/\1/p' |
             head -n 1)
     [ -n "$image" ] || { echo "fetch_kernel: $meta:$arch not in the apt sources" >&2; exit 1; }
     rm -rf "$dir.tmp"
     mkdir -p "$dir.tmp/debs" "$dir.tmp/root"
-    # shellcheck disable=SC2086
-    (cd "$dir.tmp/debs" && apt-get $APT download "$image:$arch" "busybox-static:$arch" >/dev/null)
+    (cd "$dir.tmp/debs" && private_apt apt-get download "$image:$arch" "busybox-static:$arch" >/dev/null)
     for deb in "$dir.tmp/debs"/*.deb; do
         dpkg -x "$deb" "$dir.tmp/root"
     done

@@ -63,7 +63,7 @@ for arch in $todo; do
     fi
     pkgs="libpython3.11-dev:$arch=$version"
     for p in $PKGS; do [ "$p" = libpython3.11-dev ] || pkgs="$pkgs $p:$arch"; done
-    # shellcheck disable=SC2086
+    # shellcheck disable=SC2086 # $pkgs: PACKAGE:ARCH words, split on purpose
     (cd "$dir.tmp/debs" && apt-get "$@" download $pkgs >/dev/null)
     for deb in "$dir.tmp/debs"/*.deb; do
         dpkg -x "$deb" "$dir.tmp/root"
