@@ -496,15 +496,15 @@ def test_belongs_knows_the_service_s_processes_from_a_stranger():
 def test_a_taken_notify_name_gets_a_unique_one():
     from schema_init.pid1 import notify_socket
 
-    class Loop:
-        def register(self, fd):
+    class Fds:                           # the loop's table (fdtable.FdTable)
+        def add(self, fd, handler):
             pass
 
-        def unregister(self, fd):
+        def remove(self, fd):
             pass
     squatter = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     squatter.bind("\0" + notify.abstract_name(os.getpid(), "test", "a"))
-    held = notify_socket.NotifySockets(Loop(), "test")
+    held = notify_socket.NotifySockets(Fds(), "test")
     try:
         address = held.for_service("a")
         assert address.startswith("@" + notify.abstract_name(os.getpid(), "test", "a") + ".")
@@ -523,13 +523,13 @@ def test_receive_drops_truncated_and_descriptor_carrying_datagrams():
     import array
     from schema_init.pid1 import notify_socket
 
-    class Loop:
-        def register(self, fd):
+    class Fds:                           # the loop's table (fdtable.FdTable)
+        def add(self, fd, handler):
             pass
 
-        def unregister(self, fd):
+        def remove(self, fd):
             pass
-    held = notify_socket.NotifySockets(Loop(), "recv%d" % os.getpid())
+    held = notify_socket.NotifySockets(Fds(), "recv%d" % os.getpid())
     address = "\0" + held.for_service("r")[1:]
     fd = list(held.names_by_fd)[0]
     before = len(os.listdir("/proc/self/fd"))

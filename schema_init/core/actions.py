@@ -53,11 +53,6 @@ def service_env(base, spec, account=None):
     return env
 
 
-def uses_notify_socket(spec):
-    """A service gets a NOTIFY_SOCKET for notify=1 (READY=1) or watchdog_sec= (WATCHDOG=1)."""
-    return spec.notify or spec.watchdog_sec > 0
-
-
 def watchdog_window(spec):
     """The Dead Man window watchdog_sec= asks for, in ms (None: watchdog_timeout_ms=)."""
     return spec.watchdog_sec * 1000 if spec.watchdog_sec else None
@@ -87,7 +82,7 @@ class Actions(TimerActions):
         sup.enter(service, record["state"], now)
         if service.pid and service.spec.ready_path:
             sup.ops.watch_ready(service.name, service.spec.ready_path)
-        if service.pid and uses_notify_socket(service.spec):
+        if service.pid and config.wants_notify_socket(service.spec):
             sup.ops.watch_notify(service.name)      # the same address as before the exec
         if service.state == schema.FULL_TRUST and service.pid and not service.spec.oneshot \
                 and (not service.spec.notify or service.ready_seen):

@@ -266,6 +266,14 @@ class ServiceSpec:
         return "ServiceSpec(%s)" % self.name
 
 
+def wants_notify_socket(spec):
+    """Whether the service gets a NOTIFY_SOCKET: notify=1 (READY=1 promotes it) or
+    watchdog_sec= (WATCHDOG=1 pets it).  The one rule: the spawn, a re-exec's adoption
+    and ``notify_socket`` all ask here.  (Here, not in ``notify``: that module is loaded
+    only once a service uses the socket.)"""
+    return spec.notify or spec.watchdog_sec > 0
+
+
 class GroupSpec:
     """One group: a name and its members, in declared order."""
 

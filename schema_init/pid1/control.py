@@ -57,8 +57,6 @@ class Unavailable:
     new ``Server`` at ``retry_at``."""
 
     RETRY = 5.0
-    fd = None
-    clients = {}
 
     def __init__(self, now):
         self.retry_at = now + self.RETRY
@@ -74,13 +72,16 @@ class Unavailable:
 
 
 class Server:
-    """The listening socket and its clients; the runner calls these on readiness."""
+    """The listening socket and its clients, each in the loop's table (``fdtable``)
+    with its handler; a complete request goes to ``handle(request, uid, now, wall)``,
+    which returns the reply's lines."""
 
     retry_at = None
 
-    def __init__(self, path, loop):
+    def __init__(self, path, fds, handle):
         self.path = path
-        self.loop = loop
+        self.fds = fds
+        self.handle = handle
         self.clients = {}
         self.paused_until = None          # accepting paused after EMFILE
         try:
@@ -99,7 +100,7 @@ class Server:
             self.sock.listen(BACKLOG)
             self._permissions()
             self.fd = self.sock.fileno()
-            loop.register(self.fd)
+            fds.add(self.fd, self._on_listening)
         except BaseException:
             self.sock.close()
             raise
@@ -126,6 +127,15 @@ class Server:
             return False
         return sum(1 for c in others if c.uid == uid) < PER_PEER_MAX
 
+    def _on_listening(self, fd, mask, now, wall):
+        self.accept(now)
+
+    def _on_client(self, fd, mask, now, wall):
+        if mask & _fastloop.WRITABLE:
+            self.writable(fd)
+        else:
+            self.readable(fd, now, lambda request, uid: self.handle(request, uid, now, wall))
+
     def accept(self, now):
         while True:
             try:
@@ -145,17 +155,17 @@ class Server:
             sock.setblocking(False)
             client = Client(sock, uid, now + CLIENT_DEADLINE)
             self.clients[client.fd] = client
-            self.loop.register(client.fd, _fastloop.READABLE)
+            self.fds.add(client.fd, self._on_client, _fastloop.READABLE)
 
     def _pause(self, now):
         if self.paused_until is None:
-            self.loop.unregister(self.fd)
+            self.fds.remove(self.fd)
         self.paused_until = now + ACCEPT_PAUSE
 
     def _resume(self):
         if self.paused_until is not None:
             self.paused_until = None
-            self.loop.register(self.fd)
+            self.fds.add(self.fd, self._on_listening)
 
     def readable(self, fd, now, handle):
         """Read what the client sent; when the line is complete call ``handle``."""
@@ -207,7 +217,7 @@ class Server:
             self.drop(client)
             return
         if client.reply:
-            self.loop.modify(fd, _fastloop.WRITABLE)
+            self.fds.modify(fd, _fastloop.WRITABLE)
             return
         try:
             client.sock.shutdown(socket.SHUT_WR)    # the reply is whole: say so
@@ -215,7 +225,7 @@ class Server:
             self.drop(client)
             return
         client.draining = True
-        self.loop.modify(fd, _fastloop.READABLE)
+        self.fds.modify(fd, _fastloop.READABLE)
         self._drain(client)
 
     def _drain(self, client):
@@ -246,7 +256,7 @@ class Server:
 
     def drop(self, client):
         self.clients.pop(client.fd, None)
-        self.loop.unregister(client.fd)
+        self.fds.remove(client.fd)
         try:
             client.sock.close()
         except OSError:
@@ -257,7 +267,7 @@ class Server:
         for client in list(self.clients.values()):
             self.drop(client)
         if self.paused_until is None:
-            self.loop.unregister(self.fd)
+            self.fds.remove(self.fd)
         self.paused_until = None
         self.sock.close()
         try:

@@ -8,7 +8,7 @@ import os
 
 from schema_init.lib import accounts
 from . import loader, logs, spawn
-from schema_init.core import supervisor
+from schema_init.core import config, killing, supervisor
 
 
 class Paths:
@@ -52,8 +52,6 @@ class RealOps(supervisor.Ops):
     def __init__(self, runtime):
         self.rt = runtime
         self.is_root = os.geteuid() == 0
-        self.sockets = None     # listen= sockets (schema_init.pid1.sockets), once one is needed
-        self.notify = None      # NOTIFY_SOCKETs (schema_init.pid1.notify_socket), likewise
 
     def spawn(self, service, argv, env, nice, account):
         rt = self.rt
@@ -63,10 +61,10 @@ class RealOps(supervisor.Ops):
         if spec.listen:
             held = self._listen_sockets(spec)
         notify_address = None
-        if spec.notify or spec.watchdog_sec:
+        if config.wants_notify_socket(spec):
             notify_address = self.watch_notify(service.name)
-        elif self.notify is not None:
-            self.notify.release(service.name)
+        elif rt.notify is not None:
+            rt.notify.release(service.name)
         path = rt.cgroups.create(service.name) if rt.cgroups.base else None
         log_path = os.path.join(rt.paths.log_dir, service.name + ".log")
         pid, placed, problems = spawn.start_service(
@@ -76,62 +74,39 @@ class RealOps(supervisor.Ops):
         return pid, placed, problems
 
     def _listen_sockets(self, spec):
-        if self.sockets is None:
-            from . import sockets
-            self.sockets = sockets.Sockets(self.rt.loop)
-        return self.sockets.for_service(spec.name, spec.listen, spec.socket_mode,
-                                        spec.socket_user, spec.socket_group)
+        return self.rt.listen_sockets().for_service(spec.name, spec.listen, spec.socket_mode,
+                                                    spec.socket_user, spec.socket_group)
 
     def watch_listen(self, service):
         self._listen_sockets(service.spec)
-        self.sockets.watch(service.name)
+        self.rt.sockets.watch(service.name)
 
     def unwatch_listen(self, name):
-        if self.sockets is not None:
-            self.sockets.unwatch(name)
-
-    def adopt_sockets(self, handed, specs):
-        """After a re-exec: take back the listen= sockets the previous process kept open
-        across exec for the services still configured alike; close the others."""
-        if not handed:
-            return
-        if self.sockets is None:
-            from . import sockets
-            self.sockets = sockets.Sockets(self.rt.loop)
-        self.sockets.adopt(handed, specs)
-
-    def adopt_notify(self, handed, services):
-        """After a re-exec: the NOTIFY_SOCKETs kept open across it (a datagram queued
-        meanwhile is still there), for the services that still use one."""
-        if not handed:
-            return
-        if self.notify is None:
-            from . import notify_socket
-            self.notify = notify_socket.NotifySockets(self.rt.loop, self.rt.notify_tag())
-        self.notify.adopt(handed, services)
+        if self.rt.sockets is not None:
+            self.rt.sockets.unwatch(name)
 
     def release_sockets(self, name):
-        if self.sockets is not None:
-            self.sockets.release(name)
-        if self.notify is not None:
-            self.notify.release(name)
+        if self.rt.sockets is not None:
+            self.rt.sockets.release(name)
+        if self.rt.notify is not None:
+            self.rt.notify.release(name)
 
     def watch_notify(self, name):
         """The service's NOTIFY_SOCKET address, its socket made (and in the loop) if need
-        be; the module is loaded only now, for the first service that uses it."""
-        if self.notify is None:
-            from . import notify_socket
-            self.notify = notify_socket.NotifySockets(self.rt.loop, self.rt.notify_tag())
-        return self.notify.for_service(name)
+        be."""
+        return self.rt.notify_sockets().for_service(name)
 
     def belongs(self, service, pid):
         from . import notify_socket
         return notify_socket.belongs(pid, service.pid, service.cgroup)
 
     def signal(self, service, pid, sig):
+        """Whom ``sig`` reaches is ``killing``'s decision (kill_mode=); a pid that is no
+        service's (service None) has no kill_mode and no cgroup."""
         path = service.cgroup if service is not None else None
-        mode = service.spec.kill_mode if service is not None else "control-group"
-        spawn.signal_service(pid, sig, self.rt.cgroups if path else None, path, mode)
+        mode = service.spec.kill_mode if service is not None else None
+        targets = killing.signal_targets(mode, sig, pid, bool(path))
+        spawn.signal_service(targets, pid, sig, self.rt.cgroups, path)
 
     def signal_process(self, pid, sig):
         try:
@@ -143,7 +118,7 @@ class RealOps(supervisor.Ops):
         """After the main process ended: what is left of the service goes too, unless
         kill_mode=process leaves it (its directory is removed once it is empty)."""
         if service.cgroup:
-            if service.spec.kill_mode != "process":
+            if killing.kills_leftovers(service.spec.kill_mode):
                 self.rt.cgroups.kill(service.cgroup)
             if self.rt.cgroups.remove(service.cgroup):
                 service.cgroup = None

@@ -20,6 +20,7 @@ import os
 import _socket as socket   # the C module: socket.py loads selectors and enum (~1 MB in PID 1)
 import struct
 
+from schema_init.core.config import wants_notify_socket
 from schema_init.core.notify import DATAGRAM_MAX, abstract_name
 
 PER_WAKE = 64                  # datagrams handled per wake-up, per socket
@@ -77,11 +78,14 @@ def belongs(pid, main_pid, cgroup_path=None):
 
 
 class NotifySockets:
-    """Every notify service's socket: {name: socket}, and {fd: name} for the loop."""
+    """Every notify service's socket: {name: socket}, and {fd: name} for the loop.  Each
+    socket is in the loop's table (``fdtable``); what arrives on it goes to
+    ``on_datagram(name, sender, data, now)``, one call per datagram ``receive`` took."""
 
-    def __init__(self, loop, tag):
-        self.loop = loop
+    def __init__(self, fds, tag, on_datagram=None):
+        self.fds = fds
         self.tag = tag
+        self.on_datagram = on_datagram
         self.held = {}
         self.names_by_fd = {}
         self.addresses = {}
@@ -106,7 +110,7 @@ class NotifySockets:
                 # one, which a re-exec will not keep
                 address += "." + os.urandom(4).hex()
                 sock.bind("\0" + address)
-            self.loop.register(sock.fileno())
+            self.fds.add(sock.fileno(), self._on_readable)
         except BaseException:
             sock.close()
             raise
@@ -134,7 +138,7 @@ class NotifySockets:
         for name, fd, address in handed:
             service = services.get(name)
             wanted = service is not None and name not in self.held and \
-                (service.spec.notify or service.spec.watchdog_sec > 0)
+                wants_notify_socket(service.spec)
             try:
                 os.set_inheritable(fd, False)
                 if not wanted:
@@ -144,7 +148,7 @@ class NotifySockets:
             except OSError:
                 continue
             try:
-                self.loop.register(fd)
+                self.fds.add(fd, self._on_readable)
             except OSError:
                 sock.close()
                 continue
@@ -158,8 +162,13 @@ class NotifySockets:
             return
         self.names_by_fd.pop(sock.fileno(), None)
         self.addresses.pop(name, None)
-        self.loop.unregister(sock.fileno())
+        self.fds.remove(sock.fileno())
         sock.close()
+
+    def _on_readable(self, fd, mask, now, wall):
+        name, datagrams = self.receive(fd)
+        for sender, data in datagrams:
+            self.on_datagram(name, sender, data, now)
 
     def receive(self, fd):
         """Up to PER_WAKE datagrams: ``(name, [(sender pid, bytes or None)])``; None

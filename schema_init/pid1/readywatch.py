@@ -15,13 +15,16 @@ class ReadyWatcher:
     An event concerns a service only when it names the next component of its path
     (the file itself, or the missing directory on the way to it), so a directory
     shared by many services costs one check per event, not one per service.
+    Its fd is in the loop's table (``fdtable``): the services an event concerns go to
+    ``on_change(names, now)``.
     """
 
     SELF_EVENTS = _fastloop.IN_IGNORED | _fastloop.IN_DELETE_SELF | _fastloop.IN_MOVE_SELF
 
-    def __init__(self, loop):
+    def __init__(self, fds, on_change):
         self.fd = _fastloop.inotify_open()
-        loop.register(self.fd)
+        self.on_change = on_change
+        fds.add(self.fd, self._on_readable)
         self.paths = {}          # service name -> ready_path
         self.by_wd = {}          # wd -> {service names}
         self.wd_of = {}          # service name -> (wd, the component it waits to see)
@@ -52,6 +55,9 @@ class ReadyWatcher:
             if not names:
                 del self.by_wd[wd]
                 _fastloop.inotify_unwatch(self.fd, wd)
+
+    def _on_readable(self, fd, mask, now, wall):
+        self.on_change(self.changed(), now)
 
     def changed(self):
         """Drain events; returns the services to look at (re-arming moved watches)."""

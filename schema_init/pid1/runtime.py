@@ -16,6 +16,7 @@ import time
 
 from . import _fastloop, cgroup, control, effects, lastresort, loader, logs, shm, watchdog
 from schema_init.core import config, graph, handover, protocol, schedule, supervisor
+from .fdtable import FdTable
 from .readywatch import ReadyWatcher
 
 # The shared memory's system state while stopping (the original's values have no "halt").
@@ -41,6 +42,8 @@ class Runtime:
         self.rescue_pid = 0
         self.reexec_requested = None
         self.server = None
+        self.sockets = None     # listen= sockets (sockets.Sockets), made once one is needed
+        self.notify = None      # NOTIFY_SOCKETs (notify_socket.NotifySockets), likewise
 
     # --- hooks: what PID 1 does differently (pid1.Pid1Runtime) ------------------------
 
@@ -97,12 +100,14 @@ class Runtime:
         _fastloop.block_signals(SIGNALS)
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         self.loop = _fastloop.Loop()
+        self.fds = FdTable(self.loop)
         self.sigfd = _fastloop.open_signalfd(SIGNALS)
-        self.loop.register(self.sigfd)
+        self.fds.add(self.sigfd, self.on_signalfd)
         self.prepare_process()
         self.paths.prepare_logs()
         self.rail = logs.Rail(self.paths.log_dir, self.console)
-        self.ready = ReadyWatcher(self.loop)
+        self.ready = ReadyWatcher(self.fds, lambda names, now:
+                                  self.supervisor.on_ready_change(names, now))
         self.cgroups = self.detect_cgroups()
         if self.cgroups.note:
             self.console.write("[schema-init] %s\n" % self.cgroups.note)
@@ -150,6 +155,25 @@ class Runtime:
     def pet_interval(self):
         return self.watchdog.interval(self.options.get("watchdog_interval"), self.scale)
 
+    def listen_sockets(self):
+        """The listen= sockets' holder, its module loaded only now (for the first
+        service that has listen= lines)."""
+        if self.sockets is None:
+            from . import sockets
+            self.sockets = sockets.Sockets(self.fds, lambda name, now:
+                                           self.supervisor.on_connection(name, now))
+        return self.sockets
+
+    def notify_sockets(self):
+        """The NOTIFY_SOCKETs' holder, its module loaded only now (for the first service
+        that uses one)."""
+        if self.notify is None:
+            from . import notify_socket
+            self.notify = notify_socket.NotifySockets(
+                self.fds, self.notify_tag(), lambda name, sender, data, now:
+                self.supervisor.on_notify(name, sender, data, now))
+        return self.notify
+
     # --- the loop ------------------------------------------------------------------
 
     def guarded(self, function, *args):
@@ -164,7 +188,7 @@ class Runtime:
         """The control socket, or a stand-in that tries again in a few seconds (a
         read-only or full /run, no file descriptors left): never a reason to stop."""
         try:
-            server = control.Server(self.paths.socket, self.loop)
+            server = control.Server(self.paths.socket, self.fds, self.handle_request)
         except OSError as exc:
             if not isinstance(self.server, control.Unavailable):
                 self.console.write("[schema-init] control socket %s unavailable (%s): "
@@ -240,8 +264,8 @@ class Runtime:
         path = self.paths.handover
         try:
             os.makedirs(os.path.dirname(path), 0o755, exist_ok=True)
-            kept = self.ops.sockets.keep_across_exec() if self.ops.sockets else []
-            notify = self.ops.notify.keep_across_exec() if self.ops.notify else []
+            kept = self.sockets.keep_across_exec() if self.sockets else []
+            notify = self.notify.keep_across_exec() if self.notify else []
             with open(path + ".tmp", "w") as f:
                 f.write(handover.handover_text(self.supervisor, self.watchdog.fd,
                                                self.rescue_pid, self.scheduled, kept,
@@ -255,10 +279,10 @@ class Runtime:
             try:
                 os.execv(exe, argv)
             finally:                                  # only reached when exec failed
-                if self.ops.sockets:
-                    self.ops.sockets.close_on_exec()
-                if self.ops.notify:
-                    self.ops.notify.close_on_exec()
+                if self.sockets:
+                    self.sockets.close_on_exec()
+                if self.notify:
+                    self.notify.close_on_exec()
                 self.server = self.open_control(time.monotonic())
         except Exception as exc:
             self.console.write("[schema-init] re-exec failed: %s\n" % exc)
@@ -269,8 +293,12 @@ class Runtime:
         self.rescue_pid = facts["rescue"]
         self.scheduled = facts["scheduled"]
         sup.unmanaged.update(facts["unmanaged"])
-        self.ops.adopt_sockets(facts.get("listen"), sup.services)
-        self.ops.adopt_notify(facts.get("notify"), sup.services)
+        # the listen= sockets and NOTIFY_SOCKETs kept open across the exec: taken back
+        # for the services still configured alike (a queued datagram is still there)
+        if facts.get("listen"):
+            self.listen_sockets().adopt(facts["listen"], sup.services)
+        if facts.get("notify"):
+            self.notify_sockets().adopt(facts["notify"], sup.services)
         for record in facts["services"]:
             service = sup.services.get(record["name"])
             if service is None:
@@ -285,25 +313,12 @@ class Runtime:
     # --- events ----------------------------------------------------------------------
 
     def dispatch(self, fd, mask, now, wall):
-        if fd == self.sigfd:
-            for signo, _sender in _fastloop.read_signals(fd):
-                self.on_signal(signo, now, wall)
-        elif fd == self.server.fd:
-            self.server.accept(now)
-        elif fd == self.ready.fd:
-            self.supervisor.on_ready_change(self.ready.changed(), now)
-        elif self.ops.sockets is not None and fd in self.ops.sockets.watched:
-            self.supervisor.on_connection(self.ops.sockets.watched[fd], now)
-        elif self.ops.notify is not None and fd in self.ops.notify.names_by_fd:
-            name, datagrams = self.ops.notify.receive(fd)
-            for sender, data in datagrams:
-                self.supervisor.on_notify(name, sender, data, now)
-        elif fd in self.server.clients:
-            if mask & _fastloop.WRITABLE:
-                self.server.writable(fd)
-            else:
-                self.server.readable(fd, now, lambda request, uid:
-                                     self.handle_request(request, uid, now, wall))
+        """One ready fd: to the handler its owner put in the table (``fdtable``)."""
+        self.fds.dispatch(fd, mask, now, wall)
+
+    def on_signalfd(self, fd, mask, now, wall):
+        for signo, _sender in _fastloop.read_signals(fd):
+            self.on_signal(signo, now, wall)
 
     def handle_request(self, request, uid, now, wall):
         if request in ("test-fatal", "test-modules") and uid == 0 and \

@@ -119,11 +119,13 @@ def describe(listen):
 class Sockets:
     """Every service's sockets: {name: (the spec's listen, socket_mode, socket_user,
     socket_group), [socket])}; and {fd: name} of those the loop watches for a
-    listen_on_demand service (``watch``: readable means a connection or a datagram)."""
+    listen_on_demand service (``watch``: readable means a connection or a datagram,
+    said to ``on_connection(name, now)``).  ``fds``: the loop's table (``fdtable``)."""
 
-    def __init__(self, loop=None):
+    def __init__(self, fds=None, on_connection=None):
         self.held = {}
-        self.loop = loop
+        self.fds = fds
+        self.on_connection = on_connection
         self.watched = {}
 
     def for_service(self, name, listen, mode, user="", group=""):
@@ -152,13 +154,16 @@ class Sockets:
         for sock in self.held.get(name, ((), ()))[1]:
             fd = sock.fileno()
             if fd not in self.watched:
-                self.loop.register(fd)
+                self.fds.add(fd, self._on_readable)
                 self.watched[fd] = name
+
+    def _on_readable(self, fd, mask, now, wall):
+        self.on_connection(self.watched[fd], now)
 
     def unwatch(self, name):
         for fd in [fd for fd, owner_ in self.watched.items() if owner_ == name]:
             del self.watched[fd]
-            self.loop.unregister(fd)
+            self.fds.remove(fd)
 
     def keep_across_exec(self):
         """Before a re-exec: every socket made inheritable, and what the successor needs

@@ -10,6 +10,7 @@ import os
 import _signal as signal  # the C module: the signal.py wrapper loads enum (~1 MB in PID 1)
 
 from . import _fastloop
+from schema_init.core import killing
 
 # Python ignores these; an ignored disposition survives exec, so children reset them.
 _RESET_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)
@@ -187,25 +188,18 @@ def start_shell(command, env):
     return pid
 
 
-def signal_service(pid, sig, cgroups=None, cgroup_path=None, kill_mode="control-group"):
-    """Signal a service: its whole cgroup when it has one, else its process group; with
-    kill_mode ``process`` only the main process, ``mixed`` only it unless SIGKILL."""
-    if kill_mode == "process" or (kill_mode == "mixed" and sig != signal.SIGKILL):
-        if pid > 0:
-            try:
-                os.kill(pid, sig)
-            except OSError:
-                pass
-        return
-    if cgroups is not None and cgroup_path is not None:
-        if sig == signal.SIGKILL:
+def signal_service(targets, pid, sig, cgroups=None, cgroup_path=None):
+    """Send ``sig`` to the ``targets`` ``killing.signal_targets`` chose, in their order:
+    the service's cgroup (CGROUP_KILL, CGROUP), the process group of ``pid`` (GROUP),
+    ``pid`` itself (MAIN).  A process already gone is no error."""
+    for target in targets:
+        if target == killing.CGROUP_KILL:
             cgroups.kill(cgroup_path)
-        else:
+        elif target == killing.CGROUP:
             cgroups.signal(cgroup_path, sig)
-    if pid > 0:
-        for target in (-pid, pid):       # the group (setsid made it), then the leader
+        elif target in (killing.GROUP, killing.MAIN):
             try:
-                os.kill(target, sig)
+                os.kill(-pid if target == killing.GROUP else pid, sig)
             except OSError:
                 pass
 
