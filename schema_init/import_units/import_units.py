@@ -76,9 +76,12 @@ def main(argv):
     if options.out:
         write_files(result.generated, options.out)
     else:
+        sys.stdout.flush()
         for n, generated in enumerate(result.generated):
             text, _ = generated.render()
-            sys.stdout.write(("\n" if n else "") + "### %s\n%s" % (generated.file_name, text))
+            sys.stdout.buffer.write(_bytes(("\n" if n else "") + "### %s\n%s"
+                                           % (generated.file_name, text)))
+        sys.stdout.buffer.flush()
     errors = sum(1 for d in diagnostics if d.severity == config.ERROR)
     sys.stderr.write("import-units: %d service file%s from %s, %d warning%s, %d error%s\n" % (
         len(result.generated), "" if len(result.generated) == 1 else "s", " ".join(dirs),
@@ -103,9 +106,15 @@ def write_files(generated, directory):
         if item.template_of is not None:
             os.symlink(item.template_of.file_name, tmp)
         else:
-            with open(tmp, "w") as f:
-                f.write(item.render()[0])
+            with open(tmp, "wb") as f:
+                f.write(_bytes(item.render()[0]))
         os.replace(tmp, path)
+
+
+def _bytes(text):
+    """The .svc text as the unit's own bytes: a unit's bytes that are not UTF-8 were read
+    as lone surrogates (surrogateescape) and go out as they came in."""
+    return text.encode("utf-8", "surrogateescape")
 
 
 def _ours(path):

@@ -12,6 +12,14 @@ An entry is a dict of journald's field names to strings: what the sender said
 (``_PID``, ``_UID``, ``_GID``, ``_COMM``, ``_SYSTEMD_UNIT``, ``_HOSTNAME``, ``_BOOT_ID``,
 ``_TRANSPORT``, ``__REALTIME_TIMESTAMP``, ``__MONOTONIC_TIMESTAMP``, ``__SEQNUM``).  It is
 stored as one JSON object a line, the same object ``journalctl -o json`` prints.
+
+Who sent an entry is never the sender's word: the fields starting with ``_`` come only
+from the kernel's credentials (``SCM_CREDENTIALS``, ``SO_PEERCRED``), the sender's cgroup
+and schema-init's own log files, as the sink passes them to ``complete``; a ``_`` field in
+a datagram is dropped, and a syslog tag, ``SYSLOG_IDENTIFIER`` or a stream header's
+identifier or unit is only ever ``SYSLOG_IDENTIFIER``.  Entries are stored per sender
+(``sender_key``: a service, or a uid outside any service), and ``RateLimit`` keeps a
+flooding sender to its own budget, so one sender's flood rotates only its own files.
 """
 
 import json
@@ -25,8 +33,12 @@ MAX_LINE = 48 * 1024          # a longer line is cut here (and kept)
 MAX_FIELDS = 1024             # fields of one native datagram
 MAX_FIELD_NAME = 64
 MAX_HEADER_LINE = 1024        # a stream header line longer than this ends the connection
-UNITLESS = "+system"
-UNIT_SUFFIXES = (".service", ".scope", ".socket")          # storage key of entries from no service ('+' is in no name)
+UNITLESS = "+system"          # storage key of root's entries from no service ('+' is in no name)
+UID_PREFIX = "+uid-"          # +uid-N: storage key of uid N's entries from no service
+UNIT_SUFFIXES = (".service", ".scope", ".socket")
+RATE_INTERVAL = 30.0          # journald's RateLimitIntervalSec= and RateLimitBurst= defaults
+RATE_BURST = 10000
+RATE_KEYS = 4096              # senders whose windows are remembered (a bound, not a limit)
 
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov",
           "Dec")
@@ -233,7 +245,10 @@ class Stream:
     """The stdout stream protocol: seven header lines (identifier, unit id, priority,
     level_prefix, forward_to_syslog, forward_to_kmsg, forward_to_console), then one
     entry a line.  ``feed`` returns the fields of each new line; raises
-    StreamHeaderError for a header that is not one (the sink closes the connection)."""
+    StreamHeaderError for a header that is not one (the sink closes the connection).
+    The header's identifier is the lines' ``SYSLOG_IDENTIFIER``; its unit id is checked
+    for length and otherwise ignored: the service is the sender's cgroup's, never what
+    the sender says it is."""
 
     HEADER_LINES = 7
 
@@ -277,7 +292,7 @@ class Stream:
         elif index == 1:
             self.unit = text[:256]
         elif index == 2:
-            if not (text.isdigit() and int(text) < 8):
+            if not (len(text) == 1 and "0" <= text <= "7"):     # "²" is a digit to isdigit()
                 raise StreamHeaderError("priority %r is not 0 to 7" % text[:16])
             self.priority = int(text)
         else:
@@ -320,14 +335,24 @@ def unit_name(unit):
     return unit[:-8] if unit.endswith(".service") else unit
 
 
+def sender_key(unit, uid):
+    """Whose entries these are, for storage and rate limits: the service's name, else
+    the uid (``UNITLESS`` for root and for a sender the kernel named no uid for)."""
+    if unit:
+        return unit_name(unit)
+    return "%s%d" % (UID_PREFIX, uid) if uid > 0 else UNITLESS
+
+
 def storage_key(entry):
-    unit = entry.get("_SYSTEMD_UNIT", "")
-    return unit_name(unit) if unit else UNITLESS
+    uid = entry.get("_UID", "")
+    return sender_key(entry.get("_SYSTEMD_UNIT", ""),
+                      int(uid) if uid.isascii() and uid.isdigit() and len(uid) < 11 else 0)
 
 
 def complete(fields, realtime_us, monotonic_us, seqnum, boot_id, hostname, transport,
              pid=0, uid=-1, gid=-1, comm="", unit=""):
-    """The stored entry: the sender's fields plus what the sink knows about it."""
+    """The stored entry: the sender's fields plus what the sink knows about it.  The
+    ``_`` fields are the sink's alone: the sender's are dropped, whatever parsed them."""
     entry = {"__REALTIME_TIMESTAMP": str(realtime_us),
              "__MONOTONIC_TIMESTAMP": str(monotonic_us), "__SEQNUM": str(seqnum),
              "_BOOT_ID": boot_id, "_HOSTNAME": hostname, "_TRANSPORT": transport}
@@ -341,12 +366,90 @@ def complete(fields, realtime_us, monotonic_us, seqnum, boot_id, hostname, trans
         entry["_COMM"] = comm
     if unit:
         entry["_SYSTEMD_UNIT"] = unit if unit.endswith(UNIT_SUFFIXES) else unit + ".service"
-    entry.update(fields)
+    for name, value in fields.items():
+        if name[:1] != "_":
+            entry[name] = value
     entry.setdefault("PRIORITY", "6")
     entry.setdefault("MESSAGE", "")
     if "SYSLOG_IDENTIFIER" not in entry and comm:
         entry["SYSLOG_IDENTIFIER"] = comm
     return entry
+
+
+class RateLimit:
+    """journald's per-service rate limit: at most ``burst`` entries of one sender (a
+    ``sender_key``) in a window of ``interval`` seconds; the rest of the window's are
+    suppressed and counted, and the count is handed back once, when the window has
+    ended, for the sink to say "Suppressed N messages from X".  ``interval`` 0: none."""
+
+    def __init__(self, interval=RATE_INTERVAL, burst=RATE_BURST, max_keys=RATE_KEYS):
+        self.interval = interval
+        self.burst = burst
+        self.max_keys = max_keys
+        self.windows = {}          # key -> [window start, entries in it, suppressed]
+        self.suppressing = set()   # keys with a count to say
+
+    def allow(self, key, now):
+        """``(allowed, suppressed)``: whether KEY's entry is kept, and how many of KEY's
+        entries an ended window suppressed (0 but once per such window)."""
+        if not self.interval:
+            return True, 0
+        window = self.windows.get(key)
+        said = 0
+        if window is None or now >= window[0] + self.interval or now < window[0]:
+            if window is not None and window[2]:
+                said = window[2]
+                self.suppressing.discard(key)
+            if window is None and len(self.windows) >= self.max_keys:
+                self._forget(now)
+            window = self.windows[key] = [now, 0, 0]
+        if window[1] < self.burst:
+            window[1] += 1
+            return True, said
+        window[2] += 1
+        self.suppressing.add(key)
+        return False, said
+
+    def ended(self, now, everything=False):
+        """``[(key, suppressed)]`` of the windows that ended (all of them: EVERYTHING)
+        with a count not yet said; each is said once."""
+        out = []
+        for key in sorted(self.suppressing):
+            window = self.windows[key]
+            if everything or now >= window[0] + self.interval:
+                out.append((key, window[2]))
+                window[2] = 0
+        for key, _count in out:
+            self.suppressing.discard(key)
+        return out
+
+    def next_end(self):
+        """When the first window with a count to say ends (None: no such window)."""
+        if not self.suppressing:
+            return None
+        return min(self.windows[key][0] for key in self.suppressing) + self.interval
+
+    def _forget(self, now):
+        for key in [k for k, w in self.windows.items()
+                    if k not in self.suppressing and now >= w[0] + self.interval]:
+            del self.windows[key]
+        if len(self.windows) >= self.max_keys:       # all of them live: the oldest go
+            for key in sorted(self.windows, key=lambda k: self.windows[k][0])[
+                    :len(self.windows) // 2]:
+                if key not in self.suppressing:
+                    del self.windows[key]
+
+
+def suppressed_fields(key, count):
+    """The entry saying a sender's entries were suppressed (stored with that sender's)."""
+    if key == UNITLESS:
+        who = "root outside any service"
+    elif key.startswith(UID_PREFIX):
+        who = "uid %s outside any service" % key[len(UID_PREFIX):]
+    else:
+        who = key + ".service"
+    return {"MESSAGE": "Suppressed %d messages from %s" % (count, who), "PRIORITY": "4",
+            "SYSLOG_IDENTIFIER": "schema-journald"}
 
 
 try:
@@ -391,7 +494,7 @@ def realtime_of(entry):
 
 def parse_priority(word):
     word = word.strip().lower()
-    if word.isdigit() and int(word) < 8:
+    if len(word) == 1 and "0" <= word <= "7":
         return int(word)
     if word in PRIORITY_NAMES:
         return PRIORITY_NAMES.index(word)
@@ -411,7 +514,7 @@ def parse_priorities(text):
     return frozenset(range(0, parse_priority(text) + 1))
 
 
-_RELATIVE = re.compile(r"^([+-]?)\s*(\d+)\s*([a-z]*)\s*(ago|left)?$")
+_RELATIVE = re.compile(r"^([+-]?)\s*([0-9]{1,9})\s*([a-z]*)\s*(ago|left)?$", re.ASCII)
 _UNITS = {"": 1, "s": 1, "sec": 1, "secs": 1, "second": 1, "seconds": 1, "m": 60,
           "min": 60, "mins": 60, "minute": 60, "minutes": 60, "h": 3600, "hr": 3600,
           "hour": 3600, "hours": 3600, "d": 86400, "day": 86400, "days": 86400,
@@ -431,7 +534,8 @@ def parse_time(text, now, localtime=time.localtime, mktime=time.mktime):
         day = {"today": 0, "yesterday": -1, "tomorrow": 1}[word]
         t = localtime(midnight + day * 86400 + 43200)     # noon: DST-proof day step
         return mktime((t.tm_year, t.tm_mon, t.tm_mday, 0, 0, 0, 0, 0, -1))
-    if word.startswith("@") and word[1:].replace(".", "", 1).isdigit():
+    if word.startswith("@") and len(word) <= 21 and word[1:].replace(".", "", 1).isdigit() \
+            and word.isascii():
         return float(word[1:])
     m = _RELATIVE.match(word)
     if m and m.group(3) in _UNITS and (m.group(1) or m.group(4)):
@@ -439,7 +543,7 @@ def parse_time(text, now, localtime=time.localtime, mktime=time.mktime):
         sign = -1 if m.group(1) == "-" or m.group(4) == "ago" else 1
         return now + sign * seconds
     m = re.match(r"^(?:(\d{4})-(\d\d)-(\d\d))?[ t]?(?:(\d\d):(\d\d)(?::(\d\d))?)?"
-                 r"(?:\s*(utc|z))?$", word)
+                 r"(?:\s*(utc|z))?$", word, re.ASCII)
     if m and (m.group(1) or m.group(4)):
         if m.group(1):
             year, month, day = int(m.group(1)), int(m.group(2)), int(m.group(3))

@@ -59,7 +59,7 @@ def parse(argv):
         elif word in ("-f", "--follow"):
             o["follow"] = True
         elif word in ("-n", "--lines"):
-            if args and (args[0].isdigit() or args[0] == "all"):
+            if args and (_count(args[0]) or args[0] == "all"):
                 value = args.pop(0)
                 o["lines"] = None if value == "all" else int(value)
             else:
@@ -68,7 +68,8 @@ def parse(argv):
             o["boot"] = 0
             if args and _boot_word(args[0]):
                 value = args.pop(0)
-                o["boot"] = int(value) if value.lstrip("+-").isdigit() else value
+                o["boot"] = int(value) if _count(value[1:] if value[:1] in "+-" else value) \
+                    else value
         elif word in ("-r", "--reverse"):
             o["reverse"] = True
         elif word == "--no-hostname":
@@ -89,9 +90,15 @@ def parse(argv):
     return o
 
 
+def _count(word):
+    """A count typed on the command line: 1 to 9 ASCII digits ("²" is a digit to
+    str.isdigit(), not to int())."""
+    return 0 < len(word) <= 9 and word.isascii() and word.isdigit()
+
+
 def _boot_word(word):
-    text = word.lstrip("+-")
-    return text.isdigit() or (len(word) == 32 and all(c in "0123456789abcdef" for c in word))
+    text = word[1:] if word[:1] in "+-" else word
+    return _count(text) or (len(word) == 32 and all(c in "0123456789abcdef" for c in word))
 
 
 def read_lines(path):
@@ -112,7 +119,7 @@ def key_files(directory, key):
         return []
     prefix = key + ".jsonl."
     for name in names:
-        if name.startswith(prefix) and name[len(prefix):].isdigit():
+        if name.startswith(prefix) and _count(name[len(prefix):]):
             rotated.append((int(name[len(prefix):]), os.path.join(directory, name)))
     # KEY.jsonl.new: the newest data while the sink rotates (written before the renames)
     fresh = [base + ".new"] if key + ".jsonl.new" in names else []

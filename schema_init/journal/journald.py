@@ -37,7 +37,9 @@ Usage: schema-journald [--runtime DIR] [--storage DIR|none] [--service-logs DIR|
                        [--flush-interval SECONDS] [--runtime-max BYTES] [--runtime-files N]
                        [--storage-max BYTES]
                        [--storage-files N] [--pending-max BYTES] [--max-streams N]
-Sockets come from schema-init (LISTEN_FDS); sizes take K and M.
+                       [--rate-limit-interval SECONDS] [--rate-limit-burst N]
+Sockets come from schema-init (LISTEN_FDS); sizes take K and M; a rate limit interval of
+0 turns the per-sender rate limit off.
 """
 
 DEFAULTS = {
@@ -51,6 +53,8 @@ DEFAULTS = {
     "storage_files": 3,                # rotated files kept on disk besides the current one
     "pending_max": 1024 * 1024,        # bytes waiting for the disk (an early flush beyond)
     "max_streams": 64,
+    "rate_limit_interval": journal.RATE_INTERVAL,   # per sender (a service, or a uid
+    "rate_limit_burst": journal.RATE_BURST,         # outside any service), as journald
     "max_line": journal.MAX_LINE,
     "boot_id_file": "/proc/sys/kernel/random/boot_id",
 }
@@ -91,18 +95,21 @@ def parse_args(argv):
             logs.append(value)
         elif key in ("runtime", "storage", "boot_id_file"):
             options[key] = value
-        elif key == "flush_interval":
+        elif key in ("flush_interval", "rate_limit_interval"):
             try:
                 options[key] = float(value)
             except ValueError:
                 raise UsageError("%s: %r is not a number of seconds" % (word, value))
-            if not 0 < options[key] < 1e7:
-                raise UsageError("%s: give more than 0 seconds" % word)
+            if not (0 <= options[key] if key == "rate_limit_interval" else 0 < options[key]) \
+                    or not options[key] < 1e7:
+                raise UsageError("%s: give %s seconds" % (
+                    word, "0 or more" if key == "rate_limit_interval" else "more than 0"))
         else:
             number = value.lower()
             scale = SIZE_SUFFIX.get(number[-1:], 1)
             number = number[:-1] if number[-1:] in SIZE_SUFFIX else number
-            if not number.isdigit() or int(number) * scale < 1:
+            if not (number.isascii() and number.isdigit() and len(number) < 16) or \
+                    int(number) * scale < 1:
                 raise UsageError("%s: %r is not a positive number" % (word, value))
             options[key] = int(number) * scale
     if logs:
@@ -392,24 +399,39 @@ class Store:
 
 
 class Senders:
-    """pid -> (unit, comm), read from /proc and kept a few seconds (bounded)."""
+    """(pid, uid) -> (unit, comm), read from /proc and kept a few seconds (bounded).
+
+    The pid is the kernel's (SCM_CREDENTIALS, SO_PEERCRED), but the process may have
+    exited and its pid gone to another by the time /proc is read: a /proc/PID whose
+    uids do not include the sender's uid is another process, and the entry gets no
+    unit (a sender outside a service cannot borrow a service's identity by dying at
+    the right moment, unless the service runs as its own uid).  The uid is part of
+    the cache key for the same reason."""
 
     def __init__(self, proc="/proc"):
         self.proc = proc
         self.cache = {}
 
-    def lookup(self, pid, now):
+    def lookup(self, pid, uid, now):
         if pid <= 0:
             return "", ""
-        hit = self.cache.get(pid)
+        hit = self.cache.get((pid, uid))
         if hit is not None and hit[0] > now:
             return hit[1], hit[2]
         if len(self.cache) >= PID_CACHE:
             self.cache.clear()
         unit = journal.unit_of_cgroup(_read_text("%s/%d/cgroup" % (self.proc, pid)))
         comm = _read_text("%s/%d/comm" % (self.proc, pid), 64).strip()
-        self.cache[pid] = (now + PID_CACHE_SECONDS, unit, comm)
+        if uid >= 0 and not self._runs_as(pid, uid):
+            unit = comm = ""
+        self.cache[(pid, uid)] = (now + PID_CACHE_SECONDS, unit, comm)
         return unit, comm
+
+    def _runs_as(self, pid, uid):
+        for line in _read_text("%s/%d/status" % (self.proc, pid), 8192).splitlines():
+            if line.startswith("Uid:"):
+                return str(uid) in line[4:].split()
+        return False
 
 
 class StreamConn:
@@ -435,6 +457,8 @@ class Sink:
         self.store = Store(options, self.boot_id)
         self.store.recover()
         self.senders = Senders()
+        self.limiter = journal.RateLimit(options["rate_limit_interval"],
+                                         options["rate_limit_burst"])
         self.epoll = select.epoll()
         self.buffer = bytearray(DATAGRAM_MAX)
         self.ancillary = socket.CMSG_SPACE(12) + socket.CMSG_SPACE(4 * 16)
@@ -453,7 +477,6 @@ class Sink:
         self.logs = {}          # path -> ServiceLog
         self.orphans = []       # ServiceLogs renamed away, still written to
         self.log_dirs = {}      # inotify wd -> directory
-        self.known_units = set()
         self.inotify = -1
         self._watch_logs()
         self.offsets_dirty = False
@@ -585,8 +608,7 @@ class Sink:
                          % (self.bad_headers, exc))
                 entries, data = [], b""
             for fields in entries:
-                self._add(fields, "stdout", conn.pid, conn.uid, conn.gid, now,
-                          conn.parser.unit)
+                self._add(fields, "stdout", conn.pid, conn.uid, conn.gid, now)
             if not data:
                 self._close_stream(fd)
                 return
@@ -685,8 +707,6 @@ class Sink:
         else:
             offset = max(0, st.st_size - BACKLOG_BYTES)
         log = self.logs[path] = ServiceLog(path, fd, st.st_ino, offset, unit)
-        if unit:
-            self.known_units.add(unit)
         self.busy.add(("log", path))
         return log
 
@@ -781,30 +801,42 @@ class Sink:
     # --- entries ---
 
     def _log_line(self, log, line, now):
-        """A line of a service's log file (rail.log: schema-init's own)."""
-        self._add({"MESSAGE": journal._text(line), "PRIORITY": "6",
-                   "SYSLOG_IDENTIFIER": log.unit or "schema-init"}, "stdout", -1, -1, -1,
-                  now, log.unit, trusted_unit=True)
+        """A line of a service's log file (rail.log: schema-init's own).  The file's
+        name is the service: schema-init opened it for that service alone.  Not rate
+        limited: the line is on disk in the file already, and it fills only that
+        service's journal files."""
+        self._store({"MESSAGE": journal._text(line), "PRIORITY": "6",
+                     "SYSLOG_IDENTIFIER": log.unit or "schema-init"}, "stdout",
+                    -1, -1, -1, "", log.unit)
 
-    def _add(self, fields, transport, pid, uid, gid, now, unit_hint="", trusted_unit=False):
-        unit, comm = self.senders.lookup(pid, now) if pid > 0 else ("", "")
-        if not unit:
-            if trusted_unit:
-                unit = unit_hint
-            else:
-                hinted = journal.unit_name(unit_hint)
-                ident = fields.get("SYSLOG_IDENTIFIER", "")
-                if hinted in self.known_units:
-                    unit = hinted
-                elif ident in self.known_units:
-                    unit = ident              # no cgroup: the identifier names it
+    def _add(self, fields, transport, pid, uid, gid, now):
+        """An entry from a socket: who sent it is the kernel's word (PID, UID, GID)
+        and its cgroup's, never the entry's; each sender has its own rate limit."""
+        unit, comm = self.senders.lookup(pid, uid, now) if pid > 0 else ("", "")
+        key = journal.sender_key(unit, uid)
+        allowed, suppressed = self.limiter.allow(key, now)
+        if suppressed:
+            self._say_suppressed(key, suppressed)
+        if allowed:
+            self._store(fields, transport, pid, uid, gid, comm, unit, key)
+
+    def _say_suppressed(self, key, count):
+        """Stored with the sender's own entries (its file, its unit), from the sink."""
+        self._store(journal.suppressed_fields(key, count), "driver", -1, -1, -1, "",
+                    "" if key.startswith("+") else key, key)
+
+    def _store(self, fields, transport, pid, uid, gid, comm, unit, key=None):
         entry = journal.complete(fields, time.time_ns() // 1000,
                                  time.monotonic_ns() // 1000, self.store.next_seq(),
                                  self.boot_id, self.hostname, transport, pid, uid, gid,
                                  comm, unit)
         line = journal.encode(entry)
         self.batch_bytes += len(line)
-        self.batch.setdefault(journal.storage_key(entry), []).append(line)
+        self.batch.setdefault(key or journal.storage_key(entry), []).append(line)
+
+    def say_ended_suppressions(self, now, everything=False):
+        for key, count in self.limiter.ended(now, everything):
+            self._say_suppressed(key, count)
 
     # --- the loop ---
 
@@ -823,6 +855,8 @@ class Sink:
                 self._read_log(item[1], now)
             elif item in self.datagrams or item in self.streams:
                 self._dispatch(item, now)
+        if self.limiter.suppressing:
+            self.say_ended_suppressions(now)
         if self.batch:
             batch, self.batch, self.batch_bytes = self.batch, {}, 0
             self.store.add(batch)
@@ -867,6 +901,10 @@ class Sink:
                 timeout = max(0.0, deadline - time.monotonic())
             else:
                 deadline, timeout = None, -1          # idle: no timer at all
+            said = self.limiter.next_end()            # a suppression to say when it ends
+            if said is not None:
+                wait = max(0.0, said - time.monotonic())
+                timeout = wait if timeout < 0 else min(timeout, wait)
             self.wake(timeout)
             if self.store.pending and deadline is not None and time.monotonic() >= deadline:
                 self.store.flush()
@@ -874,6 +912,10 @@ class Sink:
                 deadline = None
         # SIGTERM: what the sockets hold now, then everything to disk
         self.wake(0)
+        self.say_ended_suppressions(time.monotonic(), everything=True)
+        if self.batch:
+            batch, self.batch, self.batch_bytes = self.batch, {}, 0
+            self.store.add(batch)
         self.store.flush()
         self.save_offsets(self._offsets_paths())
         self.store.close()

@@ -47,8 +47,9 @@ def main(name, argv, now=None):
             return runlevel(argv)
         return power(name, argv)
     except Usage as exc:
-        if str(exc):
-            sys.stderr.write("%s: %s\n" % (name, exc))
+        if str(exc):       # the words typed, shown as they can be (bytes not UTF-8: \xNN)
+            sys.stderr.write(("%s: %s\n" % (name, exc)).encode(
+                "utf-8", "backslashreplace").decode("utf-8"))
         sys.stderr.write(USAGES[name])
         return 2
 
@@ -167,19 +168,25 @@ def shutdown(argv, now=None):
     return report(*ask("schedule %s %d" % (action, seconds)))
 
 
+def _digits(text, most):
+    """1 to MOST ASCII digits ("²" is a digit to str.isdigit(), not to int())."""
+    return 0 < len(text) <= most and text.isascii() and text.isdigit()
+
+
 def delay(when, local):
-    """Seconds from now for ``now``, ``+MINUTES`` or ``HH:MM`` (today, else tomorrow)."""
+    """Seconds from now for ``now``, ``+MINUTES`` or ``HH:MM`` (today, else tomorrow);
+    anything else is a Usage error, never an exception of its own."""
     if when == "now":
         return 0
-    if when.startswith("+") and when[1:].isdigit() and len(when) <= 7:
+    if when.startswith("+") and _digits(when[1:], 6):
         return int(when[1:]) * 60
     hours, colon, minutes = when.partition(":")
-    if colon and hours.isdigit() and minutes.isdigit() and len(hours) <= 2 and \
-            len(minutes) == 2 and int(hours) < 24 and int(minutes) < 60:
+    if colon and _digits(hours, 2) and _digits(minutes, 2) and len(minutes) == 2 and \
+            int(hours) < 24 and int(minutes) < 60:
         target = int(hours) * 3600 + int(minutes) * 60
         current = local.tm_hour * 3600 + local.tm_min * 60 + local.tm_sec
         return (target - current) % 86400
-    raise Usage("bad time %r: now, +MINUTES or HH:MM" % when)
+    raise Usage("bad time %r: now, +MINUTES or HH:MM" % when[:40])
 
 
 def telinit(argv):
@@ -212,7 +219,9 @@ def runlevel(argv):
 
 
 def wall(text, path=utmp.UTMP):
-    """Broadcast ``text`` to every logged-in terminal; never blocks on one."""
+    """Broadcast ``text`` to every logged-in terminal; never blocks on one.  Control
+    characters (escape sequences) and what is not text become '?', as wall(1) does."""
+    text = "".join(c if c.isprintable() or c in "\n\t" else "?" for c in text)
     banner = ("\r\nBroadcast message from schema-init (%s):\r\n\r\n%s\r\n\r\n" % (
         time.strftime("%a %Y-%m-%d %H:%M:%S"), text.replace("\n", "\r\n"))).encode()
     for tty in utmp.logged_in_terminals(path):

@@ -12,6 +12,13 @@ Rules of this file:
   ``FILE:LINE: warning: KEY: why``, which the generated file repeats as a comment.
 * Bounded: a unit file is read up to ``READ_LIMIT`` bytes and ``config``'s line
   limits; at most ``MAX_UNITS`` units and ``MAX_DROPINS`` drop-ins each are looked at.
+* One rule for numbers and escapes: a number is 1 to ``MAX_DIGITS`` ASCII digits
+  (``is_number``; ``str.isdigit()`` alone takes "²", which ``int()`` refuses, and
+  ``int()`` refuses more than 4300 digits), an escape names a character that exists
+  (``split_words``); anything else is a warning at its line, never an exception.
+* One unit's trouble is its own: a unit whose conversion raises anyway is refused
+  alone, with an error naming it (``convert_one``, ``services_from``); the other units
+  still import.
 * Loaded only when units are imported: PID 1 without ``--units`` never imports it.
 
 Which units: from ``multi-user.target``, everything it wants or requires (its
@@ -70,6 +77,7 @@ SHUTDOWN_UNITS = frozenset(("shutdown.target", "rescue.service", "emergency.serv
                             "rescue.target", "emergency.target", "umount.target",
                             "initrd-switch-root.target", "final.target"))
 
+MAX_DIGITS = 18              # the longest number a unit may give (beyond: a warning)
 INSTANCE_MARK = "\ue000"     # %i/%I in a template: becomes ${INSTANCE} in the command
 SAFE_WORD_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
                             "0123456789_/.,:=+@%-")
@@ -82,6 +90,16 @@ class UnitDiagnostic(config.Diagnostic):
 
 def _diag(path, line, key, severity, message):
     return UnitDiagnostic(path, line, key, severity, message)
+
+
+def is_number(text, limit=MAX_DIGITS):
+    """1 to LIMIT ASCII digits: the only text a unit's number is read from."""
+    return 0 < len(text) <= limit and text.isascii() and text.isdigit()
+
+
+def _unexpected(exc):
+    """An exception's one-line description, for the diagnostic that replaces it."""
+    return "%s: %s" % (type(exc).__name__, _one_line(str(exc), 120))
 
 
 # --- reading one unit file ---------------------------------------------------------
@@ -146,6 +164,14 @@ def parse_unit_text(path, data):
             return [], [config.too_many_settings(path, number)]
         entries.append(Entry(path, number, section, key, value.strip(" \t")))
     return entries, diags
+
+
+def _parse_guarded(path, data):
+    try:
+        return parse_unit_text(path, data)
+    except Exception as exc:          # noqa: B902 - this file is refused, not the import
+        return [], [_diag(path, 0, None, config.ERROR, "cannot be parsed (%s)"
+                          % _unexpected(exc))]
 
 
 class Unit:
@@ -218,15 +244,20 @@ def split_words(text):
             elif code == "x" and i + 2 <= len(text) and _is_hex(text[i:i + 2]):
                 word.append(chr(int(text[i:i + 2], 16)))
                 i += 2
-            elif code in "01234567" and i + 2 <= len(text) and \
+            elif code in "0123" and i + 2 <= len(text) and \
                     all(c in "01234567" for c in text[i:i + 2]):
                 word.append(chr(int(code + text[i:i + 2], 8)))
                 i += 2
             elif code in ("u", "U"):
                 size = 4 if code == "u" else 8
-                if not _is_hex(text[i:i + size]) or len(text) < i + size:
-                    return None, "bad \\%s escape" % code
-                word.append(chr(int(text[i:i + size], 16)))
+                digits = text[i:i + size]
+                if len(digits) < size or not _is_hex(digits):
+                    return None, "bad \\%s escape (\\%s and %d hex digits)" % (code, code,
+                                                                             size)
+                point = int(digits, 16)
+                if point > 0x10FFFF or 0xD800 <= point <= 0xDFFF:
+                    return None, "\\%s%s is not a unicode character" % (code, digits)
+                word.append(chr(point))
                 i += size
             else:
                 return None, "unknown escape \\%s" % code
@@ -412,7 +443,7 @@ def parse_timespan(text):
         return False, "not a time span"
     while rest:
         n = 0
-        while n < len(rest) and (rest[n].isdigit() or rest[n] == "."):
+        while n < len(rest) and rest[n] in "0123456789.":
             n += 1
         number, rest = rest[:n], rest[n:]
         if not number or number.count(".") > 1 or number == ".":
@@ -423,7 +454,7 @@ def parse_timespan(text):
                 unit, rest = factor, rest[len(word):]
                 break
         else:
-            if rest and not rest[0].isdigit():
+            if rest and rest[0] not in "0123456789":
                 return False, "%r has an unknown unit" % text
         total += float(number) * unit
     return total, None
@@ -468,11 +499,13 @@ def map_calendar(text):
             return None, "%r: the time is not HH:MM[:SS]" % text
         if len(parts) == 3 and parts[2] not in ("00", "0"):
             return None, "%r: seconds other than 00" % text
-        if "," in parts[0] and all(p.isdigit() for p in parts[0].split(",")):
+        if "," in parts[0] and all(is_number(p, 2) for p in parts[0].split(",")):
             notes.append("only the first of the hours %s is kept" % parts[0])
             parts[0] = parts[0].split(",")[0]
         if not (parts[0].isdigit() and parts[1].isdigit()):
             return None, "%r: repeating times (*, ranges, /) are not in our grammar" % text
+        if not (is_number(parts[0], 2) and is_number(parts[1], 2)):
+            return None, "%r: the time is not HH:MM" % text
         hour, minute = parts[0].zfill(2), parts[1].zfill(2)
     day = None
     if date is not None:
@@ -482,7 +515,7 @@ def map_calendar(text):
         if len(fields) != 3 or fields[0] != "*" or fields[1] != "*":
             return None, "%r: a year or month in the date is not in our grammar" % text
         if fields[2] != "*":
-            if not fields[2].isdigit():
+            if not is_number(fields[2], 2):
                 return None, "%r: the day of the month is not one number" % text
             day = str(int(fields[2]))
     if day_name is not None:
@@ -896,11 +929,11 @@ class Converter:
             for entry in self.unit.entries:
                 if entry.section == "Service" and entry.key == key:
                     self.use(entry)
-            if not entries:
-                continue
-            if not (mode.isdigit() and len(mode) <= 4 and all(c in "01234567" for c in mode)):
+            if not (0 < len(mode) <= 4 and all(c in "01234567" for c in mode)):
                 self.drop(mode_entry, "not an octal mode")
                 mode = "0755"
+            if not entries:
+                continue
             for entry in entries:
                 for word in entry.value.split():
                     name, why = expand_specifiers(word.partition(":")[0], self.unit, user)
@@ -935,7 +968,7 @@ class Converter:
         value, entry = self.word(unit, "Service", "OOMScoreAdjust")
         if value:
             number = value[1:] if value[:1] in "+-" else value
-            if number.isdigit() and int(number) <= 1000:
+            if is_number(number, 4) and int(number) <= 1000:
                 # as systemd, a refusal (in a container, say) is not a failure
                 lines.append("echo %d 2>/dev/null >/proc/self/oom_score_adj || :" % int(value))
             else:
@@ -947,7 +980,7 @@ class Converter:
             soft, _, hard = entry.value.partition(":")
             hard = hard or soft
             values = ["unlimited" if v == "infinity" else v for v in (soft, hard)]
-            if not all(v == "unlimited" or (v.isdigit() and len(v) < 19) for v in values) or \
+            if not all(v == "unlimited" or is_number(v) for v in values) or \
                     key == "LimitCORE" and not all(v in ("0", "unlimited") for v in values):
                 continue                     # leftovers reports it
             self.get(unit, "Service", key)
@@ -969,8 +1002,8 @@ class Converter:
                 self.drop(path_entry, "TTYPath= without StandardInput=tty")
             return ""
         path, why = expand_specifiers(path, unit)
-        if path is None:
-            self.drop(path_entry, why)
+        if path is None or not path.startswith("/"):
+            self.drop(path_entry, why or "not an absolute path")
             return ""
         target = sh_word(_mark_instance([("text", path)]))
         self.tty_term = self.term_line(path)
@@ -996,7 +1029,7 @@ class Converter:
                 return None
             return ('case "${INSTANCE}" in tty[0-9]|tty[0-9][0-9]) TERM=linux;; '
                     '*) TERM=vt220;; esac; export TERM')
-        virtual = name.startswith("tty") and name[3:].isdigit() and len(name) <= 5
+        virtual = name.startswith("tty") and is_number(name[3:], 2)
         return "export TERM=%s" % ("linux" if virtual else "vt220")
 
     def restart(self, restart, entry, oneshot):
@@ -1146,17 +1179,24 @@ class Converter:
             elif seconds is False:
                 self.drop(entry, why)
         value, entry = self.word(unit, "Unit", "StartLimitBurst")
+        other, other_entry = self.word(unit, "Service", "StartLimitBurst")
         if not value:
-            value, entry = self.word(unit, "Service", "StartLimitBurst")
-        if value.isdigit() and len(value) < 7:
+            value, entry = other, other_entry
+        elif other_entry is not None and not is_number(other, 6):
+            self.drop(other_entry, "not a number (up to 6 digits)")
+        if is_number(value, 6):
             out.add("max_restarts", value, entry)
+        elif entry is not None:
+            self.drop(entry, "not a number (up to 6 digits)")
         value, entry = self.word(unit, "Service", "CPUQuota")
-        if value.endswith("%") and value[:-1].isdigit():
+        if value.endswith("%") and is_number(value[:-1]):
             percent = int(value[:-1])
             if 1 <= percent <= 100:
                 out.add("cpu_limit", str(percent), entry)
             else:
                 self.drop(entry, "cpu_limit= is 1-100 (% of one CPU)")
+        elif entry is not None:
+            self.drop(entry, "not a whole percentage (N%)")
         for key in ("MemoryMax", "MemoryLimit"):
             value, entry = self.word(unit, "Service", key)
             if value and value != "infinity":
@@ -1166,9 +1206,11 @@ class Converter:
                 else:
                     out.add("mem_limit", str(mib), entry)
         value, entry = self.word(unit, "Service", "Nice")
-        if value:
-            number = value.lstrip("-")
-            nice = int(value) if number.isdigit() and len(number) < 3 else 0
+        number = value[1:] if value[:1] in "+-" else value
+        if value and not (is_number(number, 2) and -20 <= int(value) <= 19):
+            self.drop(entry, "not a number from -20 to 19")
+        elif value:
+            nice = int(value)
             word = "peripheral" if nice > 0 else "critical" if nice < 0 else "standard"
             out.add("priority", word, entry)
             if nice not in (0, 10, -10):
@@ -1278,6 +1320,8 @@ def listen_value(kind, value, unit):
     value, why = expand_specifiers(value, unit)
     if value is None:
         return None, why
+    if len(value) > config.PATH_MAX:
+        return None, "longer than %d characters" % config.PATH_MAX
     if INSTANCE_MARK in value:
         return None, "a template's socket address is not supported"
     if value.startswith("/"):
@@ -1287,7 +1331,7 @@ def listen_value(kind, value, unit):
     net = "tcp" if kind == "stream" else "udp"
     if value.startswith("vsock:"):
         return None, "vsock sockets are not supported"
-    if value.isdigit():
+    if is_number(value, 5):
         return "%s:%s" % (net, value), None
     if "%" in value.rpartition(":")[0]:
         return None, "an interface name in the address is not supported"
@@ -1303,7 +1347,7 @@ def memory_mib(text):
     number, factor = text, 1 / (1 << 20)
     if text[-1:] in factors:
         number, factor = text[:-1], factors[text[-1]]
-    if not number.isdigit() or len(number) > 15:
+    if not is_number(number, 15):
         return None
     return max(1, whole_seconds(int(number) * factor))
 
@@ -1384,14 +1428,14 @@ class Selection:
                                                  "cannot read: %s" % found[2]))
             return None
         _, path, data = found
-        entries, diags = parse_unit_text(path, data)
+        entries, diags = _parse_guarded(path, data)
         sources = [path]
         dropin_names = [lookup] + ([name] if lookup != name else [])
         for dropin_of in dropin_names:
             for dpath, ddata in self.source.dropins(dropin_of)[:MAX_DROPINS]:
                 if ddata is None:
                     continue
-                more, more_diags = parse_unit_text(dpath, ddata)
+                more, more_diags = _parse_guarded(dpath, ddata)
                 entries += more
                 diags += more_diags
                 sources.append(dpath)
@@ -1540,30 +1584,24 @@ def import_units(source, svc_names=(), start=START_TARGETS, everything=False,
     names = {sel.units[n].base: n for n in services}
     known = set(svc_names) | set(names)
     after = {}
-    for name in services:
+    for name in list(services):
+        try:
+            after[sel.units[name].base] = _after(sel.units[name], sockets.get(name, ()),
+                                                 sel, svc_names, known)
+        except Exception as exc:      # noqa: B902 - this unit is refused, not the import
+            _refuse(result, sel.units[name], exc)
+            services.remove(name)
+    for name in list(services):
         unit = sel.units[name]
-        deps = []
-
-        def add(dep, origin):
-            if dep != unit.base and dep not in [d for d, _ in deps] and dep in known:
-                deps.append((dep, origin))
-
-        for other, entry in unit.names("Unit", "After"):
-            add(dep_name(sel.real(other), sel, svc_names), entry)
-        for socket in sockets.get(name, ()):
-            for other, entry in socket.names("Unit", "After"):
-                add(dep_name(sel.real(other), sel, svc_names), entry)
-        default = unit.last("Unit", "DefaultDependencies")
-        if default is None or default.value.lower() in ("yes", "true", "1", "on"):
-            add("basic", default)
-        after[unit.base] = deps
-    for name in services:
-        unit = sel.units[name]
-        for other, entry in unit.names("Unit", "Before"):
-            target = dep_name(sel.real(other), sel, ())
-            if target in after and target != unit.base and \
-                    unit.base not in [d for d, _ in after[target]]:
-                after[target].append((unit.base, entry))
+        try:
+            for other, entry in unit.names("Unit", "Before"):
+                target = dep_name(sel.real(other), sel, ())
+                if target in after and target != unit.base and \
+                        unit.base not in [d for d, _ in after[target]]:
+                    after[target].append((unit.base, entry))
+        except Exception as exc:      # noqa: B902
+            _refuse(result, unit, exc)
+            services.remove(name)
     templates = {}
     for name in services:
         unit = sel.units[name]
@@ -1591,6 +1629,32 @@ def import_units(source, svc_names=(), start=START_TARGETS, everything=False,
     return result
 
 
+def _after(unit, sockets, sel, svc_names, known):
+    """[(service, Entry)]: what UNIT (and its sockets) is ordered after, as dep= lines."""
+    deps = []
+
+    def add(dep, origin):
+        if dep != unit.base and dep not in [d for d, _ in deps] and dep in known:
+            deps.append((dep, origin))
+
+    for other, entry in unit.names("Unit", "After"):
+        add(dep_name(sel.real(other), sel, svc_names), entry)
+    for socket in sockets:
+        for other, entry in socket.names("Unit", "After"):
+            add(dep_name(sel.real(other), sel, svc_names), entry)
+    default = unit.last("Unit", "DefaultDependencies")
+    if default is None or default.value.lower() in ("yes", "true", "1", "on"):
+        add("basic", default)
+    return deps
+
+
+def _refuse(result, unit, exc):
+    """A unit whose import raised: an error naming it; the other units go on."""
+    result.diagnostics.append(_diag(unit.path, 0, None, config.ERROR,
+                                    "%s cannot be converted (%s); the unit is not imported"
+                                    % (unit.name, _unexpected(exc))))
+
+
 def _template_of(instance_unit):
     return Unit("%s@%s" % (instance_unit.base.partition("@")[0], instance_unit.kind),
                 instance_unit.path, instance_unit.entries, "", instance_unit.sources)
@@ -1601,7 +1665,11 @@ def convert_one(unit, sockets, timer_of, deps, result, subreaper=SUBREAPER, path
     converter = Converter(unit, sockets.get(unit.name, ()), timer_of.get(unit.name), deps,
                           subreaper=subreaper, path_test=path_test,
                           condition_test=condition_test)
-    made = converter.convert()
+    try:
+        made = converter.convert()
+    except Exception as exc:          # noqa: B902 - a bug here costs this unit, not all
+        _refuse(result, unit, exc)
+        return None
     if converter.skip_reason is not None:
         result.skipped.append((unit.name, converter.skip_reason))
         return None
@@ -1678,11 +1746,16 @@ def services_from(result):
     Returns ``(specs, diagnostics)``; templates are checked, not loaded."""
     specs, diags = [], list(result.diagnostics)
     for generated in result.generated:
-        text, origins = generated.render()
         source = generated.template_of or generated
         path = source.sources[0]
-        spec, found = config.parse_service(path, text.encode("utf-8", "surrogateescape"),
-                                           file_name=generated.file_name)
+        try:
+            text, origins = generated.render()
+            spec, found = config.parse_service(path, text.encode("utf-8", "surrogateescape"),
+                                               file_name=generated.file_name)
+        except Exception as exc:      # noqa: B902 - one service's trouble is its own
+            diags.append(_diag(path, 0, None, config.ERROR, "%s cannot be read back (%s); "
+                               "not loaded" % (generated.file_name, _unexpected(exc))))
+            continue
         for diag in found:
             where = origins.get(diag.line, (path, 0))
             diags.append(_diag(where[0], where[1], diag.key, diag.severity,
