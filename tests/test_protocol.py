@@ -48,12 +48,18 @@ class Host:
         self.asked.append("reexec")
         return ["ok: re-executing"]
 
+    def reload(self, evict, now, wall):       # the runtime reads in slices; here at once
+        self.asked.append("reload")
+        return self.sup.cmd_reload(evict, now, wall)
+
 
 def make():
     specs = [config.ServiceSpec(name="a", exec="/bin/true", stable_secs=0)]
     sup = supervisor.Supervisor(graph.resolve(specs, []), Ops(), 0.0, 1e9, env={})
     sup.settle(0.0)
-    return sup, Host()
+    host = Host()
+    host.sup = sup
+    return sup, host
 
 
 def test_every_verb_and_alias_is_served():

@@ -161,10 +161,15 @@ class Commands:
         return ["ok: %s queued" % spec.name]
 
     def reload(self, evict, now, wall):
+        """The whole reload at once (the runtime reads the files in slices and calls
+        ``apply_reload``: ``pid1/reloading.py``)."""
+        self.sup.ops.say("[schema-init] reloading configuration...")
+        return self.apply_reload(self.sup.ops.load_directory(), evict, now, wall)
+
+    def apply_reload(self, loaded, evict, now, wall):
+        """The directory's new ``config.LoadResult`` -> the plan, carried out."""
         sup = self.sup
-        sup.ops.say("[schema-init] reloading configuration...")
         current = {name: sup.services[name].spec for name in sup.order}
-        loaded = sup.ops.load_directory()
         plan = plan_reload(current, list(sup.order), loaded)
         if plan.error is not None:
             sup.ops.say("[schema-init] reload %s: %s" % ("failed" if plan.failed else "rejected",

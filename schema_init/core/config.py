@@ -485,10 +485,49 @@ def _convert(key, rule, raw):
     return value, None      # text, command, args
 
 
+_DECIMAL = frozenset("0123456789")
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+def _ipv4_literal(text):
+    """TEXT is a dotted-quad IPv4 address (four numbers 0..255, no leading zeros)."""
+    parts = text.split(".")
+    return len(parts) == 4 and all(
+        part and len(part) <= 3 and set(part) <= _DECIMAL and
+        (part == "0" or part[0] != "0") and int(part) <= 255 for part in parts)
+
+
+def _ipv6_literal(text):
+    """TEXT is an IPv6 address in the textual forms of RFC 4291 (groups of 1..4 hex
+    digits, at most one ``::``, an IPv4 address as the last 32 bits); no zone (%IF)."""
+    if text.count("::") > 1:
+        return False
+    head, gap, tail = text.partition("::")
+    groups = (head.split(":") if head else []) + (tail.split(":") if tail else [])
+    width = len(groups)
+    if groups and "." in groups[-1] and (tail or not gap):
+        if not _ipv4_literal(groups.pop()):
+            return False
+        width += 1                     # the IPv4 address is two groups' worth
+    if not all(group and len(group) <= 4 and set(group) <= _HEX for group in groups):
+        return False
+    return width < 8 if gap else width == 8
+
+
+def numeric_host(host):
+    """HOST is "" (every address) or a numeric IPv4 or IPv6 address: binding it looks
+    nothing up."""
+    return host == "" or _ipv4_literal(host) or _ipv6_literal(host)
+
+
 def parse_listen(value):
     """A listen= value as ``(kind, address)``: kind is unix-stream, unix-dgram, tcp or udp;
     the address a path, or ``(host, port)`` (host "" for every address).  Returns
-    ``(listen, None)`` or ``(None, reason)``."""
+    ``(listen, None)`` or ``(None, reason)``.
+
+    A host must be a numeric IPv4 or IPv6 address: a name would have to be looked up
+    (DNS, /etc/hosts) by PID 1 when it makes the socket, which may block its loop or
+    find nothing early in boot; it is refused here, with the reason."""
     scheme, colon, rest = value.partition(":")
     if value.startswith("/"):
         scheme, rest = "stream", value
@@ -506,8 +545,15 @@ def parse_listen(value):
         if not close or not port.startswith(":"):
             return None, "an IPv6 address is written [ADDR]:PORT"
         port = port[1:]
+        if not _ipv6_literal(host):
+            return None, "%r is not a numeric IPv6 address (no zone, no name)" % host
     elif ":" in rest:
         host, _, port = rest.rpartition(":")
+        if ":" in host:
+            return None, "an IPv6 address is written [ADDR]:PORT"
+        if not _ipv4_literal(host):
+            return None, ("%r is not a numeric IPv4 address: host names are not looked up "
+                          "(give the address, or [ADDR] for IPv6)" % host)
     if not port.isdigit() or not port.isascii() or not 0 < int(port) < 65536:
         return None, "the port must be a number from 1 to 65535"
     return (scheme, (host, int(port))), None
@@ -742,18 +788,32 @@ def is_config_file(entry):
 def parse_directory(directory, files):
     """Parse a directory's files: ``files`` is ``[(entry name, bytes or None, reason)]``
     in any order (``reason`` says why a file could not be read).  Returns a LoadResult."""
+    return combine_directory(directory, [parse_entry(directory, entry, data, reason)
+                                         for entry, data, reason in files])
+
+
+def parse_entry(directory, entry, data, reason):
+    """One file of a directory: ``(entry, spec or None, diagnostics)``.  The costly
+    part of a directory's parse, one file at a time, so a reload can be done in slices
+    between the loop's other work (``combine_directory`` puts them together)."""
+    path = directory.rstrip("/") + "/" + entry
+    if data is None:
+        return entry, None, [Diagnostic(path, 0, None, ERROR, "cannot read: %s" % reason)]
+    if entry.endswith(".svc"):
+        spec, found = parse_service(path, data)
+    else:
+        spec, found = parse_group(path, data)
+    return entry, spec, found
+
+
+def combine_directory(directory, parsed):
+    """``parse_entry`` results (any order) -> the directory's LoadResult: the first
+    file by name wins a name; a group named like a service is said."""
     diags = []
     services, groups = [], []
     seen = {}
-    for entry, data, reason in sorted(files, key=lambda f: f[0]):
+    for entry, spec, found in sorted(parsed, key=lambda f: f[0]):
         path = directory.rstrip("/") + "/" + entry
-        if data is None:
-            diags.append(Diagnostic(path, 0, None, ERROR, "cannot read: %s" % reason))
-            continue
-        if entry.endswith(".svc"):
-            spec, found = parse_service(path, data)
-        else:
-            spec, found = parse_group(path, data)
         diags.extend(found)
         if spec is None:
             continue

@@ -14,6 +14,9 @@ from . import schema
 
 DEFAULT_SOCKET = "/run/schema-init.sock"
 MAX_REQUEST = 4096          # bytes of one request line, newline excluded
+# A reply the host gives later (a reload reads its files in slices between the loop's
+# other work): the server keeps the client waiting, without its deadline, until then.
+LATER = "later"
 CLIENT_DEADLINE = 2.0       # seconds a client has to send its line and take its reply
 MAX_CLIENTS = 64
 TERMINATOR = ".\n"
@@ -223,7 +226,8 @@ def parse_schedule(argument):
     words = argument.split()
     if len(words) != 2 or words[0] not in SHUTDOWN_ACTIONS:
         return None, "usage: schedule reboot|poweroff|halt SECONDS"
-    if not words[1].isdigit() or len(words[1]) > 9 or int(words[1]) > MAX_SCHEDULE_SECS:
+    if not (words[1].isascii() and words[1].isdigit()) or len(words[1]) > 9 or \
+            int(words[1]) > MAX_SCHEDULE_SECS:
         return None, "SECONDS must be a whole number from 0 to %d" % MAX_SCHEDULE_SECS
     return words[0], int(words[1])
 
@@ -241,8 +245,9 @@ def dispatch(request, uid, supervisor, host, now, wall):
 
     ``host`` provides what the supervisor cannot do itself: ``reboot()``,
     ``poweroff()``, ``halt()``, ``schedule(action, seconds, now)``, ``cancel()``,
-    ``scheduled`` (``(action, deadline)`` or None), ``request_reexec()`` and
-    ``kernel_to_init``.
+    ``scheduled`` (``(action, deadline)`` or None), ``request_reexec()``,
+    ``reload(evict, now, wall)`` (reply lines, or ``LATER``: the host answers when the
+    files are read) and ``kernel_to_init``.
     """
     if not may_run(request, uid):
         return ["err: '%s' requires root (uid %d has read-only access)" % (request, uid)]
@@ -268,7 +273,7 @@ def dispatch(request, uid, supervisor, host, now, wall):
     if name == "add":
         return supervisor.cmd_add(argument, now, wall)
     if name == "reload":
-        return supervisor.cmd_reload(argument == "--evict", now, wall)
+        return host.reload(argument == "--evict", now, wall)
     if name == "reboot":
         host.reboot()
         return ["ok: rebooting"]

@@ -58,6 +58,12 @@ class Ops:
     def belongs(self, service, pid):               # pid is a process of the service
         return pid == service.pid
 
+    def service_uid(self, service):                # the uid its processes run as (None:
+        return 0                                   # unknown)
+
+    def process_uids(self, pid):                   # (real, effective) uids; None if gone
+        return None
+
     def shell(self, command, env):                           # -> pid
         raise NotImplementedError
 
@@ -135,6 +141,7 @@ class Supervisor:
         self.shutdown = shutdown.ShutdownOrder(self)
         self.commands = commands.Commands(self)
         self._permits = []            # [(service, allowed states)] of transitions under way
+        self.notify_budgets = {}      # name -> notify.Budget: the /proc reads it may cost
         for spec in graph_.services.values():
             self.add_service(spec, now, wall)
         self.refresh_groups()
@@ -344,8 +351,11 @@ class Supervisor:
                     self.fire(service, "ready", now)
 
     def on_notify(self, name, sender, data, now):
-        """A datagram on a service's NOTIFY_SOCKET from process SENDER (data None: it was
-        dropped unread, truncated).  What it means is ``notify.decide``'s."""
+        """A datagram on a service's NOTIFY_SOCKET; SENDER is the kernel's ``(pid, uid)``
+        of the sending process (data None: it was dropped unread, truncated or carrying
+        descriptors).  Who is heard is ``notify.standing``'s verdict on the credentials
+        alone (a sender of another uid costs no /proc read), then ``ops.belongs``'s,
+        within the service's ``notify.Budget``; what it means is ``notify.decide``'s."""
         service = self.services.get(name)
         if service is None:
             return
@@ -353,13 +363,35 @@ class Supervisor:
             service.notify_dropped += 1
             return
         from . import notify          # only services with notify=1 ever send
+        pid, uid = sender
+        main = service.pid if service.running() else 0
+        standing = notify.standing(pid, uid, main, self.ops.service_uid(service))
+        if standing == notify.FOREIGN or not main:
+            service.notify_dropped += 1
+            return
+        budget = self.notify_budgets.get(name)
+        if budget is None:
+            budget = self.notify_budgets[name] = notify.Budget(now)
+        if standing == notify.MAIN:
+            belongs = True
+        elif budget.take(now):
+            belongs = self.ops.belongs(service, pid)
+        else:
+            service.notify_dropped += 1          # a flood from the service's own uid
+            return
         fields = notify.parse(data)
-        running = service.running()
         claimed = fields.get("MAINPID", "")
         claimed = int(claimed) if claimed.isdigit() and claimed.isascii() and \
             len(claimed) < 8 else 0
-        facts = notify.Facts(service.spec.notify, running and self.ops.belongs(service, sender),
-                             running and claimed > 0 and self.ops.belongs(service, claimed))
+        claimed_belongs, claimed_uids = False, None
+        if belongs and claimed > 0 and budget.take(now):
+            claimed_belongs = self.ops.belongs(service, claimed)
+            if claimed_belongs and standing != notify.MAIN and uid != 0:
+                claimed_uids = self.ops.process_uids(claimed)
+        facts = notify.Facts(service.spec.notify, belongs, claimed_belongs,
+                             sender_main=standing == notify.MAIN, sender_uid=uid,
+                             service_uid=self.ops.service_uid(service),
+                             claimed_uids=claimed_uids)
         for verb, argument in notify.decide(facts, fields):
             self._apply_notify(service, verb, argument, now)
 
@@ -520,6 +552,9 @@ class Supervisor:
 
     def cmd_reload(self, evict, now, wall):
         return self.commands.reload(evict, now, wall)
+
+    def apply_reload(self, loaded, evict, now, wall):
+        return self.commands.apply_reload(loaded, evict, now, wall)
 
     def begin_shutdown(self, now):
         self.shutdown.begin(now)

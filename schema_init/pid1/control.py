@@ -27,12 +27,13 @@ from schema_init.core.protocol import CLIENT_DEADLINE, MAX_CLIENTS, MAX_REQUEST
 ROOT_RESERVED = 16       # of MAX_CLIENTS, kept for root
 PER_PEER_MAX = 8         # connections one user other than root may hold
 ACCEPT_PAUSE = 0.25      # seconds without accepting after EMFILE and its kin
+WAIT_LIMIT = 300.0       # seconds a client may wait for a reply given later (a reload)
 BACKLOG = 128
 _RESOURCE_ERRORS = (23, 24, 105, 12)     # ENFILE, EMFILE, ENOBUFS, ENOMEM
 
 
 class Client:
-    __slots__ = ("sock", "fd", "buffer", "reply", "deadline", "uid", "draining")
+    __slots__ = ("sock", "fd", "buffer", "reply", "deadline", "uid", "draining", "waiting")
 
     def __init__(self, sock, uid, deadline):
         self.sock = sock
@@ -42,6 +43,7 @@ class Client:
         self.deadline = deadline
         self.uid = uid
         self.draining = False    # reply sent and write side shut: read until the client closes
+        self.waiting = False     # its reply comes later (protocol.LATER): out of the epoll set
 
 
 def peer_uid(sock):
@@ -82,6 +84,7 @@ class Server:
         self.path = path
         self.fds = fds
         self.handle = handle
+        self.serving = None          # the client whose request is being handled now
         self.clients = {}
         self.paused_until = None          # accepting paused after EMFILE
         try:
@@ -196,9 +199,34 @@ class Server:
         else:
             line = client.buffer[:newline] if newline >= 0 else client.buffer
             request = line.rstrip(b"\r").decode("utf-8", "replace")
-            lines = handle(request, client.uid)
+            self.serving = client
+            try:
+                lines = handle(request, client.uid)
+            finally:
+                self.serving = None
         client.buffer = b""
+        if lines is protocol.LATER:
+            return                                  # defer() took it: answered later
         self.respond(client, lines)
+
+    def defer(self):
+        """Called by the handler of the request being served: its reply will come later.
+        Returns ``answer(lines)``; until then the client is out of the epoll set (what
+        it sends meanwhile waits in its socket) and may wait ``WAIT_LIMIT`` seconds."""
+        client = self.serving
+        if client is None:
+            return None
+        client.waiting = True
+        client.deadline += WAIT_LIMIT
+        self.fds.remove(client.fd)
+
+        def answer(lines):
+            if self.clients.get(client.fd) is not client:
+                return                              # dropped meanwhile (its deadline)
+            client.waiting = False
+            self.fds.add(client.fd, self._on_client, _fastloop.READABLE)
+            self.respond(client, lines)
+        return answer
 
     def respond(self, client, lines):
         client.reply = protocol.encode_reply(lines)
@@ -256,7 +284,8 @@ class Server:
 
     def drop(self, client):
         self.clients.pop(client.fd, None)
-        self.fds.remove(client.fd)
+        if not client.waiting:
+            self.fds.remove(client.fd)
         try:
             client.sock.close()
         except OSError:

@@ -405,10 +405,12 @@ class Pid1Runtime(runtime.Runtime):
         self.rescue_pid = 0
         self.console.write("[schema-init] rescue shell exited: re-reading %s\n"
                            % self.services_dir)
-        lines = self.supervisor.cmd_reload(False, now, time.time())
+        self.begin_reload(False, self.after_rescue_reload)
+        return True
+
+    def after_rescue_reload(self, lines):
         if lines[0].startswith("err:"):
             self.start_rescue_shell()
-        return True
 
     def after_reap(self, now):
         """The watchdog device may come with a module a oneshot loads: try again."""

@@ -42,6 +42,8 @@ class Runtime:
         self.rescue_pid = 0
         self.reexec_requested = None
         self.server = None
+        self.reloading = None             # a reload read in slices (reloading.ReloadJob)
+        self.reload_next = None           # [evict, answers]: asked while one was read
         self.sockets = None     # listen= sockets (sockets.Sockets), made once one is needed
         self.notify = None      # NOTIFY_SOCKETs (notify_socket.NotifySockets), likewise
 
@@ -201,8 +203,11 @@ class Runtime:
         return server
 
     def next_timeout(self, now):
+        if self.reloading is not None:
+            return 0                      # files still to read: one more slice at once
+        paused = self.notify.next_deadline() if self.notify else None    # a flooded one
         deadline = schedule.next_deadline((self.supervisor.next_deadline(),
-                                           self.server.next_deadline(),
+                                           self.server.next_deadline(), paused,
                                            self.scheduled[1] if self.scheduled else None))
         return schedule.sleep_timeout(deadline, now)
 
@@ -241,11 +246,15 @@ class Runtime:
             wall = time.time()
             for fd, mask in events:
                 self.guarded(self.dispatch, fd, mask, now, wall)
+            if self.reloading is not None:
+                self.guarded(self.reload_step, now, wall)
             self.guarded(sup.on_due, now, wall)
             if self.scheduled is not None and now >= self.scheduled[1]:
                 action, self.scheduled = self.scheduled[0], None
                 self._stop(action, STOP_STATES[action])
             self.server.expire(now)
+            if self.notify is not None:
+                self.notify.expire(now)          # a NOTIFY_SOCKET paused by a flood
             if self.server.retry_at is not None and now >= self.server.retry_at:
                 self.server = self.open_control(now)
             self.guarded(sup.settle, now)
@@ -253,7 +262,7 @@ class Runtime:
                 self.publish()
                 return
             self.publish()
-            if self.reexec_requested:
+            if self.reexec_requested and self.reloading is None:
                 self.reexec(self.reexec_requested)
                 self.reexec_requested = None
 
@@ -350,14 +359,65 @@ class Runtime:
         if signo == signal.SIGCHLD:
             self.reap(now)
         elif signo == signal.SIGHUP:
-            for line in self.supervisor.cmd_reload(False, now, wall):
-                self.console.write("[schema-init] %s\n" % line)
+            self.begin_reload(False, self.say_reload)
         elif signo == signal.SIGINT:
             self.reboot()
         elif signo in (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2):
             self.poweroff()
 
+    # --- reloading: the files read in slices (reloading.py) ---------------------------
+
+    def begin_reload(self, evict, answer):
+        """Start a reload, or join the one after the reload being read (files may have
+        changed since it began); ``answer(lines)`` gets the reply when it is done."""
+        if self.reloading is None:
+            from . import reloading
+            self.supervisor.ops.say("[schema-init] reloading configuration...")
+            self.reloading = reloading.ReloadJob(self.services_dir, self.unit_dirs, evict)
+            self.reloading.answers.append(answer)
+            return
+        if self.reload_next is None:
+            self.reload_next = [evict, []]
+        self.reload_next[0] = self.reload_next[0] or evict
+        self.reload_next[1].append(answer)
+
+    def reload_step(self, now, wall):
+        """One slice of the reload being read; when every file is read, the plan."""
+        job = self.reloading
+        if self.stopping is not None:
+            lines = ["err: reload not done — shutting down"]
+        else:
+            try:
+                if not job.step():
+                    return
+                lines = self.supervisor.apply_reload(job.result(), job.evict, now, wall)
+            except Exception:
+                self.console.write("[schema-init] internal error while reloading:\n" +
+                                   logs.format_exception())
+                lines = ["err: reload failed: internal error (see console)"]
+        self.reloading = None
+        for answer in job.answers:
+            answer(lines)
+        if self.reload_next is not None:
+            evict, answers = self.reload_next
+            self.reload_next = None
+            for answer in answers:
+                self.begin_reload(evict, answer)
+
+    def say_reload(self, lines):
+        for line in lines:
+            self.console.write("[schema-init] %s\n" % line)
+
     # --- what protocol.dispatch may ask of the host ---------------------------------
+
+    def reload(self, evict, now, wall):
+        """``schema-ctl reload``: the reply comes when the files are read, a slice per
+        loop turn, the control socket and every service served between them."""
+        answer = self.server.defer()
+        if answer is None:                       # not from a client: all at once
+            return self.supervisor.cmd_reload(evict, now, wall)
+        self.begin_reload(evict, answer)
+        return protocol.LATER
 
     def _stop(self, how, system_state):
         if self.stopping is None:
