@@ -10,7 +10,12 @@
     service), and the wall time of `schema-ctl status --json`;
 (d) RSS of the idle supervisor with 20 services;
 (e) 10,000 orphaned grandchildren reaped: wall time and the supervisor's CPU per orphan;
-(f) `schema-ctl status` round trip with 20 services.
+(f) `schema-ctl status` round trip with 20 services;
+(g) parsing and ordering, whose tests count lines of code instead of seconds
+    (tests/test_config.py, tests/test_graph.py, tests/test_adversarial.py): a file of
+    2,000 settings and one of 300,000 blank lines rejected, 60 unknown keys of 3,000
+    characters, a 10,000-deep chain resolved and ordered, and `schema-init --check` of
+    that chain and of 1 MB of unknown keys.
 
 SCHEMA_INIT_BIN=path/to/schema-init measures another build (e.g. the static binary).
 """
@@ -203,6 +208,52 @@ def bench_orphans(count=10000):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def best_of(runs, function, *args):
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        function(*args)
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def bench_parse():
+    """(g): seconds, best of 5 (of 3 for `--check`, a process each)."""
+    sys.path.insert(0, ROOT)
+    sys.path.insert(0, os.path.join(ROOT, "tests"))
+    import random
+    import adversary
+    from schema_init.core import config, graph
+    head = b"exec=/bin/true\n"
+    settings = best_of(5, config.parse_service, "/s/a.svc", head + b"a=1\n" * 2000)
+    blank = best_of(5, config.parse_service, "/s/a.svc", head + b"\n" * 300000)
+    long_keys = head + b"".join(b"k%s=1\n" % (b"x" * 3000 + str(i).encode())
+                                for i in range(60))
+    suggestions = best_of(5, config.parse_service, "/s/a.svc", long_keys)
+    chain = [config.ServiceSpec(name="s0", exec="/bin/true")] + [
+        config.ServiceSpec(name="s%d" % i, exec="/bin/true", deps=("s%d" % (i - 1),))
+        for i in range(1, 10000)]
+    order = best_of(5, lambda: graph.boot_order(graph.resolve(chain, [])))
+    tmp = tempfile.mkdtemp(prefix="schema-parse-")
+    try:
+        chain_dir, noise_dir = os.path.join(tmp, "chain"), os.path.join(tmp, "noise")
+        os.makedirs(chain_dir)
+        os.makedirs(noise_dir)
+        for i in range(10000):
+            with open(os.path.join(chain_dir, "s%d.svc" % i), "w") as f:
+                f.write("exec=/bin/true\noneshot=1\n" + ("dep=s%d\n" % (i - 1) if i else ""))
+        with open(os.path.join(noise_dir, "noise.svc"), "wb") as f:
+            f.write(adversary.unknown_keys_text(random.Random(1), 1000 * 1000)[:1000 * 1000])
+
+        def check(directory):
+            subprocess.run([BIN, "--check", directory], capture_output=True)
+        check_chain = best_of(3, check, chain_dir)
+        check_noise = best_of(3, check, noise_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return settings, blank, suggestions, order, check_chain, check_noise
+
+
 def measure(idle_seconds=60):
     """Every microbenchmark: {"rows": [(what, measured, goal), ...], name: value, ...}."""
     run = Run({"s%02d.svc" % i: daemon() for i in range(20)})
@@ -215,6 +266,7 @@ def measure(idle_seconds=60):
     first, last, per_level = bench_chain()
     rss_one, rss_many, per_service, json_time, client_start, anon_per_service = bench_scale()
     orphans_wall, orphan_cpu = bench_orphans()
+    settings, blank, suggestions, order, check_chain, check_noise = bench_parse()
     rows = [
         ("(a) voluntary context switches, %g s idle, 20 stable services" % idle_seconds,
          "%d (involuntary %d)" % (idle, idle_involuntary), "0"),
@@ -232,12 +284,22 @@ def measure(idle_seconds=60):
          "%.1f s / %.0f us" % (orphans_wall, orphan_cpu * 1e6), ""),
         ("(f) `schema-ctl status` round trip, 20 services (median of 20) / `--version`",
          "%.1f ms / %.1f ms" % (ctl_status * 1000, ctl_version * 1000), "<= 10 ms"),
+        ("(g) a .svc of 2,000 settings / of 300,000 blank lines rejected",
+         "%.1f ms / %.1f ms" % (settings * 1000, blank * 1000), ""),
+        ("(g) a .svc of 60 unknown keys of 3,000 characters (did-you-mean)",
+         "%.1f ms" % (suggestions * 1000), ""),
+        ("(g) a 10,000-deep chain resolved and ordered", "%.0f ms" % (order * 1000), ""),
+        ("(g) `schema-init --check`: the 10,000-deep chain / 1 MB of unknown keys",
+         "%.2f s / %.2f s" % (check_chain, check_noise), ""),
     ]
     return {"rows": rows, "idle_switches": idle, "idle_involuntary": idle_involuntary,
             "chain_per_level_ms": per_level * 1000, "per_service_bytes": per_service,
             "orphans_10000_wall_s": orphans_wall, "orphan_cpu_us": orphan_cpu * 1e6,
             "ctl_status_ms": ctl_status * 1000, "ctl_version_ms": ctl_version * 1000,
             "ctl_json_1000_ms": json_time * 1000, "client_version_ms": client_start * 1000,
+            "reject_2000_settings_ms": settings * 1000, "reject_300000_lines_ms": blank * 1000,
+            "long_unknown_keys_ms": suggestions * 1000, "chain_10000_order_ms": order * 1000,
+            "check_chain_10000_s": check_chain, "check_unknown_keys_1mb_s": check_noise,
             "binary": BIN}
 
 

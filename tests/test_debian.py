@@ -82,7 +82,14 @@ def test_reboot_typed_in_a_shell(debian):
     assert vmlib.POWER_DOWN not in text
 
 
-def test_killed_rsyslog_and_dbus_are_back_and_ready_within_2s(debian):
+RAIL_LINE = re.compile(r"^\[[\d:]+\] (\S+)\s+(\S+)\s+state=\S+\s+wt=\d+\s+pid=(\d+)$", re.M)
+
+
+def test_killed_rsyslog_and_dbus_are_respawned_once_after_the_first_cooldown_and_ready(debian):
+    """kill -9: after the old process's promotion the rail shows one death, one retry
+    (so the first cooldown, schedule.respawn_cooldown(1) = 1 s: tests/test_schedule.py),
+    one spawn and that new process promoted by its ready_path; the socket is there
+    again.  How many seconds it takes: bench/debian_boot_bench.py."""
     v = debian()
     v.wait_ssh()
     before = settled(v)
@@ -94,16 +101,15 @@ def test_killed_rsyslog_and_dbus_are_back_and_ready_within_2s(debian):
             state, pid = states(v)[service]
             if state == "FUNDAMENTAL" and pid not in (0, before[service][1]):
                 break
-            assert time.monotonic() - t0 < 15, (service, state, pid)
+            assert time.monotonic() - t0 < 30, (service, state, pid)
             time.sleep(0.2)
-        back = time.monotonic() - t0
         assert v.ssh("test -S %s" % socket).returncode == 0
-        assert back < 2.0 + 1.0, "%s back and ready after %.1f s (ssh round trips ~0.5 s)" % (
-            service, back)
-        print("%s: kill -9 -> FUNDAMENTAL again, seen over SSH: %.1f s" % (service, back))
-        rails = v.ssh("grep -h ' %s ' /var/log/schema-init/rail.log "
-                      "/run/log/schema-init/rail.log 2>/dev/null | tail -4" % service).stdout
-        assert "readiness-lost" not in rails and "dormant" not in rails, rails
+        rails = v.ssh("cat /var/log/schema-init/rail.log /run/log/schema-init/rail.log "
+                      "2>/dev/null").stdout
+        events = [(event, int(p)) for name, event, p in RAIL_LINE.findall(rails)
+                  if name == service]
+        assert events[-5:] == [("promote", before[service][1]), ("died", 0), ("retry", 0),
+                               ("spawn", pid), ("promote", pid)], events[-12:]
     powered_off_clean(v)
 
 
@@ -162,7 +168,12 @@ def test_the_power_button_powers_off_cleanly(debian):
     settled(v)
     rollup = v.ssh("cat /proc/$(pidof schema-powerkey)/smaps_rollup").stdout
     sizes = dict(re.findall(r"^(Rss|Private_Dirty):\s+(\d+) kB", rollup, re.M))
-    assert int(sizes["Rss"]) < 2048, "the C helper, not the interpreter:\n" + rollup
+    # the C helper, not the interpreter: its own memory (RssAnon) a small part of what
+    # the interpreter of PID 1 holds (the kB: bench/debian_boot_bench.py)
+    anon = {who: int(re.search(r"^RssAnon:\s+(\d+) kB", v.ssh(
+        "cat /proc/%s/status" % pid).stdout, re.M).group(1))
+        for who, pid in (("powerkey", "$(pidof schema-powerkey)"), ("pid1", "1"))}
+    assert anon["powerkey"] * 10 < anon["pid1"], anon
     v.monitor("system_powerdown")
     text = v.finish(180)
     assert "shutting down (poweroff)" in text and vmlib.POWER_DOWN in text

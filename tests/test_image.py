@@ -284,11 +284,14 @@ def test_a_data_partition_that_cannot_be_mounted_is_made_anew(image, tmp_path, m
 
 # Heavy writes as a careful program makes them: a file is written, fsync'd, then renamed
 # over the old one (so after any cut either version is there, whole), while a log grows
-# without fsync and every 8 rounds a sync() flushes everything.
+# without fsync and every 8 rounds a sync() flushes everything.  The first round is
+# synced before the writer says it is writing, so every cut comes after at least one
+# renamed file is on the card: the next boot must find it (a file no boot finds proves
+# nothing about tearing).
 TORTURE_WRITER = """# test writer (tests/test_image.py): heavy writes to /data until the power is cut
 exec=/bin/sh
 args=-c
-args=d=/data/torture; mkdir -p $d; whole=0; torn=0; for f in $d/f[0-9] $d/f[0-9][0-9]; do [ -e "$f" ] || continue; if [ "$(stat -c %s "$f")" = 262144 ]; then whole=$((whole+1)); else torn=$((torn+1)); fi; done; echo "=== torture: $whole whole $torn torn ===" > /dev/console; i=0; while :; do i=$((i+1)); n=$((i % 16)); dd if=/dev/urandom of=$d/f$n.tmp bs=64k count=4 conv=fsync 2>/dev/null && mv $d/f$n.tmp $d/f$n; echo "$i $(date +%s)" >> $d/log; [ $((i % 8)) = 0 ] && sync; [ $i = 1 ] && echo '=== torture: writing ===' > /dev/console; done
+args=d=/data/torture; mkdir -p $d; whole=0; torn=0; for f in $d/f[0-9] $d/f[0-9][0-9]; do [ -e "$f" ] || continue; if [ "$(stat -c %s "$f")" = 262144 ]; then whole=$((whole+1)); else torn=$((torn+1)); fi; done; echo "=== torture: $whole whole $torn torn ===" > /dev/console; i=0; while :; do i=$((i+1)); n=$((i % 16)); dd if=/dev/urandom of=$d/f$n.tmp bs=64k count=4 conv=fsync 2>/dev/null && mv $d/f$n.tmp $d/f$n; echo "$i $(date +%s)" >> $d/log; [ $((i % 8)) = 0 ] && sync; [ $i = 1 ] && sync && echo '=== torture: writing ===' > /dev/console; done
 dep=data
 """
 
@@ -296,7 +299,8 @@ dep=data
 def test_power_loss_during_heavy_writes_never_corrupts_root_or_data(image, tmp_path, machine):
     """TORTURE_BOOTS boots (50): QEMU killed at a random moment while the data partition is
     written hard; every next boot comes up with the root untouched and /data mounted
-    (repaired by its own e2fsck where needed), and renamed files never torn."""
+    (repaired by its own e2fsck where needed), and finds at least one renamed file (the
+    one synced before the cut) and none torn."""
     boots = int(os.environ.get("TORTURE_BOOTS", "50"))
     seed = int(os.environ.get("TORTURE_SEED", random.randrange(1 << 30)))
     print("torture seed", seed)
@@ -305,35 +309,48 @@ def test_power_loss_during_heavy_writes_never_corrupts_root_or_data(image, tmp_p
     pi.add_services(card, {"probe.svc": PROBE, "writer.svc": TORTURE_WRITER}, str(tmp_path))
     root_before = pi.digest(card, 2)
     results = []
+    checked = 0                     # renamed files found whole after a cut, over the run
+
+    def renamed_files(vm, after_cut):
+        """The writer's count of renamed files (it starts once /data is mounted, after
+        its e2fsck -p): none torn, and after a cut at least the synced one."""
+        found = vm.wait_re(r"=== torture: (\d+) whole (\d+) torn ===", timeout=600)
+        whole, torn = int(found.group(1)), int(found.group(2))
+        assert torn == 0, vm.text()[-4000:]
+        if after_cut:
+            assert whole >= 1, "cut %d: no renamed file survived, not even the one synced " \
+                "before it:\n%s" % (after_cut, vm.text()[-4000:])
+        return whole
     for boot in range(boots):
         vm = machine(card)
-        # the writer starts once /data is mounted (after its e2fsck -p) and the overlay's
-        # services are loaded: it first counts the files a rename made whole or torn
-        found = vm.wait_re(r"=== torture: (\d+) whole (\d+) torn ===", timeout=600)
-        assert found.group(2) == "0", vm.text()[-4000:]
+        whole = renamed_files(vm, after_cut=boot)       # boot 0: a new data partition
+        checked += whole if boot else 0
         vm.wait_for("=== torture: writing ===", timeout=600)
         time.sleep(rng.uniform(0.0, 6.0))
         vm.kill()
         text = vm.text()
         assert "data: cannot mount" not in text and "no data partition" not in text, text[-4000:]
         results.append((boot, time.monotonic() - vm.started, "e2fsck repaired" in text,
-                        int(found.group(1))))
-        print("TORTURE boot %d: cut after %.0f s; /data mounted%s; %s whole, 0 torn" % (
+                        whole))
+        print("TORTURE boot %d: cut after %.0f s; /data mounted%s; %d whole, 0 torn" % (
             boot + 1, results[-1][1], " (e2fsck -p repaired it)" if results[-1][2] else "",
-            found.group(1)), flush=True)
+            whole), flush=True)
         assert pi.digest(card, 2) == root_before, "the root changed at boot %d" % boot
     # A last boot, powered off cleanly: the data partition then checks clean.
     vm = machine(card, append="PROBE_POWEROFF=1")
+    checked += renamed_files(vm, after_cut=boots)      # the files of the last cut
     assert_all_up(settled(vm))
     vm.finish(300)
+    assert checked >= boots, "%d renamed files checked after %d cuts" % (checked, boots)
     code, out = pi.fsck(card, str(tmp_path))
     assert code == 0, out
     assert pi.digest(card, 2) == root_before
     repairs = sum(1 for r in results if r[2])
     line = ("TORTURE %d power cuts during writes (seed %d): every next boot mounted /data "
             "(its own e2fsck -p repaired it on %d), the root unchanged, no renamed file torn "
-            "(up to %d whole), e2fsck -fn clean after the last; QEMU start -> cut %.0f-%.0f s"
-            % (boots, seed, repairs, max(r[3] for r in results),
+            "(%d checked after the cuts, up to %d at one boot), e2fsck -fn clean after the "
+            "last; QEMU start -> cut %.0f-%.0f s"
+            % (boots, seed, repairs, checked, max(r[3] for r in results),
                min(r[1] for r in results), max(r[1] for r in results)))
     print(line)
     os.makedirs(os.path.join(ROOT, "build", "tmp", "image"), exist_ok=True)

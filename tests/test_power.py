@@ -28,13 +28,31 @@ def run(tmp_path, name, *args, socket=None):
                           text=True, timeout=30, env=env)
 
 
+def stoppable(marker):
+    """A daemon that, told to stop (SIGTERM), writes MARKER and exits 0."""
+    return daemon("trap 'echo stopped > %s; exit 0' TERM" % marker, "sleep 1000 & wait",
+                  stable_secs=0)
+
+
 @pytest.fixture
 def supervised(tmp_path):
-    s = Supervised(tmp_path / "sup", {"a.svc": daemon(stable_secs=0)})
+    """A supervisor running a and b (b needs a); ``s.pids`` are their main processes."""
+    s = Supervised(tmp_path / "sup", {"a.svc": stoppable(tmp_path / "stopped-a"),
+                                      "b.svc": stoppable(tmp_path / "stopped-b") + "dep=a\n"})
     s.start()
-    s.wait_state("a", "FUNDAMENTAL")
+    s.wait_state("b", "FUNDAMENTAL")
+    s.pids = {name: int(s.status()[name]["pid"]) for name in ("a", "b")}
     yield s
     s.stop()
+
+
+def assert_every_service_stopped(s, tmp_path):
+    """Each service was told to stop (its SIGTERM trap ran), its process is gone, and
+    its stop is on the rail, dependents first."""
+    for name, pid in s.pids.items():
+        assert (tmp_path / ("stopped-" + name)).exists(), "%s never got its SIGTERM" % name
+        assert not os.path.exists("/proc/%d" % pid), "%s (pid %d) still there" % (name, pid)
+    assert [n for n, event, _, _ in s.rail() if event == "stopped"] == ["b", "a"], s.rail()
 
 
 @pytest.mark.process
@@ -58,6 +76,7 @@ def test_a_scheduled_shutdown_fires_when_due(tmp_path, supervised):
     assert s.ctl("schedule", "halt", "1").stdout == "ok: halt in 1 s\n"
     assert s.proc.wait(10) == 0
     assert "shutting down (halt)" in s.console_text()
+    assert_every_service_stopped(s, tmp_path)
 
 
 @pytest.mark.process
@@ -73,6 +92,7 @@ def test_each_name_stops_the_services_through_pid1(tmp_path, supervised, name, a
     assert done.returncode == 0, done.stderr
     assert s.proc.wait(20) == 0
     assert "shutting down (%s)" % how in s.console_text()
+    assert_every_service_stopped(s, tmp_path)
 
 
 @pytest.mark.process

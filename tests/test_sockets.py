@@ -3,9 +3,9 @@ services by a real supervisor (process tier): LISTEN_FDS/LISTEN_PID/LISTEN_FDNAM
 fds 3.., kept across a restart, released by a reload that removes the service."""
 
 import os
+import signal
 import socket
 import sys
-import time
 
 import pytest
 
@@ -154,19 +154,63 @@ def test_a_socket_that_cannot_be_made_fails_the_spawn_naming_it(supervise):
         taken.close()
 
 
+def socket_inodes(pid):
+    """The inodes of the sockets process PID holds open (its /proc/PID/fd links)."""
+    inodes = set()
+    directory = "/proc/%d/fd" % pid
+    for fd in os.listdir(directory):
+        try:
+            target = os.readlink(os.path.join(directory, fd))
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(int(target[8:-1]))
+    return inodes
+
+
+def listening_inodes(path, port):
+    """The inodes of the unix socket bound to PATH (/proc/net/unix) and of the TCP socket
+    listening on 127.0.0.1:PORT (/proc/net/tcp)."""
+    with open("/proc/net/unix") as f:
+        unix = [int(fields[6]) for fields in (line.split() for line in f)
+                if len(fields) > 7 and fields[7] == path]
+    with open("/proc/net/tcp") as f:
+        tcp = [int(fields[9]) for fields in (line.split() for line in f)
+               if fields[1] == "0100007F:%04X" % port and fields[3] == "0A"]
+    return unix + tcp
+
+
 @pytest.mark.process
 def test_reload_without_the_service_releases_its_socket(supervise, tmp_path):
+    """The sockets schema-init made for a service are closed in schema-init (not only
+    the file unlinked) when a reload removes the service: no fd of the supervisor
+    holds them, and once the service (left running unmanaged) is gone too the port
+    refuses connections and can be bound again."""
     path = str(tmp_path / "gone.sock")
-    s = supervise({"gone.svc": serve_svc([path]), "keep.svc": "exec=/bin/sleep\n"
-                   "args=1000\nstable_secs=0\n"})
+    port = free_port()
+    s = supervise({"gone.svc": serve_svc([path, "tcp:127.0.0.1:%d" % port]),
+                   "keep.svc": "exec=/bin/sleep\nargs=1000\nstable_secs=0\n"})
     s.wait_state("gone", "FUNDAMENTAL")
+    service = int(s.status()["gone"]["pid"])
+    made = listening_inodes(path, port)
+    assert len(made) == 2 and set(made) <= socket_inodes(s.proc.pid), made
     os.unlink(os.path.join(s.services, "gone.svc"))
     s.ctl("reload")
-    s.wait(lambda: not os.path.exists(path), 10, "the socket file removed")
+    s.wait(lambda: not socket_inodes(s.proc.pid) & set(made), 10,
+           "the supervisor's fds of the sockets closed")
+    assert not os.path.exists(path)
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:
         with pytest.raises(OSError):
             c.connect(path)
-    time.sleep(0.1)
+    os.kill(service, signal.SIGTERM)                  # the last other holder
+    s.wait(lambda: not os.path.exists("/proc/%d" % service), 10, "the service gone")
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    with socket.socket() as again:
+        again.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        again.bind(("127.0.0.1", port))
+        again.listen(1)
+    assert s.state("keep") == "FUNDAMENTAL"
 
 
 @pytest.mark.process

@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+import adversary as adv
 from harness import Supervised, daemon
 
 pytestmark = pytest.mark.process
@@ -500,22 +501,49 @@ def test_shutdown_on_sigterm_stops_services_and_exits_zero(supervise):
     assert not os.path.exists(s.socket)
 
 
-def test_orphaned_grandchildren_are_reaped(supervise):
-    s = supervise({"forker.svc": daemon("for i in 1 2 3 4 5; do (sleep 0.2 &) ; done",
-                                        "exec sleep 1000", stable_secs=0)})
+def proc_status_field(pid, name):
+    """A field of /proc/PID/status ("PPid", "State", ...), or None once the pid is gone."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key == name:
+                    return value.strip()
+    except FileNotFoundError:
+        return None
+    return None
+
+
+def test_an_orphaned_grandchild_is_adopted_by_the_supervisor_and_reaped(supervise, tmp_path):
+    """The service's subshell starts a grandchild and exits at once: the grandchild is
+    re-parented to the supervisor (its child subreaper), not to the machine's init, and
+    when it exits the supervisor reaps it: its pid leaves /proc (no zombie anywhere),
+    while the service itself runs on."""
+    record, go = tmp_path / "grandchild", tmp_path / "go"
+    grandchild = "echo \\$\\$ > %s.new; mv %s.new %s; while [ ! -e %s ]; do sleep 0.05; done" \
+        % (record, record, record, go)
+    s = supervise({"forker.svc": daemon('(sh -c "%s" &)' % grandchild, "exec sleep 1000",
+                                        stable_secs=0)})
     s.wait_state("forker", "FUNDAMENTAL")
-    time.sleep(1.0)
-    me = s.proc.pid
-    zombies = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                fields = open("/proc/%s/stat" % entry).read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if fields[0] == "Z" and int(fields[1]) == me:
-                zombies.append(entry)
-    assert zombies == []
+    service = int(s.status()["forker"]["pid"])
+    s.wait(record.exists, 10, "the grandchild's pid")
+    orphan = int(record.read_text())
+    assert orphan not in (service, s.proc.pid)
+    # its parent, the subshell, exits at once: then the orphan's parent is the supervisor
+    try:
+        s.wait(lambda: proc_status_field(orphan, "PPid") == str(s.proc.pid), 10, "adoption")
+    except AssertionError:
+        raise AssertionError("orphan %d not adopted by the supervisor %d: its parent is %s"
+                             % (orphan, s.proc.pid, proc_status_field(orphan, "PPid")))
+    assert not proc_status_field(orphan, "State").startswith("Z")
+    go.touch()
+    try:
+        s.wait(lambda: proc_status_field(orphan, "State") is None, 10, "the pid gone")
+    except AssertionError:
+        raise AssertionError("orphan %d not reaped: State %s, PPid %s" % (
+            orphan, proc_status_field(orphan, "State"), proc_status_field(orphan, "PPid")))
+    assert s.state("forker") == "FUNDAMENTAL" and int(s.status()["forker"]["pid"]) == service
+    assert "died" not in s.events("forker")
 
 
 def test_missing_binary_is_refused_with_reason_and_retried(supervise):
@@ -532,14 +560,42 @@ def test_unknown_user_is_refused(supervise):
     assert "unknown user 'no-such-user-xyz'" in s.status()["u"]["reason"]
 
 
-def test_user_drop(supervise, world_tmp):
-    import pathlib
-    out = pathlib.Path(world_tmp) / "id"
-    os.chmod(world_tmp, 0o777)
-    s = supervise({"as-nobody.svc": daemon("id -u > %s" % out, oneshot=1, user="nobody")},
-                  root=world_tmp)
-    s.wait_state("as-nobody", "PERFECT")
-    assert out.read_text().strip() == "65534"
+# A user with a primary group and two supplementary ones, in files of the test's own:
+# svc-other lists a different name that merely starts with the user's.
+TEST_PASSWD = ("root:x:0:0:root:/root:/bin/sh\n"
+               "svc-test:x:64101:64102:the user-drop test:/nonexistent:/usr/sbin/nologin\n")
+TEST_GROUP = ("root:x:0:\nsvc-main:x:64102:\nsvc-extra:x:64103:root,svc-test\n"
+              "svc-more:x:64104:svc-test\nsvc-other:x:64105:svc-testing\n")
+
+
+def test_user_drop_gives_the_uid_gid_and_groups_the_account_files_say(tmp_path):
+    """user=svc-test: the running service has the uid and gid of its /etc/passwd line
+    (real, effective, saved and filesystem ids alike) and, as supplementary groups, its
+    primary group and exactly the /etc/group lines that list it.  The supervisor runs
+    in a private mount namespace where the test's files are /etc/passwd and /etc/group
+    (and /run/user, where it makes the user's runtime directory, is a tmpfs)."""
+    adv.require_root("unshare")
+    passwd, group = tmp_path / "passwd", tmp_path / "group"
+    passwd.write_text(TEST_PASSWD)
+    group.write_text(TEST_GROUP)
+    setup = ("mount --bind %s /etc/passwd\nmount --bind %s /etc/group\n"
+             "if [ -d /run/user ]; then mount -t tmpfs -o mode=0755 test-runtime /run/user\n"
+             "else mount -t tmpfs -o mode=0755 test-run /run; mkdir /run/user; fi"
+             % (passwd, group))
+    s = adv.Adversary(tmp_path / "sup", {"dropped.svc": daemon(user="svc-test",
+                                                               stable_secs=0)},
+                      prefix=adv.in_mount_namespace(setup))
+    try:
+        s.start()
+        s.wait_state("dropped", "FUNDAMENTAL")
+        pid = int(s.status()["dropped"]["pid"])
+        with open("/proc/%d/status" % pid) as f:
+            status = dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+    finally:
+        s.cleanup()
+    assert status["Uid"].split() == ["64101"] * 4, status["Uid"]
+    assert status["Gid"].split() == ["64102"] * 4, status["Gid"]
+    assert sorted(status["Groups"].split()) == ["64102", "64103", "64104"], status["Groups"]
 
 
 def test_service_gets_a_clean_signal_mask_and_default_sigpipe(supervise, tmp_path):
@@ -603,17 +659,63 @@ def test_dead_man_token_pets_only_while_every_watchdog_service_pets(supervise, t
         os.close(reader)
 
 
+def cgroup2_mount():
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            if right.split(" ", 1)[0] == "cgroup2":
+                return left.split(" ")[4]
+    return None
+
+
+def unified_cgroup(pid):
+    """The cgroup2 path (the 0:: line) of /proc/PID/cgroup, or None."""
+    with open("/proc/%s/cgroup" % pid) as f:
+        for line in f:
+            if line.startswith("0::"):
+                return line[3:].rstrip("\n")
+    return None
+
+
+def cgroup2_unavailable():
+    """Why services cannot have cgroups here, or None.  Found without asking the
+    supervisor, so one that wrongly runs its services without cgroups fails."""
+    mount, own = cgroup2_mount(), unified_cgroup("self")
+    if mount is None or own is None:
+        return "no cgroup2 hierarchy is mounted"
+    probe = os.path.join(mount + own.rstrip("/"), "schema-test-probe.%d" % os.getpid())
+    try:
+        os.mkdir(probe)
+    except OSError as exc:
+        return "no cgroup can be made below %s%s (%s)" % (mount, own, exc.strerror)
+    os.rmdir(probe)
+    return None
+
+
 def test_service_runs_inside_its_own_cgroup_from_its_first_instruction(supervise, tmp_path):
-    out = tmp_path / "cgroup"
-    s = supervise({"placed.svc": daemon("cat /proc/self/cgroup > %s" % out, oneshot=1)})
-    s.wait_state("placed", "PERFECT")
-    console = s.console_text()
-    if "services run without cgroups" in console:
-        assert "cgroup2" in console               # said once, and the service still ran
-        return
-    unified = [line for line in out.read_text().splitlines() if line.startswith("0::")]
-    assert unified and unified[0].endswith("/schema-init.%s.%d/placed"
-                                           % (s.shm_name.strip("/"), s.proc.pid))
+    """Its first command, its main process and a child it forks are all in the service's
+    own cgroup (<shm tag>.<supervisor pid>/placed), whose cgroup.procs lists them."""
+    why = cgroup2_unavailable()
+    if why:
+        pytest.skip("cgroup v2 is not available: %s" % why)
+    first, child = tmp_path / "first", tmp_path / "child"
+    s = supervise({"placed.svc": daemon("cat /proc/self/cgroup > %s" % first,
+                                        "sleep 1000 & echo $! > %s.new" % child,
+                                        "mv %s.new %s" % (child, child),
+                                        "exec sleep 1000", stable_secs=0)})
+    s.wait_state("placed", "FUNDAMENTAL")
+    s.wait(child.exists, 10, "the pid of the service's child")
+    main, forked = int(s.status()["placed"]["pid"]), int(child.read_text())
+    own = "/schema-init.%s.%d/placed" % (s.shm_name.strip("/"), s.proc.pid)
+    first_line = [line for line in first.read_text().splitlines() if line.startswith("0::")]
+    placed = {"its first command": first_line[0][3:] if first_line else None,
+              "its main process": unified_cgroup(main),
+              "the child it forked": unified_cgroup(forked)}
+    for who, path in placed.items():
+        assert path is not None and path.endswith(own), (who, path, own, s.console_text())
+    with open(cgroup2_mount() + placed["its main process"] + "/cgroup.procs") as f:
+        members = f.read().split()
+    assert {str(main), str(forked)} <= set(members), members
 
 
 def test_reexec_hands_over_running_services(supervise):

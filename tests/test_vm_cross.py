@@ -104,12 +104,42 @@ def test_aarch64_watchdog_is_petted_then_resets_when_the_critical_service_stops(
     assert "Kernel panic" not in text          # a hardware reset, not a crash
 
 
+# schema-subreaper runs a program that starts a grandchild and exits 7 at once: the
+# grandchild (the orphan) must be adopted by schema-subreaper (its PPid, read while it
+# runs), and schema-subreaper must wait for it, reap it and only then exit with the
+# program's 7: when `wait` returns, the orphan's pid is gone from /proc.  The orphan
+# lives 1 s past the go file, so a subreaper that left early would leave it running.
+SUBREAPER_CHECK = (
+    "schema-subreaper /bin/sh -c '(sh -c \"echo \\$\\$ > /run/orphan.new; "
+    "mv /run/orphan.new /run/orphan; while [ ! -e /run/orphan.go ]; do sleep 0.1; done; "
+    "sleep 1; exit 9\" &); exit 7' & sub=$!; "
+    "while [ ! -e /run/orphan ]; do sleep 0.1; done; o=$(cat /run/orphan); n=0; "
+    "while [ \"$(sed -n 's/^PPid:[[:space:]]*//p' /proc/$o/status)\" != $sub ] && "
+    "[ $n -lt 300 ]; do sleep 0.1; n=$((n+1)); done; "
+    "echo \"ORPHAN $o PARENT $(sed -n 's/^PPid:[[:space:]]*//p' /proc/$o/status) "
+    "SUBREAPER $sub\" > /dev/console; touch /run/orphan.go; "
+    "wait $sub; echo SUBREAPER-STATUS=$? > /dev/console; "
+    "if [ -e /proc/$o ]; then echo \"ORPHAN-LEFT $(cat /proc/$o/stat)\"; "
+    "else echo ORPHAN-GONE; fi > /dev/console")
+
+
+def assert_orphan_adopted_and_reaped(text):
+    adoption = re.search(r"^ORPHAN (\d+) PARENT (\d*) SUBREAPER (\d+)$", text, re.M)
+    assert adoption, "the orphan's pid never came:\n" + text[-3000:]
+    assert adoption.group(2) == adoption.group(3), \
+        "orphan %s not adopted by schema-subreaper (pid %s): its parent was %r" % (
+            adoption.group(1), adoption.group(3), adoption.group(2))
+    assert "SUBREAPER-STATUS=7" in text, text[-3000:]
+    assert "ORPHAN-GONE" in text, "schema-subreaper exited before its orphan was gone:\n" \
+        + text[-3000:]
+
+
 @pytest.mark.parametrize("target", TARGETS)
 def test_subreaper_works_in_the_boards_kernel(machine, target):
     """qemu-user cannot emulate PR_SET_CHILD_SUBREAPER (tests/test_build.py); the real
-    kernel of each board runs it."""
-    v = machine(target, {"sub.svc": sh(
-        "schema-subreaper /bin/sh -c '(sleep 0.3; exit 9) & exit 7'; "
-        "echo SUBREAPER-STATUS=$? > /dev/console; schema-ctl poweroff", oneshot=1)})
+    kernel of each board runs it: the orphan adopted, reaped, the program's status."""
+    v = machine(target, {"sub.svc": sh(SUBREAPER_CHECK + "; schema-ctl poweroff",
+                                       oneshot=1)})
     text = v.finish(600)
-    assert "SUBREAPER-STATUS=7" in text and vmlib.POWER_DOWN in text
+    assert_orphan_adopted_and_reaped(text)
+    assert vmlib.POWER_DOWN in text
