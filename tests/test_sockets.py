@@ -231,3 +231,22 @@ def test_socket_owner_and_an_unknown_owner_refused(supervise, tmp_path):
     s.wait(lambda: "socket_user: unknown user 'no-such-user'" in s.ctl("status", "nobodys")
            .stdout, 10, "the refusal naming the owner")
     assert not os.path.exists(str(tmp_path / "x.sock"))
+
+
+@pytest.mark.process
+def test_every_listen_socket_exists_before_any_service_starts(supervise, tmp_path):
+    """As systemd makes its sockets before its services: a service whose dependency is
+    never ready has not started, yet its socket is there and a datagram sent to it now
+    waits for it (a program that logs to /dev/log before the journal's sink starts)."""
+    import stat
+    from harness import daemon
+    path = str(tmp_path / "late.sock")
+    s = supervise({"never.svc": daemon(stable_secs=3600),
+                   "late.svc": "exec=/bin/sleep\nargs=1000\nlisten=dgram:%s\ndep=never\n"
+                               % path})
+    s.wait_state("never", "FULL_TRUST")
+    assert stat.S_ISSOCK(os.lstat(path).st_mode)
+    sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sender.sendto(b"sent before the start", path)       # queued, not refused
+    sender.close()
+    assert s.status()["late"]["pid"] in (0, "0")           # never started

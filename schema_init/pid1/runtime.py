@@ -141,10 +141,23 @@ class Runtime:
             self.restore(self.handover, now)
         elif not loaded.services:
             self.nothing_to_boot(loaded)
+        self.make_listen_sockets()
         self.console.write(
             "[schema-init] boot rail\n  [1] kernel core alive\n  [2] init\n  [3] runlevel\n"
             "  [4] env load\n  [5] env active\n  [7] settled \u2014 %d service(s) queued\n"
             % len(self.supervisor.order))
+
+    def make_listen_sockets(self):
+        """Every service's listen= sockets made before any service starts, as systemd
+        makes its sockets before its services: a client (a logger writing to /dev/log)
+        that runs before the daemon's first start is queued, not refused."""
+        for name in self.supervisor.order:
+            spec = self.supervisor.services[name].spec
+            if spec.listen:
+                try:
+                    self.ops.listen_sockets_of(spec)
+                except OSError:
+                    pass          # said when the service starts: its spawn fails, naming it
 
     def notify_tag(self):
         """Part of the NOTIFY_SOCKET names: tells apart supervisors with one pid (PID 1
