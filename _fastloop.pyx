@@ -5,7 +5,8 @@ This file is the module ``schema_init.pid1._fastloop``: it serves the PID 1 path
 (``schema_init/pid1/``; setup.py builds it there, build/build.sh links it into the
 binary as the built-in ``_schema_fastloop``).  It stays at the top of the checkout as
 the design card has it.  The journal's sink, ``schema-subreaper`` and ``reboot -f``
-borrow a few of its calls.
+borrow a few of its calls, and ``schema-ctl top`` its terminal mode (the static
+binary's Python has no ``termios`` or ``_curses``).
 
 Rules of this file: no policy.  Everything here is a thin, non-blocking (except
 ``Loop.wait``) wrapper over a system call, so the supervisor above can decide and
@@ -15,7 +16,7 @@ writable fd, an inotify event, or the deadline it is given, and never otherwise.
 
 from libc.errno cimport errno, EINTR, EAGAIN, ECHILD
 from libc.string cimport memset, memcpy, strlen
-from libc.stdint cimport uint8_t, uint32_t, int32_t
+from libc.stdint cimport uint8_t, uint32_t, int32_t, int64_t
 
 cdef extern from "<signal.h>" nogil:
     ctypedef struct sigset_t:
@@ -77,6 +78,19 @@ cdef extern from "<malloc.h>" nogil:
 cdef extern from "<sys/ioctl.h>" nogil:
     int ioctl(int, unsigned long, ...)
 
+cdef extern from "<termios.h>" nogil:
+    struct termios:
+        unsigned int c_iflag
+        unsigned int c_oflag
+        unsigned int c_cflag
+        unsigned int c_lflag
+        unsigned char c_cc[32]
+    int tcgetattr(int, termios *)
+    int tcsetattr(int, int, const termios *)
+    void cfmakeraw(termios *)
+    int TCSANOW, TCSADRAIN, VMIN, VTIME
+    unsigned int OPOST, ONLCR, ISIG
+
 cdef extern from "<sys/mount.h>" nogil:
     int c_mount "mount"(const char *, const char *, const char *, unsigned long, const void *)
     int c_umount2 "umount2"(const char *, int)
@@ -116,7 +130,7 @@ HANGUP = EPOLLERR | EPOLLHUP
 
 
 def abi_version():
-    return 2
+    return 3
 
 
 cdef int _sigset(sigset_t *mask, signals) except -1:
@@ -412,26 +426,45 @@ cdef class ShmWriter:
         memset(self.base + offset, 0, width)
         memcpy(self.base + offset, <const char *>name, n)
 
+    def put_i64(self, Py_ssize_t offset, int64_t value):
+        if offset < 0 or offset + 8 > self.size:
+            raise IndexError(offset)
+        memcpy(self.base + offset, &value, 8)
+
     def put_entries(self, Py_ssize_t offset, Py_ssize_t stride, entries,
-                    Py_ssize_t name_width, Py_ssize_t state_off, Py_ssize_t weight_off,
-                    Py_ssize_t pid_off, Py_ssize_t restarts_off, Py_ssize_t flags_off=-1):
-        """Write ``[(name bytes, state, weight, pid, restarts[, flags])]`` in a row."""
+                    Py_ssize_t name_width, tuple layout):
+        """Write ``[(name bytes, value, ...)]`` in a row: the values after the name go
+        where ``layout``'s ``(offset, code, width)`` say, code ``B`` uint8, ``i`` int32,
+        ``I`` uint32, ``q`` int64, ``s`` a NUL-padded bytes field (shmlayout's tables)."""
         cdef Py_ssize_t at = offset
+        cdef Py_ssize_t k, n = len(layout), off
         cdef int32_t i32
         cdef uint32_t u32
+        cdef int64_t i64
         for entry in entries:
             if at + stride > self.size:
                 raise IndexError(at)
+            if len(entry) <= n:
+                raise ValueError("an entry has %d values, the layout %d" % (len(entry), n + 1))
             self.put_name(at, entry[0], name_width)
-            self.base[at + state_off] = <uint8_t>entry[1]
-            self.base[at + weight_off] = <uint8_t>entry[2]
-            i32 = entry[3]
-            memcpy(self.base + at + pid_off, &i32, 4)
-            i32 = entry[4]
-            memcpy(self.base + at + restarts_off, &i32, 4)
-            if flags_off >= 0:
-                u32 = entry[5]
-                memcpy(self.base + at + flags_off, &u32, 4)
+            for k in range(n):
+                off, code, width = layout[k]
+                if off + width > stride:
+                    raise IndexError(off)
+                value = entry[k + 1]
+                if code == "B":
+                    self.base[at + off] = <uint8_t>value
+                elif code == "i":
+                    i32 = value
+                    memcpy(self.base + at + off, &i32, 4)
+                elif code == "I":
+                    u32 = value
+                    memcpy(self.base + at + off, &u32, 4)
+                elif code == "q":
+                    i64 = value
+                    memcpy(self.base + at + off, &i64, 8)
+                else:
+                    self.put_name(at + off, value, width)
             at += stride
 
     def release(self):
@@ -439,3 +472,31 @@ cdef class ShmWriter:
             munmap(self.base, self.size)
             self.base = NULL
             self.size = 0
+
+
+def terminal_raw(int fd):
+    """Put the terminal on ``fd`` in raw input mode (keys one by one, no echo, no line
+    editing; signals from ^C kept, output processing kept); returns the settings to
+    give back to ``terminal_restore``.  For ``schema-ctl top``."""
+    cdef termios saved
+    cdef termios raw
+    if tcgetattr(fd, &saved) != 0:
+        raise OSError(errno, _os.strerror(errno))
+    raw = saved
+    cfmakeraw(&raw)
+    raw.c_oflag = saved.c_oflag            # "\n" still ends a line
+    raw.c_lflag = raw.c_lflag | ISIG       # ^C still interrupts
+    raw.c_cc[VMIN] = 1
+    raw.c_cc[VTIME] = 0
+    if tcsetattr(fd, TCSADRAIN, &raw) != 0:
+        raise OSError(errno, _os.strerror(errno))
+    return (<char *>&saved)[:sizeof(termios)]
+
+
+def terminal_restore(int fd, bytes saved):
+    cdef termios settings
+    if len(saved) != sizeof(termios):
+        raise ValueError("not terminal settings")
+    memcpy(&settings, <const char *>saved, sizeof(termios))
+    if tcsetattr(fd, TCSADRAIN, &settings) != 0:
+        raise OSError(errno, _os.strerror(errno))

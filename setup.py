@@ -18,7 +18,8 @@ setup(
     packages=["schema_init", "schema_init.core", "schema_init.pid1", "schema_init.lib",
               "schema_init.journal", "schema_init.units", "schema_init.ctl",
               "schema_init.systemctl", "schema_init.power", "schema_init.firstboot",
-              "schema_init.subreaper", "schema_init.fleet"],
+              "schema_init.subreaper", "schema_init.fleet", "schema_init.analyze",
+              "schema_init.metrics"],
     ext_modules=cythonize(
         [Extension("schema_init.pid1._fastloop", ["_fastloop.pyx"])],
         compiler_directives={"language_level": "3", "boundscheck": False,
@@ -35,6 +36,7 @@ setup(
         "schema-journald = schema_init.__main__:entry",
         "journalctl = schema_init.__main__:entry",
         "schema-firstboot = schema_init.__main__:entry",
+        "schema-metrics = schema_init.__main__:entry",
     ]},
     python_requires=">=3.11",
 )

@@ -133,8 +133,8 @@ make_root() {
     rm -f "$r/.schema-image-root" "$r/etc/machine-id" "$r/var/lib/dbus/machine-id" \
           "$r/etc/hostname" "$r/etc/dropbear/"*_host_key
     install -m 0755 "$binary" "$r/usr/sbin/init"
-    for name in schema-init schema-ctl schema-subreaper schema-firstboot schema-powerkey reboot \
-                poweroff halt shutdown telinit runlevel; do
+    for name in schema-init schema-ctl schema-subreaper schema-firstboot schema-metrics \
+                schema-powerkey reboot poweroff halt shutdown telinit runlevel; do
         ln -sf init "$r/usr/sbin/$name"
     done
     rm -rf "$r/lib/modules"

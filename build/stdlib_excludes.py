@@ -31,6 +31,10 @@ import schema_init.journal.journal  # noqa: F401  (schema-journald, journalctl)
 import schema_init.journal.journald  # noqa: F401
 import schema_init.journal.journalctl  # noqa: F401
 import calendar  # noqa: F401,E402  (journalctl's UTC times, loaded lazily)
+import schema_init.ctl.top  # noqa: F401,E402  (schema-ctl top, blame, plot)
+import schema_init.analyze.boot  # noqa: F401,E402
+import schema_init.analyze.plot  # noqa: F401,E402
+import schema_init.metrics.metrics  # noqa: F401,E402  (schema-metrics)
 
 try:
     import schema_init.pid1.machine  # noqa: F401

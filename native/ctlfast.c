@@ -6,7 +6,8 @@
  * prints the reply and exits with schema-ctl's status: 0, 1 for an `err:` reply, 3 when
  * the exchange fails after connecting, 4 when the reply has no terminator line.
  * Everything else (--help, --version, usage errors, a socket that cannot be reached,
- * with its hint) returns -1 before anything was sent, and the Python client
+ * with its hint, and the commands the client answers itself: top, blame, ...) returns
+ * -1 before anything was sent, and the Python client
  * (schema_init/ctl/ctl.py) does it.  The constants come from schema_init/core/protocol.py
  * through the generated schema_ctl.h.  SCHEMA_CTL_PYTHON=1 in the environment sends
  * every request through the Python client (to compare the two, or to debug). */
@@ -42,6 +43,8 @@ static int failed(const char *path, const char *what)
     return 3;
 }
 
+static const char *const client_verbs[] = {SCHEMA_CTL_CLIENT_VERBS, NULL};
+
 /* Returns schema-ctl's exit status, or -1: let the Python client do it. */
 int schema_ctl_fast(int argc, char **argv)
 {
@@ -70,6 +73,9 @@ int schema_ctl_fast(int argc, char **argv)
     }
     if (i >= argc || argv[i][0] == '-')
         return -1;                        /* help, version, usage: the Python client */
+    for (const char *const *verb = client_verbs; *verb != NULL; verb++)
+        if (strcmp(argv[i], *verb) == 0)
+            return -1;                    /* top, blame, ...: the client draws them */
     for (; i < argc; i++) {
         size_t n = strlen(argv[i]);
         if (length + n + 1 > SCHEMA_CTL_MAX_REQUEST + 1 || strchr(argv[i], '\n'))

@@ -79,6 +79,9 @@ def run(invoked_as):
     if name.startswith("schema-journald"):
         from schema_init.journal import journald
         return journald.main(sys.argv[1:])
+    if name.startswith("schema-metrics"):
+        from schema_init.metrics import metrics
+        return metrics.main(sys.argv[1:])
     if name == "journalctl":
         from schema_init.journal import journalctl
         return journalctl.main(sys.argv[1:])

@@ -24,7 +24,9 @@ ALLOWED = {
     "units": {"core"},
     "pid1": {"core", "lib", "units"},
     "journal": {"pid1"},                 # the compiled loop's inotify and trim_heap
-    "ctl": {"core"},
+    "ctl": {"core", "analyze", "pid1"},  # pid1: the compiled loop's terminal mode (top)
+    "analyze": {"core"},                 # the shm reader, the boot's timeline and chart
+    "metrics": {"analyze", "core"},
     "systemctl": {"ctl"},
     "power": {"ctl", "lib", "pid1"},
     "firstboot": set(),
@@ -33,7 +35,7 @@ ALLOWED = {
     "import_units": {"core", "units", "pid1"},   # reads unit dirs as PID 1 does (loader)
     # the package's top level: the multi-call entry and the docs generator
     "": {"core", "pid1", "ctl", "systemctl", "power", "journal", "firstboot", "subreaper",
-         "units", "import_units"},
+         "units", "import_units", "metrics"},
 }
 
 

@@ -10,7 +10,7 @@ from schema_init.core import config, graph, protocol, supervisor
 from schema_init.ctl import ctl
 
 SAMPLE_ARGUMENTS = {"<svc>": "a", "[<svc>]": "a", "<path>": "/nonexistent.svc",
-                    "[--json|--kv]": "--json", "[--evict]": "--evict", "": "",
+                    "[--json|--kv]": "--json", "[--evict]": "--evict", "": "", "[--kv]": "--kv",
                     "<action> <seconds>": "reboot 60", "<svc> <sig>": "a HUP"}
 
 
@@ -24,6 +24,7 @@ class Ops(FakeOps):
 
 class Host:
     kernel_to_init = 0.5
+    supervisor_pid = 1
 
     def __init__(self):
         self.asked = []

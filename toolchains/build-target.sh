@@ -127,6 +127,7 @@ ln -sf schema-init "$OUTDIR/schema-subreaper"
 ln -sf schema-init "$OUTDIR/schema-journald"
 ln -sf schema-init "$OUTDIR/journalctl"
 ln -sf schema-init "$OUTDIR/schema-firstboot"
+ln -sf schema-init "$OUTDIR/schema-metrics"
 end=$(date +%s)
 echo "build-target: $OUTDIR/schema-init ($(stat -c %s "$OUTDIR/schema-init") bytes):" \
      "root $((rooted - start)) s, build $((end - rooted)) s, compiler $CC_MODE"

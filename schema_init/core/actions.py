@@ -80,6 +80,8 @@ class Actions(TimerActions):
         service.ready_seen = record["ready_seen"]
         service.watchdog_ms = watchdog_window(service.spec)
         sup.enter(service, record["state"], now)
+        for key, value in (record.get("times") or {}).items():
+            setattr(service, key, value)     # handover.TIMES_FIELDS: the boot's instants
         if service.pid and service.spec.ready_path:
             sup.ops.watch_ready(service.name, service.spec.ready_path)
         if service.pid and config.wants_notify_socket(service.spec):
@@ -138,6 +140,11 @@ class Actions(TimerActions):
         service.pid = pid
         service.cgroup = cgroup
         service.restarts += 1
+        service.spawns += 1
+        service.spawned_at = now
+        service.ready_at = None
+        if service.boot_spawned_at is None:
+            service.boot_spawned_at = now
         service.last_pet = now
         service.pet_missed = False
         service.ready_seen = False
@@ -200,6 +207,7 @@ class Actions(TimerActions):
         if state == schema.FUNDAMENTAL:
             sup.enter(service, schema.FUNDAMENTAL, now, reason="")
             service.stable_time = now - sup.started_at
+            service.mark_ready(now)
             service.budget_reset_at = schedule.budget_reset_deadline(now, service.spec.stable_secs)
             sup.rail(service, "promote")
             return
@@ -215,6 +223,7 @@ class Actions(TimerActions):
         outcome = schedule.start_timeout_outcome(spec.critical, spec.no_excise)
         sup.enter(service, outcome, now, reason="start timeout (%d s)" % spec.start_timeout_sec)
         if outcome == schema.EXCISED:
+            service.count_failure()
             sup.rail(service, "76-excised")
         else:
             sup.rail(service, "timeout-recovery")
@@ -225,8 +234,9 @@ class Actions(TimerActions):
         self.sup.request_stop(service, now, None, detach=True, rail=None)
         self._start_failsafe(service, now)
         service.dormant_count += 1
-        self._dormant_or_excise(service, now, "readiness lost: %s disappeared"
-                                % service.spec.ready_path)
+        why = "readiness lost: %s disappeared" % service.spec.ready_path
+        service.count_failure(why)
+        self._dormant_or_excise(service, now, why)
 
     # --- exits ---------------------------------------------------------------------
 
@@ -263,6 +273,7 @@ class Actions(TimerActions):
         sup = self.sup
         service.failures = 0
         service.stable_time = now - sup.started_at
+        service.mark_ready(now)
         sup.enter(service, schema.PERFECT, now, reason="")
         sup.rail(service, "oneshot-done")
         if service.name == config.SLOT_DETECT:
@@ -278,6 +289,8 @@ class Actions(TimerActions):
     def excise_no_restart(self, service, now, code, wall=None):
         self.sup.ops.cleanup_cgroup(service)
         self.sup.enter(service, schema.EXCISED, now, reason="exited %d (no_restart)" % code)
+        if code != 0:
+            service.count_failure()
         self.sup.rail(service, "76-no-restart")
 
     def retire(self, service, now, code, wall=None):
@@ -291,6 +304,7 @@ class Actions(TimerActions):
 
     def _fail(self, service, now):
         """Count a failed run and schedule the F9 verdict after the cooldown."""
+        service.count_failure()
         service.failures += 1
         service.due = now + self.sup.scaled(schedule.respawn_cooldown(service.failures))
 

@@ -2,7 +2,10 @@
 
 Tab-separated text: the watchdog fd kept open across exec, the rescue shell's pid,
 a scheduled shutdown (its action and monotonic deadline: the clock runs on across exec),
-every service's pid, state and counters, and the pids still to reap.  Writing it
+every service's pid, state and counters, the instants the boot chart and the live
+board show (``origin``: schema-init's and the supervisor's first start; ``times`` per
+service), and the pids still to reap.  A line of a type a reader does not know is
+skipped, so an older successor takes over without the newer lines.  Writing it
 changes nothing in the supervisor; reading it never raises (a damaged line is
 skipped).  The format is ``handover_text``'s and ``parse_handover``'s, nobody else's.
 """
@@ -10,12 +13,21 @@ skipped).  The format is ``handover_text``'s and ``parse_handover``'s, nobody el
 MAGIC = "schema-init-handover 1"
 HANDOVER_FIELDS = ("name", "pid", "state", "restarts", "failures", "dormant", "cgroup",
                    "stable_time", "ready_seen")
+# Per service, on a ``times`` line of its own: counters never reset and monotonic
+# instants ("" for None); the last failure's reason is the line's last field.
+TIMES_FIELDS = ("spawns", "failed_runs", "state_since", "spawned_at", "ready_at",
+                "boot_spawned_at", "boot_ready_at", "last_failure")
 
 
 SCHEDULED_ACTIONS = ("reboot", "poweroff", "halt")
 
 
-def handover_text(sup, watchdog_fd, rescue_pid, scheduled=None, listen=(), notify=()):
+def _instant(value):
+    return "" if value is None else "%.6f" % value
+
+
+def handover_text(sup, watchdog_fd, rescue_pid, scheduled=None, listen=(), notify=(),
+                  kernel_to_init=None):
     """Tab-separated state of every service that the next exec takes over; ``listen``:
     ``[(name, fd, description, mode, user, group)]`` of the listen= sockets kept open,
     ``notify``: ``[(name, fd, address)]`` of the NOTIFY_SOCKETs kept open."""
@@ -23,6 +35,8 @@ def handover_text(sup, watchdog_fd, rescue_pid, scheduled=None, listen=(), notif
              "rescue\t%d" % rescue_pid]
     if scheduled is not None:
         lines.append("scheduled\t%s\t%.6f" % scheduled)
+    if kernel_to_init is not None:
+        lines.append("origin\t%.6f\t%.6f" % (kernel_to_init, sup.started_at))
     unmanaged = set(sup.unmanaged)
     for service in sup.ordered():
         if service.dying:
@@ -32,6 +46,11 @@ def handover_text(sup, watchdog_fd, rescue_pid, scheduled=None, listen=(), notif
             service.dormant_count, service.cgroup or "",
             "" if service.stable_time is None else "%.6f" % service.stable_time,
             int(service.ready_seen))))
+        lines.append("times\t" + "\t".join([service.name, str(service.spawns),
+                                              str(service.failed_runs)] +
+                                             [_instant(getattr(service, key))
+                                              for key in TIMES_FIELDS[2:-1]] +
+                                             [_one_line(service.last_failure)]))
     for pid in sorted(unmanaged):
         lines.append("unmanaged\t%d" % pid)
     for name, fd, description, mode, user, group in listen:
@@ -42,10 +61,14 @@ def handover_text(sup, watchdog_fd, rescue_pid, scheduled=None, listen=(), notif
     return "\n".join(lines) + "\n"
 
 
+def _one_line(text):
+    return text.replace("\t", " ").replace("\n", " ")
+
+
 def parse_handover(data):
     """The handover's facts from its bytes (None or damaged: nothing handed over)."""
     result = {"services": [], "watchdog_fd": -1, "rescue": 0, "unmanaged": [],
-              "scheduled": None, "listen": [], "notify": []}
+              "scheduled": None, "listen": [], "notify": [], "origin": None, "times": {}}
     if not data or not data.startswith(MAGIC.encode() + b"\n"):
         return result
     for line in data.decode("utf-8", "replace").splitlines()[1:]:
@@ -57,6 +80,13 @@ def parse_handover(data):
                 result["rescue"] = int(fields[1])
             elif fields[0] == "scheduled" and fields[1] in SCHEDULED_ACTIONS:
                 result["scheduled"] = (fields[1], float(fields[2]))
+            elif fields[0] == "origin" and len(fields) == 3:
+                result["origin"] = (float(fields[1]), float(fields[2]))
+            elif fields[0] == "times" and len(fields) == len(TIMES_FIELDS) + 2:
+                spawns, failed = int(fields[2]), int(fields[3])
+                instants = [float(v) if v else None for v in fields[4:-1]]
+                result["times"][fields[1]] = dict(
+                    zip(TIMES_FIELDS, [spawns, failed] + instants + [fields[-1]]))
             elif fields[0] == "unmanaged":
                 result["unmanaged"].append(int(fields[1]))
             elif fields[0] == "listen" and len(fields) == 7:

@@ -177,7 +177,8 @@ class Service:
         "reason", "last_pet", "pet_missed", "timer_armed", "timer_wall", "last_fire",
         "failsafe_pid", "failsafe_until", "cgroup", "refused",
         "watchdog_ms", "notify_status", "notify_phase", "notify_errno", "notify_dropped",
-        "awaiting", "demanded")
+        "awaiting", "demanded", "spawns", "failed_runs", "last_failure", "state_since",
+        "spawned_at", "ready_at", "boot_spawned_at", "boot_ready_at")
 
     def __init__(self, spec):
         self.spec = spec
@@ -217,6 +218,16 @@ class Service:
         self.notify_dropped = 0      # datagrams refused (not from the service, truncated)
         self.awaiting = False        # listen_on_demand: its sockets are watched
         self.demanded = False        # listen_on_demand: a connection came; spawn it
+        # What the live board, the boot chart and the metrics read (shm, timing --kv):
+        # counters never reset, and the monotonic instants of transitions (None: never).
+        self.spawns = 0              # real spawns since loaded
+        self.failed_runs = 0         # failed runs since loaded
+        self.last_failure = ""       # why the last failed run failed
+        self.state_since = None      # the current state entered
+        self.spawned_at = None       # the last spawn
+        self.ready_at = None         # its readiness (promotion, oneshot or timer done)
+        self.boot_spawned_at = None  # the first spawn and readiness: the boot
+        self.boot_ready_at = None
 
     @property
     def name(self):
@@ -224,6 +235,17 @@ class Service:
 
     def running(self):
         return self.pid > 0
+
+    def mark_ready(self, now):
+        """This run became ready (promoted, oneshot or timer run done)."""
+        self.ready_at = now
+        if self.boot_ready_at is None:
+            self.boot_ready_at = now
+
+    def count_failure(self, reason=None):
+        """One more failed run, and why (default: the reason its state was entered with)."""
+        self.failed_runs += 1
+        self.last_failure = self.reason if reason is None else reason
 
     def busy(self):
         """A process of this service (main or one being killed) is still alive."""

@@ -41,7 +41,8 @@ class Verb:
 VERBS = (
     Verb("status", "[--json|--kv]", "every service: pid, state, restarts", read_only=True),
     Verb("list", "", "service names", read_only=True),
-    Verb("timing", "", "seconds from start to each service's promotion", read_only=True),
+    Verb("timing", "[--kv]", "seconds from start to each service's promotion (--kv: "
+         "every instant and dependency, for blame, critical-chain, plot)", read_only=True),
     Verb("start", "<svc>", "queue an EXCISED or PERFECT service again", aliases=("up",)),
     Verb("stop", "<svc>", "SIGTERM it, SIGKILL after its stop timeout", aliases=("down",)),
     Verb("restart", "<svc>", "stop it and let the recovery arc respawn it"),
@@ -57,6 +58,19 @@ VERBS = (
          "now (shutdown +N); replaces one already scheduled"),
     Verb("cancel", "", "cancel the scheduled shutdown (shutdown -c)"),
     Verb("reexec", "", "re-execute schema-init in place, services keep running"),
+)
+# Commands schema-ctl answers itself, never sent as a request: the live board reads the
+# shared memory, the others ask ``timing --kv`` and draw.  native/ctlfast.c leaves them
+# to the Python client (schema_ctl.h lists them).
+CLIENT_VERBS = (
+    Verb("top", "[--once] [--shm NAME]", "live board of every service from the shared "
+         "memory (keys: s sort, f filter, r/t/k/x restart/start/stop/reset, q quit)",
+         read_only=True),
+    Verb("blame", "", "services by time from spawn to ready", read_only=True),
+    Verb("critical-chain", "[<svc>]", "the dependencies that decided when a service "
+         "became ready, with the time at each link", read_only=True),
+    Verb("plot", "", "the boot as an SVG chart on standard output (> boot.svg)",
+         read_only=True),
 )
 _BY_WORD = {word: verb for verb in VERBS for word in (verb.name,) + verb.aliases}
 READ_ONLY_VERBS = tuple(verb.name for verb in VERBS if verb.read_only)
@@ -82,7 +96,7 @@ def may_run(request, uid):
 
 def usage(program="schema-ctl"):
     lines = ["usage: %s [--socket PATH] COMMAND [ARGS]" % program, "", "commands:"]
-    for verb in VERBS:
+    for verb in VERBS + CLIENT_VERBS:
         left = ("%s %s" % (verb.name, verb.args)).strip()
         alias = "(alias %s) " % ", ".join(verb.aliases) if verb.aliases else ""
         lines.append("  %-22s %s%s" % (left, alias, verb.help))
@@ -217,6 +231,36 @@ def format_timing(supervisor, kernel_to_init):
     return lines
 
 
+# timing --kv: per service, the monotonic instants (seconds) of ``lifecycle.Service``
+# shown, each only when there is one.
+TIMING_INSTANTS = (("spawned", "spawned_at"), ("ready", "ready_at"),
+                   ("boot_spawned", "boot_spawned_at"), ("boot_ready", "boot_ready_at"),
+                   ("since", "state_since"))
+
+
+def format_timing_kv(supervisor, host, now):
+    """``timing --kv``: what the boot chart, ``blame`` and ``critical-chain`` read.
+    Instants are seconds of the monotonic clock (as PID 1: since the kernel started);
+    ``kernel_to_init`` is schema-init's start on it, ``supervisor_start`` the boot's
+    origin, ``now`` the reply's moment."""
+    lines = ["kernel_to_init=%.6f" % host.kernel_to_init,
+             "supervisor_start=%.6f" % supervisor.started_at,
+             "supervisor_pid=%d" % host.supervisor_pid, "now=%.6f" % now]
+    graph = supervisor.graph
+    for s in supervisor.ordered():
+        spec = s.spec
+        kind = "timer" if spec.is_timer else "oneshot" if spec.oneshot else "daemon"
+        lines += ["service.%s.state=%s" % (s.name, schema.state_name(s.state)),
+                  "service.%s.kind=%s" % (s.name, kind),
+                  "service.%s.deps=%s" % (s.name, " ".join(target for _kind, target
+                                                          in graph.deps.get(s.name, ())))]
+        lines += ["service.%s.%s=%.6f" % (s.name, key, getattr(s, attr))
+                  for key, attr in TIMING_INSTANTS if getattr(s, attr) is not None]
+    lines += ["group.%s.members=%s" % (name, " ".join(group.members))
+              for name, group in graph.groups.items()]
+    return lines
+
+
 SHUTDOWN_ACTIONS = ("reboot", "poweroff", "halt")
 MAX_SCHEDULE_SECS = 366 * 86400
 
@@ -247,7 +291,7 @@ def dispatch(request, uid, supervisor, host, now, wall):
     ``poweroff()``, ``halt()``, ``schedule(action, seconds, now)``, ``cancel()``,
     ``scheduled`` (``(action, deadline)`` or None), ``request_reexec()``,
     ``reload(evict, now, wall)`` (reply lines, or ``LATER``: the host answers when the
-    files are read) and ``kernel_to_init``.
+    files are read), ``kernel_to_init`` and ``supervisor_pid``.
     """
     if not may_run(request, uid):
         return ["err: '%s' requires root (uid %d has read-only access)" % (request, uid)]
@@ -264,6 +308,10 @@ def dispatch(request, uid, supervisor, host, now, wall):
     if name == "list":
         return [s.name for s in supervisor.ordered()]
     if name == "timing":
+        if argument == "--kv":
+            return format_timing_kv(supervisor, host, now)
+        if argument:
+            return ["err: unknown: %s" % request]
         return format_timing(supervisor, host.kernel_to_init)
     simple = {"pet": supervisor.cmd_pet, "start": supervisor.cmd_start,
               "stop": supervisor.cmd_stop, "restart": supervisor.cmd_restart,
@@ -309,6 +357,9 @@ def c_header():
         "#define SCHEMA_CTL_MAX_REQUEST %d" % MAX_REQUEST,
         "#define SCHEMA_CTL_TERMINATOR \".\\n\"",
         "#define SCHEMA_CTL_TIMEOUT %d" % CLIENT_TIMEOUT,
+        "/* answered by the Python client itself (no request is sent) */",
+        "#define SCHEMA_CTL_CLIENT_VERBS %s" % ", ".join('"%s"' % verb.name
+                                                       for verb in CLIENT_VERBS),
         "", "#endif", ""])
 
 

@@ -151,6 +151,7 @@ class Supervisor:
     def add_service(self, spec, now, wall):
         """Register a newly loaded service; it starts as soon as its gate opens."""
         service = Service(spec)
+        service.state_since = now
         self.services[spec.name] = service
         self.order.append(spec.name)
         if spec.name in self.graph.excised:
@@ -221,6 +222,7 @@ class Supervisor:
             service.awaiting = False
             self.ops.unwatch_listen(service.name)
         service.state = state
+        service.state_since = now
         self.changed = True
         if state != schema.FULL_TRUST:
             service.promote_at = service.start_timeout_at = service.reprobe_at = None
@@ -565,8 +567,18 @@ class Supervisor:
     # --- views -------------------------------------------------------------------------
 
     def snapshot(self):
+        """What the shared memory shows: per service the values of the extended
+        entry (core/shmlayout.py's EXT_SVC_FIELDS, in its order), and the groups."""
         services = [(name.encode()[:63], s.state, s.weight, s.pid, s.restarts,
-                     s.spec.flags) for name, s in ((n, self.services[n]) for n in self.order)]
+                     s.spec.flags, s.spawns, s.failed_runs, _micros(s.state_since),
+                     _micros(s.spawned_at), _micros(s.ready_at), _micros(s.boot_spawned_at),
+                     _micros(s.boot_ready_at), s.last_failure.encode("utf-8", "replace")[:127])
+                    for name, s in ((n, self.services[n]) for n in self.order)]
         groups = [(name.encode()[:63], self.group_states.get(name, schema.NEW_PROCESS),
                    len(group.members)) for name, group in self.graph.groups.items()]
         return services, groups
+
+
+def _micros(instant):
+    """A monotonic instant (seconds, None: never) as the shared memory's microseconds."""
+    return 0 if instant is None else int(instant * 1000000)

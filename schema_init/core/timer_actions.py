@@ -40,6 +40,10 @@ class TimerActions:
                   "last run exited %d" % code)
         sup.rail(service, "timer-done" if code == 0 else "timer-failed")
         service.stable_time = now - sup.started_at
+        if code == 0:
+            service.mark_ready(now)
+        else:
+            service.count_failure()
         if spec.is_calendar:
             if spec.persistent:
                 sup.ops.write_stamp(spec.name, int(wall))

@@ -22,6 +22,7 @@ from schema_init.core import protocol
 DEFAULT_SOCKET = protocol.DEFAULT_SOCKET
 TIMEOUT = float(protocol.CLIENT_TIMEOUT)
 USAGE = protocol.usage()
+CLIENT_WORDS = tuple(verb.name for verb in protocol.CLIENT_VERBS)
 
 
 class IncompleteReply(Exception):
@@ -58,6 +59,43 @@ def socket_path():
     return os.environ.get("SCHEMA_CTL_SOCKET") or DEFAULT_SOCKET
 
 
+def first_line(path, line):
+    """Send one request; its reply's first line, or why there is none (for top)."""
+    try:
+        reply = request(path, line)
+    except (OSError, IncompleteReply) as exc:
+        return "%s: %s" % (line, getattr(exc, "strerror", None) or exc)
+    return "%s: %s" % (line, reply.splitlines()[0] if reply else "ok")
+
+
+def client_command(path, word, args):
+    """top, blame, critical-chain, plot: answered here, never sent as they are."""
+    if word == "top":
+        from . import top
+        return top.main(args, lambda line: first_line(path, line))
+    if word in ("blame", "plot") and args or word == "critical-chain" and len(args) > 1:
+        sys.stderr.write(USAGE)
+        return 2
+    try:
+        text = request(path, "timing --kv")
+    except (OSError, IncompleteReply) as exc:
+        sys.stderr.write("schema-ctl: %s: %s\n" % (path, getattr(exc, "strerror", None) or exc))
+        return 3
+    if text.startswith("err:"):
+        sys.stderr.write("schema-ctl: %s" % text)     # a schema-init without timing --kv
+        return 1
+    from schema_init.analyze import boot
+    timeline = boot.Timeline.parse(text)
+    if word == "plot":
+        from schema_init.analyze import plot
+        sys.stdout.write(plot.render(timeline, "schema-init boot: %s" % os.uname().nodename))
+        return 0
+    lines = boot.blame(timeline) if word == "blame" else \
+        boot.critical_chain(timeline, args[0] if args else None)
+    sys.stdout.write("".join(line + "\n" for line in lines))
+    return 1 if lines and lines[0].startswith("err:") else 0
+
+
 def main(argv):
     path = socket_path()
     args = list(argv)
@@ -79,6 +117,8 @@ def main(argv):
     if args[0] in ("-V", "--version"):
         sys.stdout.write("schema-ctl %s\n" % __version__)
         return 0
+    if args[0] in CLIENT_WORDS:
+        return client_command(path, args[0], args[1:])
     line = " ".join(args)
     if "\n" in line or len(line.encode()) > protocol.MAX_REQUEST:
         sys.stderr.write("schema-ctl: a request is one line of at most %d bytes\n"

@@ -38,6 +38,7 @@ class Runtime:
         self.scheduled = None             # (action, monotonic deadline): shutdown +N
         self.watchdog = watchdog.HardwareWatchdog(self.console)
         self.kernel_to_init = time.monotonic()
+        self.supervisor_pid = os.getpid()
         self.env = dict(os.environ if env is None else env)
         self.rescue_pid = 0
         self.reexec_requested = None
@@ -136,6 +137,7 @@ class Runtime:
         self.supervisor.note_rejected(loaded.diagnostics)
         self.publisher = shm.Publisher(self.options.get("shm") or "/schema-init",
                                        say=lambda text: self.console.write(text + "\n"))
+        self.publisher.set_origin(os.getpid(), self.kernel_to_init, now)
         self.server = self.open_control(now)
         if self.handover is not None:
             self.restore(self.handover, now)
@@ -291,7 +293,7 @@ class Runtime:
             with open(path + ".tmp", "w") as f:
                 f.write(handover.handover_text(self.supervisor, self.watchdog.fd,
                                                self.rescue_pid, self.scheduled, kept,
-                                               notify))
+                                               notify, self.kernel_to_init))
             os.replace(path + ".tmp", path)
             exe, argv = lastresort.own_command()
             argv = handover.strip_resume(argv) + ["--resume", path]
@@ -315,6 +317,9 @@ class Runtime:
         self.rescue_pid = facts["rescue"]
         self.scheduled = facts["scheduled"]
         sup.unmanaged.update(facts["unmanaged"])
+        if facts.get("origin"):              # the boot's clock, not this exec's
+            self.kernel_to_init, sup.started_at = facts["origin"]
+            self.publisher.set_origin(os.getpid(), self.kernel_to_init, sup.started_at)
         # the listen= sockets and NOTIFY_SOCKETs kept open across the exec: taken back
         # for the services still configured alike (a queued datagram is still there)
         if facts.get("listen"):
@@ -327,6 +332,7 @@ class Runtime:
                 if record["pid"]:
                     sup.unmanaged.add(record["pid"])
                 continue
+            record["times"] = facts["times"].get(record["name"])
             sup.fire(service, "adopt", now, record=record)
         sup.changed = True
         self.console.write("[schema-init] resumed: %d service(s) handed over\n"

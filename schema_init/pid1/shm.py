@@ -1,83 +1,25 @@
-"""The shared-memory layout: the one definition (the C header is generated from it).
+"""The shared-memory writer: PID 1's side of ``core/shmlayout.py``.
 
-Two segments:
-
-* the compatible one (``/schema-init`` as PID 1), exactly the original's 6032 bytes
-  (docs/spec.md, "Shared memory"): the first 64 services and 16 groups, ``system_state``;
-* the extended one (same name + ``.ext``), which carries *every* service and group
-  behind a header with a magic number, a version and its own sizes.
-
-Both use ``seq`` as a seqlock: odd while the writer changes the entries, even when
-they are consistent; it moves only when something changed.  A reader copies the
-segment between two even, equal reads of ``seq``.
+The layout (both segments, every offset, the C header) is defined once in
+``schema_init.core.shmlayout``; this file makes the segments and writes the
+supervisor's snapshot into them through the compiled loop's ``ShmWriter``, under
+the seqlock, only when something changed.
 
 ``python -m schema_init.pid1.shm`` prints the C header (``native/schema_shm.h``).
 """
 
 import os
-import struct
 
-NAME_WIDTH = 64
-MAX_SERVICES = 64
-MAX_GROUPS = 16
+from schema_init.core.shmlayout import (  # noqa: F401 - the layout's names, for callers
+    COUNT_OFFSET, EXT_GROUP_FIELDS, EXT_GROUP_SIZE, EXT_HEADER_FIELDS, EXT_HEADER_SIZE,
+    EXT_MAGIC, EXT_SUFFIX, EXT_SVC_FIELDS, EXT_SVC_SIZE, EXT_VERSION, GROUP_COUNT_OFFSET,
+    GROUP_FIELDS, GROUP_SIZE, GROUPS_OFFSET, MAX_GROUPS, MAX_SERVICES, NAME_WIDTH,
+    SEGMENT_SIZE, SEQ_OFFSET, STRUCT_FORMAT, SVC_FIELDS, SVC_OFFSET, SVC_SIZE,
+    SYSTEM_POWEROFF, SYSTEM_REBOOT, SYSTEM_RUNNING, SYSTEM_STATE_OFFSET, c_header,
+    capacity, ext_size, field_offset, writer_layout)
 
-SYSTEM_RUNNING = 0
-SYSTEM_POWEROFF = 13
-SYSTEM_REBOOT = 14
-
-# --- compatible segment --------------------------------------------------------------
-# (field, C type, offset, size); entries are NAME_WIDTH-byte names then the numbers.
-SVC_FIELDS = (("name", "char", 0, NAME_WIDTH), ("state", "uint8_t", 64, 1),
-              ("weight", "uint8_t", 65, 1), ("child_pid", "int32_t", 68, 4),
-              ("restart_count", "int32_t", 72, 4))
-SVC_SIZE = 76
-GROUP_FIELDS = (("name", "char", 0, NAME_WIDTH), ("state", "uint8_t", 64, 1),
-                ("member_count", "int32_t", 68, 4))
-GROUP_SIZE = 72
-SEQ_OFFSET = 0
-COUNT_OFFSET = 4
-SVC_OFFSET = 8
-GROUP_COUNT_OFFSET = SVC_OFFSET + MAX_SERVICES * SVC_SIZE            # 4872
-GROUPS_OFFSET = GROUP_COUNT_OFFSET + 4                                 # 4876
-SYSTEM_STATE_OFFSET = GROUPS_OFFSET + MAX_GROUPS * GROUP_SIZE         # 6028
-SEGMENT_SIZE = SYSTEM_STATE_OFFSET + 4                                 # 6032
-STRUCT_FORMAT = "<Ii" + "64sBB2xii" * MAX_SERVICES + "i" + "64sB3xi" * MAX_GROUPS + "B3x"
-
-# --- extended segment ----------------------------------------------------------------
-EXT_MAGIC = 0x58484353           # "SCHX" read as little-endian bytes
-EXT_VERSION = 1
-# header: (field, C type, offset)
-EXT_HEADER_FIELDS = (("seq", "uint32_t", 0), ("magic", "uint32_t", 4),
-                     ("version", "uint32_t", 8), ("header_size", "uint32_t", 12),
-                     ("entry_size", "uint32_t", 16), ("count", "uint32_t", 20),
-                     ("group_entry_size", "uint32_t", 24), ("group_count", "uint32_t", 28),
-                     ("groups_offset", "uint32_t", 32), ("total_size", "uint32_t", 36),
-                     ("system_state", "uint8_t", 40))
-EXT_HEADER_SIZE = 48
-EXT_SVC_FIELDS = SVC_FIELDS + (("flags", "uint32_t", 76, 4),)
-EXT_SVC_SIZE = 80
-EXT_GROUP_FIELDS = GROUP_FIELDS
-EXT_GROUP_SIZE = GROUP_SIZE
-
-assert SEGMENT_SIZE == 6032 == struct.calcsize(STRUCT_FORMAT)
-
-
-def _field(fields, name):
-    for field in fields:
-        if field[0] == name:
-            return field[2]
-    raise KeyError(name)
-
-
-def ext_size(service_capacity, group_capacity):
-    return EXT_HEADER_SIZE + service_capacity * EXT_SVC_SIZE + group_capacity * EXT_GROUP_SIZE
-
-
-def _capacity(count):
-    size = MAX_SERVICES
-    while size < count:
-        size *= 2
-    return size
+COMPAT_LAYOUT = writer_layout(SVC_FIELDS)
+EXT_LAYOUT = writer_layout(EXT_SVC_FIELDS)
 
 
 class Segment:
@@ -149,6 +91,10 @@ class Publisher:
         self.ext_capacity = (0, 0)
         self.last = None
         self.system_state = SYSTEM_RUNNING
+        # the extended header's facts about the supervisor (set_origin) and the A/B
+        # image (set_ab; 0, 0: no A/B slots)
+        self.origin = (0, 0, 0)
+        self.ab = (0, 0)
         self.problem = None
         self._open_compat()
 
@@ -170,9 +116,20 @@ class Publisher:
                      % (self.name if self.name.startswith("/") else "/" + self.name, reason))
         self.problem = reason
 
+    def set_origin(self, supervisor_pid, init_start, supervisor_start):
+        """The supervisor's pid and the monotonic instants (seconds) schema-init and
+        its supervisor started: written with the next snapshot."""
+        self.origin = (supervisor_pid, _micros(init_start), _micros(supervisor_start))
+        self.last = None
+
+    def set_ab(self, slot, commit):
+        self.ab = (slot, commit)
+        self.last = None
+
     def publish(self, services, groups, system_state=None):
-        """``services``: [(name bytes, state, weight, pid, restarts, flags)];
-        ``groups``: [(name bytes, state, member_count)].  Returns True if written."""
+        """``services``: one tuple per service, the values of ``EXT_SVC_FIELDS`` in
+        its order (name bytes first; times in monotonic microseconds); ``groups``:
+        [(name bytes, state, member_count)].  Returns True if written."""
         if system_state is not None:
             self.system_state = system_state
         snapshot = (services, groups, self.system_state)
@@ -198,20 +155,18 @@ class Publisher:
         # The original's count is the number of valid entries; beyond 64 the extended
         # segment is the place to look (its header says how many exist).
         w.put_i32(COUNT_OFFSET, len(shown))
-        w.put_entries(SVC_OFFSET, SVC_SIZE, shown, NAME_WIDTH,
-                      _field(SVC_FIELDS, "state"), _field(SVC_FIELDS, "weight"),
-                      _field(SVC_FIELDS, "child_pid"), _field(SVC_FIELDS, "restart_count"))
+        w.put_entries(SVC_OFFSET, SVC_SIZE, shown, NAME_WIDTH, COMPAT_LAYOUT)
         w.put_i32(GROUP_COUNT_OFFSET, len(shown_groups))
         for i, (name, state, members) in enumerate(shown_groups):
             at = GROUPS_OFFSET + i * GROUP_SIZE
             w.put_name(at, name, NAME_WIDTH)
-            w.put_u8(at + _field(GROUP_FIELDS, "state"), state)
-            w.put_i32(at + _field(GROUP_FIELDS, "member_count"), members)
+            w.put_u8(at + field_offset(GROUP_FIELDS, "state"), state)
+            w.put_i32(at + field_offset(GROUP_FIELDS, "member_count"), members)
         w.put_u8(SYSTEM_STATE_OFFSET, self.system_state)
         w.end()
 
     def _ensure_ext(self, count, group_count):
-        want = (_capacity(count), _capacity(group_count))
+        want = (capacity(count), capacity(group_count))
         if self.ext is not None and want[0] <= self.ext_capacity[0] \
                 and want[1] <= self.ext_capacity[1]:
             return
@@ -222,7 +177,7 @@ class Publisher:
             self.ext.writer.end()
             self.ext.close(unlink=True)
             self.ext, self.ext_capacity = None, (0, 0)
-        self.ext = Segment(self.name + ".ext", ext_size(*want))
+        self.ext = Segment(self.name + EXT_SUFFIX, ext_size(*want))
         self.ext_capacity = want
         w = self.ext.writer
         w.begin()
@@ -240,17 +195,20 @@ class Publisher:
         groups_offset = EXT_HEADER_SIZE + self.ext_capacity[0] * EXT_SVC_SIZE
         w.begin()
         w.put_i32(_ext_offset("count"), len(services))
-        w.put_entries(EXT_HEADER_SIZE, EXT_SVC_SIZE, services, NAME_WIDTH,
-                      _field(EXT_SVC_FIELDS, "state"), _field(EXT_SVC_FIELDS, "weight"),
-                      _field(EXT_SVC_FIELDS, "child_pid"),
-                      _field(EXT_SVC_FIELDS, "restart_count"), _field(EXT_SVC_FIELDS, "flags"))
+        w.put_entries(EXT_HEADER_SIZE, EXT_SVC_SIZE, services, NAME_WIDTH, EXT_LAYOUT)
         w.put_i32(_ext_offset("group_count"), len(groups))
         for i, (name, state, members) in enumerate(groups):
             at = groups_offset + i * EXT_GROUP_SIZE
             w.put_name(at, name, NAME_WIDTH)
-            w.put_u8(at + _field(GROUP_FIELDS, "state"), state)
-            w.put_i32(at + _field(GROUP_FIELDS, "member_count"), members)
+            w.put_u8(at + field_offset(GROUP_FIELDS, "state"), state)
+            w.put_i32(at + field_offset(GROUP_FIELDS, "member_count"), members)
         w.put_u8(_ext_offset("system_state"), self.system_state)
+        w.put_u8(_ext_offset("ab_slot"), self.ab[0])
+        w.put_u8(_ext_offset("ab_commit"), self.ab[1])
+        pid, init_start, supervisor_start = self.origin
+        w.put_i32(_ext_offset("supervisor_pid"), pid)
+        w.put_i64(_ext_offset("init_start_us"), init_start)
+        w.put_i64(_ext_offset("supervisor_start_us"), supervisor_start)
         w.end()
 
     def set_system_state(self, state):
@@ -274,79 +232,18 @@ class Publisher:
 
 
 def _ext_offset(name):
-    for field, _, offset in EXT_HEADER_FIELDS:
-        if field == name:
-            return offset
-    raise KeyError(name)
+    return field_offset(EXT_HEADER_FIELDS, name)
+
+
+def _micros(seconds):
+    """A monotonic instant in seconds (None: never) as the segment's microseconds."""
+    return 0 if seconds is None else int(seconds * 1000000)
 
 
 def read_snapshot(data):
-    """Decode a compatible segment's bytes (for tests and tools)."""
-    values = struct.unpack(STRUCT_FORMAT, data[:SEGMENT_SIZE])
-    seq, count = values[0], values[1]
-    services = []
-    for i in range(min(count, MAX_SERVICES)):
-        name, state, weight, pid, restarts = values[2 + 5 * i: 7 + 5 * i]
-        services.append((name.split(b"\0", 1)[0].decode(), state, weight, pid, restarts))
-    base = 2 + 5 * MAX_SERVICES
-    group_count = values[base]
-    groups = []
-    for i in range(min(group_count, MAX_GROUPS)):
-        name, state, members = values[base + 1 + 3 * i: base + 4 + 3 * i]
-        groups.append((name.split(b"\0", 1)[0].decode(), state, members))
-    return {"seq": seq, "services": services, "groups": groups, "system_state": values[-1]}
-
-
-def c_header():
-    """The generated ``native/schema_shm.h``."""
-    out = ["/* schema_shm.h: generated by `python -m schema_init.pid1.shm`; do not edit. */",
-           "#ifndef SCHEMA_SHM_H", "#define SCHEMA_SHM_H", "", "#include <stdint.h>", "",
-           "#define SCHEMA_SHM_MAX %d" % MAX_SERVICES,
-           "#define SCHEMA_SHM_MAX_GROUPS %d" % MAX_GROUPS,
-           "#define SCHEMA_SHM_NAME_WIDTH %d" % NAME_WIDTH,
-           "#define SCHEMA_SHM_SIZE %d" % SEGMENT_SIZE,
-           "#define SCHEMA_SYSTEM_RUNNING %d" % SYSTEM_RUNNING,
-           "#define SCHEMA_SYSTEM_POWEROFF %d" % SYSTEM_POWEROFF,
-           "#define SCHEMA_SYSTEM_REBOOT %d" % SYSTEM_REBOOT,
-           "#define SCHEMA_SHM_EXT_MAGIC 0x%08xu" % EXT_MAGIC,
-           "#define SCHEMA_SHM_EXT_VERSION %d" % EXT_VERSION,
-           "#define SCHEMA_SHM_EXT_SUFFIX \".ext\"", ""]
-
-    def struct_lines(name, fields, size):
-        lines = ["typedef struct {"]
-        position = 0
-        pad = 0
-        for field, ctype, offset, width in fields:
-            if offset > position:
-                lines.append("    uint8_t _pad%d[%d];" % (pad, offset - position))
-                pad += 1
-            if ctype == "char":
-                lines.append("    char %s[%d];" % (field, width))
-            else:
-                lines.append("    %s %s;" % (ctype, field))
-            position = offset + width
-        if size > position:
-            lines.append("    uint8_t _pad%d[%d];" % (pad, size - position))
-        lines.append("} %s;" % name)
-        lines.append("_Static_assert(sizeof(%s) == %d, \"%s size\");" % (name, size, name))
-        return lines + [""]
-
-    out += struct_lines("shm_svc_t", SVC_FIELDS, SVC_SIZE)
-    out += struct_lines("shm_group_t", GROUP_FIELDS, GROUP_SIZE)
-    out += ["typedef struct {", "    uint32_t seq;      /* seqlock: odd while writing */",
-            "    int32_t count;", "    shm_svc_t svc[SCHEMA_SHM_MAX];", "    int32_t group_count;",
-            "    shm_group_t groups[SCHEMA_SHM_MAX_GROUPS];", "    uint8_t system_state;",
-            "    uint8_t _pad[3];", "} schema_shm_t;",
-            "_Static_assert(sizeof(schema_shm_t) == %d, \"schema_shm_t size\");" % SEGMENT_SIZE,
-            ""]
-    header_fields = [(f, t, o, 1 if t == "uint8_t" else 4) for f, t, o in EXT_HEADER_FIELDS]
-    out += struct_lines("shm_ext_header_t", header_fields, EXT_HEADER_SIZE)
-    out += struct_lines("shm_ext_svc_t", EXT_SVC_FIELDS, EXT_SVC_SIZE)
-    out += ["/* Extended segment: shm_ext_header_t, then `count` shm_ext_svc_t entries at",
-            "   header_size (stride entry_size), then `group_count` shm_group_t at",
-            "   groups_offset (stride group_entry_size).  magic 0 means: re-open. */",
-            "", "#endif", ""]
-    return "\n".join(out)
+    """Decode a compatible segment's bytes (for tests; readers use core/shmdecode)."""
+    from schema_init.core import shmdecode       # never loaded by PID 1
+    return shmdecode.decode_compat(data)
 
 
 if __name__ == "__main__":
