@@ -52,11 +52,30 @@ FIGURES = ("pid1_rss_kb", "pid1_rss_anon_kb", "pid1_vmrss_kb", "pid1_pss_kb", "p
            "exec_to_first_spawn_ms", "mem_used_kb", "processes", "pid1_binary_bytes")
 
 
+LOGS = os.path.join(ROOT, "build", "tmp", "bench-logs")
+
+
+def progress(text):
+    """One line of progress on the terminal; the tools' own output goes to LOGS."""
+    print("inits_bench: %s" % text, flush=True)
+
+
 def build_image(path):
+    """mkdebian.sh's pages of output go to LOGS/mkdebian.log; on a failure its last
+    lines are shown."""
     env = dict(os.environ, FLAVOUR="bench",
                CUSTOMIZE=os.path.join(ROOT, "distros", "bench", "configure.sh"))
-    subprocess.run([os.path.join(ROOT, "build", "mkdebian.sh"), path, "2048"], check=True,
-                   env=env, timeout=1800)
+    os.makedirs(LOGS, exist_ok=True)
+    log = os.path.join(LOGS, "mkdebian.log")
+    progress("step 1/2: the Debian image (a few minutes the first time; log: %s)" % log)
+    with open(log, "w") as out:
+        done = subprocess.run([os.path.join(ROOT, "build", "mkdebian.sh"), path, "2048"],
+                              env=env, timeout=1800, stdout=out, stderr=subprocess.STDOUT)
+    if done.returncode != 0:
+        with open(log, errors="replace") as f:
+            sys.stderr.write("".join(f.readlines()[-30:]))
+        raise SystemExit("inits_bench: mkdebian.sh failed (%d; log: %s)" % (done.returncode,
+                                                                          log))
 
 
 GENERATORS = ("-generators/",)  # systemd's generators: its configuration step, not units
@@ -152,6 +171,12 @@ def boot_all(image, names, args, work):
     host's CPU), never while another machine boots."""
     runs = {name: [] for name in names}
     failures, threads = [], []
+    total, finished = args.boots * len(names), []
+    lock = threading.Lock()
+    os.makedirs(LOGS, exist_ok=True)
+    runs_log = open(os.path.join(LOGS, "boots.jsonl"), "w")
+    progress("step 2/2: %d boots (%s, %d each; every figure in %s)"
+             % (total, ", ".join(names), args.boots, runs_log.name))
     for i in range(args.boots):
         for name in names[i % len(names):] + names[:i % len(names)]:
             idling = threading.Event()
@@ -161,9 +186,16 @@ def boot_all(image, names, args, work):
                     run = boot_once(image, name, args.settle, args.idle,
                                     os.path.join(work, "%s-%d" % (name, i)), idling)
                     runs[name].append(run)
-                    print(name, json.dumps(run), flush=True)
+                    outcome = "ready in %s s" % run.get("boot_to_ready_s")
+                    with lock:
+                        runs_log.write("%s %s\n" % (name, json.dumps(run)))
+                        runs_log.flush()
                 except Exception as error:  # reported after the others have finished
                     failures.append("%s boot %d: %s" % (name, i + 1, error))
+                    outcome = "failed (reported at the end)"
+                with lock:
+                    finished.append(name)
+                    progress("boot %d/%d done: %s %s" % (len(finished), total, name, outcome))
             thread = threading.Thread(target=job)
             thread.start()
             threads.append(thread)
@@ -173,6 +205,7 @@ def boot_all(image, names, args, work):
                 thread.join()
     for thread in threads:
         thread.join()
+    runs_log.close()
     if failures:
         raise RuntimeError("\n\n".join(failures))
     return runs
@@ -318,7 +351,7 @@ def main(argv):
             image = os.path.join(work, "bench.img")
             started = time.monotonic()
             build_image(image)
-            print("image built in %.0f s" % (time.monotonic() - started), flush=True)
+            progress("image built in %.0f s" % (time.monotonic() - started))
         runs = boot_all(image, names, args, work)
     result = {
         "date": time.strftime("%Y-%m-%d %H:%M"),
@@ -352,6 +385,7 @@ def main(argv):
                       % (result["date"], result["boots"], table))
     print(report)
     print("results:", stem + ".json")
+    print("logs (the image's build, every boot's figures):", LOGS)
 
 
 if __name__ == "__main__":

@@ -280,13 +280,34 @@ SFDISK
 # put FILE SECTOR: FILE written into the card at SECTOR (a whole MiB).
 put() { dd if="$1" of="$img" bs=1M seek=$(($2 / mib)) conv=notrunc,sparse status=none; }
 
-# step NUMBER FUNCTION: says which step starts, then runs it (--dry-run: only says).
+# step NUMBER FUNCTION: says which step starts, then runs it (--dry-run: only says) with
+# everything its tools print going to $logs/N-FUNCTION.log; the step's own "mkimage:"
+# lines are repeated here, then its time and log.  On a failure the log's last lines
+# are shown (on_exit).
+logs=${IMAGE_LOGS:-$top/build/tmp/image-logs}
+current_log=
 step() {
     echo "mkimage: step $1/8: $2" >&2
     if [ "$dry_run" = no ]; then
-        "$2"
+        mkdir -p "$logs"
+        current_log=$logs/$1-$2.log
+        began=$(date +%s)
+        "$2" > "$current_log" 2>&1
+        grep '^mkimage: ' "$current_log" >&2 || true
+        echo "mkimage: step $1/8: $2 done in $(( $(date +%s) - began )) s ($current_log)" >&2
+        current_log=
     fi
 }
+
+on_exit() {
+    status=$?
+    if [ "$status" -ne 0 ] && [ -n "$current_log" ]; then
+        echo "mkimage: failed; the last lines of $current_log:" >&2
+        tail -n 25 "$current_log" >&2
+    fi
+    exit "$status"
+}
+trap on_exit EXIT
 
 # --dry-run: what the image would be made from (the board's recipe as overridden).
 show_settings() {
@@ -313,3 +334,4 @@ step 5 make_initramfs
 step 6 make_boot_fat
 step 7 make_data_partition
 step 8 assemble_card
+[ "$dry_run" = yes ] || echo "mkimage: every tool's output: $logs/" >&2

@@ -93,6 +93,10 @@ def test_the_file_is_written_atomically_and_only_when_something_changed(supervis
     got = samples((out / "schema_init.prom").read_text())
     assert got[("schema_init_service_state", 'service="web",state="FUNDAMENTAL"')] == 1
     assert got[("schema_init_service_state", 'service="job",state="PERFECT"')] == 1
+    # the instants PID 1 recorded came through the shm: web's state began a moment ago
+    assert abs(got[("schema_init_service_state_since_timestamp_seconds", 'service="web"')]
+               - time.time()) < 60
+    assert 0 <= got[("schema_init_service_ready_latency_seconds", 'service="web"')] < 5
     inode = os.stat(out / "schema_init.prom").st_ino
     assert not helper.step()                                  # idle: nothing rewritten
     assert os.stat(out / "schema_init.prom").st_ino == inode

@@ -94,8 +94,12 @@ case $CC_MODE in
 esac
 
 start=$(date +%s)
+# Progress: four steps, one line each on stderr; the tools' output goes to logs named
+# at the end (and the log's last lines are shown when a step fails).
+echo "build-target: step 1/4: the $TARGET root (toolchains/mkroot.sh; cached after the first build)" >&2
 ROOT=$(toolchains/mkroot.sh "$TARGET")
 rooted=$(date +%s)
+echo "build-target: step 2/4: patched Nuitka, the Cython loop, the stdlib list ($((rooted - start)) s so far)" >&2
 WORK=$CACHE/$TARGET/build
 OUTDIR=build/out/$TARGET
 mkdir -p "$WORK/out" "$WORK/home" "$CACHE/ccache/$TARGET" "$OUTDIR"
@@ -114,11 +118,13 @@ fi
 rm -f "$WORK/out/schema-init"
 TOOLCHAIN_DIR=${TOOLCHAIN_DIR:-}
 export STDLIB_EXCLUDES ROOT WORK CACHE TARGET CC_MODE ROOT_CC ARCH_CFLAGS TOP TOOLCHAIN_DIR
+echo "build-target: step 3/4: build/build.sh inside the root (about a minute; log: $WORK/build.log)" >&2
 if ! unshare --mount --propagation private "$0" --inside >"$WORK/build.log" 2>&1; then
     tail -n 30 "$WORK/build.log" >&2
     echo "build-target: the build in the $TARGET root failed (log: $WORK/build.log)" >&2
     exit 1
 fi
+echo "build-target: step 4/4: elfcheck ($TARGET, static)" >&2
 .venv/bin/python toolchains/elfcheck.py --target "$TARGET" "$WORK/out/schema-init"
 cp "$WORK/out/schema-init" "$OUTDIR/schema-init.tmp"
 mv "$OUTDIR/schema-init.tmp" "$OUTDIR/schema-init"
@@ -131,3 +137,4 @@ ln -sf schema-init "$OUTDIR/schema-metrics"
 end=$(date +%s)
 echo "build-target: $OUTDIR/schema-init ($(stat -c %s "$OUTDIR/schema-init") bytes):" \
      "root $((rooted - start)) s, build $((end - rooted)) s, compiler $CC_MODE"
+echo "build-target: the build's output: $WORK/build.log" >&2
