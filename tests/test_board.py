@@ -35,7 +35,9 @@ def test_every_board_script_parses_and_is_executable(script):
 
 def test_every_board_script_a_service_runs_is_shipped():
     directory = os.path.join(ROOT, "services", "rpi-zero-w")
-    for name in os.listdir(directory):
-        with open(os.path.join(directory, name)) as f:
+    files = [os.path.join(top, name) for top, _, names in os.walk(directory) for name in names]
+    assert os.path.join(directory, "optional", "schema-metrics.svc") in files  # added by metrics
+    for name in files:
+        with open(name) as f:
             for path in re.findall(r"^exec=/usr/lib/schema-init-board/(\S+)$", f.read(), re.M):
                 assert os.path.isfile(os.path.join(BOARD, "lib", path)), (name, path)
