@@ -4,6 +4,7 @@ outside and booted in QEMU raspi0 as the board's firmware would boot it (tests/p
 make test-image runs all of it (the power-loss torture: TORTURE_BOOTS boots, 50 by default);
 make test-image-smoke the tests marked smoke (CI)."""
 
+import hashlib
 import os
 import random
 import re
@@ -17,26 +18,32 @@ from conftest import ROOT
 
 pytestmark = pytest.mark.image
 
-KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOperatorKeyForTheTestOnly0000000000 operator@site"
+# a real public key (ssh-keygen): the device checks a key's base64 and blob
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPetCVYsEKJFanyMDEBX4Iy2HrJZgguB3cRQzJpJwrFY ops1@site"
 # openssl passwd -6 -salt schemasalt secret
 HASH = ("$6$schemasalt$/8h1ZMsFLrhoSpmVpmWNVrSlVh.0gYjkhTmjNsb8MvhGSlyqxnsdkE.W8xJKkzHrF0ru"
         "WVljjQPgQO9S3Nlri0")
+# the Wi-Fi PSK, as the fleet tool and Raspberry Pi Imager write it (wpa_passphrase
+# site-network "a long passphrase"): the device's own PBKDF2 is slow under TCG
+PSK = hashlib.pbkdf2_hmac("sha1", b"a long passphrase", b"site-network", 4096, 32).hex()
 CUSTOM = """config_version = 1
 [system]
 hostname = "plant-{serial}"
 [user]
 name = "pi"
-password_encrypted = "%s"
+password = "%s"
+password_encrypted = true
 [ssh]
 enabled = true
 authorized_keys = ["%s"]
 [wlan]
 ssid = "site-network"
-password = "a long passphrase"
+password = "%s"
+password_encrypted = true
 country = "DE"
 [locale]
 timezone = "Europe/Berlin"
-""" % (HASH, KEY)
+""" % (HASH, KEY, PSK)
 # A service that cannot run without the board's hardware, and says why.
 NEEDS_HARDWARE = ("wifi", "dhcp")
 # Printed on the console by the probe once every other service has settled (and wifi has
@@ -45,6 +52,45 @@ PROBE = """# test probe (tests/test_image.py): the state once the boot has settl
 exec=/bin/sh
 args=-c
 args=until ! schema-ctl status | grep -vE '^  (probe|wifi|dhcp) ' | grep -qE 'NEW_PROCESS|FULL_TRUST|RECOVERY|FRICTION' && [ -s /run/log/schema-init/wifi.log ]; do sleep 0.5; done; { echo '=== status ==='; schema-ctl status; echo '=== memory ==='; grep -E '^(MemTotal|MemAvailable):' /proc/meminfo; grep -E '^(Rss|Pss|Private_Dirty):' /proc/1/smaps_rollup; echo "=== uptime $(cut -d' ' -f1 /proc/uptime) ==="; u=$(busybox pidof systemd-udevd | cut -d' ' -f1); echo "=== udevd $(grep -E '^(Rss|Pss):' /proc/$u/smaps_rollup | tr -s ' ' | tr -d ':' | tr '\\n' ' ')==="; echo "=== hostname $(cat /proc/sys/kernel/hostname) ==="; for s in wifi dhcp; do echo "=== log $s: $(tail -n 1 /run/log/schema-init/$s.log 2>/dev/null) ==="; done; echo '=== end ==='; } > /run/probe.txt; cat /run/probe.txt > /dev/console; [ "$PROBE_POWEROFF" = 1 ] && schema-ctl poweroff; exit 0
+oneshot=1
+start_timeout_sec=0
+dep=data
+"""
+
+
+# Raspberry Pi Imager's form (issue 26): the hash under [user] password, the Wi-Fi PSK
+# under [wlan] password, both with password_encrypted = true; keys only; a hidden network.
+IMAGER = """config_version = 1
+
+[system]
+hostname = "imager-{serial}"
+
+[user]
+name = "ops"
+password = "%s"
+password_encrypted = true
+
+[ssh]
+enabled = true
+password_authentication = false
+authorized_keys = [ "%s" ]
+
+[wlan]
+ssid = "site-network"
+password = "%s"
+password_encrypted = true
+hidden = true
+country = "DE"
+
+[locale]
+keymap = "de"
+timezone = "Europe/Berlin"
+""" % (HASH, KEY, PSK)
+# dropbear's command line on the console once it runs (the flags the first-boot file chose)
+DROPBEAR_ARGS = """# test probe (tests/test_image.py): dropbear's arguments
+exec=/bin/sh
+args=-c
+args=until p=$(busybox pidof dropbear); do sleep 1; done; echo "=== dropbear $(tr '\\000' ' ' < /proc/${p%% *}/cmdline)===" > /dev/console
 oneshot=1
 start_timeout_sec=0
 dep=data
@@ -231,6 +277,46 @@ def test_first_boot_applies_the_file_grows_the_data_partition_and_derives_identi
     assert pi.data_file(card, "/ssh/dropbear_ed25519_host_key", work, binary=True) == host_key
     assert pi.data_file(card, "/overlay/etc/upper/machine-id", work).strip() != machine_id
     assert pi.digest(card, 2) == root_before
+
+
+def test_raspberry_pi_imagers_custom_toml_is_applied_and_its_secrets_leave_the_fat(
+        image, tmp_path, machine):
+    card = pi.card(tmp_path)
+    custom = tmp_path / "custom.toml"
+    custom.write_text(IMAGER)
+    pi.fat_put(card, str(custom), "custom.toml")
+    pi.add_services(card, {"probe.svc": PROBE, "dropbear-args.svc": DROPBEAR_ARGS},
+                    str(tmp_path))
+    vm = machine(card, serial="00000000c0ffee43", append="PROBE_POWEROFF=1")
+    report = settled(vm)
+    text = vm.finish(300)
+    assert_all_up(report)
+    assert report["states"]["firstboot"] == "PERFECT"
+    assert report["hostname"] == "imager-c0ffee43"
+    assert "firstboot: applied custom.toml" in text
+    assert "firstboot: warning: custom.toml:24: [locale] keymap: not supported" in text
+    # keys only, and no root login: dropbear -w -s
+    args = re.search(r"=== dropbear (.*)===", text).group(1).split()
+    assert "-w" in args and "-s" in args and "-g" not in args
+    work = str(tmp_path)
+    assert HASH in pi.data_file(card, "/overlay/etc/upper/shadow", work)
+    assert pi.data_file(card, "/home/ops/.ssh/authorized_keys", work) == KEY + "\n"
+    assert pi.data_file(card, "/root/.ssh/authorized_keys", work) == ""
+    assert pi.data_file(card, "/overlay/etc/upper/schema-board/ssh-no-passwords", work)
+    wpa = pi.data_file(card, "/overlay/etc/upper/wpa_supplicant/wpa_supplicant-wlan0.conf",
+                       work)
+    assert "psk=%s" % PSK in wpa and "scan_ssid=1" in wpa and "country=DE" in wpa
+    assert pi.data_file(card, "/overlay/etc/upper/timezone", work) == "Europe/Berlin\n"
+    # the FAT: custom.toml gone, its bytes too; the device's record in its place
+    names = pi.fat_names(card)
+    assert "custom.toml" not in names and "custom.toml.rejected" not in names
+    record = pi.fat_read(card, "firstboot-report.txt").decode()
+    assert "hostname imager-c0ffee43" in record and "serial 00000000c0ffee43" in record
+    assert "host_key ssh-ed25519 " in record
+    boot = pi.extract(card, 1, str(tmp_path / "boot.fat"))
+    with open(boot, "rb") as f:
+        raw = f.read()
+    assert PSK.encode() not in raw and HASH.encode() not in raw
 
 
 def test_a_bad_first_boot_file_is_rejected_and_the_device_boots(image, tmp_path, machine):

@@ -1,417 +1,414 @@
-"""The first-boot file of a flashed card: Raspberry Pi's custom.toml (a subset), userconf.txt
-and an empty ``ssh`` file, read from the FAT partition and applied once.
+"""The first-boot files of a flashed card, read from its FAT partition and applied once:
+Raspberry Pi's ``custom.toml`` (the keys Raspberry Pi Imager writes and Raspberry Pi OS's
+init_config reads, with their meaning) plus this image's own table ``[schema-init]``;
+``userconf.txt``/``userconf``, ``ssh``/``ssh.txt`` and ``wpa_supplicant.conf`` as
+Raspberry Pi OS takes them.
 
 The file's rules: this is an input channel anyone holding the card writes to, so
 
-* parsing is strict and bounded: a small TOML subset (tables, bare keys, strings, integers,
-  booleans, arrays of those), anything else is an error naming the line; no recursion,
-  no size beyond ``MAX_BYTES``;
-* ``settings_from_toml`` and ``settings_from_userconf`` are pure: text in, (settings,
-  errors, warnings) out; every value is checked against what the files it lands in
-  accept (a hostname label, a user name, a crypt hash without ``:``, a Wi-Fi
-  passphrase), so nothing from the card reaches /etc unchecked;
-* ``apply`` is the thin shell: it writes files and runs useradd; one failed step is
-  reported and the others still run; ``main`` never lets a bad file stop the boot.
+* parsing is strict and bounded (tomlsubset.py), every value is checked as the device
+  will use it (values.py, wpa.py), and a file with one error is applied not at all:
+  ``settings_from_*`` are pure, text in, (settings, errors, warnings) out, each error
+  naming the file, its line and key and the fix;
+* ``check_against_root`` asks the root what only it knows (the time zones of its
+  tzdata, its first user) before anything is written;
+* ``apply`` is the thin shell: each step is applied on its own, a failed one is
+  reported and the others still run; ``main`` never lets a bad file stop the boot;
+* secrets leave the card: each file is overwritten with zeros, synced and only then
+  unlinked (a FAT unlink leaves the bytes in place); a rejected file is kept for the
+  operator with its secret values removed; the Wi-Fi passphrase is kept on the data
+  partition only as its PSK, an EAP password only as its NT hash;
+* SSH keys go to the first user, never to root unless ``[schema-init]
+  root_authorized_keys`` says so.
 
-The static binary excludes tomllib (build/stdlib_excludes.py), hence the parser here.
 Run as ``schema-firstboot --boot /boot/firmware`` (a name of the binary, like schema-ctl;
-distros/raspberry-pi-zero-w/lib/firstboot.sh), so the image needs no Python.
+distros/raspberry-pi-zero-w/lib/firstboot.sh), so the image needs no Python.  The static
+binary carries only the standard library PID 1 needs: nothing here imports more than
+os, sys and struct.
 """
 
 import os
 import sys
 
-MAX_BYTES = 65536
-MAX_LINES = 2000
-MAX_ARRAY = 64
-MAX_KEY = 64
+from . import tomlsubset, values, wpa
 
-
-class TomlError(ValueError):
-    def __init__(self, line, message):
-        ValueError.__init__(self, "line %d: %s" % (line, message))
-        self.line = line
-
-
-_BARE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
-_ESCAPES = {"b": "\b", "t": "\t", "n": "\n", "f": "\f", "r": "\r", '"': '"', "\\": "\\"}
-
-
-def _skip_space(text, pos):
-    while pos < len(text) and text[pos] in " \t":
-        pos += 1
-    return pos
-
-
-def _bare_key(text, pos, line):
-    start = pos
-    while pos < len(text) and text[pos] in _BARE:
-        pos += 1
-    if pos == start:
-        raise TomlError(line, "a key is expected (letters, digits, _ and -)")
-    if pos - start > MAX_KEY:
-        raise TomlError(line, "key longer than %d characters" % MAX_KEY)
-    return text[start:pos], pos
-
-
-def _basic_string(text, pos, line):
-    """A "..." string from pos (just after the quote) to the closing quote."""
-    out = []
-    while True:
-        if pos >= len(text):
-            raise TomlError(line, "string not closed")
-        char = text[pos]
-        if char == '"':
-            return "".join(out), pos + 1
-        if char == "\\":
-            code = text[pos + 1:pos + 2]
-            if code in _ESCAPES:
-                out.append(_ESCAPES[code])
-                pos += 2
-                continue
-            if code in ("u", "U"):
-                width = 4 if code == "u" else 8
-                digits = text[pos + 2:pos + 2 + width]
-                if len(digits) != width or any(c not in "0123456789abcdefABCDEF" for c in digits):
-                    raise TomlError(line, "bad \\%s escape" % code)
-                value = int(digits, 16)
-                if value > 0x10FFFF or 0xD800 <= value <= 0xDFFF:
-                    raise TomlError(line, "escape \\%s%s is not a character" % (code, digits))
-                out.append(chr(value))
-                pos += 2 + width
-                continue
-            raise TomlError(line, "unknown escape \\%s" % code)
-        if char == "\n" or (ord(char) < 0x20 and char != "\t") or char == "\x7f":
-            raise TomlError(line, "control character in a string")
-        out.append(char)
-        pos += 1
-
-
-def _literal_string(text, pos, line):
-    end = text.find("'", pos)
-    newline = text.find("\n", pos)
-    if end < 0 or (0 <= newline < end):
-        raise TomlError(line, "string not closed")
-    value = text[pos:end]
-    if any((ord(c) < 0x20 and c != "\t") or c == "\x7f" for c in value):
-        raise TomlError(line, "control character in a string")
-    return value, end + 1
-
-
-def _scalar(text, pos, line):
-    char = text[pos:pos + 1]
-    if char == '"':
-        if text.startswith('"""', pos):
-            raise TomlError(line, "multi-line strings are not accepted here")
-        return _basic_string(text, pos + 1, line)
-    if char == "'":
-        if text.startswith("'''", pos):
-            raise TomlError(line, "multi-line strings are not accepted here")
-        return _literal_string(text, pos + 1, line)
-    end = pos
-    while end < len(text) and text[end] not in " \t\n,]#":
-        end += 1
-    word = text[pos:end]
-    if word == "true":
-        return True, end
-    if word == "false":
-        return False, end
-    digits = word[1:] if word[:1] in "+-" else word
-    if digits and len(digits) <= 18 and all(c in "0123456789" for c in digits) and \
-            (digits == "0" or digits[0] != "0"):
-        return int(word), end
-    raise TomlError(line, "value %r is not a string, integer, boolean or array" % word[:40])
-
-
-def _skip_blank(text, pos, line):
-    """Spaces, newlines and comments inside an array; returns (pos, line)."""
-    while pos < len(text):
-        char = text[pos]
-        if char in " \t":
-            pos += 1
-        elif char == "\n":
-            pos += 1
-            line += 1
-        elif char == "#":
-            newline = text.find("\n", pos)
-            pos = len(text) if newline < 0 else newline
-        else:
-            break
-    return pos, line
-
-
-def _value(text, pos, line):
-    """A value at pos; returns (value, pos, line) since an array may span lines."""
-    if text[pos:pos + 1] != "[":
-        if pos >= len(text) or text[pos] in "\n#":
-            raise TomlError(line, "a value is expected after =")
-        value, pos = _scalar(text, pos, line)
-        return value, pos, line
-    items = []
-    pos, line = _skip_blank(text, pos + 1, line)
-    while True:
-        if pos >= len(text):
-            raise TomlError(line, "array not closed")
-        if text[pos] == "]":
-            return items, pos + 1, line
-        if text[pos] == "[":
-            raise TomlError(line, "nested arrays are not accepted here")
-        value, pos = _scalar(text, pos, line)
-        items.append(value)
-        if len(items) > MAX_ARRAY:
-            raise TomlError(line, "array longer than %d" % MAX_ARRAY)
-        pos, line = _skip_blank(text, pos, line)
-        if text[pos:pos + 1] == ",":
-            pos, line = _skip_blank(text, pos + 1, line)
-        elif text[pos:pos + 1] != "]":
-            raise TomlError(line, "',' or ']' expected in the array")
-
-
-def parse_toml(text, lines=None):
-    """The TOML subset as nested dicts; raises TomlError naming the line.  ``lines``, if
-    given, receives {(table, key): line number} ("" is the table of top-level keys)."""
-    if len(text) > MAX_BYTES:
-        raise TomlError(1, "file larger than %d bytes" % MAX_BYTES)
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    text = text.replace("\r\n", "\n")
-    if "\r" in text:
-        raise TomlError(1, "a carriage return outside a line end")
-    if text.count("\n") > MAX_LINES:
-        raise TomlError(MAX_LINES, "more than %d lines" % MAX_LINES)
-    document = {}
-    table, table_name = document, ""
-    pos, line = 0, 1
-    while pos < len(text):
-        pos = _skip_space(text, pos)
-        char = text[pos:pos + 1]
-        if char == "[":
-            if text.startswith("[[", pos):
-                raise TomlError(line, "arrays of tables are not accepted here")
-            name, pos = _bare_key(text, _skip_space(text, pos + 1), line)
-            pos = _skip_space(text, pos)
-            if text[pos:pos + 1] != "]":
-                raise TomlError(line, "table header must be [name]")
-            if name in document:
-                raise TomlError(line, "[%s] defined twice" % name)
-            table = document[name] = {}
-            table_name = name
-            if lines is not None:
-                lines[(name, "")] = line
-            pos += 1
-        elif char not in ("", "\n", "#"):
-            key, pos = _bare_key(text, pos, line)
-            pos = _skip_space(text, pos)
-            if text[pos:pos + 1] != "=":
-                raise TomlError(line, "'=' expected after %s" % key)
-            if key in table:
-                raise TomlError(line, "%s given twice" % key)
-            if lines is not None:
-                lines[(table_name, key)] = line
-            value, pos, line = _value(text, _skip_space(text, pos + 1), line)
-            table[key] = value
-        pos = _skip_space(text, pos)
-        if text[pos:pos + 1] == "#":
-            comment_end = text.find("\n", pos)
-            comment = text[pos:len(text) if comment_end < 0 else comment_end]
-            if any(ord(c) < 0x20 and c != "\t" for c in comment):
-                raise TomlError(line, "control character in a comment")
-            pos += len(comment)
-        if pos < len(text):
-            if text[pos] != "\n":
-                raise TomlError(line, "unexpected %r" % text[pos])
-            pos += 1
-            line += 1
-    return document
-
+MAX_BYTES = tomlsubset.MAX_BYTES
+TomlError = tomlsubset.TomlError
+parse_toml = tomlsubset.parse
+OURS = "schema-init"
 
 # What each accepted key must be: (type, check) where check returns an error or None.
-
-def _hostname_error(value):
-    """A host name label (RFC 1123); {serial} is replaced by the board's serial."""
-    name = value.replace("{serial}", "0")
-    if not 1 <= len(name) <= 63 or name[0] == "-" or name[-1] == "-" or \
-            any(c not in "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-"
-                for c in name):
-        return "not a host name (1-63 letters, digits, '-'; {serial} allowed)"
-    return None
-
-
-def _user_error(value):
-    if not 1 <= len(value) <= 31 or value[0] not in "abcdefghijklmnopqrstuvwxyz_" or \
-            any(c not in "abcdefghijklmnopqrstuvwxyz0123456789_-" for c in value):
-        return "not a user name (lower-case letters, digits, _ and -, at most 31)"
-    if value in ("root", "daemon", "bin", "sys", "nobody"):
-        return "a system account cannot be configured here"
-    return None
-
-
-def _crypt_error(value):
-    allowed = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789./$=,")
-    if not value.startswith("$") or len(value) > 512 or any(c not in allowed for c in value) \
-            or value.count("$") < 3:
-        return "not a crypt(3) hash ($id$salt$hash; make one with openssl passwd -6)"
-    return None
-
-
-def _key_error(value):
-    if not value or len(value) > 8192 or any(ord(c) < 0x20 or c == "\x7f" for c in value):
-        return "an authorized key is one line of printable text"
-    if value.split(" ", 1)[0] not in ("ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256",
-                                      "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521"):
-        return "an authorized key starts with its type (ssh-ed25519, ssh-rsa, ecdsa-...)"
-    return None
-
-
-def _ssid_error(value):
-    if not 1 <= len(value.encode("utf-8")) <= 32:
-        return "an SSID is 1 to 32 bytes"
-    return None
-
-
-def _passphrase_error(value):
-    if len(value) == 64 and all(c in "0123456789abcdefABCDEF" for c in value):
-        return None
-    if not 8 <= len(value) <= 63 or any(not 0x20 <= ord(c) <= 0x7e for c in value):
-        return "a WPA passphrase is 8 to 63 printable ASCII characters (or 64 hex digits)"
-    return None
-
-
-def _country_error(value):
-    if len(value) != 2 or any(c not in "ABCDEFGHIJKLMNOPQRSTUVWXYZ" for c in value):
-        return "a country is two capital letters (ISO 3166: GB, DE, US)"
-    return None
-
-
-def _timezone_error(value):
-    allowed = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_+-/")
-    if not 1 <= len(value) <= 64 or any(c not in allowed for c in value) or \
-            value.startswith("/") or ".." in value or "//" in value:
-        return "not a time zone name (Europe/London, UTC)"
-    return None
-
-
-def _keys_error(value):
-    for key in value:
-        error = _key_error(key)
-        if error:
-            return error
-    return None
-
-
+# Raspberry Pi's keys, with the meaning init_config gives them.
 SCHEMA = {
-    ("system", "hostname"): (str, _hostname_error),
-    ("user", "name"): (str, _user_error),
-    ("user", "password_encrypted"): (str, _crypt_error),
+    ("system", "hostname"): (str, values.hostname_error),
+    ("user", "name"): (str, values.user_error),
+    ("user", "password"): (str, None),                # checked with password_encrypted
+    ("user", "password_encrypted"): (bool, None),     # default true: a crypt(3) hash
     ("ssh", "enabled"): (bool, None),
     ("ssh", "password_authentication"): (bool, None),
-    ("ssh", "authorized_keys"): (list, _keys_error),
-    ("wlan", "ssid"): (str, _ssid_error),
-    ("wlan", "password"): (str, _passphrase_error),
-    ("wlan", "password_encrypted"): (bool, None),
+    ("ssh", "authorized_keys"): (list, values.ssh_key_error),
+    ("wlan", "ssid"): (str, values.ssid_error),
+    ("wlan", "password"): (str, values.passphrase_error),
+    ("wlan", "password_encrypted"): (bool, None),     # true: password is the 64-hex PSK
     ("wlan", "hidden"): (bool, None),
-    ("wlan", "country"): (str, _country_error),
-    ("locale", "timezone"): (str, _timezone_error),
-    ("locale", "keymap"): (str, None),
+    ("wlan", "country"): (str, values.country_error),
+    ("locale", "timezone"): (str, values.timezone_error),
+    # this image's own keys, in its own table (init_config ignores it with a warning)
+    (OURS, "device"): (str, values.card_name_error),  # the card's name in the fleet
+    (OURS, "root_authorized_keys"): (list, values.ssh_key_error),
+    (OURS, "wlan_priority"): (int, values.priority_error),  # [wlan]'s priority
 }
 # Raspberry Pi's keys this image has no use for: accepted, reported as ignored.
-IGNORED = {("system", "wifi_country"), ("user", "password"), ("locale", "keymap")}
+IGNORED = {("locale", "keymap"): "no keyboard layout on this image",
+           ("ssh", "ssh_import_id"): "needs ssh-import-id and a network at first boot",
+           ("system", "wifi_country"): "write [wlan] country"}
+
+# [[schema-init.wlan]]: more networks (key -> type); [schema-init.network]: a static
+# address, with cloud-init's network-config v2 (netplan) names.
+NETWORK_KEYS = {"ssid": str, "password": str, "password_encrypted": bool, "hidden": bool,
+                "priority": int, "eap": str, "identity": str, "anonymous_identity": str,
+                "phase2": str, "ca_cert": str, "client_cert": str, "private_key": str,
+                "private_key_password": str, "domain_suffix_match": str}
+STATIC_KEYS = {"addresses": list, "gateway4": str, "gateway6": str, "nameservers": list}
+SECRET_KEYS = ("password", "private_key_password", "psk", "private_key_passwd")
+KIND_NAMES = {str: "a string", bool: "true or false", list: "an array", int: "an integer"}
 
 
-def settings_from_toml(text):
+class _Report:
+    """Errors and warnings of one file, each 'FILE:LINE: [table] key: message'."""
+
+    def __init__(self, name, lines=None):
+        self.name, self.lines = name, lines or {}
+        self.errors, self.warnings = [], []
+
+    def where(self, path, key=""):
+        line = self.lines.get((path, key)) or self.lines.get((path, "")) or 1
+        if len(path) == 3:                 # an entry of an array of tables
+            table = "[[%s.%s]] #%d" % (path[0], path[1], path[2] + 1)
+        else:
+            table = "[%s]" % ".".join(path) if path else ""
+        return "%s:%d: %s%s" % (self.name, line, table + " " if table and key else table,
+                                key)
+
+    def error(self, path, key, message):
+        self.errors.append("%s: %s" % (self.where(path, key), message))
+
+    def warn(self, path, key, message):
+        self.warnings.append("%s: %s" % (self.where(path, key), message))
+
+
+def _typed(report, path, key, value, kind):
+    if type(value) is not kind:
+        report.error(path, key, "must be %s" % KIND_NAMES[kind])
+        return False
+    if kind is list and any(type(item) is not str for item in value):
+        report.error(path, key, "must be an array of strings")
+        return False
+    return True
+
+
+def _typed_table(report, path, table, kinds):
+    """{key: value} of TABLE's keys of the right kind (KINDS: key -> type); the others
+    are warned about (unknown) or errors (of another kind)."""
+    out = {}
+    for key, value in sorted(table.items()):
+        if key not in kinds:
+            report.warn(path, key, "unknown, ignored")
+        elif _typed(report, path, key, value, kinds[key]):
+            out[key] = value
+    return out
+
+
+def _network(report, path, fields, main=False):
+    """A wpa.new_network from typed FIELDS ([wlan]'s, checked by SCHEMA already, or a
+    [[schema-init.wlan]] entry's); None if there is no SSID."""
+    if "ssid" not in fields:
+        if "password" in fields or not main:
+            report.error(path, "ssid", "the network's SSID is missing")
+        return None
+    network = wpa.new_network(fields["ssid"])
+    network["hidden"] = fields.get("hidden", False)
+    network["priority"] = fields.get("priority", 0)
+    error = values.priority_error(network["priority"])
+    if error:
+        report.error(path, "priority", error)
+    eap = fields.get("eap")
+    if eap is not None:
+        network["eap"] = eap.upper()
+        for key in ("identity", "anonymous_identity", "ca_cert", "client_cert",
+                    "private_key", "private_key_password", "domain_suffix_match",
+                    "password"):
+            network[key] = fields.get(key)
+        phase2 = fields.get("phase2")
+        network["phase2"] = phase2.upper() if phase2 else None
+    elif "password" in fields:
+        password = fields["password"]
+        error = None if main else values.passphrase_error(password)
+        if error:
+            report.error(path, "password", error)
+        elif values.is_psk(password):
+            network["psk"] = password.lower()
+        else:
+            if fields.get("password_encrypted") is True:
+                # Raspberry Pi's meaning: an encrypted password is the PSK; a passphrase
+                # under it still works there (NetworkManager takes either), so here too.
+                report.warn(path, "password_encrypted", "true, but the password is not "
+                            "the 64-hex-digit PSK: taken as a passphrase")
+            network["passphrase"] = password
+    for key, message in wpa.network_errors(network):
+        if not (main and key == "ssid"):          # [wlan] ssid: checked by SCHEMA
+            report.error(path, key, message)
+    return network
+
+
+def settings_from_toml(text, name="custom.toml"):
     """(settings {(table, key): value}, errors [str], warnings [str]); errors mean nothing
-    of the file is applied."""
+    of the file is applied.  Besides the keys of SCHEMA, settings may hold
+    ("wlan", "networks") (every network, wpa.new_network form), ("schema-init",
+    "network") (the static address) and ("user", "password_hash") or
+    ("user", "password_plain")."""
     lines = {}
     try:
         document = parse_toml(text, lines)
     except TomlError as exc:
-        return {}, ["custom.toml:%d: %s" % (exc.line, str(exc).split(": ", 1)[1])], []
-    errors, warnings, settings = [], [], {}
+        return {}, ["%s:%d: %s" % (name, exc.line, exc.message)], []
+    report = _Report(name, lines)
+    settings = {}
     version = document.pop("config_version", None)
     if version != 1 or isinstance(version, bool):
-        errors.append("custom.toml:%d: config_version: 1 is required (found %r)"
-                      % (lines.get(("", "config_version"), 1), version))
-    for table, values in sorted(document.items(), key=lambda item: item[0]):
-        if not isinstance(values, dict):
-            errors.append("custom.toml:%d: %s: must be inside a [table]"
-                          % (lines.get(("", table), 1), table))
+        report.error((), "config_version", "1 is required (found %r)" % (version,))
+    ours = document.get(OURS) if isinstance(document.get(OURS), dict) else {}
+    extra_networks = ours.pop("wlan", None)
+    static = ours.pop("network", None)
+    user = document.get("user")
+    if isinstance(user, dict) and isinstance(user.get("password_encrypted"), str):
+        # this image's first form: the crypt hash under password_encrypted
+        report.warn(("user",), "password_encrypted", "a crypt hash here is the old form: "
+                    "write password = \"$6$...\" and password_encrypted = true")
+        if user.setdefault("password", user["password_encrypted"]) != \
+                user["password_encrypted"]:
+            report.error(("user",), "password_encrypted", "differs from [user] password")
+        user["password_encrypted"] = True
+    for table, entries in sorted(document.items(), key=lambda item: item[0]):
+        if not isinstance(entries, dict):
+            report.error((), table, "must be inside a [table]")
             continue
-        for key, value in sorted(values.items()):
-            where = "custom.toml:%d: [%s] %s" % (lines.get((table, key), 1), table, key)
+        for key, value in sorted(entries.items()):
+            path = (table,)
             if (table, key) in IGNORED:
-                warnings.append("%s: not supported by this image, ignored" % where)
+                report.warn(path, key, "not supported by this image, ignored (%s)"
+                            % IGNORED[(table, key)])
                 continue
             if (table, key) not in SCHEMA:
-                warnings.append("%s: unknown, ignored" % where)
+                if isinstance(value, dict) or isinstance(value, list) and value and \
+                        isinstance(value[0], dict):
+                    report.warn(path + (key,), "", "unknown table, ignored")
+                else:
+                    report.warn(path, key, "unknown, ignored")
                 continue
             kind, check = SCHEMA[(table, key)]
-            if type(value) is not kind:
-                errors.append("%s: must be %s" % (where, {str: "a string", bool: "true or false",
-                                                          list: "an array"}[kind]))
+            if not _typed(report, path, key, value, kind):
                 continue
-            if kind is list and any(type(item) is not str for item in value):
-                errors.append("%s: must be an array of strings" % where)
-                continue
-            error = check(value) if check else None
+            error = None
+            if check and kind is list:
+                for item in value:
+                    error = error or check(item)
+            elif check:
+                error = check(value)
             if error:
-                errors.append("%s: %s" % (where, error))
+                report.error(path, key, error)
                 continue
             settings[(table, key)] = value
-    if ("wlan", "ssid") in settings and ("wlan", "password_encrypted") in settings and \
-            settings[("wlan", "password_encrypted")] and \
-            _passphrase_error(settings.get(("wlan", "password"), "")) is None and \
-            len(settings.get(("wlan", "password"), "")) != 64:
-        errors.append("custom.toml:%d: [wlan] password_encrypted: true needs the "
-                      "64-hex-digit PSK" % lines.get(("wlan", "password_encrypted"), 1))
-    if ("user", "password_encrypted") in settings and ("user", "name") not in settings:
-        errors.append("custom.toml:%d: [user] password_encrypted: needs [user] name"
-                      % lines.get(("user", "password_encrypted"), 1))
-    return ({} if errors else settings), errors, warnings
+    _user(report, settings)
+    networks = []
+    main = {key: settings[("wlan", key)] for key in ("ssid", "password", "hidden",
+                                                     "password_encrypted")
+            if ("wlan", key) in settings}
+    if main:
+        main["priority"] = settings.get((OURS, "wlan_priority"), 0)
+        network = _network(report, ("wlan",), main, main=True)
+        if network:
+            networks.append(network)
+    if extra_networks is not None:
+        if not isinstance(extra_networks, list):
+            report.error((OURS,), "wlan", "write each network as a [[schema-init.wlan]] table")
+        else:
+            for index, table in enumerate(extra_networks):
+                path = (OURS, "wlan", index)
+                network = _network(report, path, _typed_table(report, path, table,
+                                                              NETWORK_KEYS))
+                if network:
+                    networks.append(network)
+    if networks:
+        settings[("wlan", "networks")] = networks
+    if static is not None:
+        _static(report, settings, static)
+    _across(report, settings)
+    return ({} if report.errors else settings), report.errors, report.warnings
 
 
-def settings_from_userconf(text):
+def _user(report, settings):
+    """[user] password with password_encrypted (default true, as init_config has it)."""
+    password = settings.get(("user", "password"))
+    if password is None:
+        return
+    if ("user", "name") not in settings:
+        report.error(("user",), "password", "needs [user] name")
+        return
+    if settings.get(("user", "password_encrypted"), True):
+        error = values.crypt_error(password)
+        if error:
+            report.error(("user",), "password", error + (
+                " (or password_encrypted = false for a plain password)"
+                if not values.looks_like_crypt(password) else ""))
+        else:
+            settings[("user", "password_hash")] = password
+    else:
+        error = values.plain_password_error(password)
+        if error:
+            report.error(("user",), "password", error)
+        else:
+            settings[("user", "password_plain")] = password
+
+
+def _static(report, settings, table):
+    path = (OURS, "network")
+    if not isinstance(table, dict):
+        report.error((OURS,), "network", "write it as a [schema-init.network] table")
+        return
+    static = _typed_table(report, path, table, STATIC_KEYS)
+    for address in static.get("addresses", []):
+        error = values.address_error(address)
+        if error:
+            report.error(path, "addresses", "%s: %s" % (address, error))
+    if not static.get("addresses"):
+        report.error(path, "addresses", "a static address needs addresses = [\"A.B.C.D/N\"]")
+    for key, family in (("gateway4", 4), ("gateway6", 6)):
+        if key in static:
+            error = values.gateway_error(static[key], family, static.get("addresses", []))
+            if error:
+                report.error(path, key, error)
+    for server in static.get("nameservers", []):
+        error = values.nameserver_error(server)
+        if error:
+            report.error(path, "nameservers", "%s: %s" % (server, error))
+    settings[(OURS, "network")] = static
+
+
+def _across(report, settings):
+    """Checks between keys: what one key needs of another."""
+    if ("wlan", "networks") in settings and ("wlan", "country") not in settings:
+        report.error(("wlan",), "country", "required with a Wi-Fi network: the channels and "
+                     "power the radio may use depend on it (GB, DE, US...)")
+    ssids = [n["ssid"] for n in settings.get(("wlan", "networks"), [])]
+    for ssid in sorted(set(s for s in ssids if ssids.count(s) > 1)):
+        report.error((OURS, "wlan"), "", "the network %r is given twice" % ssid)
+    if settings.get(("ssh", "password_authentication")) is False and \
+            settings.get(("ssh", "enabled"), True) and \
+            not settings.get(("ssh", "authorized_keys")) and \
+            not settings.get((OURS, "root_authorized_keys")):
+        report.error(("ssh",), "password_authentication", "false with no authorized_keys: "
+                     "nobody could log in over SSH (add keys, or enabled = false)")
+
+
+def settings_from_userconf(text, name="userconf.txt"):
     """userconf.txt: one line NAME:CRYPT-HASH, as Raspberry Pi OS reads it."""
     lines = [line for line in text.replace("\r\n", "\n").split("\n") if line.strip()]
     if len(text) > 4096 or len(lines) != 1 or lines[0].count(":") != 1:
-        return {}, ["userconf.txt: one line NAME:ENCRYPTED-PASSWORD is expected"], []
-    name, crypted = lines[0].strip().split(":")
-    errors = ["userconf.txt: %s" % e for e in (_user_error(name), _crypt_error(crypted)) if e]
+        return {}, ["%s:1: one line NAME:ENCRYPTED-PASSWORD is expected" % name], []
+    user, crypted = lines[0].strip().split(":")
+    errors = ["%s:1: %s" % (name, e) for e in (values.user_error(user),
+                                                values.crypt_error(crypted)) if e]
     if errors:
         return {}, errors, []
-    return {("user", "name"): name, ("user", "password_encrypted"): crypted}, [], []
+    return {("user", "name"): user, ("user", "password"): crypted,
+            ("user", "password_encrypted"): True, ("user", "password_hash"): crypted}, [], []
+
+
+def settings_from_wpa_supplicant(text, name="wpa_supplicant.conf"):
+    country, networks, errors = wpa.parse_legacy(text, name)
+    if not networks and not errors:
+        errors.append("%s:1: no network={ ... } in it" % name)
+    if networks and not country:
+        errors.append("%s:1: country=: required with a network (GB, DE, US...)" % name)
+    if errors:
+        return {}, errors, []
+    return {("wlan", "networks"): networks, ("wlan", "country"): country}, [], []
+
+
+def check_against_root(settings, root="/", boot=None):
+    """What only the device's root and boot partition can tell, asked before anything is
+    applied: [error]."""
+    errors = []
+    zone = settings.get(("locale", "timezone"))
+    if zone:
+        error = values.zone_file_error(zone, os.path.join(root, "usr/share/zoneinfo"))
+        if error:
+            errors.append("[locale] timezone: %s" % error)
+    if settings.get(("ssh", "authorized_keys")) and ("user", "name") not in settings and \
+            first_user(root) is None:
+        errors.append("[ssh] authorized_keys: there is no user for them: add [user] name "
+                      "(keys go to that user, never to root; [schema-init] "
+                      "root_authorized_keys is for root)")
+    for network in settings.get(("wlan", "networks"), []):
+        for key in ("ca_cert", "client_cert", "private_key"):
+            if network[key] and boot is not None and \
+                    not os.path.isfile(os.path.join(boot, network[key])):
+                errors.append("%s %s: no file %s on the boot partition"
+                              % (network["ssid"], key, network[key]))
+    return errors
 
 
 # The thin shell: files on the boot partition in, files in /etc out.
 
-FIRST_BOOT_FILES = ("custom.toml", "userconf.txt", "userconf", "ssh", "ssh.txt")
+FIRST_BOOT_FILES = ("custom.toml", "userconf.txt", "userconf", "ssh", "ssh.txt",
+                    "wpa_supplicant.conf")
+REPORT = "firstboot-errors.txt"
 
 
 def _write(path, text, mode=0o644):
     directory = os.path.dirname(path)
     os.makedirs(directory, exist_ok=True)
     temporary = path + ".new"
-    with open(temporary, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.chmod(temporary, mode)
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        os.fchmod(fd, mode)
+        data = text.encode("utf-8") if isinstance(text, str) else text
+        while data:
+            data = data[os.write(fd, data):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
     os.rename(temporary, path)
 
 
-def _run(argv):
-    """Run a program (useradd, usermod) to its end; OSError with its output if it fails.
-    fork/exec by hand: the static binary carries no subprocess module."""
+def _run(argv, stdin=None):
+    """Run a program (useradd, usermod, chpasswd) to its end; OSError with its output if
+    it fails.  fork/exec by hand: the static binary carries no subprocess module."""
     read_end, write_end = os.pipe()
+    in_read, in_write = os.pipe() if stdin is not None else (None, None)
     pid = os.fork()
     if pid == 0:
         try:
             os.close(read_end)
+            if in_read is not None:
+                os.close(in_write)
+                os.dup2(in_read, 0)
             os.dup2(write_end, 1)
             os.dup2(write_end, 2)
             os.execvp(argv[0], argv)
         finally:
             os._exit(127)
     os.close(write_end)
+    if in_read is not None:
+        os.close(in_read)
+        data = stdin.encode("utf-8")
+        try:
+            while data:
+                data = data[os.write(in_write, data):]
+        except OSError:
+            pass
+        os.close(in_write)
     output = b""
     with os.fdopen(read_end, "rb") as pipe:
         output = pipe.read(65536)
@@ -436,85 +433,123 @@ def _group_exists(root, name):
         return False
 
 
-def _passwd_entry(root, name):
+def _passwd_entries(root):
     try:
         with open(os.path.join(root, "etc/passwd")) as f:
-            for line in f:
-                fields = line.rstrip("\n").split(":")
-                if fields[0] == name and len(fields) >= 7:
-                    return fields
+            return [fields for fields in (line.rstrip("\n").split(":") for line in f)
+                    if len(fields) >= 7]
     except OSError:
-        pass
-    return None
+        return []
 
 
-def wpa_config(country, ssid, passphrase, hidden):
-    ssid_hex = ssid.encode("utf-8").hex()
-    if len(passphrase) == 64:
-        psk = passphrase.lower()
-    else:
-        psk = '"%s"' % passphrase
-    return ("# written by the first-boot file (custom.toml [wlan])\n"
-            "ctrl_interface=DIR=/run/wpa_supplicant GROUP=netdev\n"
-            "update_config=0\ncountry=%s\n\nnetwork={\n\tssid=%s\n\tscan_ssid=%d\n"
-            "\tpsk=%s\n\tkey_mgmt=WPA-PSK\n}\n" % (country or "GB", ssid_hex, int(hidden), psk))
+def _passwd_entry(root, name):
+    return next((e for e in _passwd_entries(root) if e[0] == name), None)
 
 
-def apply(settings, root="/", board_dir="/etc/schema-board"):
-    """Each step applied on its own; returns [error] of the steps that failed."""
+def first_user(root):
+    """The first user's name (uid 1000, as Raspberry Pi OS's first-boot tools take it)."""
+    return next((e[0] for e in _passwd_entries(root) if e[2] == "1000"), None)
+
+
+def _install_keys(root, owner, keys):
+    entry = _passwd_entry(root, owner)
+    if entry is None:
+        raise OSError("no user %s for the authorized keys" % owner)
+    home = os.path.join(root, entry[5].lstrip("/"))
+    path = os.path.join(home, ".ssh", "authorized_keys")
+    _write(path, "".join(k + "\n" for k in keys), 0o600)
+    for p in (os.path.dirname(path), path):
+        os.chown(p, int(entry[2]), int(entry[3]))
+    os.chmod(os.path.dirname(path), 0o700)
+
+
+def _flag(path, on, text):
+    if on:
+        _write(path, text)
+    elif os.path.lexists(path):
+        os.unlink(path)
+
+
+def static_network_text(static):
+    """/etc/schema-board/wlan0.network: one 'kind value' a line, read by lib/wifi.sh."""
+    out = ["# written by schema-firstboot ([schema-init.network]); lib/wifi.sh applies it"]
+    out += ["address %s" % a for a in static.get("addresses", [])]
+    out += ["%s %s" % (k, static[k]) for k in ("gateway4", "gateway6") if k in static]
+    out += ["nameserver %s" % s for s in static.get("nameservers", [])]
+    return "\n".join(out) + "\n"
+
+
+def apply(settings, root="/", board_dir="/etc/schema-board", boot=None, run=_run):
+    """Each step applied on its own; returns [error] of the steps that failed.  RUN runs
+    a program (tests pass a recorder)."""
     errors = []
     join = lambda *parts: os.path.join(root, *parts)   # noqa: E731
+    board = join(board_dir.lstrip("/"))
+    rooted = ["--root", root] if root != "/" else []
     steps = []
     if ("system", "hostname") in settings:
-        steps.append(("hostname", lambda: _write(join(board_dir.lstrip("/"), "hostname.pattern"),
+        steps.append(("hostname", lambda: _write(os.path.join(board, "hostname.pattern"),
                                                  settings[("system", "hostname")] + "\n")))
+    if (OURS, "device") in settings:
+        steps.append(("device", lambda: _write(os.path.join(board, "device-name"),
+                                               settings[(OURS, "device")] + "\n")))
     user = settings.get(("user", "name"))
     if user:
         def add_user():
             if _passwd_entry(root, user) is None:
                 groups = ",".join(g for g in USER_GROUPS if _group_exists(root, g))
-                _run(["useradd"] + (["--root", root] if root != "/" else []) +
-                     ["-m", "-s", "/bin/bash", "-U"] + (["-G", groups] if groups else []) +
-                     [user])
-            crypted = settings.get(("user", "password_encrypted"))
-            if crypted:
-                _run(["usermod"] + (["--root", root] if root != "/" else []) +
-                     ["-p", crypted, user])
+                run(["useradd"] + rooted + ["-m", "-s", "/bin/bash", "-U"] +
+                    (["-G", groups] if groups else []) + [user])
+            if ("user", "password_hash") in settings:
+                run(["usermod"] + rooted + ["-p", settings[("user", "password_hash")], user])
+            elif ("user", "password_plain") in settings:
+                run(["chpasswd"] + rooted + ["-c", "SHA512"],
+                    stdin="%s:%s\n" % (user, settings[("user", "password_plain")]))
         steps.append(("user", add_user))
     if ("ssh", "enabled") in settings:
-        flag = join(board_dir.lstrip("/"), "ssh-disabled")
-
-        def ssh_switch():
-            if settings[("ssh", "enabled")]:
-                if os.path.exists(flag):
-                    os.unlink(flag)
-            else:
-                _write(flag, "disabled by custom.toml\n")
-        steps.append(("ssh", ssh_switch))
-    if ("ssh", "authorized_keys") in settings:
-        def keys():
-            owner = user or "root"
-            entry = _passwd_entry(root, owner)
-            if entry is None:
-                raise OSError("no user %s for the authorized keys" % owner)
-            home = join(entry[5].lstrip("/"))
-            path = os.path.join(home, ".ssh", "authorized_keys")
-            _write(path, "".join(k + "\n" for k in settings[("ssh", "authorized_keys")]), 0o600)
-            for p in (os.path.dirname(path), path):
-                os.chown(p, int(entry[2]), int(entry[3]))
-            os.chmod(os.path.dirname(path), 0o700)
-        steps.append(("authorized_keys", keys))
-    if ("wlan", "ssid") in settings:
-        steps.append(("wlan", lambda: _write(
-            join("etc/wpa_supplicant/wpa_supplicant-wlan0.conf"),
-            wpa_config(settings.get(("wlan", "country")), settings[("wlan", "ssid")],
-                       settings.get(("wlan", "password"), ""),
-                       settings.get(("wlan", "hidden"), False)), 0o600)))
+        steps.append(("ssh", lambda: _flag(os.path.join(board, "ssh-disabled"),
+                                           not settings[("ssh", "enabled")],
+                                           "disabled by the first-boot file\n")))
+    if ("ssh", "password_authentication") in settings:
+        steps.append(("ssh password logins", lambda: _flag(
+            os.path.join(board, "ssh-no-passwords"),
+            not settings[("ssh", "password_authentication")],
+            "[ssh] password_authentication = false: dropbear -s\n")))
+    if settings.get(("ssh", "authorized_keys")):
+        steps.append(("authorized_keys", lambda: _install_keys(
+            root, user or first_user(root) or "", settings[("ssh", "authorized_keys")])))
+    if settings.get((OURS, "root_authorized_keys")):
+        def root_keys():
+            _install_keys(root, "root", settings[(OURS, "root_authorized_keys")])
+            _write(os.path.join(board, "ssh-root-keys"),
+                   "root may log in with a key, never a password (dropbear -g)\n")
+        steps.append(("root_authorized_keys", root_keys))
+    if ("wlan", "networks") in settings:
+        def wifi():
+            networks = settings[("wlan", "networks")]
+            for network in networks:
+                for key in ("ca_cert", "client_cert", "private_key"):
+                    if network[key]:
+                        with open(os.path.join(boot or "/nonexistent", network[key]),
+                                  "rb") as f:
+                            data = f.read(MAX_BYTES + 1)
+                        if len(data) > MAX_BYTES:
+                            raise OSError("%s is larger than %d bytes" % (network[key],
+                                                                           MAX_BYTES))
+                        _write(join(wpa.CERT_DIR.lstrip("/"), network[key]), data, 0o600)
+            _write(join("etc/wpa_supplicant/wpa_supplicant-wlan0.conf"),
+                   wpa.render(settings[("wlan", "country")], networks), 0o600)
+        steps.append(("wlan", wifi))
+    if (OURS, "network") in settings:
+        steps.append(("network", lambda: _write(os.path.join(board, "wlan0.network"),
+                                                static_network_text(
+                                                    settings[(OURS, "network")]))))
     if ("locale", "timezone") in settings:
         def timezone():
             zone = settings[("locale", "timezone")]
-            if not os.path.isfile(join("usr/share/zoneinfo", zone)):
-                raise OSError("no time zone %s in /usr/share/zoneinfo" % zone)
+            error = values.zone_file_error(zone, join("usr/share/zoneinfo"))
+            if error:
+                raise OSError(error)
             link = join("etc/localtime")
             if os.path.lexists(link):
                 os.unlink(link)
@@ -529,9 +564,11 @@ def apply(settings, root="/", board_dir="/etc/schema-board"):
     return errors
 
 
-def read_boot_files(boot):
-    """(settings, errors, warnings, files found) from the boot partition's directory."""
+def read_boot_files(boot, root="/"):
+    """(settings, errors, warnings, files found) from the boot partition's directory,
+    checked against ROOT too (check_against_root)."""
     settings, errors, warnings, found = {}, [], [], []
+    origin = {}
     for name in FIRST_BOOT_FILES:
         path = os.path.join(boot, name)
         if not os.path.isfile(path):
@@ -542,21 +579,67 @@ def read_boot_files(boot):
                 data = f.read(MAX_BYTES + 1)
             text = data.decode("utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            errors.append("%s: unreadable (%s)" % (name, exc))
+            errors.append("%s:1: unreadable (%s)" % (name, exc))
             continue
         if name == "custom.toml":
-            got = settings_from_toml(text)
+            got = settings_from_toml(text, name)
         elif name.startswith("userconf"):
-            got = settings_from_userconf(text)
+            got = settings_from_userconf(text, name)
+        elif name == "wpa_supplicant.conf":
+            got = settings_from_wpa_supplicant(text, name)
         else:
             got = ({("ssh", "enabled"): True}, [], [])
-        settings.update(got[0])
+        for key, value in got[0].items():
+            if key in settings and settings[key] != value:
+                errors.append("%s: [%s] %s: also given by %s, differently"
+                              % (name, key[0], key[1], origin[key]))
+            settings[key], origin[key] = value, name
         errors.extend(got[1])
         warnings.extend(got[2])
+    if found and not errors:
+        errors.extend(check_against_root(settings, root, boot))
     return settings, errors, warnings, found
 
 
-def main(argv):
+def redacted(name, text):
+    """A rejected file as the operator gets it back: every secret value replaced."""
+    out = []
+    for line in text.replace("\r\n", "\n").split("\n"):
+        key = line.split("=", 1)[0].strip() if "=" in line else ""
+        if key in SECRET_KEYS:
+            line = line.split("=", 1)[0] + '= "(removed by the device)"'
+        elif name.startswith("userconf") and ":" in line:
+            line = line.split(":", 1)[0] + ":(removed by the device)"
+        out.append(line)
+    return "\n".join(out)
+
+
+def wipe(path):
+    """The file's bytes overwritten with zeros where they lie, synced, then unlinked: a FAT
+    unlink alone leaves them readable in the freed clusters.  (The card's controller may
+    still keep old copies in flash the block interface no longer reaches.)"""
+    size = os.path.getsize(path)
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        zeros = bytes(min(size, 65536))
+        done = 0
+        while done < size:
+            done += os.write(fd, zeros[:min(len(zeros), size - done)])
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.unlink(path)
+    try:
+        directory = os.open(os.path.dirname(path) or ".", os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+    except OSError:
+        pass
+
+
+def _main_paths(argv):
     boot, root = "/boot/firmware", "/"
     args = list(argv)
     while args:
@@ -567,26 +650,38 @@ def main(argv):
             else:
                 root = args.pop(0)
         else:
-            print("usage: schema-firstboot [--boot DIR] [--root DIR]", file=sys.stderr)
-            return 2
-    settings, errors, warnings, found = read_boot_files(boot)
+            return None
+    return boot, root
+
+
+def main(argv):
+    paths = _main_paths(argv)
+    if paths is None:
+        print("usage: schema-firstboot [--boot DIR] [--root DIR]", file=sys.stderr)
+        return 2
+    boot, root = paths
+    settings, errors, warnings, found = read_boot_files(boot, root)
     if not found:
         print("firstboot: no first-boot file on the boot partition")
         return 0
     for warning in warnings:
         print("firstboot: warning: %s" % warning)
     if not errors:
-        errors = apply(settings, root)
-    for name in found:
+        errors = apply(settings, root, boot=boot)
+    files = list(found)
+    for network in settings.get(("wlan", "networks"), []) if not errors else []:
+        files += [network[k] for k in ("ca_cert", "client_cert", "private_key") if network[k]]
+    for name in files:
         path = os.path.join(boot, name)
         try:
-            if errors:
-                os.replace(path, path + ".rejected")
-            else:
-                os.unlink(path)
+            if errors and name in found:
+                with open(path, "rb") as f:
+                    text = f.read(MAX_BYTES).decode("utf-8", "replace")
+                _write(path + ".rejected", redacted(name, text))
+            wipe(path)
         except OSError as exc:
             errors.append("%s: cannot be removed (%s)" % (name, exc))
-    report = os.path.join(boot, "firstboot-errors.txt")
+    report = os.path.join(boot, REPORT)
     try:
         if errors:
             _write(report, "".join(e + "\n" for e in errors))
@@ -597,12 +692,9 @@ def main(argv):
     if errors:
         for error in errors:
             print("firstboot: error: %s" % error)
-        print("firstboot: %s not applied (renamed *.rejected; reasons in firstboot-errors.txt)"
-              % ", ".join(found))
+        print("firstboot: %s not applied (kept as *.rejected without its secrets; reasons "
+              "in %s)" % (", ".join(found), REPORT))
         return 1
-    print("firstboot: applied %s (%d settings) and removed" % (", ".join(found), len(settings)))
+    print("firstboot: applied %s (%d settings), overwritten and removed"
+          % (", ".join(found), len(settings)))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

@@ -1,18 +1,51 @@
 #!/bin/sh
-# The first-boot files on the boot partition (custom.toml, userconf.txt, ssh): the FAT
-# is mounted only while schema-firstboot (schema_init/firstboot/firstboot.py) reads them, applies them and removes them.
+# The first-boot files on the boot partition (custom.toml, userconf.txt, ssh,
+# wpa_supplicant.conf): the FAT is mounted only while schema-firstboot
+# (schema_init/firstboot/) reads them, applies them, overwrites them with zeros and
+# removes them.  After a boot that found such files, the device's record goes on the FAT
+# as firstboot-report.txt: its card name, serial, host name, machine-id and the public
+# SSH host keys, made here with the FAT unmounted (fleet.py check CARD reads them back).
 # The result goes to the console too; a bad file fails this oneshot, never the boot.
-boot=/boot/firmware
+# BOOT_DIR (a directory instead of the mounted partition), BOOT_PART, BOARD_LIB,
+# FIRSTBOOT, BOARD_DIR: other places (tests).
+boot=${BOOT_DIR:-/boot/firmware}
 part=${BOOT_PART:-/dev/mmcblk0p1}
-modprobe -q vfat
-if ! mount -t vfat -o rw,noatime,flush "$part" "$boot"; then
+lib=${BOARD_LIB:-/usr/lib/schema-init-board}
+board=${BOARD_DIR:-/etc/schema-board}
+mount_boot() {
+    [ -z "${BOOT_DIR:-}" ] || return 0
+    modprobe -q vfat
+    mount -t vfat -o rw,noatime,flush,fmask=0177,dmask=0077 "$part" "$boot" && return 0
     echo "firstboot: cannot mount the boot partition $part" | tee /dev/console
-    exit 1
-fi
-out=$(/usr/sbin/schema-firstboot --boot "$boot" 2>&1)
+    return 1
+}
+umount_boot() {
+    sync
+    [ -n "${BOOT_DIR:-}" ] || umount "$boot"
+}
+mount_boot || exit 1
+found=no
+for name in custom.toml userconf.txt userconf ssh ssh.txt wpa_supplicant.conf; do
+    [ -e "$boot/$name" ] && found=yes
+done
+out=$("${FIRSTBOOT:-/usr/sbin/schema-firstboot}" --boot "$boot" 2>&1)
 rc=$?
-sync
-umount "$boot"
+umount_boot
 printf '%s\n' "$out"
-printf '%s\n' "$out" > /dev/console
+[ -n "${BOOT_DIR:-}" ] || printf '%s\n' "$out" > /dev/console
+[ $found = yes ] || exit $rc
+record=$(
+    echo "# this device's record, written at its first boot (lib/firstboot.sh)"
+    echo "device $(cat "$board/device-name" 2>/dev/null)"
+    echo "serial $("$lib/identity.sh" serial)"
+    echo "hostname $("$lib/identity.sh" name)"
+    echo "machine_id $("$lib/identity.sh" machine-id)"
+    echo "firstboot_exit $rc"
+    [ -e "$board/ssh-disabled" ] || "$lib/ssh.sh" keys
+)
+if mount_boot; then
+    printf '%s\n' "$record" > "$boot/firstboot-report.txt.new" &&
+        mv -f "$boot/firstboot-report.txt.new" "$boot/firstboot-report.txt"
+    umount_boot
+fi
 exit $rc
