@@ -147,3 +147,22 @@ def test_c_reader_sees_consistent_snapshots_while_services_churn(tmp_path):
         assert result.stdout.startswith("snapshots=")
     finally:
         s.stop()
+
+
+def test_the_reader_follows_a_segment_replaced_by_a_larger_one():
+    """analyze/shmread.py keeps its fd; when the writer outgrows the segment (magic 0 in
+    the old one, a new file under the name) the next read opens the new one."""
+    from schema_init.analyze import shmread
+    name = "/schema-unit-reader-%d" % os.getpid()
+    pub = shm.Publisher(name)
+    reader = shmread.ShmReader(name)
+    try:
+        assert reader.read() is None                         # nothing published yet
+        pub.publish([entry(b"a%d" % i) for i in range(10)], [])
+        assert len(reader.read()["services"]) == 10
+        pub.publish([entry(b"b%d" % i) for i in range(100)], [])   # capacity 64 -> 128
+        snap = reader.read()
+        assert len(snap["services"]) == 100 and snap["services"][99]["name"] == "b99"
+    finally:
+        reader.close()
+        pub.close()
