@@ -15,6 +15,7 @@ import pytest
 
 from conftest import ROOT, program
 from harness import daemon
+from schema_init.firstboot import firstboot
 from schema_init.metrics import metrics
 
 DASHBOARD = os.path.join(ROOT, "distros", "grafana", "schema-init-fleet.json")
@@ -201,6 +202,23 @@ def test_the_grafana_dashboard_asks_only_for_metrics_the_helper_writes():
             assert word in metrics.METRICS, (word, expr)
     variables = [v["name"] for v in board.get("templating", {}).get("list", ())]
     assert "instance" in variables
+
+
+def test_the_first_boot_key_turns_metrics_on_and_off(tmp_path):
+    on, errors, _ = firstboot.settings_from_toml(
+        "config_version = 1\n[schema-init]\nmetrics = true\n")
+    assert errors == [] and on[("schema-init", "metrics")] is True
+    board = tmp_path / "etc" / "schema-board"
+    board.mkdir(parents=True)
+    assert firstboot.apply(on, str(tmp_path)) == []
+    assert (board / "metrics-enabled").exists()
+    off, errors, _ = firstboot.settings_from_toml(
+        "config_version = 1\n[schema-init]\nmetrics = false\n")
+    assert firstboot.apply(off, str(tmp_path)) == []
+    assert not (board / "metrics-enabled").exists()
+    _, errors, _ = firstboot.settings_from_toml(
+        "config_version = 1\n[schema-init]\nmetrics = \"yes\"\n")
+    assert errors and "metrics" in errors[0]
 
 
 def test_the_images_gate_adds_the_services_only_when_on(tmp_path):

@@ -57,6 +57,7 @@ SCHEMA = {
     (OURS, "device"): (str, values.card_name_error),  # the card's name in the fleet
     (OURS, "root_authorized_keys"): (list, values.ssh_key_error),
     (OURS, "wlan_priority"): (int, values.priority_error),  # [wlan]'s priority
+    (OURS, "metrics"): (bool, None),                  # schema-metrics + node_exporter on
 }
 # Raspberry Pi's keys this image has no use for: accepted, reported as ignored.
 IGNORED = {("locale", "keymap"): "no keyboard layout on this image",
@@ -518,6 +519,10 @@ def apply(settings, root="/", board_dir="/etc/schema-board", boot=None, run=_run
     if settings.get(("ssh", "authorized_keys")):
         steps.append(("authorized_keys", lambda: _install_keys(
             root, user or first_user(root) or "", settings[("ssh", "authorized_keys")])))
+    if (OURS, "metrics") in settings:
+        steps.append(("metrics", lambda: _flag(
+            os.path.join(board, "metrics-enabled"), settings[(OURS, "metrics")],
+            "[schema-init] metrics = true: schema-metrics and node_exporter run\n")))
     if settings.get((OURS, "root_authorized_keys")):
         def root_keys():
             _install_keys(root, "root", settings[(OURS, "root_authorized_keys")])
