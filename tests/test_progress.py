@@ -48,3 +48,28 @@ def test_a_failing_step_shows_the_end_of_its_log(tmp_path):
     log = tmp_path / "logs" / "1-make_base_root.log"
     assert "mkimage: failed; the last lines of %s:" % log in done.stderr
     assert "Not a directory" in done.stderr and "Not a directory" in log.read_text()
+
+
+def test_flashing_shows_bytes_written_of_all_and_the_rate():
+    import io
+    import time
+    from schema_init.fleet import fleet
+    out = io.StringIO()
+    fleet._progress("write ", 96 << 20, 512 << 20, time.monotonic() - 2, out)
+    line = out.getvalue()
+    assert line.startswith("\rwrite  [") and " 18% " in line
+    assert "96.0 of 512.0 MiB" in line and line.endswith("MiB/s")
+    fleet._progress("write ", 512 << 20, 512 << 20, time.monotonic() - 2, out)
+    assert out.getvalue().endswith("\n")                    # done: the line is kept
+
+
+def test_making_cards_counts_them(tmp_path, capsys):
+    from test_fleet import GOOD, HEADER, make_image, write_list
+    from schema_init.fleet import fleet
+    image = str(tmp_path / "card.img")
+    make_image(image)
+    rows = HEADER + GOOD + GOOD.replace("pump-01", "pump-02")
+    assert fleet.main(["cards", image, write_list(tmp_path, rows), "--out",
+                       str(tmp_path / "out"), "--jobs", "1"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[")]
+    assert [line.split()[0] for line in lines] == ["[1/2]", "[2/2]"]

@@ -379,7 +379,9 @@ def cards(image, devices_path, out, dry_run=False, jobs=None, stream=sys.stdout)
         with lock:
             results[card.name] = record(card, digest, size, os.path.basename(path), image,
                                         image_digest, date)
-            say("%s  %s  %s" % (digest[:16], path, card.hostname))
+            # progress: cards done of all, then the card (its tools print nothing here)
+            say("[%d/%d] %s  %s  %s" % (len(results) + len(failures), len(loaded),
+                                         digest[:16], path, card.hostname))
 
     jobs = max(1, jobs or os.cpu_count() or 1)
     threads = []
@@ -455,8 +457,9 @@ def _progress(what, done, total, started, out):
         return
     rate = done / max(time.monotonic() - started, 1e-6) / (1 << 20)
     filled = 30 * done // max(total, 1)
-    out.write("\r%s [%s%s] %3d%% %6.1f MiB/s" % (what, "#" * filled, "." * (30 - filled),
-                                                100 * done // max(total, 1), rate))
+    out.write("\r%s [%s%s] %3d%% %7.1f of %.1f MiB, %6.1f MiB/s" % (
+        what, "#" * filled, "." * (30 - filled), 100 * done // max(total, 1), done / (1 << 20),
+        total / (1 << 20), rate))
     if done >= total:
         out.write("\n")
     out.flush()
