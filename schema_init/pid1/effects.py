@@ -59,7 +59,7 @@ class RealOps(supervisor.Ops):
         # listen= sockets first: one that cannot be made fails the spawn, naming it
         held = ()
         if spec.listen:
-            held = self.listen_sockets_of(spec)
+            held = self.rt.sockets_for(spec)
         notify_address = None
         if config.wants_notify_socket(spec):
             notify_address = self.watch_notify(service.name)
@@ -73,12 +73,8 @@ class RealOps(supervisor.Ops):
             notify_socket=notify_address, watchdog_pid=spec.watchdog_sec > 0)
         return pid, placed, problems
 
-    def listen_sockets_of(self, spec):
-        return self.rt.listen_sockets().for_service(spec.name, spec.listen, spec.socket_mode,
-                                                    spec.socket_user, spec.socket_group)
-
     def watch_listen(self, service):
-        self.listen_sockets_of(service.spec)
+        self.rt.sockets_for(service.spec)
         self.rt.sockets.watch(service.name)
 
     def unwatch_listen(self, name):

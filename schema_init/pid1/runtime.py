@@ -157,9 +157,15 @@ class Runtime:
             spec = self.supervisor.services[name].spec
             if spec.listen:
                 try:
-                    self.ops.listen_sockets_of(spec)
+                    self.sockets_for(spec)
                 except OSError:
                     pass          # said when the service starts: its spawn fails, naming it
+
+    def sockets_for(self, spec):
+        """The service's listen= sockets (made now if it has none, or its lines changed)."""
+        return self.listen_sockets().for_service(spec.name, spec.listen, spec.socket_mode,
+                                                 spec.socket_user, spec.socket_group,
+                                                 spec.user)
 
     def notify_tag(self):
         """Part of the NOTIFY_SOCKET names: tells apart supervisors with one pid (PID 1
@@ -391,7 +397,7 @@ class Runtime:
         changed since it began); ``answer(lines)`` gets the reply when it is done."""
         if self.reloading is None:
             from . import reloading
-            self.supervisor.ops.say("[schema-init] reloading configuration...")
+            self.console.write("[schema-init] reloading configuration...\n")
             self.reloading = reloading.ReloadJob(self.services_dir, self.unit_dirs, evict)
             self.reloading.answers.append(answer)
             return
