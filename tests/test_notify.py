@@ -139,9 +139,9 @@ def test_a_notify_service_is_full_trust_until_ready_whatever_stable_secs_says():
     assert a.state == schema.FULL_TRUST and sup.next_deadline() is None
     sup.on_due(100.0, 1e9)
     assert a.state == schema.FULL_TRUST
-    sup.on_notify("a", a.pid, b"STATUS=starting", 100.0)
+    sup.on_notify("a", (a.pid, 0), b"STATUS=starting", 100.0)
     assert a.state == schema.FULL_TRUST and a.notify_status == "starting"
-    sup.on_notify("a", a.pid, b"READY=1\nSTATUS=serving", 101.0)
+    sup.on_notify("a", (a.pid, 0), b"READY=1\nSTATUS=serving", 101.0)
     assert a.state == schema.FUNDAMENTAL and a.notify_status == "serving"
     assert ("a", "promote") in ops.rails
 
@@ -149,11 +149,11 @@ def test_a_notify_service_is_full_trust_until_ready_whatever_stable_secs_says():
 def test_a_datagram_from_another_process_is_dropped_and_counted():
     sup, ops = make(svc(notify=True))
     a = sup.services["a"]
-    sup.on_notify("a", a.pid + 1000, b"READY=1", 1.0)
-    sup.on_notify("a", a.pid, None, 1.0)                      # truncated
+    sup.on_notify("a", (a.pid + 1000, 0), b"READY=1", 1.0)
+    sup.on_notify("a", (a.pid, 0), None, 1.0)                 # truncated
     assert a.state == schema.FULL_TRUST and a.notify_dropped == 2
     ops.members.add(a.pid + 1000)                             # a child of the service
-    sup.on_notify("a", a.pid + 1000, b"READY=1", 2.0)
+    sup.on_notify("a", (a.pid + 1000, 0), b"READY=1", 2.0)
     assert a.state == schema.FUNDAMENTAL
 
 
@@ -161,9 +161,9 @@ def test_start_timeout_still_applies_and_extend_timeout_moves_it():
     sup, ops = make(svc(notify=True, start_timeout_sec=5))
     a = sup.services["a"]
     assert a.start_timeout_at == 5.0
-    sup.on_notify("a", a.pid, b"EXTEND_TIMEOUT_USEC=10000000", 4.0)
+    sup.on_notify("a", (a.pid, 0), b"EXTEND_TIMEOUT_USEC=10000000", 4.0)
     assert a.start_timeout_at == 14.0
-    sup.on_notify("a", a.pid, b"EXTEND_TIMEOUT_USEC=1000000", 5.0)     # never shortens
+    sup.on_notify("a", (a.pid, 0), b"EXTEND_TIMEOUT_USEC=1000000", 5.0)  # never shortens
     assert a.start_timeout_at == 14.0
     sup.on_due(13.9, 1e9)
     assert a.state == schema.FULL_TRUST
@@ -174,10 +174,10 @@ def test_start_timeout_still_applies_and_extend_timeout_moves_it():
 def test_extend_timeout_while_stopping_delays_the_sigkill():
     sup, ops = make(svc(notify=True, stop_timeout_sec=2))
     a = sup.services["a"]
-    sup.on_notify("a", a.pid, b"READY=1", 1.0)
+    sup.on_notify("a", (a.pid, 0), b"READY=1", 1.0)
     sup.cmd_stop("a", 10.0)
     assert a.kill_at == 12.0
-    sup.on_notify("a", a.pid, b"STOPPING=1\nEXTEND_TIMEOUT_USEC=5000000", 11.0)
+    sup.on_notify("a", (a.pid, 0), b"STOPPING=1\nEXTEND_TIMEOUT_USEC=5000000", 11.0)
     assert a.kill_at == 16.0 and a.notify_phase == "stopping"
 
 
@@ -185,10 +185,10 @@ def test_mainpid_moves_the_tracked_pid_and_its_exit_is_the_service_s_death():
     sup, ops = make(svc(notify=True))
     a = sup.services["a"]
     first = a.pid
-    sup.on_notify("a", first, b"MAINPID=999", 1.0)           # not the service's
+    sup.on_notify("a", (first, 0), b"MAINPID=999", 1.0)      # not the service's
     assert a.pid == first and a.notify_dropped == 1
     ops.members.add(555)
-    sup.on_notify("a", first, b"MAINPID=555\nREADY=1", 1.0)
+    sup.on_notify("a", (first, 0), b"MAINPID=555\nREADY=1", 1.0)
     assert a.pid == 555 and a.state == schema.FUNDAMENTAL
     assert not sup.on_exit(first, 0, 2.0) or a.state == schema.FUNDAMENTAL
     assert a.state == schema.FUNDAMENTAL
@@ -199,8 +199,8 @@ def test_mainpid_moves_the_tracked_pid_and_its_exit_is_the_service_s_death():
 def test_reloading_is_shown_until_ready_and_errno_is_kept():
     sup, ops = make(svc(notify=True))
     a = sup.services["a"]
-    sup.on_notify("a", a.pid, b"READY=1", 1.0)
-    sup.on_notify("a", a.pid, b"RELOADING=1\nSTATUS=reloading config\nERRNO=2", 2.0)
+    sup.on_notify("a", (a.pid, 0), b"READY=1", 1.0)
+    sup.on_notify("a", (a.pid, 0), b"RELOADING=1\nSTATUS=reloading config\nERRNO=2", 2.0)
     assert a.notify_phase == "reloading" and a.notify_errno == 2
     lines = "\n".join(protocol.format_status(sup))
     assert 'status="reloading config"  notify=reloading  errno=2' in lines
@@ -210,7 +210,7 @@ def test_reloading_is_shown_until_ready_and_errno_is_kept():
     assert '"status": "reloading config",' in json_text and '"errno": 2,' in json_text
     import json
     assert json.loads(json_text)["services"][0]["notify"] == "reloading"
-    sup.on_notify("a", a.pid, b"READY=1", 3.0)
+    sup.on_notify("a", (a.pid, 0), b"READY=1", 3.0)
     assert a.notify_phase is None and a.state == schema.FUNDAMENTAL
 
 
@@ -219,7 +219,7 @@ def test_watchdog_sec_arms_the_dead_man_token_and_watchdog_pets_it():
     a = sup.services["a"]
     assert ops.spawn_env["a"]["WATCHDOG_USEC"] == "2000000"
     for now in (0.0, 1.5, 3.0, 4.5):
-        sup.on_notify("a", a.pid, b"WATCHDOG=1", now)
+        sup.on_notify("a", (a.pid, 0), b"WATCHDOG=1", now)
         sup.on_due(now + 0.1, 1e9)
     assert not any("missed pet window" in line for line in ops.said)
     sup.on_due(7.0, 1e9)                                      # 2.5 s without a pet
@@ -234,10 +234,10 @@ def test_watchdog_usec_from_the_daemon_arms_and_trigger_trips():
     a = sup.services["a"]
     sup.on_due(50.0, 1e9)
     assert not ops.said                                       # no window yet
-    sup.on_notify("a", a.pid, b"WATCHDOG_USEC=1000000", 50.0)
+    sup.on_notify("a", (a.pid, 0), b"WATCHDOG_USEC=1000000", 50.0)
     sup.on_due(50.5, 1e9)
     assert not ops.said
-    sup.on_notify("a", a.pid, b"WATCHDOG=trigger", 50.6)
+    sup.on_notify("a", (a.pid, 0), b"WATCHDOG=trigger", 50.6)
     sup.on_due(50.6, 1e9)
     assert any("missed pet window" in line for line in ops.said)
 
@@ -245,7 +245,7 @@ def test_watchdog_usec_from_the_daemon_arms_and_trigger_trips():
 def test_a_spawn_forgets_what_the_last_run_said():
     sup, ops = make(svc(notify=True))
     a = sup.services["a"]
-    sup.on_notify("a", a.pid, b"READY=1\nSTATUS=x\nERRNO=3\nRELOADING=1", 1.0)
+    sup.on_notify("a", (a.pid, 0), b"READY=1\nSTATUS=x\nERRNO=3\nRELOADING=1", 1.0)
     sup.on_exit(a.pid, 256, 2.0)
     sup.on_due(3.0, 1e9)
     sup.settle(3.0)
@@ -512,7 +512,7 @@ def test_a_taken_notify_name_gets_a_unique_one():
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sender:
             sender.sendto(b"READY=1", "\0" + address[1:])
         name, got = held.receive(list(held.names_by_fd)[0])
-        assert name == "a" and got == [(os.getpid(), b"READY=1")]
+        assert name == "a" and got == [((os.getpid(), os.getuid()), b"READY=1")]
     finally:
         held.release("a")
         squatter.close()
@@ -539,7 +539,8 @@ def test_receive_drops_truncated_and_descriptor_carrying_datagrams():
                                        array.array("i", [f.fileno()] * 3))], 0, address)
         sender.sendto(b"READY=1", address)
         name, got = held.receive(fd)
-    assert got == [(os.getpid(), None), (os.getpid(), None), (os.getpid(), b"READY=1")]
+    me = (os.getpid(), os.getuid())
+    assert got == [(me, None), (me, None), (me, b"READY=1")]
     assert len(os.listdir("/proc/self/fd")) == before         # no descriptor kept
     assert held.receive(fd) == ("r", [])                       # empty: never blocks
     held.release("r")

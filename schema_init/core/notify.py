@@ -2,18 +2,28 @@
 
 Rules of this file:
 
-* Pure: bytes and facts in, decisions out.  No sockets, no clock, no /proc: whether
-  the sender (or a MAINPID= it names) belongs to the service is a fact the caller
-  established (``notify_socket`` reads the kernel's SCM_CREDENTIALS and /proc).
+* Pure: bytes and facts in, decisions out.  No sockets, no clock, no /proc: the
+  sender's credentials come from the kernel (SCM_CREDENTIALS, read by
+  ``notify_socket``); whether the sender (or a MAINPID= it names) belongs to the
+  service, and a named pid's uid, are facts the caller established from /proc.
 * ``FIELDS`` is the one definition of the fields schema-init acts on; any other field
   is ignored.  The supervisor applies the decisions (``Supervisor.on_notify``).
+* Trust follows the service's own credentials (docs/security.md, "notify"): the
+  cheap verdict :func:`standing` comes first and needs no /proc read, so a flood
+  from another user costs PID 1 no file read at all.
 
-Theory of operation.  A datagram is newline-separated ``KEY=VALUE`` assignments.
+Theory of operation.  A datagram arrives with its sender's pid and uid.
+:func:`standing` sorts the sender by those alone: the service's main process
+(``MAIN``), a process of root or of the uid the service runs as, which may be one of
+the service's (``KIN``: its membership is then checked, which reads /proc, at most
+``CHECK_RATE`` times a second per service, ``Budget``), or anyone else (``FOREIGN``:
+dropped unread).  A datagram is newline-separated ``KEY=VALUE`` assignments.
 :func:`parse` turns it into a dict (the last assignment of a key wins; lines without
 ``=`` or with a key that is not upper case, digits and ``_`` are skipped).
 :func:`decide` turns the fields and the service's facts into an ordered list of
 ``(verb, argument)`` decisions: a sender that does not belong to the service decides
-nothing but ``("drop", why)``.
+nothing but ``("drop", why)``; ``MAINPID=`` moves the main process only as
+:func:`mainpid_allowed` says.
 """
 
 DATAGRAM_MAX = 4096          # bytes read of one datagram; a longer one is dropped
@@ -28,7 +38,9 @@ FIELDS = {
     "RELOADING": "RELOADING=1: the service is reloading (shown) until its next READY=1",
     "STOPPING": "STOPPING=1: the service is stopping (shown)",
     "MAINPID": "the service's main process is now this pid (accepted only for a process "
-               "of the service: in its cgroup, its session, or a descendant of its main pid)",
+               "of the service: in its cgroup, its session, or a descendant of its main "
+               "pid; and, unless the main process or root sent it, running as the "
+               "service's own uid)",
     "WATCHDOG": "WATCHDOG=1 pets the service's Dead Man Token; WATCHDOG=trigger counts as "
                 "a missed window now",
     "WATCHDOG_USEC": "the Dead Man window in microseconds (arms it, replacing watchdog_sec=); "
@@ -41,16 +53,101 @@ FIELDS = {
 _KEY_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 _USEC_MAX = 10 ** 15          # about 31 years: beyond it a number is nonsense
 
+# What :func:`standing` makes of a sender.
+MAIN = "main"                 # the service's main process: heard, no /proc read
+KIN = "kin"                   # root or the service's uid: heard if it is the service's
+FOREIGN = "foreign"           # any other uid: dropped before any /proc read
+
+# Membership checks (each reads /proc) a service's datagrams may cost: CHECK_RATE a
+# second, CHECK_BURST at once.  Datagrams from the main process cost none.
+CHECK_RATE = 50.0
+CHECK_BURST = 100.0
+# Datagrams read from one NOTIFY_SOCKET: READ_RATE a second, READ_BURST at once; past
+# that the socket is left unread (out of the loop's epoll set) for READ_PAUSE seconds,
+# its datagrams waiting in it, so a flood costs PID 1 a bounded share of a CPU.
+READ_RATE = 200.0
+READ_BURST = 400.0
+READ_PAUSE = 0.1
+
+
+def standing(sender_pid, sender_uid, main_pid, service_uid):
+    """MAIN, KIN or FOREIGN for a datagram from SENDER_PID running as SENDER_UID (the
+    kernel's SCM_CREDENTIALS), for a service whose main process is MAIN_PID (0: none)
+    and whose processes run as SERVICE_UID (None: unknown).
+
+    The main process is heard whatever its uid (a daemon may drop its privileges
+    itself).  Any other sender must run as root or as the service's uid: a process of
+    another user below the service (a login session under sshd) decides nothing, not
+    even a STATUS=, so it can neither forge the service's state nor make PID 1 read
+    /proc for it."""
+    if sender_pid <= 0:
+        return FOREIGN
+    if main_pid > 0 and sender_pid == main_pid:
+        return MAIN
+    if sender_uid == 0 or (service_uid is not None and sender_uid == service_uid):
+        return KIN
+    return FOREIGN
+
+
+class Budget:
+    """A token bucket: RATE a second, at most BURST saved up (by default the membership
+    checks, /proc reads, one service's datagrams may still cost)."""
+
+    __slots__ = ("tokens", "at", "rate", "burst")
+
+    def __init__(self, now, rate=CHECK_RATE, burst=CHECK_BURST):
+        self.tokens = burst
+        self.at = now
+        self.rate = rate
+        self.burst = burst
+
+    def available(self, now):
+        """The tokens there are now."""
+        if now > self.at:
+            self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+            self.at = now
+        return self.tokens
+
+    def take(self, now, count=1):
+        """Take COUNT tokens if there are as many now; whether they were taken."""
+        if self.available(now) >= count:
+            self.tokens -= count
+            return True
+        return False
+
 
 class Facts:
     """What the decision needs to know about the service a datagram came for."""
 
-    __slots__ = ("notify", "sender_belongs", "claimed_belongs")
+    __slots__ = ("notify", "sender_belongs", "claimed_belongs", "sender_main", "sender_uid",
+                 "service_uid", "claimed_uids")
 
-    def __init__(self, notify, sender_belongs, claimed_belongs=False):
+    def __init__(self, notify, sender_belongs, claimed_belongs=False, sender_main=False,
+                 sender_uid=0, service_uid=0, claimed_uids=None):
         self.notify = notify                    # the service has notify=1
         self.sender_belongs = sender_belongs    # the sending pid is one of the service's
         self.claimed_belongs = claimed_belongs  # the MAINPID= pid is one of the service's
+        self.sender_main = sender_main          # the sender is the service's main process
+        self.sender_uid = sender_uid            # the sender's uid (SCM_CREDENTIALS)
+        self.service_uid = service_uid          # the uid the service's processes run as
+        self.claimed_uids = claimed_uids        # the MAINPID= pid's (real, effective) uids
+
+
+def mainpid_allowed(facts):
+    """Whether a MAINPID= naming a pid may move the service's main process.
+
+    The named pid must be one of the service's.  Named by the main process itself or by
+    root, that is enough (systemd takes a new main pid outside the service from a
+    privileged sender; we ask membership of root too).  Named by another process of the
+    service's uid, the named process must run as that uid as well (real and effective):
+    the service's credentials vouch for it, not the sender's word."""
+    if not facts.claimed_belongs:
+        return False
+    if facts.sender_main or facts.sender_uid == 0:
+        return True
+    uids = facts.claimed_uids
+    return facts.service_uid is not None and bool(uids) and \
+        all(uid == facts.service_uid for uid in uids)
 
 
 def parse(data):
@@ -92,7 +189,7 @@ def decide(facts, fields):
     out = []
     if "MAINPID" in fields:
         pid = _number(fields["MAINPID"], 1 << 22)
-        if pid and facts.claimed_belongs:
+        if pid and mainpid_allowed(facts):
             out.append(("mainpid", pid))
         else:
             out.append(("refuse_mainpid", fields["MAINPID"][:20]))

@@ -367,7 +367,8 @@ class Supervisor:
         from . import notify          # only services with notify=1 ever send
         pid, uid = sender
         main = service.pid if service.running() else 0
-        standing = notify.standing(pid, uid, main, self.ops.service_uid(service))
+        service_uid = self.ops.service_uid(service)
+        standing = notify.standing(pid, uid, main, service_uid)
         if standing == notify.FOREIGN or not main:
             service.notify_dropped += 1
             return
@@ -379,7 +380,7 @@ class Supervisor:
         elif budget.take(now):
             belongs = self.ops.belongs(service, pid)
         else:
-            service.notify_dropped += 1          # a flood from the service's own uid
+            service.notify_dropped += 1          # a flood from root or the service's uid
             return
         fields = notify.parse(data)
         claimed = fields.get("MAINPID", "")
@@ -392,8 +393,7 @@ class Supervisor:
                 claimed_uids = self.ops.process_uids(claimed)
         facts = notify.Facts(service.spec.notify, belongs, claimed_belongs,
                              sender_main=standing == notify.MAIN, sender_uid=uid,
-                             service_uid=self.ops.service_uid(service),
-                             claimed_uids=claimed_uids)
+                             service_uid=service_uid, claimed_uids=claimed_uids)
         for verb, argument in notify.decide(facts, fields):
             self._apply_notify(service, verb, argument, now)
 

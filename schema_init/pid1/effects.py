@@ -51,6 +51,7 @@ class Paths:
 class RealOps(supervisor.Ops):
     def __init__(self, runtime):
         self.rt = runtime
+        self.service_uids = {}          # name -> the uid its processes run as (its spawn)
         self.is_root = os.geteuid() == 0
 
     def spawn(self, service, argv, env, nice, account):
@@ -63,6 +64,8 @@ class RealOps(supervisor.Ops):
         notify_address = None
         if config.wants_notify_socket(spec):
             notify_address = self.watch_notify(service.name)
+            self.service_uids[service.name] = account[1] if account is not None else \
+                os.getuid()
         elif rt.notify is not None:
             rt.notify.release(service.name)
         path = rt.cgroups.create(service.name) if rt.cgroups.base else None
@@ -82,10 +85,29 @@ class RealOps(supervisor.Ops):
             self.rt.sockets.unwatch(name)
 
     def release_sockets(self, name):
+        self.service_uids.pop(name, None)
         if self.rt.sockets is not None:
             self.rt.sockets.release(name)
         if self.rt.notify is not None:
             self.rt.notify.release(name)
+
+    def service_uid(self, service):
+        """The uid the service's processes run as: its last spawn's; for one handed over
+        by a re-exec, its user='s (None: a user the machine no longer knows), else ours.
+        Looked up once, not per datagram."""
+        name = service.name
+        if name not in self.service_uids:
+            user = service.spec.user
+            if not user:
+                self.service_uids[name] = os.getuid()
+            else:
+                entry = spawn.lookup_user(user)
+                self.service_uids[name] = entry[1] if entry is not None else None
+        return self.service_uids[name]
+
+    def process_uids(self, pid):
+        from . import notify_socket
+        return notify_socket.process_uids(pid)
 
     def watch_notify(self, name):
         """The service's NOTIFY_SOCKET address, its socket made (and in the loop) if need
