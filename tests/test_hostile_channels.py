@@ -158,8 +158,20 @@ def test_listen_socket_flood_of_another_user(supervise):
            % (sent, refused), m, "nothing (started once, kept)")
 
 
-def test_journal_flood_of_another_user(tmp_path):
+JOURNAL_ATTACKS = {
+    # socket: (kind, payload naming the victim every way a sender can, what it is)
+    "devlog": ("dgram", "<11>victim: forged line", "syslog datagrams"),
+    "native": ("dgram", "MESSAGE=forged line\\nSYSLOG_IDENTIFIER=victim\\n"
+               "_SYSTEMD_UNIT=victim.service\\n_PID=1\\n", "native datagrams"),
+    "stdout": ("stream", "victim\\nvictim.service\\n6\\n0\\n0\\n0\\n0\\nforged line\\n",
+               "stream connections"),
+}
+
+
+@pytest.mark.parametrize("target", sorted(JOURNAL_ATTACKS))
+def test_journal_flood_of_another_user(tmp_path, target):
     from test_journal import JournalWorld
+    kind, payload, what = JOURNAL_ATTACKS[target]
     w = JournalWorld(tmp_path / "w", {"victim.svc": (
         "exec=/bin/sh\nargs=-c\nargs=for i in $(seq 1 20); do echo real $i; done; "
         "exec sleep 1000\n")}, sink_args=["--rate-limit-interval", "3",
@@ -171,11 +183,12 @@ def test_journal_flood_of_another_user(tmp_path):
         s = w.supervised
         sink = w.sink_pid()
         with Measure(s, sink) as m:
-            sent, refused = attack("dgram", w.devlog, "<11>victim: forged line")
+            sent, refused = attack(kind, getattr(w, target), payload)
+        assert sent > 0, (sent, refused)
         assert w.journalctl("-o", "cat", "-u", "victim") == ["real %d" % n for n in range(1, 21)]
         assert w.sink_pid() == sink
-        record("journal (/dev/log)", "%d syslog datagrams of uid 65534 naming the victim "
-               "(%d refused by a full queue)" % (sent, refused), m,
+        record("journal (%s)" % target, "%d %s of uid 65534 naming the victim "
+               "(%d refused)" % (sent, what, refused), m,
                "nothing (its 20 lines kept, none forged under its unit)",
                "sink: %.0f %% of a core" % (100 * m.cpu[1] / m.seconds))
     finally:
