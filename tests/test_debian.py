@@ -4,6 +4,7 @@ initramfs-tools initrd, init=/usr/sbin/schema-init, services/debian.
 Every test ends with the VM powered off (or rebooted) and `e2fsck -fn` clean.
 """
 
+import os
 import re
 import time
 
@@ -66,12 +67,37 @@ def test_boots_to_ssh_and_serial_login_every_service_up_then_poweroff_clean(debi
     assert "LANG=C.UTF-8" in environ and not any(e.startswith(("rootmnt=", "init="))
                                                  for e in environ), environ
     assert v.ssh("test -d /run/systemd/system").returncode == 0, "systemctl is ours: claimed"
+    boot_views(v)
     v.login_serial()
     v.type("schema-ctl status | grep -c FUNDAMENTAL; echo SERIAL-$((40+2))")
     v.wait_for("SERIAL-42", 30)
     text = powered_off_clean(v, serial=True)
     assert "[schema-init] PID 1 poweroff" in text
     print("QEMU start -> sshd answering: %.1f s" % seconds)
+
+
+def boot_views(v):
+    """The boot as PID 1 recorded it, read in the guest: `schema-ctl blame` names every
+    service that became ready, `critical-chain ssh` starts at ssh, `plot` is an SVG with a
+    bar per service.  BOOT_VIEWS_OUT=DIR keeps them (docs/debian-boot.svg and
+    docs/debian-boot.txt in the README are a run of this)."""
+    import xml.etree.ElementTree as ET
+    blame = v.ssh("schema-ctl blame", check=True).stdout
+    chain = v.ssh("schema-ctl critical-chain ssh", check=True).stdout
+    svg = v.ssh("schema-ctl plot", check=True).stdout
+    named = {line.split()[-1] for line in blame.splitlines() if line.strip()}
+    assert {"udev", "rsyslog", "ssh", "cron"} <= named, blame
+    assert any(line.startswith("ssh @") for line in chain.splitlines()), chain
+    root = ET.fromstring(svg)
+    text = " ".join(t.text or "" for t in root.iter() if t.tag.endswith("text"))
+    assert all(name in text for name in ("udev", "ssh", "rsyslog")), text[:500]
+    out = os.environ.get("BOOT_VIEWS_OUT")
+    if out:
+        with open(os.path.join(out, "debian-boot.svg"), "w") as f:
+            f.write(svg)
+        with open(os.path.join(out, "debian-boot.txt"), "w") as f:
+            f.write("$ schema-ctl blame\n%s\n$ schema-ctl critical-chain ssh\n%s" % (
+                blame, chain))
 
 
 def test_reboot_typed_in_a_shell(debian):

@@ -51,7 +51,7 @@ NEEDS_HARDWARE = ("wifi", "dhcp")
 PROBE = """# test probe (tests/test_image.py): the state once the boot has settled
 exec=/bin/sh
 args=-c
-args=until ! schema-ctl status | grep -vE '^  (probe|wifi|dhcp) ' | grep -qE 'NEW_PROCESS|FULL_TRUST|RECOVERY|FRICTION' && [ -s /run/log/schema-init/wifi.log ]; do sleep 0.5; done; { echo '=== status ==='; schema-ctl status; echo '=== memory ==='; grep -E '^(MemTotal|MemAvailable):' /proc/meminfo; grep -E '^(Rss|Pss|Private_Dirty):' /proc/1/smaps_rollup; echo "=== uptime $(cut -d' ' -f1 /proc/uptime) ==="; u=$(busybox pidof systemd-udevd | cut -d' ' -f1); echo "=== udevd $(grep -E '^(Rss|Pss):' /proc/$u/smaps_rollup | tr -s ' ' | tr -d ':' | tr '\\n' ' ')==="; echo "=== hostname $(cat /proc/sys/kernel/hostname) ==="; for s in wifi dhcp; do echo "=== log $s: $(tail -n 1 /run/log/schema-init/$s.log 2>/dev/null) ==="; done; echo '=== end ==='; } > /run/probe.txt; cat /run/probe.txt > /dev/console; [ "$PROBE_POWEROFF" = 1 ] && schema-ctl poweroff; exit 0
+args=until ! schema-ctl status | grep -vE '^  (probe|wifi|dhcp) ' | grep -qE 'NEW_PROCESS|FULL_TRUST|RECOVERY|FRICTION' && [ -s /run/log/schema-init/wifi.log ]; do sleep 0.5; done; { echo '=== status ==='; schema-ctl status; echo '=== memory ==='; grep -E '^(MemTotal|MemAvailable):' /proc/meminfo; grep -E '^(Rss|Pss|Private_Dirty):' /proc/1/smaps_rollup; echo "=== uptime $(cut -d' ' -f1 /proc/uptime) ==="; u=$(busybox pidof systemd-udevd | cut -d' ' -f1); echo "=== udevd $(grep -E '^(Rss|Pss):' /proc/$u/smaps_rollup | tr -s ' ' | tr -d ':' | tr '\\n' ' ')==="; echo "=== hostname $(cat /proc/sys/kernel/hostname) ==="; for s in wifi dhcp; do echo "=== log $s: $(tail -n 1 /run/log/schema-init/$s.log 2>/dev/null) ==="; done; echo '=== end ==='; } > /run/probe.txt; schema-ctl plot > /data/boot-chart.svg 2>&1; { echo '$ schema-ctl blame'; schema-ctl blame; echo '$ schema-ctl critical-chain ssh'; schema-ctl critical-chain ssh; } > /data/boot-views.txt 2>&1; sync; cat /run/probe.txt > /dev/console; [ "$PROBE_POWEROFF" = 1 ] && schema-ctl poweroff; exit 0
 oneshot=1
 start_timeout_sec=0
 dep=data
@@ -142,6 +142,26 @@ def assert_all_up(report):
         if name in NEEDS_HARDWARE or name == "probe":
             continue
         assert state in ("FUNDAMENTAL", "PERFECT"), (name, state, report["text"][-6000:])
+
+
+def boot_views(card, work):
+    """The first boot as PID 1 recorded it (the probe kept `schema-ctl plot`, `blame` and
+    `critical-chain ssh` on the data partition): an SVG with a bar per service, blame
+    naming the board's services.  BOOT_VIEWS_OUT=DIR keeps them (docs/pi-boot.svg and
+    docs/pi-boot.txt in the README are a run of this)."""
+    import xml.etree.ElementTree as ET
+    svg = pi.data_file(card, "/boot-chart.svg", work)
+    views = pi.data_file(card, "/boot-views.txt", work)
+    root = ET.fromstring(svg)
+    text = " ".join(t.text or "" for t in root.iter() if t.tag.endswith("text"))
+    assert all(name in text for name in ("udev", "data", "ssh", "firstboot")), text[:500]
+    assert re.search(r"^\s*\S+ ssh$", views, re.M) and re.search(r"^ssh @", views, re.M), views
+    out = os.environ.get("BOOT_VIEWS_OUT")
+    if out:
+        with open(os.path.join(out, "pi-boot.svg"), "w") as f:
+            f.write(svg)
+        with open(os.path.join(out, "pi-boot.txt"), "w") as f:
+            f.write(views)
 
 
 @pytest.mark.smoke
@@ -262,6 +282,7 @@ def test_first_boot_applies_the_file_grows_the_data_partition_and_derives_identi
     assert "ssid=%s" % b"site-network".hex() in pi.data_file(
         card, "/overlay/etc/upper/wpa_supplicant/wpa_supplicant-wlan0.conf", work)
     assert pi.data_file(card, "/overlay/etc/upper/timezone", work) == "Europe/Berlin\n"
+    boot_views(card, work)
     machine_id = pi.data_file(card, "/overlay/etc/upper/machine-id", work).strip()
     assert re.fullmatch(r"[0-9a-f]{32}", machine_id)
     host_key = pi.data_file(card, "/ssh/dropbear_ed25519_host_key", work, binary=True)
