@@ -112,13 +112,19 @@ def _cell_where(name, cell, column):
     return "%s:%d: column %d (%s)" % (name, cell.line, cell.column, column)
 
 
-def read_csv(path, data=None):
-    name = os.path.basename(path)
+def bounded(path, name, data=None):
+    """The device list's bytes (read from PATH unless given), refused past MAX_FILE."""
     if data is None:
         with open(path, "rb") as f:
             data = f.read(MAX_FILE + 1)
     if len(data) > MAX_FILE:
         raise DeviceError("%s: larger than %d MiB: not a device list" % (name, MAX_FILE >> 20))
+    return data
+
+
+def read_csv(path, data=None):
+    name = os.path.basename(path)
+    data = bounded(path, name, data)
     try:
         header, rows, notes = sheet.read(data, name, known_columns())
     except sheet.SheetError as exc:
@@ -191,11 +197,7 @@ def _toml_value(value, where):
 def read_toml(path, data=None):
     import tomllib
     name = os.path.basename(path)
-    if data is None:
-        with open(path, "rb") as f:
-            data = f.read(MAX_FILE + 1)
-    if len(data) > MAX_FILE:
-        raise DeviceError("%s: larger than %d MiB: not a device list" % (name, MAX_FILE >> 20))
+    data = bounded(path, name, data)
     try:
         text = data.decode("utf-8-sig")
         document = tomllib.loads(text)
