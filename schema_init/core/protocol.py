@@ -64,7 +64,7 @@ VERBS = (
 # to the Python client (schema_ctl.h lists them).
 CLIENT_VERBS = (
     Verb("top", "[--once] [--shm NAME]", "live board of every service from the shared "
-         "memory (keys: s sort, f filter, r/t/k/x restart/start/stop/reset, q quit)",
+         "memory (keys: s sort, f filter, r/u/d/x restart/start/stop/reset, q quit)",
          read_only=True),
     Verb("blame", "", "services by time from spawn to ready", read_only=True),
     Verb("critical-chain", "[<svc>]", "the dependencies that decided when a service "
