@@ -14,7 +14,7 @@ import time
 from schema_init.core import config
 from . import loader
 
-SLICE = 0.02        # seconds of reading and parsing per loop turn
+SLICE = 0.005       # seconds of reading and parsing per loop turn
 
 
 class ReloadJob:
