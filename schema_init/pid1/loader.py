@@ -7,6 +7,7 @@ a device), is refused with a reason rather than read, so no file can block the l
 import os
 import stat
 import sys
+import time
 
 from schema_init.core import config
 
@@ -53,19 +54,51 @@ def load_directory(directory, unit_dirs=()):
 
     ``unit_dirs``: systemd unit directories (the first wins) whose enabled units join
     the services (``units``; a .svc file of the same name wins)."""
-    try:
-        entries = os.listdir(directory)
-    except OSError as exc:
-        return config.unreadable_directory(directory, exc.strerror or exc)
-    files = []
-    for entry in entries:
-        if config.is_config_file(entry):
-            data, reason = read_file(directory.rstrip("/") + "/" + entry)
-            files.append((entry, data, reason))
-    loaded = config.parse_directory(directory, files)
-    if unit_dirs:
-        add_units(loaded, unit_dirs)
-    return loaded
+    read = DirectoryRead(directory, unit_dirs)
+    read.step()
+    return read.result()
+
+
+class DirectoryRead:
+    """A services directory read a file at a time, in name order: ``step`` reads and
+    parses files until its budget is spent (at least one file; no budget: all of them),
+    ``result`` is the directory's LoadResult.  ``load_directory`` reads it in one step,
+    a reload a slice per loop turn (``reloading``)."""
+
+    def __init__(self, directory, unit_dirs=(), clock=time.monotonic):
+        self.directory = directory
+        self.unit_dirs = unit_dirs
+        self.clock = clock
+        self.parsed = []           # config.parse_entry results
+        self.unreadable = None
+        try:
+            entries = os.listdir(directory)
+        except OSError as exc:
+            self.unreadable = config.unreadable_directory(directory, exc.strerror or exc)
+            entries = []
+        # read in name order (pop from the end of the reversed list)
+        self.pending = sorted((e for e in entries if config.is_config_file(e)), reverse=True)
+
+    def step(self, budget=None):
+        """Read and parse files for ``budget`` seconds (at least one file; None: every
+        file); True when every file is parsed."""
+        deadline = None if budget is None else self.clock() + budget
+        while self.pending:
+            entry = self.pending.pop()
+            data, reason = read_file(self.directory.rstrip("/") + "/" + entry)
+            self.parsed.append(config.parse_entry(self.directory, entry, data, reason))
+            if deadline is not None and self.clock() >= deadline:
+                break
+        return not self.pending
+
+    def result(self):
+        """The directory's ``config.LoadResult``, once ``step`` said it is done."""
+        if self.unreadable is not None:
+            return self.unreadable
+        loaded = config.combine_directory(self.directory, self.parsed)
+        if self.unit_dirs:
+            add_units(loaded, self.unit_dirs)
+        return loaded
 
 
 def add_units(loaded, unit_dirs):
