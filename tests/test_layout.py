@@ -23,12 +23,12 @@ ALLOWED = {
     "lib": set(),
     "units": {"core"},
     "pid1": {"core", "lib", "units"},
-    "journal": {"pid1"},                 # the compiled loop's inotify and trim_heap
+    "journal": {"pid1", "core"},         # the compiled loop's inotify and trim_heap; digits
     "ctl": {"core", "analyze", "pid1"},  # pid1: the compiled loop's terminal mode (top)
     "analyze": {"core"},                 # the shm reader, the boot's timeline and chart
     "metrics": {"analyze", "core"},
     "systemctl": {"ctl"},
-    "power": {"ctl", "lib", "pid1"},
+    "power": {"ctl", "lib", "pid1", "core"},
     "firstboot": set(),
     "subreaper": {"pid1"},
     "fleet": {"firstboot"},

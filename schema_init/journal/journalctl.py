@@ -14,6 +14,7 @@ import re
 import sys
 import time
 
+from schema_init.core.digits import ascii_digits
 from . import journal
 
 STORAGE = "/var/log/schema-journal"
@@ -93,7 +94,7 @@ def parse(argv):
 def _count(word):
     """A count typed on the command line: 1 to 9 ASCII digits ("²" is a digit to
     str.isdigit(), not to int())."""
-    return 0 < len(word) <= 9 and word.isascii() and word.isdigit()
+    return ascii_digits(word, 9)
 
 
 def _boot_word(word):

@@ -15,6 +15,7 @@ import os
 import sys
 import time
 
+from schema_init.core.digits import ascii_digits
 from schema_init.lib import utmp
 
 SYSCALLS = {"reboot": 0x01234567, "poweroff": 0x4321FEDC, "halt": 0xCDEF0123 - (1 << 32)}
@@ -168,20 +169,15 @@ def shutdown(argv, now=None):
     return report(*ask("schedule %s %d" % (action, seconds)))
 
 
-def _digits(text, most):
-    """1 to MOST ASCII digits ("²" is a digit to str.isdigit(), not to int())."""
-    return 0 < len(text) <= most and text.isascii() and text.isdigit()
-
-
 def delay(when, local):
     """Seconds from now for ``now``, ``+MINUTES`` or ``HH:MM`` (today, else tomorrow);
     anything else is a Usage error, never an exception of its own."""
     if when == "now":
         return 0
-    if when.startswith("+") and _digits(when[1:], 6):
+    if when.startswith("+") and ascii_digits(when[1:], 6):
         return int(when[1:]) * 60
     hours, colon, minutes = when.partition(":")
-    if colon and _digits(hours, 2) and _digits(minutes, 2) and len(minutes) == 2 and \
+    if colon and ascii_digits(hours, 2) and ascii_digits(minutes, 2) and len(minutes) == 2 and \
             int(hours) < 24 and int(minutes) < 60:
         target = int(hours) * 3600 + int(minutes) * 60
         current = local.tm_hour * 3600 + local.tm_min * 60 + local.tm_sec

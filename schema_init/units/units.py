@@ -30,7 +30,7 @@ targets (the services directory does the early boot), units systemd itself needs
 file of the same name already provides (it always wins).
 """
 
-from schema_init.core import config, timers
+from schema_init.core import config, digits, timers
 
 READ_LIMIT = 256 * 1024
 MAX_UNITS = 2000
@@ -94,7 +94,7 @@ def _diag(path, line, key, severity, message):
 
 def is_number(text, limit=MAX_DIGITS):
     """1 to LIMIT ASCII digits: the only text a unit's number is read from."""
-    return 0 < len(text) <= limit and text.isascii() and text.isdigit()
+    return digits.ascii_digits(text, limit)
 
 
 def _unexpected(exc):
