@@ -19,6 +19,10 @@ def _default(key, rule):
         return "-"
     if rule.default is True or rule.default is False:
         return "1" if rule.default else "0"
+    if rule.kind == "mode":
+        return "%04o" % rule.default
+    if rule.kind == "signal":
+        return "TERM"
     return str(rule.default)
 
 

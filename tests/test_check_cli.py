@@ -38,7 +38,7 @@ def test_broken_directory_gives_exact_diagnostics():
         f"EXCISED\n"
         f"{d}/badname.svc:1: error: name: 'bad name' contains ' '; names use only letters, "
         f"digits and _ . @ : -\n"
-        f"{d}/cache.svc:3: warning: no_new_privs: not supported by this schema-init; ignored\n"
+        f"{d}/cache.svc:3: warning: keep_caps: not supported by this schema-init; ignored\n"
         f"{d}/db.svc:3: warning: stabel_secs: unknown key (did you mean 'stable_secs'?); "
         f"ignored\n"
         f"{d}/nightly.svc:3: error: on_calendar: bad value '7:5' (want HH:MM, 'Ddd HH:MM' "
@@ -59,7 +59,7 @@ def test_broken_directory_gives_exact_diagnostics():
 
 
 def test_warnings_pass_unless_strict(tmp_path):
-    (tmp_path / "a.svc").write_text("exec=/bin/true\nno_new_privs=1\n")
+    (tmp_path / "a.svc").write_text("exec=/bin/true\nkeep_caps=1\n")
     assert run_check(str(tmp_path)).returncode == 0
     assert run_check(str(tmp_path), "--strict").returncode == 1
 

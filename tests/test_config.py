@@ -236,8 +236,8 @@ def test_unknown_key_suggestion_costs_the_same_for_a_word_twice_as_long():
 @pytest.mark.parametrize("text,expected", [
     ("exec=/bin/true\njust words\n",
      "/etc/svc/demo.svc:2: warning: line has no '=' and is ignored"),
-    ("exec=/bin/true\nno_new_privs=1\n",
-     "/etc/svc/demo.svc:2: warning: no_new_privs: not supported by this schema-init; ignored"),
+    ("exec=/bin/true\nkeep_caps=1\n",
+     "/etc/svc/demo.svc:2: warning: keep_caps: not supported by this schema-init; ignored"),
     ("exec=/bin/true\ncpuset_partition=root\n",
      "/etc/svc/demo.svc:2: warning: cpuset_partition: set without cpuset= (no cores to "
      "isolate); using member"),

@@ -501,9 +501,9 @@ def test_env_env_file_and_workdir_keys_parse_and_refuse_bad_values():
     assert spec.env_file == ("-/etc/default/a", "/etc/a.env") and spec.workdir == "/srv"
     assert [d.format() for d in diags] == [
         "/d/a.svc:7: warning: env: '1A=no' is not NAME=VALUE (a name of letters, digits and "
-        "_); using the default (unset)",
-        "/d/a.svc:8: warning: env_file: 'rel' is not an absolute path (or -/path); using the "
-        "default (unset)"]
+        "_); this line is ignored",
+        "/d/a.svc:8: warning: env_file: 'rel' is not an absolute path (or -/path); this line is "
+        "ignored"]
 
 
 # --- run for real ------------------------------------------------------------------------

@@ -20,7 +20,7 @@ one element per line.  Booleans take ``1/0``, ``yes/no``, ``true/false``,
 
 import sys
 
-from . import timers
+from . import cmdline, timers
 
 ERROR = "error"
 WARNING = "warning"
@@ -75,9 +75,10 @@ class Diagnostic:
 class Key:
     """How one .svc key is read."""
 
-    __slots__ = ("kind", "default", "limit", "low", "high", "help", "choices")
+    __slots__ = ("kind", "default", "limit", "low", "high", "help", "choices", "context")
 
-    def __init__(self, kind, default, help, limit=None, low=None, high=None, choices=()):
+    def __init__(self, kind, default, help, limit=None, low=None, high=None, choices=(),
+                 context=False):
         self.kind = kind        # name, path, text, command, args, deps, bool, int, enum, calendar
         self.default = default
         self.help = help
@@ -85,6 +86,7 @@ class Key:
         self.low = low          # bounds, for integers
         self.high = high
         self.choices = choices  # the words an enum accepts
+        self.context = context  # an execution-context key: kept in ServiceSpec.context
 
 
 PRIORITIES = ("peripheral", "standard", "critical")
@@ -163,21 +165,140 @@ SERVICE_KEYS = {
                        "is refused)", USER_MAX),
     "socket_group": Key("name", "", "group of listen= unix socket files (unknown: the "
                         "spawn is refused)", USER_MAX),
+    # -- The command set around exec= (docs/spec.md, "Command lines"): run by the
+    # lifecycle in this order, each a control process of the service.
+    "condition": Key("cmdlines", (), "run before each start; exit 1-254: the start is "
+                     "skipped, not failed (systemd's ExecCondition=); repeatable", ARG_MAX),
+    "exec_pre": Key("cmdlines", (), "run before each start, in order; a failure fails the "
+                    "start unless the line begins with - (ExecStartPre=); repeatable", ARG_MAX),
+    "exec_post": Key("cmdlines", (), "run once the service is started (ready, or its "
+                     "process forked for a daemon without readiness) (ExecStartPost=)", ARG_MAX),
+    "exec_reload": Key("cmdlines", (), "run by a reload instead of SIGHUP (ExecReload=)",
+                       ARG_MAX),
+    "exec_stop": Key("cmdlines", (), "run to stop the service, before the kill "
+                     "(ExecStop=); repeatable", ARG_MAX),
+    "exec_stop_post": Key("cmdlines", (), "run after the service stopped or failed "
+                          "(ExecStopPost=); repeatable", ARG_MAX),
+    "restart": Key("enum", "", "which ends restart it: no | always | on-success | "
+                   "on-failure | on-abnormal | on-abort | on-watchdog (systemd's Restart=); "
+                   "unset: schema-init's weights decide, as for any .svc", choices=(
+                       "", "no", "always", "on-success", "on-failure", "on-abnormal",
+                       "on-abort", "on-watchdog")),
+    "success_exit_status": Key("statuses", (), "exit codes and signal names that count "
+                               "as a clean end besides 0 (SuccessExitStatus=)", ARG_MAX),
+    "restart_prevent_exit_status": Key("statuses", (), "ends that never restart "
+                                       "(RestartPreventExitStatus=)", ARG_MAX),
+    "restart_force_exit_status": Key("statuses", (), "ends that always restart "
+                                     "(RestartForceExitStatus=)", ARG_MAX),
+    "remain_after_exit": Key("bool", False, "a oneshot stays started after it exits 0: "
+                             "exec_stop= runs when it is stopped (RemainAfterExit=)"),
+    "forking": Key("bool", False, "exec= forks the daemon and exits 0: the daemon (from "
+                   "pid_file= or the one process left) becomes the main process"),
+    "pid_file": Key("path", "", "forking: the daemon's pid is read here (PIDFile=)", PATH_MAX),
+    "kill_signal": Key("signal", 15, "the signal that stops the service (KillSignal=)"),
+    "send_sigkill": Key("bool", True, "SIGKILL what is left after stop_timeout_sec "
+                        "(SendSIGKILL=)"),
+    # -- The execution context: applied by schema-exec between fork and exec (these
+    # live together in ServiceSpec.context; PID 1 passes them on, unread).
+    "limit": Key("rlimit", (), "NAME=SOFT[:HARD] resource limit set before the user drop: "
+                 "NAME as in setrlimit (nofile, nproc, core, memlock...), a number or "
+                 "infinity (the kernel's maximum); repeatable", 80, context=True),
+    "group": Key("name", "", "run with this primary group (default: the user's)", USER_MAX,
+                 context=True),
+    "supplementary_group": Key("names", (), "an extra group; repeatable", USER_MAX,
+                               context=True),
+    "umask": Key("mode", 0o022, "the file mode creation mask (octal)", context=True),
+    "nice": Key("int", None, "nice value -20..19 (instead of priority='s)", low=-20, high=19,
+                context=True),
+    "oom_score_adj": Key("int", None, "written to /proc/PID/oom_score_adj", low=-1000,
+                         high=1000, context=True),
+    "runtime_dir": Key("dirs", (), "a directory made under /run with owner user:group "
+                       "before each start, removed when the service stops; repeatable",
+                       PATH_MAX, context=True),
+    "runtime_dir_mode": Key("mode", 0o755, "mode of runtime_dir= directories", context=True),
+    "runtime_dir_preserve": Key("enum", "no", "no | yes | restart: keep runtime_dir= when "
+                                "the service stops (restart: only across a restart)",
+                                choices=("no", "yes", "restart"), context=True),
+    "state_dir": Key("dirs", (), "a directory made under /var/lib (kept); repeatable",
+                     PATH_MAX, context=True),
+    "state_dir_mode": Key("mode", 0o755, "mode of state_dir= directories", context=True),
+    "cache_dir": Key("dirs", (), "a directory made under /var/cache (kept); repeatable",
+                     PATH_MAX, context=True),
+    "cache_dir_mode": Key("mode", 0o755, "mode of cache_dir= directories", context=True),
+    "logs_dir": Key("dirs", (), "a directory made under /var/log (kept); repeatable",
+                    PATH_MAX, context=True),
+    "logs_dir_mode": Key("mode", 0o755, "mode of logs_dir= directories", context=True),
+    "config_dir": Key("dirs", (), "a directory made under /etc (kept); repeatable",
+                      PATH_MAX, context=True),
+    "config_dir_mode": Key("mode", 0o755, "mode of config_dir= directories", context=True),
+    "expand_args": Key("bool", False, "$VAR and ${VAR} in args= are replaced from the "
+                       "service's environment at each start", context=True),
+    "no_new_privs": Key("bool", False, "PR_SET_NO_NEW_PRIVS: no setuid gain "
+                        "(NoNewPrivileges=)", context=True),
+    "private_tmp": Key("bool", False, "a private /tmp and /var/tmp (PrivateTmp=)",
+                       context=True),
+    "private_devices": Key("bool", False, "a private /dev with only the pseudo devices "
+                           "(PrivateDevices=)", context=True),
+    "private_network": Key("bool", False, "a network namespace with only lo "
+                           "(PrivateNetwork=)", context=True),
+    "protect_system": Key("enum", "no", "no | yes | full | strict: /usr and /boot (yes), "
+                          "and /etc (full), or all but /dev /proc /sys (strict) read-only",
+                          choices=("no", "yes", "full", "strict"), context=True),
+    "protect_home": Key("enum", "no", "no | yes | read-only | tmpfs: /home, /root and "
+                        "/run/user hidden, read-only or empty", choices=(
+                            "no", "yes", "read-only", "tmpfs"), context=True),
+    "read_write_paths": Key("paths", (), "writable in spite of protect_system= "
+                            "(-/path: skipped if missing); repeatable", PATH_MAX,
+                            context=True),
+    "read_only_paths": Key("paths", (), "read-only (-/path: skipped if missing); "
+                           "repeatable", PATH_MAX, context=True),
+    "inaccessible_paths": Key("paths", (), "hidden (-/path: skipped if missing); "
+                              "repeatable", PATH_MAX, context=True),
+    "protect_kernel_tunables": Key("bool", False, "/proc/sys, /sys and the like "
+                                   "read-only (ProtectKernelTunables=)", context=True),
+    "protect_kernel_modules": Key("bool", False, "no module loading, /usr/lib/modules "
+                                  "hidden (ProtectKernelModules=)", context=True),
+    "protect_control_groups": Key("bool", False, "/sys/fs/cgroup read-only "
+                                  "(ProtectControlGroups=)", context=True),
+    "cap_bounding": Key("caps", "", "the capability bounding set: names (cap_net_bind_service"
+                        " ...) kept, or ~names dropped (CapabilityBoundingSet=)", 2000,
+                        context=True),
+    "ambient_caps": Key("caps", "", "capabilities kept across the user drop "
+                        "(AmbientCapabilities=)", 2000, context=True),
+    "restrict_address_families": Key("families", "", "socket families allowed (AF_UNIX "
+                                     "AF_INET ...), or ~families refused; seccomp "
+                                     "(RestrictAddressFamilies=)", 2000, context=True),
 }
 
 # How many listen= lines a service may have.
 LISTEN_MAX = 16
 # Keys that repeat and keep every line (besides args, dep and listen).
-REPEATED_KEYS = ("env", "env_file")
+REPEATED_KEYS = ("env", "env_file", "condition", "exec_pre", "exec_post", "exec_reload",
+                 "exec_stop", "exec_stop_post", "success_exit_status",
+                 "restart_prevent_exit_status", "restart_force_exit_status", "limit",
+                 "supplementary_group", "runtime_dir", "state_dir", "cache_dir", "logs_dir",
+                 "config_dir", "read_write_paths", "read_only_paths", "inaccessible_paths")
+# Keys whose lines each hold a list of words, kept as one flat tuple.
+FLAT_KEYS = ("success_exit_status", "restart_prevent_exit_status",
+             "restart_force_exit_status")
+# The execution-context keys (ServiceSpec.context), in SERVICE_KEYS order.
+CONTEXT_KEYS = tuple(key for key, rule in SERVICE_KEYS.items() if rule.context)
+# The Linux signal numbers (the same on x86_64, aarch64 and arm).
+SIGNALS = {"HUP": 1, "INT": 2, "QUIT": 3, "ILL": 4, "TRAP": 5, "ABRT": 6, "BUS": 7,
+           "FPE": 8, "KILL": 9, "USR1": 10, "SEGV": 11, "USR2": 12, "PIPE": 13, "ALRM": 14,
+           "TERM": 15, "STKFLT": 16, "CHLD": 17, "CONT": 18, "STOP": 19, "TSTP": 20,
+           "TTIN": 21, "TTOU": 22, "URG": 23, "XCPU": 24, "XFSZ": 25, "VTALRM": 26,
+           "PROF": 27, "WINCH": 28, "IO": 29, "PWR": 30, "SYS": 31}
+# setrlimit's resources by the names limit= takes (RLIMIT_NAME, Linux numbering).
+RLIMITS = {"cpu": 0, "fsize": 1, "data": 2, "stack": 3, "core": 4, "rss": 5, "nproc": 6,
+           "nofile": 7, "memlock": 8, "as": 9, "locks": 10, "sigpending": 11,
+           "msgqueue": 12, "nice": 13, "rtprio": 14, "rttime": 15}
+INFINITY = -1             # limit=NAME=infinity: the kernel's maximum
 ENV_NAME_START = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
 ENV_NAME_CHARS = ENV_NAME_START | frozenset("0123456789")
 
 # Keys of the original's later era: a file carrying them still loads (with a warning).
-LATER_ERA_KEYS = frozenset((
-    "no_new_privs", "private_tmp", "protect_system", "protect_home", "keep_caps",
-    "landlock_ro", "landlock_rw", "exec_pre", "condition", "stop_first",
-    "oom_score_adj", "expand_args",
-))
+LATER_ERA_KEYS = frozenset(("keep_caps", "landlock_ro", "landlock_rw", "stop_first"))
 
 GROUP_KEYS = ("name", "member")
 # A problem with these makes a service meaningless: its file is rejected.  Any other
@@ -199,7 +320,8 @@ def field_name(key):
     return "deps" if key == "dep" else key
 
 
-SPEC_FIELDS = tuple(field_name(key) for key in SERVICE_KEYS)
+SPEC_FIELDS = tuple(field_name(key) for key, rule in SERVICE_KEYS.items()
+                    if not rule.context) + ("context",)
 
 _BOOL_WORDS = {"1": True, "yes": True, "true": True, "on": True,
                "0": False, "no": False, "false": False, "off": False}
@@ -216,9 +338,21 @@ class ServiceSpec:
     DERIVED = ("is_timer", "is_calendar", "flags")
 
     def __init__(self, **fields):
+        context = dict(fields.pop("context", ()))
         for key, rule in SERVICE_KEYS.items():
             field = field_name(key)
+            if rule.context:
+                value = fields.pop(key, context.get(key, rule.default))
+                if value != rule.default:
+                    context[key] = value
+                else:
+                    context.pop(key, None)
+                continue
             object.__setattr__(self, field, fields.pop(field, rule.default))
+        # Only the keys set away from their default, in SERVICE_KEYS order: most
+        # services have none, and share the empty tuple.
+        object.__setattr__(self, "context", tuple(
+            (key, context[key]) for key in CONTEXT_KEYS if key in context))
         object.__setattr__(self, "instance", fields.pop("instance", ""))
         object.__setattr__(self, "path", fields.pop("path", ""))
         object.__setattr__(self, "content_hash", fields.pop("content_hash", 0))
@@ -245,6 +379,16 @@ class ServiceSpec:
 
     def __setattr__(self, key, value):
         raise AttributeError("ServiceSpec is immutable")
+
+    def __getattr__(self, key):
+        """An execution-context key (``spec.umask``): its value, or its default."""
+        rule = SERVICE_KEYS.get(key)
+        if rule is None or not rule.context:
+            raise AttributeError(key)
+        for name, value in self.context:
+            if name == key:
+                return value
+        return rule.default
 
     def replace(self, **changes):
         fields = {key: getattr(self, key) for key in self.__slots__
@@ -455,14 +599,19 @@ def _convert(key, rule, raw):
             return None, "%s is not NAME=VALUE (a name of letters, digits and _)" % shown(value)
         return (name, text), None
     if kind == "optpath":
+        if key == "workdir" and value.lstrip("-") == "~":
+            return value, None                  # the user's home (WorkingDirectory=~)
         if value and not value.lstrip("-").startswith("/") or value[:2] == "--":
             return None, "%s is not an absolute path (or -/path)" % shown(value)
         return value, None
     if kind == "enum":
         word = value.lower()
         if word not in rule.choices:
-            return None, "%s is not one of %s" % (shown(value), ", ".join(rule.choices))
+            return None, "%s is not one of %s" % (
+                shown(value), ", ".join(word for word in rule.choices if word))
         return word, None
+    if kind in _CONVERTERS:
+        return _CONVERTERS[kind](key, rule, value)
     if kind == "calendar":
         calendar, reason = timers.parse_calendar(value)
         if calendar is None:
@@ -484,6 +633,135 @@ def _convert(key, rule, raw):
         return value, None
     return value, None      # text, command, args
 
+
+def _convert_cmdline(key, rule, value):
+    command, reason = cmdline.split(value)
+    if command is None:
+        return None, "%s: %s" % (shown(value), reason)
+    return command, None
+
+
+def _signal_number(word):
+    """A signal by name (TERM, SIGTERM) or number (1-64), or None."""
+    upper = word.upper()
+    if upper.startswith("SIG"):
+        upper = upper[3:]
+    if upper in SIGNALS:
+        return SIGNALS[upper]
+    if upper.isdigit() and upper.isascii() and len(upper) <= 2 and 0 < int(upper) <= 64:
+        return int(upper)
+    return None
+
+
+def _convert_signal(key, rule, value):
+    number = _signal_number(value)
+    if number is None:
+        return None, "%s is not a signal (a name such as TERM or SIGINT)" % shown(value)
+    return number, None
+
+
+def _convert_statuses(key, rule, value):
+    """Exit codes 0-255 and signal names; a signal is kept as its negative number."""
+    out = []
+    for word in value.split():
+        if word.isdigit() and word.isascii():
+            if len(word) > 3 or int(word) > 255:
+                return None, "%s is not an exit code (0-255)" % shown(word)
+            out.append(int(word))
+            continue
+        number = _signal_number(word) if not word.isdigit() else None
+        if number is None:
+            return None, "%s is not an exit code (0-255) or a signal name" % shown(word)
+        out.append(-number)
+    return tuple(out), None
+
+
+def _limit_number(text):
+    if text == "infinity":
+        return INFINITY
+    if not text or not text.isdigit() or not text.isascii() or len(text) > 19:
+        return None
+    number = int(text)
+    return number if number < 1 << 63 else None
+
+
+def _convert_rlimit(key, rule, value):
+    name, eq, numbers = value.partition("=")
+    name = name.strip().lower()
+    if not eq or name not in RLIMITS:
+        return None, "%s is not NAME=SOFT[:HARD] (NAME one of %s)" % (
+            shown(value), " ".join(RLIMITS))
+    soft_text, colon, hard_text = numbers.strip().partition(":")
+    soft = _limit_number(soft_text)
+    hard = _limit_number(hard_text) if colon else soft
+    if soft is None or hard is None:
+        return None, "%s: a limit is a number below 2^63 or infinity" % shown(value)
+    if hard != INFINITY and (soft == INFINITY or soft > hard):
+        return None, "%s: the soft limit is above the hard one" % shown(value)
+    return (name, soft, hard), None
+
+
+def _convert_names(key, rule, value):
+    problem = name_problem(value, USER_MAX)
+    if problem:
+        return None, "%s %s" % (shown(value), problem)
+    return value, None
+
+
+def _convert_dirs(key, rule, value):
+    """A directory below /run, /var/lib ...: relative, no . or .. part, no //."""
+    parts = value.split("/")
+    if not value or value.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        return None, "%s is not a relative path of named parts (no /, ., ..)" % shown(value)
+    return value, None
+
+
+def _convert_paths(key, rule, value):
+    path = value[1:] if value[:1] in "-+" else value
+    if not path.startswith("/") or any(p in (".", "..") for p in path.split("/")):
+        return None, "%s is not an absolute path (or -/path)" % shown(value)
+    return value, None
+
+
+def _convert_words(key, rule, value, prefix, check):
+    words = value.split()
+    if not words:
+        return "", None
+    inverted = words[0].startswith("~")
+    if inverted:
+        words[0] = words[0][1:]
+        if not words[0]:
+            words.pop(0)
+    for word in words:
+        if not check(word):
+            return None, "%s is not %s" % (shown(word), prefix)
+    return ("~" if inverted else "") + " ".join(words), None
+
+
+def _is_cap(word):
+    low = word.lower()
+    return low.startswith("cap_") and len(low) > 4 and all(
+        c in "abcdefghijklmnopqrstuvwxyz_" for c in low[4:])
+
+
+def _is_family(word):
+    return word == "none" or word.startswith("AF_") and len(word) > 3 and all(
+        c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_" for c in word[3:])
+
+
+_CONVERTERS = {
+    "cmdlines": _convert_cmdline,
+    "signal": _convert_signal,
+    "statuses": _convert_statuses,
+    "rlimit": _convert_rlimit,
+    "names": _convert_names,
+    "dirs": _convert_dirs,
+    "paths": _convert_paths,
+    "caps": lambda key, rule, value: _convert_words(
+        key, rule, value.lower(), "a capability name (cap_...)", _is_cap),
+    "families": lambda key, rule, value: _convert_words(
+        key, rule, value, "an address family (AF_UNIX, AF_INET ...)", _is_family),
+}
 
 _DECIMAL = frozenset("0123456789")
 _HEX = frozenset("0123456789abcdefABCDEF")
@@ -601,7 +879,7 @@ def parse_service(path, data, file_name=None):
             rejected.add(key)
             if key in MEANINGFUL_KEYS:
                 report(number, key, ERROR, problem)
-            elif rule.kind in ("args", "deps", "listen"):
+            elif rule.kind in ("args", "deps", "listen") or key in REPEATED_KEYS:
                 report(number, key, WARNING, problem + "; this line is ignored")
             else:
                 report(number, key, WARNING, "%s; using the default (%s)"
@@ -705,6 +983,8 @@ def parse_service(path, data, file_name=None):
     # then share one empty table.
     kept = {key: number for key, number in lines.items()
             if key == "name" or key.startswith("dep:")} or NO_LINES
+    for key in FLAT_KEYS:
+        repeated[key] = [word for line in repeated[key] for word in line]
     fields.update((key, tuple(values)) for key, values in repeated.items())
     fields.update(name=name, args=tuple(args), deps=tuple(deps), listen=tuple(listens),
                   instance=instance if at else "",
