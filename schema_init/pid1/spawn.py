@@ -139,13 +139,17 @@ def _service_child(barrier, argv, env, log_path, nice, account, listen_fds=(), l
 
 def start_service(argv, env, log_path, nice=0, account=None, cgroups=None, spec=None,
                   cgroup_path=None, listen_fds=(), listen_name="", notify_socket=None,
-                  watchdog_pid=False):
+                  watchdog_pid=False, prefixes=""):
     """Fork a service.  Returns ``(pid, cgroup path or None, limit problems)``.
 
     ``account``: ``(user name, uid, gid, XDG runtime dir, [gids])`` to drop to, or None.
     ``listen_fds``: sockets passed as fds 3.. (socket activation), named ``listen_name``.
     ``notify_socket``: the NOTIFY_SOCKET value (with WATCHDOG_PID when ``watchdog_pid``).
+    ``prefixes``: a command line's prefixes (core/cmdline.py): ``+`` runs it with full
+    privileges (no user drop, no sandbox), ``!`` without the user drop.
     """
+    if "+" in prefixes or "!" in prefixes:
+        account = None
     read_end, write_end = os.pipe2(os.O_CLOEXEC)
     try:
         pid = os.fork()
