@@ -29,9 +29,19 @@ case ${FLAVOUR:-sysvinit} in
     # here would start it, and the service set must be the same for all.
     bench) root=$cache/root-bench
            PACKAGES="${COMMON%%,dbus*},${COMMON#*dbus,},sysvinit-core,orphan-sysvinit-scripts,systemd,runit,runit-services,busybox-static" ;;
-    *) echo "mkdebian: FLAVOUR is sysvinit, systemd or bench" >&2; exit 2 ;;
+    # FLAVOUR=servers / servers-systemd: issue 21's server tier (make test-debian-servers),
+    # the sysvinit / systemd machine with SERVERS added by build/mkdebian-servers.sh (and
+    # EXTRA's .debs in /root/debs/EXTRA, not installed); the stamp has both and its text.
+    servers) root=$cache/root-servers; second=servers
+             PACKAGES="$COMMON,sysvinit-core,orphan-sysvinit-scripts,systemd-standalone-tmpfiles" ;;
+    servers-systemd) root=$cache/root-servers-systemd; second=servers
+             PACKAGES="$COMMON,systemd,systemd-sysv" ;;
+    *) echo "mkdebian: FLAVOUR is sysvinit, systemd, bench, servers or servers-systemd" >&2
+       exit 2 ;;
 esac
 stamp="bookworm $PACKAGES cron-deb-kept no-diversions"
+SERVERS="postgresql,mariadb-server,redis-server,nginx,postfix,tor,nftables"; EXTRA=memcached
+[ -z "${second:-}" ] || stamp="$stamp + $SERVERS $EXTRA $(cksum < "$top/build/mkdebian-$second.sh")"
 mkdir -p "$cache"
 if [ "$(cat "$root/.schema-debian" 2>/dev/null)" != "$stamp" ]; then
     "$top/build/ensure-deps.sh" debootstrap e2fsprogs openssh-client >&2
@@ -59,6 +69,8 @@ if [ "$(cat "$root/.schema-debian" 2>/dev/null)" != "$stamp" ]; then
     [ -f "$cache/key" ] || ssh-keygen -q -t ed25519 -N '' -f "$cache/key"
     cp "$cache/key.pub" "$r/root/.ssh/authorized_keys"
     chmod 700 "$r/root/.ssh"; chmod 600 "$r/root/.ssh/authorized_keys"
+    [ -z "${second:-}" ] || "$top/build/mkdebian-$second.sh" "$r" "$SERVERS" "$EXTRA" \
+        >> "$root.log" 2>&1 || { tail -n 30 "$root.log" >&2; exit 1; }
     # shellcheck disable=SC2016 # ${Package} & co. are dpkg-query's fields, not sh's
     chroot "$r" dpkg-query -W -f='${Package} ${Version}\n' > "$r/.schema-debian-packages"
     echo "$stamp" > "$r/.schema-debian"
