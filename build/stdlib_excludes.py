@@ -35,6 +35,9 @@ import schema_init.ctl.top  # noqa: F401,E402  (schema-ctl top, blame, plot)
 import schema_init.analyze.boot  # noqa: F401,E402
 import schema_init.analyze.plot  # noqa: F401,E402
 import schema_init.metrics.metrics  # noqa: F401,E402  (schema-metrics)
+import schema_init.update.update  # noqa: F401,E402  (schema-update, schema-ctl update)
+import schema_init.update.bundle  # noqa: F401,E402
+import schema_init.update.install  # noqa: F401,E402
 
 try:
     import schema_init.pid1.machine  # noqa: F401

@@ -7,6 +7,6 @@
 #define SCHEMA_CTL_TERMINATOR ".\n"
 #define SCHEMA_CTL_TIMEOUT 30
 /* answered by the Python client itself (no request is sent) */
-#define SCHEMA_CTL_CLIENT_VERBS "top", "blame", "critical-chain", "plot"
+#define SCHEMA_CTL_CLIENT_VERBS "top", "blame", "critical-chain", "plot", "update"
 
 #endif

@@ -85,6 +85,9 @@ def run(invoked_as):
     if name == "journalctl":
         from schema_init.journal import journalctl
         return journalctl.main(sys.argv[1:])
+    if name.startswith("schema-update"):          # issue 23: the on-device updater
+        from schema_init.update import update
+        return update.main(sys.argv[1:])
     if name.startswith("schema-firstboot"):
         from schema_init.firstboot import firstboot
         return firstboot.main(sys.argv[1:])

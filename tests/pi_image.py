@@ -1,7 +1,9 @@
 """The Pi Zero W card image (build/mkimage.sh) from outside, without mounts: its partition
-table (sfdisk -J), its FAT (mtools), its ext4 data partition (debugfs, e2fsck on a copy),
-and a QEMU raspi0 booting it as the board's firmware would: the card's own kernel, device
-tree, initramfs and cmdline.txt, the image itself as the SD card."""
+table (sfdisk -J), its FATs (mtools), its ext4 data partition (debugfs, e2fsck on a copy),
+and a QEMU raspi0 booting it as the board's firmware would (issue 23: QEMU runs no Pi
+firmware, so ``firmware_choice`` plays it): autoboot.txt read from the selector and the
+tryboot flag pick the boot partition, whose own kernel, device tree, initramfs and
+cmdline.txt are booted, with the image itself as the SD card."""
 
 import hashlib
 import json
@@ -19,6 +21,8 @@ BOARD_DIR = os.path.join(ROOT, "distros", "raspberry-pi-zero-w")
 IMAGE = os.environ.get("SCHEMA_IMAGE") or os.path.join(ROOT, "build", "out",
                                                          "schema-init-%s.img" % BOARD)
 SECTOR = 512
+# The A/B card's partitions (board.env, issue 23).
+SELECTOR, BOOT_A, BOOT_B, EXTENDED, ROOT_A, ROOT_B, DATA = 1, 2, 3, 4, 5, 6, 7
 # A boot that went wrong ends the wait at once (raspi0 cannot reset after a panic).
 FAILED = ("Kernel panic", "Failed to execute /sbin/init", "No working init found",
           "initramfs: cannot mount")
@@ -49,27 +53,86 @@ def offset(image, number):
     return partitions(image)["partitions"][number - 1]["start"] * SECTOR
 
 
-def fat(image):
-    return "%s@@%d" % (image, offset(image, 1))
+def fat(image, number=SELECTOR):
+    return "%s@@%d" % (image, offset(image, number))
 
 
-def fat_names(image):
-    out = run("mdir", "-i", fat(image), "-b", "::").stdout
-    return sorted(line.split("/", 1)[1] for line in out.split() if line.startswith("::/"))
+def fat_names(image, number=SELECTOR):
+    out = subprocess.run(["mdir", "-i", fat(image, number), "-b", "::"], capture_output=True,
+                         text=True, timeout=60)
+    return sorted(line.split("/", 1)[1] for line in out.stdout.split()
+                  if line.startswith("::/"))
 
 
-def fat_read(image, name):
-    return subprocess.run(["mtype", "-i", fat(image), "::" + name], check=True,
+def fat_read(image, name, number=SELECTOR):
+    return subprocess.run(["mtype", "-i", fat(image, number), "::" + name], check=True,
                           capture_output=True, timeout=60).stdout
 
 
-def fat_get(image, name, dest):
-    run("mcopy", "-i", fat(image), "-o", "::" + name, dest)
+def fat_get(image, name, dest, number=SELECTOR):
+    run("mcopy", "-i", fat(image, number), "-o", "::" + name, dest)
     return dest
 
 
-def fat_put(image, source, name):
-    run("mcopy", "-i", fat(image), "-o", source, "::" + name)
+def fat_put(image, source, name, number=SELECTOR):
+    run("mcopy", "-i", fat(image, number), "-o", source, "::" + name)
+
+
+# --- the firmware, played (issue 23) ----------------------------------------------------
+# What the Pi firmware does with autoboot.txt (Raspberry Pi's documentation of
+# autoboot.txt: at most 512 bytes read; the [all], [none] and [tryboot] filters; the
+# last boot_partition that applies wins; none, or no readable file: the default, the
+# first FAT partition with start.elf; a partition is bootable only if it has start.elf).
+
+def parse_autoboot(text, tryboot):
+    """The boot partition autoboot.txt's TEXT names for a boot with or without the
+    tryboot flag (0: the default partition)."""
+    section, chosen = "all", 0
+    for line in text[:512].decode("ascii", "replace").splitlines():
+        line = line.strip()
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1].strip().lower()
+            continue
+        key, eq, value = line.partition("=")
+        applies = section == "all" or (section == "tryboot" and tryboot)
+        if eq and applies and key.strip() == "boot_partition" and value.strip().isdigit():
+            chosen = int(value.strip())
+    return chosen
+
+
+def bootable(image, number):
+    try:
+        return "start.elf" in fat_names(image, number)
+    except (IndexError, subprocess.SubprocessError):
+        return False
+
+
+def firmware_choice(image, tryboot=False):
+    """(partition booted, why): the boot partition the firmware would start from, or
+    (None, why) when the card boots nothing."""
+    try:
+        text = fat_read(image, "autoboot.txt")
+    except subprocess.CalledProcessError:
+        text = None
+    chosen = parse_autoboot(text, tryboot) if text is not None else 0
+    why = "autoboot.txt%s" % (" [tryboot]" if tryboot else "") if text is not None \
+        else "no readable autoboot.txt"
+    if chosen == 0:
+        for number in (1, 2, 3, 4):
+            if bootable(image, number):
+                return number, why + ": the first partition with start.elf"
+        return None, why + ": no partition has start.elf"
+    if not bootable(image, chosen):
+        return None, "%s: partition %d has no start.elf" % (why, chosen)
+    return chosen, why
+
+
+def restart_command(console_text):
+    """The argument of the guest's last reboot (the kernel says it: "Restarting system
+    with command '0 tryboot'"), which the kernel hands to the firmware; None for a plain
+    reboot, a power-off or a cut."""
+    found = re.findall(r"Restarting system with command '([^']*)'", console_text)
+    return found[-1] if found and "Restarting system" in console_text[-3000:] else None
 
 
 def extract(image, number, dest):
@@ -114,7 +177,7 @@ def debugfs(fs, *commands, write=False):
 
 def data_file(image, path, workdir, binary=False):
     """The content of PATH on the data partition ('' or b'' if missing)."""
-    fs = extract(image, 4, os.path.join(workdir, "data-read.ext4"))
+    fs = extract(image, DATA, os.path.join(workdir, "data-read.ext4"))
     try:
         return subprocess.run(["debugfs", "-R", "cat %s" % path, fs], capture_output=True,
                               text=not binary, timeout=120).stdout
@@ -125,7 +188,7 @@ def data_file(image, path, workdir, binary=False):
 def add_services(image, services, workdir):
     """Services written where an operator's own go: /etc/schema-init/services on the data
     partition (the upper layer of the /etc overlay), loaded once /data is mounted."""
-    fs = extract(image, 4, os.path.join(workdir, "data-write.ext4"))
+    fs = extract(image, DATA, os.path.join(workdir, "data-write.ext4"))
     # after a power cut the journal is replayed first, as the device's own e2fsck -p would
     replay = subprocess.run(["e2fsck", "-fy", fs], capture_output=True, text=True, timeout=300)
     assert replay.returncode in (0, 1), replay.stdout + replay.stderr
@@ -140,13 +203,13 @@ def add_services(image, services, workdir):
             f.write(text)
         commands += ["rm %s/%s" % (path, name), "write %s %s/%s" % (source, path, name)]
     debugfs(fs, *commands, write=True)
-    put_back(image, 4, fs)
+    put_back(image, DATA, fs)
     os.unlink(fs)
 
 
 def fsck(image, workdir):
     """e2fsck -fn of the data partition: (exit code, output)."""
-    fs = extract(image, 4, os.path.join(workdir, "data-fsck.ext4"))
+    fs = extract(image, DATA, os.path.join(workdir, "data-fsck.ext4"))
     try:
         result = subprocess.run(["e2fsck", "-fn", fs], capture_output=True, text=True,
                                 timeout=300)
@@ -165,22 +228,33 @@ def card(tmp_path, size_mb=1024, name="card.img"):
 
 
 class CardVM(vmlib.VM):
-    """QEMU raspi0 booting a card: kernel, dtb, initramfs and cmdline.txt taken from the
-    card's FAT, the dtb given the emulator's watchdog fix and SERIAL as serial-number,
-    the mini UART (ttyS1, the header's serial port) on stdio."""
+    """QEMU raspi0 booting a card as the firmware would: the boot partition autoboot.txt
+    names (``firmware_choice``, TRYBOOT the firmware's one-shot flag), its kernel, dtb,
+    initramfs and cmdline.txt; the dtb given the emulator's watchdog fix, SERIAL as
+    serial-number and /chosen/bootloader's partition and tryboot as the firmware sets
+    them; the mini UART (ttyS1, the header's serial port) on stdio."""
 
-    def __init__(self, tmp_path, image, serial=None, append=""):
+    def __init__(self, tmp_path, image, serial=None, append="", tryboot=False,
+                 bootloader_node=True):
         self.dir = str(tmp_path)
         os.makedirs(self.dir, exist_ok=True)
         self.image = image
+        self.partition, self.why = firmware_choice(image, tryboot)
+        assert self.partition is not None, "the card boots nothing: %s" % self.why
         for name in ("vmlinuz", "initrd.img", "cmdline.txt", board_env()["DTB"]):
-            fat_get(image, name, os.path.join(self.dir, name))
+            fat_get(image, name, os.path.join(self.dir, name), self.partition)
         dtb = os.path.join(self.dir, board_env()["DTB"])
         node = "/soc/watchdog@7e100000"
         run("fdtput", "-t", "x", dtb, node, "reg", "7e100000", "114")
         run("fdtput", "-t", "s", dtb, node, "reg-names", "pm")
         if serial:
             run("fdtput", "-t", "s", dtb, "/", "serial-number", serial)
+        if bootloader_node:
+            run("fdtput", "-c", "-p", dtb, "/chosen/bootloader")
+            run("fdtput", "-t", "u", dtb, "/chosen/bootloader", "partition",
+                str(self.partition))
+            run("fdtput", "-t", "u", dtb, "/chosen/bootloader", "tryboot",
+                "1" if tryboot else "0")
         self.dtb = dtb
         with open(os.path.join(self.dir, "cmdline.txt")) as f:
             self.cmdline = f.read().strip()

@@ -24,18 +24,19 @@ ALLOWED = {
     "units": {"core"},
     "pid1": {"core", "lib", "units"},
     "journal": {"pid1", "core"},         # the compiled loop's inotify and trim_heap; digits
-    "ctl": {"core", "analyze", "pid1"},  # pid1: the compiled loop's terminal mode (top)
+    "ctl": {"core", "analyze", "pid1", "update"},  # pid1: top's terminal mode; update
     "analyze": {"core"},                 # the shm reader, the boot's timeline and chart
     "metrics": {"analyze", "core"},
     "systemctl": {"ctl"},
     "power": {"ctl", "lib", "pid1", "core"},
     "firstboot": set(),
     "subreaper": {"pid1"},
-    "fleet": {"firstboot"},
+    "fleet": {"firstboot", "update"},    # the rollout's buckets, the bundle's reader
+    "update": {"core", "pid1"},          # pid1/slots.py: the record, autoboot.txt
     "import_units": {"core", "units", "pid1"},   # reads unit dirs as PID 1 does (loader)
     # the package's top level: the multi-call entry and the docs generator
     "": {"core", "pid1", "ctl", "systemctl", "power", "journal", "firstboot", "subreaper",
-         "units", "import_units", "metrics"},
+         "units", "import_units", "metrics", "update"},
 }
 
 

@@ -71,6 +71,8 @@ CLIENT_VERBS = (
          "became ready, with the time at each link", read_only=True),
     Verb("plot", "", "the boot as an SVG chart on standard output (> boot.svg)",
          read_only=True),
+    Verb("update", "<bundle|url>", "install a signed bundle into the other A/B slot and "
+         "reboot into it for one trial boot (schema-update)"),
 )
 _BY_WORD = {word: verb for verb in VERBS for word in (verb.name,) + verb.aliases}
 READ_ONLY_VERBS = tuple(verb.name for verb in VERBS if verb.read_only)

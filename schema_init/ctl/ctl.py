@@ -70,6 +70,9 @@ def first_line(path, line):
 
 def client_command(path, word, args):
     """top, blame, critical-chain, plot: answered here, never sent as they are."""
+    if word == "update":                          # issue 23: schema_init/update/update.py
+        from schema_init.update import update
+        return update.ctl_main(args)
     if word == "top":
         from . import top
         return top.main(args, lambda line: first_line(path, line))

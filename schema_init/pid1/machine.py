@@ -359,7 +359,8 @@ def boot(options):
     options = dict(options)
     options["units"] = choose_unit_dirs(options)
     options["services"] = choose_services_dir(options)
-    machine = Pid1Runtime(options, container, console=console)
+    from . import slots                  # issue 23: the A/B trial's watch (pid1/slots.py)
+    machine = slots.trial_runtime(Pid1Runtime)(options, container, console=console)
     machine.run()
     return 0                           # not reached: finish() reboots
 
