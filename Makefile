@@ -273,3 +273,24 @@ bench-units:
 	flock /tmp/schema-heavy.lock python3 bench/units_corpus.py --no-build
 
 .PHONY: bench-units
+
+# Issue 23: A/B updates of the Pi image (README "A Pi Zero W fleet image",
+# distros/raspberry-pi-zero-w/README.md).  bundle: build/out/schema-init-BOARD-VERSION.raucb,
+# a RAUC (1.8, Debian's) verity bundle of the image made by `make image`, signed with
+# UPDATE_KEY/UPDATE_CERT (else build/keys' development pair).  test-update: the installer
+# and the trial on the host (tests/test_update*.py), then the card in QEMU raspi0 with the
+# firmware played (tests/test_update_vm.py: commit, rollback of a crashing and of a hanging
+# slot, power cuts; UPDATE_VM_CUTS, 30).  test-update-smoke: what CI would run of it.
+UPDATEDEBS := rauc squashfs-tools mtools dosfstools openssl
+bundle: image
+	build/ensure-deps.sh $(UPDATEDEBS)
+	build/mkbundle.sh $(BOARD)
+
+test-update: bundle
+	$(PY) -m pytest -q tests/test_update_trial.py tests/test_update.py tests/test_update_vm.py
+
+test-update-smoke: bundle
+	$(PY) -m pytest -q tests/test_update_trial.py tests/test_update.py tests/test_update_vm.py \
+	    -m "not update_long"
+
+.PHONY: bundle test-update test-update-smoke

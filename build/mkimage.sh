@@ -1,14 +1,18 @@
 #!/bin/sh
 # build/mkimage.sh [--dry-run] BOARD        (make image BOARD=rpi-zero-w)
 # One flashable SD card image for a board, made without loop devices or mounts:
-#   build/out/schema-init-BOARD.img
+#   build/out/schema-init-BOARD.img  (and build/out/BOARD-slot/: the slot's two images)
 # The armel root is debootstrap --variant=minbase bookworm plus what the board's
 # services run (distros/raspberry-pi-zero-w/README.md), made once and cached in
 # build/tmp/image/root while its stamp is unchanged; every build then copies it, adds the
 # kernel modules, firmware, our armv6l binary as /sbin/init and the services, and packs it
-# as squashfs.  The boot partition (FAT) is made with mkfs.vfat and filled with mcopy; the
-# data partition with mkfs.ext4 -d; the MBR with sfdisk; all three written into the image
-# with dd at their offsets.  Reproducible: SOURCE_DATE_EPOCH (default: the last commit's
+# as squashfs.  The card is A/B from the first flash (issue 23; board.env has the
+# layout): the selector FAT (bootcode.bin, autoboot.txt), boot partition A (FAT: firmware,
+# kernel, dtb, initramfs, cmdline.txt naming root slot A), root slot A, an empty slot B
+# (boot and root), the data partition.  The FATs are made with mkfs.vfat and filled with
+# mcopy; the data partition with mkfs.ext4; the MBR (with its extended partition) with
+# sfdisk; each written into the image with dd at its offset.  build/out/BOARD-slot/
+# keeps boot A's FAT and the root for make bundle (build/mkbundle.sh).  Reproducible: SOURCE_DATE_EPOCH (default: the last commit's
 # time) for every timestamp, fixed disk id, volume id and UUIDs: the same root, binary and
 # firmware give the same bytes.
 # The steps are the functions below, run in order at the end of this file; each says
@@ -37,15 +41,24 @@ esac
 . "$top/toolchains/recipe.sh"
 recipe_read "$dir/board.env" ${DISK_ID:+"DISK_ID=$DISK_ID"} \
     ${BOOT_VOLUME_ID:+"BOOT_VOLUME_ID=$BOOT_VOLUME_ID"} \
+    ${SELECTOR_VOLUME_ID:+"SELECTOR_VOLUME_ID=$SELECTOR_VOLUME_ID"} \
     ${DATA_UUID:+"DATA_UUID=$DATA_UUID"} ${ROOT_UUID:+"ROOT_UUID=$ROOT_UUID"}
 ROOTFS=${IMAGE_ROOTFS:-$ROOTFS}       # squashfs (chosen) or erofs, to compare
 # IMAGE_SQUASHFS_COMP: squashfs's compressor (xz, chosen; zstd, gzip, lz4 to compare)
 cache=${IMAGE_CACHE:-$top/build/tmp/image}
 binary=${SCHEMA_INIT_BIN:-$top/build/out/armv6l/schema-init}
 out=${IMAGE_OUT:-$top/build/out/schema-init-$board.img}
+slot_out=${SLOT_OUT:-$top/build/out/$board-slot}
+# The certificate bundles are checked against (build/mkbundle.sh makes a development
+# pair in build/keys when none is given: UPDATE_CERT, UPDATE_KEY).
+keys=${UPDATE_KEYS:-$top/build/keys}
+update_cert=${UPDATE_CERT:-$keys/update.cert.pem}
 SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git -C "$top" log -1 --format=%ct 2>/dev/null || echo 0)}
 export SOURCE_DATE_EPOCH
 export E2FSPROGS_FAKE_TIME="$SOURCE_DATE_EPOCH"
+# The root's version (the bundle's too): IMAGE_VERSION, else the package's version and
+# the build time, which tell two builds apart.
+version=${IMAGE_VERSION:-$(sed -n 's/^__version__ = "\(.*\)"/\1/p' "$top/schema_init/__init__.py").$SOURCE_DATE_EPOCH}
 if [ -z "${MIRROR:-}" ]; then
     MIRROR=$(cat /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null |
              sed -n 's|^URIs: *\([^ ]*debian\)/*$|\1|p; s|^deb  *\(http[^ ]*debian\)/* .*|\1|p' |
@@ -133,7 +146,7 @@ make_root() {
     rm -f "$r/.schema-image-root" "$r/etc/machine-id" "$r/var/lib/dbus/machine-id" \
           "$r/etc/hostname" "$r/etc/dropbear/"*_host_key
     install -m 0755 "$binary" "$r/usr/sbin/init"
-    for name in schema-init schema-ctl schema-subreaper schema-firstboot schema-metrics \
+    for name in schema-init schema-ctl schema-subreaper schema-firstboot schema-metrics schema-update \
                 schema-powerkey reboot poweroff halt shutdown telinit runlevel; do
         ln -sf init "$r/usr/sbin/$name"
     done
@@ -159,6 +172,16 @@ make_root() {
     cp -a "$dir/lib/." "$r/usr/lib/schema-init-board/"
     mkdir -p "$r/data" "$r/boot/firmware" "$r/etc/schema-board"
     echo "$SOURCE_DATE_EPOCH" > "$r/usr/lib/schema-init-board/build-time"
+    # The updater's facts (schema_init/update/): this root's version, the board's
+    # compatible string, where the boot-attempt record is, and the keyring.
+    echo "$version" > "$r/usr/lib/schema-init-board/version"
+    echo "$BUNDLE_COMPATIBLE" > "$r/usr/lib/schema-init-board/compatible"
+    echo "$AB_RECORD_SECTOR" > "$r/usr/lib/schema-init-board/ab-record-sector"
+    echo "$AB_MODE" > "$r/usr/lib/schema-init-board/ab-mode"
+    "$top/build/mkbundle.sh" --keys "$keys" >&2
+    mkdir -p "$r/etc/schema-update"
+    cp "$update_cert" "$r/etc/schema-update/keyring.pem"
+    cp "$dir/trial.conf" "$r/etc/schema-update/trial.conf"
     cp "$dir/fstab" "$r/etc/fstab"
     echo "$board" > "$r/etc/hostname"     # replaced at boot (identity service)
     # The writable places live on the data partition (boot-data.sh); /tmp is a tmpfs.
@@ -193,7 +216,8 @@ make_initramfs() {
     i=$work/initramfs
     mkdir -p "$i/bin" "$i/proc" "$i/sys" "$i/dev" "$i/root" "$i/lib/modules"
     cp "$kroot/bin/busybox" "$i/bin/busybox"
-    for applet in sh mount umount switch_root insmod sleep cat reboot echo mkdir; do
+    for applet in sh mount umount switch_root insmod sleep cat reboot echo mkdir dd tr grep od \
+                  printf wc mv sync; do
         ln -s busybox "$i/bin/$applet"
     done
     # The root filesystem's module: squashfs in board.env, erofs (which needs crc32c)
@@ -209,30 +233,48 @@ make_initramfs() {
         echo "$m" >> "$i/lib/modules/LIST"
     done
     install -m 0755 "$dir/initramfs-init" "$i/init"
+    echo "$AB_RECORD_SECTOR" > "$i/ab-record-sector"
     find "$i" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
     (cd "$i" && find . | LC_ALL=C sort | cpio -o -H newc --reproducible --quiet) |
         gzip -n -9 > "$work/initrd.img"
 }
 
-# 6. The boot partition (FAT): the firmware, the kernel, its device tree, the initramfs,
-#    config.txt, cmdline.txt, and a commented custom.toml for the operator.
+# 6. The FATs: the selector (bootcode.bin, which the boot ROM loads from the first
+#    partition; autoboot.txt, which sends the firmware to boot A, or to B on a tryboot;
+#    a commented custom.toml for the operator) and boot A (the firmware, the kernel, its
+#    device tree, the initramfs, config.txt, cmdline.txt naming root slot A).
 make_boot_fat() {
     b=$work/boot
     mkdir -p "$b"
-    for f in bootcode.bin start.elf fixup.dat; do
+    for f in start.elf fixup.dat; do
         cp "$firmware/root/usr/lib/raspi-firmware/$f" "$b/$f"
     done
     cp "$firmware/root/usr/share/doc/raspi-firmware/copyright" "$b/firmware-copyright.txt"
     cp "$kroot/boot/vmlinuz-$kver" "$b/vmlinuz"
     cp "$kroot/usr/lib/linux-image-$kver/$DTB" "$b/$DTB"
     cp "$work/initrd.img" "$b/initrd.img"
-    cp "$dir/boot/config.txt" "$dir/boot/custom.toml.example" "$b/"
+    cp "$dir/boot/config.txt" "$b/"
     sed "s/rootfstype=squashfs/rootfstype=$ROOTFS/" "$dir/boot/cmdline.txt" > "$b/cmdline.txt"
-    find "$b" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
+    grep -q 'root=/dev/mmcblk0p5 ' "$b/cmdline.txt" || {
+        echo "mkimage: cmdline.txt must name root slot A (root=/dev/mmcblk0p5)" >&2; exit 1; }
     fat=$work/boot.fat
-    mkfs.vfat -C -n BOOT --invariant -i "$BOOT_VOLUME_ID" "$fat" $((BOOT_MB * 1024)) > /dev/null
-    (cd "$b" && LC_ALL=C ls) | while read -r f; do
-        mcopy -i "$fat" -m -o "$b/$f" "::$f"
+    fat_from "$b" "$fat" BOOT "$BOOT_VOLUME_ID" "$BOOT_MB"
+    s=$work/selector
+    mkdir -p "$s"
+    cp "$firmware/root/usr/lib/raspi-firmware/bootcode.bin" "$s/bootcode.bin"
+    cp "$firmware/root/usr/share/doc/raspi-firmware/copyright" "$s/firmware-copyright.txt"
+    cp "$dir/boot/autoboot.txt" "$dir/boot/custom.toml.example" "$s/"
+    selector=$work/selector.fat
+    fat_from "$s" "$selector" SELECTOR "$SELECTOR_VOLUME_ID" "$SELECTOR_MB"
+}
+
+# fat_from DIR FAT LABEL VOLUME_ID MIB: a FAT of MIB MiB holding DIR's files (sorted, with
+# SOURCE_DATE_EPOCH times: the same bytes every build).
+fat_from() {
+    find "$1" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
+    mkfs.vfat -C -n "$3" --invariant -i "$4" "$2" $(($5 * 1024)) > /dev/null
+    (cd "$1" && LC_ALL=C ls) | while read -r f; do
+        mcopy -i "$2" -m -o "$1/$f" "::$f"
     done
 }
 
@@ -245,12 +287,22 @@ make_data_partition() {
         "$datafs" "${DATA_MB}M" > /dev/null
 }
 
-# 8. The card: MBR (sfdisk on the file), the three filesystems at their offsets.
+# 8. The card: MBR (sfdisk on the file) with the extended partition, the filesystems at
+#    their offsets (slot B stays empty: holes), and the slot's two images kept for
+#    make bundle.
 assemble_card() {
     mib=2048                                  # sectors
-    boot_start=$((BOOT_OFFSET_MB * mib)); boot_size=$((BOOT_MB * mib))
-    a_start=$((boot_start + boot_size)); slot=$((ROOT_SLOT_MB * mib))
-    b_start=$((a_start + slot)); data_start=$((b_start + slot)); data_size=$((DATA_MB * mib))
+    sel_start=$((BOOT_OFFSET_MB * mib)); sel_size=$((SELECTOR_MB * mib))
+    boot_a=$((sel_start + sel_size)); boot_size=$((BOOT_MB * mib)); boot_b=$((boot_a + boot_size))
+    ext_start=$((boot_b + boot_size)); slot=$((ROOT_SLOT_MB * mib))
+    # each logical partition after a MiB for its EBR
+    a_start=$((ext_start + mib)); b_start=$((a_start + slot + mib))
+    data_start=$((b_start + slot + mib)); data_size=$((DATA_MB * mib))
+    ext_size=$((IMAGE_MB * mib - ext_start))
+    if [ "$AB_RECORD_SECTOR" -lt 1 ] || [ $((AB_RECORD_SECTOR + 3)) -gt "$sel_start" ]; then
+        echo "mkimage: AB_RECORD_SECTOR $AB_RECORD_SECTOR is not in the gap before the selector" >&2
+        exit 1
+    fi
     [ "$(stat -c %s "$rootfs")" -le $((slot * 512)) ] || {
         echo "mkimage: the root ($(stat -c %s "$rootfs") B) does not fit a ${ROOT_SLOT_MB} MiB slot" >&2
         exit 1; }
@@ -264,17 +316,24 @@ label: dos
 label-id: $DISK_ID
 unit: sectors
 
-start=$boot_start, size=$boot_size, type=c, bootable
+start=$sel_start, size=$sel_size, type=c
+start=$boot_a, size=$boot_size, type=c, bootable
+start=$boot_b, size=$boot_size, type=c
+start=$ext_start, size=$ext_size, type=5
 start=$a_start, size=$slot, type=83
 start=$b_start, size=$slot, type=83
 start=$data_start, size=$data_size, type=83
 SFDISK
-    put "$fat" "$boot_start"
+    put "$selector" "$sel_start"
+    put "$fat" "$boot_a"
     put "$rootfs" "$a_start"
     put "$datafs" "$data_start"
-    mkdir -p "$(dirname "$out")"
+    mkdir -p "$(dirname "$out")" "$slot_out"
     mv "$img" "$out"
-    echo "mkimage: $out ($IMAGE_MB MiB; root $ROOTFS $(stat -c %s "$rootfs") B in a $ROOT_SLOT_MB MiB slot) in $(( $(date +%s) - start )) s" >&2
+    cp "$fat" "$slot_out/boot.vfat"
+    cp "$rootfs" "$slot_out/root.img"
+    echo "$version" > "$slot_out/version"
+    echo "mkimage: $out ($IMAGE_MB MiB; root $ROOTFS $(stat -c %s "$rootfs") B in a $ROOT_SLOT_MB MiB slot; version $version) in $(( $(date +%s) - start )) s" >&2
 }
 
 # put FILE SECTOR: FILE written into the card at SECTOR (a whole MiB).
@@ -311,7 +370,7 @@ trap on_exit EXIT
 
 # --dry-run: what the image would be made from (the board's recipe as overridden).
 show_settings() {
-    printf '%s=%s\n' board "$board" binary "$binary" out "$out" cache "$cache" \
+    printf '%s=%s\n' board "$board" binary "$binary" out "$out" cache "$cache" version "$version" \
         MIRROR "$MIRROR" SOURCE_DATE_EPOCH "$SOURCE_DATE_EPOCH"
     recipe_show
 }

@@ -166,39 +166,72 @@ def boot_views(card, work):
 
 @pytest.mark.smoke
 def test_partition_table_and_boot_partition(image, tmp_path):
+    """The A/B card from the first flash (issue 23): the selector, boot A and B, the
+    extended partition holding root A and B and the data partition."""
     env = pi.board_env()
     table = pi.partitions(image)
     assert table["label"] == "dos" and table["id"] == env["DISK_ID"]
     parts = table["partitions"]
     mib = 2048
-    boot, slot, data = (int(env[k]) * mib for k in ("BOOT_MB", "ROOT_SLOT_MB", "DATA_MB"))
+    sel, boot, slot, data = (int(env[k]) * mib for k in ("SELECTOR_MB", "BOOT_MB",
+                                                          "ROOT_SLOT_MB", "DATA_MB"))
     start = int(env["BOOT_OFFSET_MB"]) * mib
+    ext = start + sel + 2 * boot
     assert [(p["start"], p["size"], p["type"]) for p in parts] == [
-        (start, boot, "c"), (start + boot, slot, "83"), (start + boot + slot, slot, "83"),
-        (start + boot + 2 * slot, data, "83")]
-    assert parts[0].get("bootable") is True
+        (start, sel, "c"), (start + sel, boot, "c"), (start + sel + boot, boot, "c"),
+        (ext, (int(env["IMAGE_MB"]) << 11) - ext, "5"),
+        (ext + mib, slot, "83"), (ext + 2 * mib + slot, slot, "83"),
+        (ext + 3 * mib + 2 * slot, data, "83")]
+    assert [p.get("bootable", False) for p in parts] == [False, True] + [False] * 5
+    assert int(env["AB_RECORD_SECTOR"]) + 2 <= start
     assert os.path.getsize(image) == int(env["IMAGE_MB"]) << 20
-    names = pi.fat_names(image)
-    for name in ("bootcode.bin", "start.elf", "fixup.dat", "vmlinuz", "initrd.img",
-                 env["DTB"], "config.txt", "cmdline.txt", "custom.toml.example"):
+    assert pi.fat_names(image, pi.SELECTOR) == sorted(
+        ["bootcode.bin", "autoboot.txt", "custom.toml.example", "firmware-copyright.txt"])
+    autoboot = pi.fat_read(image, "autoboot.txt").decode()
+    assert autoboot.split() == ["[all]", "tryboot_a_b=1", "boot_partition=2", "[tryboot]",
+                                "boot_partition=3"]
+    names = pi.fat_names(image, pi.BOOT_A)
+    for name in ("start.elf", "fixup.dat", "vmlinuz", "initrd.img", env["DTB"],
+                 "config.txt", "cmdline.txt"):
         assert name in names, names
-    config = pi.fat_read(image, "config.txt").decode()
+    assert "bootcode.bin" not in names and "custom.toml.example" not in names
+    config = pi.fat_read(image, "config.txt", pi.BOOT_A).decode()
     for line in ("dtparam=watchdog=on", "enable_uart=1", "kernel=vmlinuz",
                  "device_tree=%s" % env["DTB"], "initramfs initrd.img followkernel"):
         assert line in config.splitlines()
-    cmdline = pi.fat_read(image, "cmdline.txt").decode()
-    assert cmdline.count("\n") <= 1 and "root=/dev/mmcblk0p2" in cmdline
+    cmdline = pi.fat_read(image, "cmdline.txt", pi.BOOT_A).decode()
+    assert cmdline.count("\n") <= 1 and "root=/dev/mmcblk0p5 " in cmdline
     assert "bcm2835_wdt.heartbeat=15" in cmdline
+    # slot B is empty until the first update: its boot partition boots nothing, so a
+    # tryboot without an update ends in a reset and boot A again
+    assert pi.fat_names(image, pi.BOOT_B) == []
+    assert pi.firmware_choice(image) == (2, "autoboot.txt")
+    assert pi.firmware_choice(image, tryboot=True)[0] is None
     firmware = os.path.join(ROOT, "build", "tmp", "image", "firmware", "root", "usr", "lib",
                             "raspi-firmware")
-    for name in ("bootcode.bin", "start.elf", "fixup.dat"):    # raspi-firmware's own files
+    for name, number in (("bootcode.bin", pi.SELECTOR), ("start.elf", pi.BOOT_A),
+                         ("fixup.dat", pi.BOOT_A)):    # raspi-firmware's own files
         with open(os.path.join(firmware, name), "rb") as f:
-            assert pi.fat_read(image, name) == f.read(), name
+            assert pi.fat_read(image, name, number) == f.read(), name
+
+
+def test_the_played_firmware_reads_autoboot_txt_as_documented():
+    """The harness's firmware (pi_image.parse_autoboot), on the forms that matter."""
+    text = b"[all]\ntryboot_a_b=1\nboot_partition=2\n[tryboot]\nboot_partition=3\n"
+    assert pi.parse_autoboot(text, False) == 2 and pi.parse_autoboot(text, True) == 3
+    swapped = text.replace(b"=2", b"=X").replace(b"=3", b"=2").replace(b"=X", b"=3")
+    assert pi.parse_autoboot(swapped, False) == 3 and pi.parse_autoboot(swapped, True) == 2
+    assert pi.parse_autoboot(b"", False) == 0                      # the default partition
+    assert pi.parse_autoboot(b"[none]\nboot_partition=3\n", False) == 0
+    assert pi.parse_autoboot(b"#" * 600 + b"\nboot_partition=3\n", False) == 0   # 512 B
+    assert pi.restart_command("reboot: Restarting system with command '0 tryboot'\n") == \
+        "0 tryboot"
+    assert pi.restart_command("reboot: Restarting system\n") is None
 
 
 @pytest.mark.smoke
 def test_root_is_a_read_only_squashfs_with_our_armv6_binary_as_init(image, tmp_path):
-    root = pi.extract(image, 2, str(tmp_path / "root.fs"))
+    root = pi.extract(image, pi.ROOT_A, str(tmp_path / "root.fs"))
     with open(root, "rb") as f:
         assert f.read(4) == b"hsqs"
     listing = pi.run("unsquashfs", "-lls", root).stdout
@@ -227,7 +260,7 @@ def test_root_is_a_read_only_squashfs_with_our_armv6_binary_as_init(image, tmp_p
 @pytest.mark.smoke
 def test_same_inputs_give_the_same_bytes(image, tmp_path):
     """build/mkimage.sh again, with the build time the image carries: the same image."""
-    root = pi.extract(image, 2, str(tmp_path / "root.fs"))
+    root = pi.extract(image, pi.ROOT_A, str(tmp_path / "root.fs"))
     epoch = pi.run("unsquashfs", "-cat", root, "usr/lib/schema-init-board/build-time").stdout
     again = str(tmp_path / "again.img")
     started = time.monotonic()
@@ -236,7 +269,7 @@ def test_same_inputs_give_the_same_bytes(image, tmp_path):
                                           SOURCE_DATE_EPOCH=epoch.strip()))
     print("IMAGE rebuilt in %.0f s, %d bytes" % (time.monotonic() - started,
                                                  os.path.getsize(again)))
-    for number in range(1, 5):
+    for number in (1, 2, 3, 5, 6, 7):
         assert pi.digest(again, number) == pi.digest(image, number), "partition %d" % number
     assert pi.run("sha256sum", again).stdout.split()[0] == \
         pi.run("sha256sum", image).stdout.split()[0]
@@ -246,7 +279,7 @@ def test_same_inputs_give_the_same_bytes(image, tmp_path):
 def test_first_boot_applies_the_file_grows_the_data_partition_and_derives_identity(
         image, tmp_path, machine):
     card = pi.card(tmp_path)
-    root_before = pi.digest(card, 2)
+    root_before = pi.digest(card, pi.ROOT_A)
     custom = tmp_path / "custom.toml"
     custom.write_text(CUSTOM)
     pi.fat_put(card, str(custom), "custom.toml")
@@ -266,13 +299,14 @@ def test_first_boot_applies_the_file_grows_the_data_partition_and_derives_identi
     assert "no wlan0: brcmfmac found no Wi-Fi chip" in report["logs"]["wifi"], report["logs"]
     assert report["states"]["dhcp"] == "NEW_PROCESS"      # waits for wifi, never spawned
     assert "firstboot: applied custom.toml" in text
-    assert re.search(r"data: growing /dev/mmcblk0p4 from \d+ MiB to \d+ MiB", text)
+    assert re.search(r"data: growing /dev/mmcblk0p7 from \d+ MiB to \d+ MiB", text)
     assert "reboot: Power down" in text
     names = pi.fat_names(card)
     assert "custom.toml" not in names and "custom.toml.rejected" not in names
-    assert pi.digest(card, 2) == root_before
+    assert pi.digest(card, pi.ROOT_A) == root_before
     parts = pi.partitions(card)["partitions"]
-    assert parts[3]["start"] + parts[3]["size"] == (1024 << 20) // 512   # to the card's end
+    for number in (pi.EXTENDED, pi.DATA):                              # to the card's end
+        assert parts[number - 1]["start"] + parts[number - 1]["size"] == (1024 << 20) // 512
     code, out = pi.fsck(card, str(tmp_path))
     assert code == 0, out
     work = str(tmp_path)
@@ -297,7 +331,7 @@ def test_first_boot_applies_the_file_grows_the_data_partition_and_derives_identi
     assert "firstboot: no first-boot file" in text
     assert pi.data_file(card, "/ssh/dropbear_ed25519_host_key", work, binary=True) == host_key
     assert pi.data_file(card, "/overlay/etc/upper/machine-id", work).strip() != machine_id
-    assert pi.digest(card, 2) == root_before
+    assert pi.digest(card, pi.ROOT_A) == root_before
 
 
 def test_raspberry_pi_imagers_custom_toml_is_applied_and_its_secrets_leave_the_fat(
@@ -365,21 +399,21 @@ def test_a_data_partition_that_cannot_be_mounted_is_made_anew(image, tmp_path, m
     vm = machine(card, append="PROBE_POWEROFF=1")
     settled(vm)
     vm.finish(300)
-    part = pi.partitions(card)["partitions"][3]
+    part = pi.partitions(card)["partitions"][pi.DATA - 1]
     # every byte of the data partition zero: no superblock, no backup to repair from
     pi.run("fallocate", "--punch-hole", "--offset", str(part["start"] * pi.SECTOR),
            "--length", str(part["size"] * pi.SECTOR), card)
-    root_before = pi.digest(card, 2)
+    root_before = pi.digest(card, pi.ROOT_A)
     vm = machine(card)
-    vm.wait_for("data: cannot mount: making a new filesystem on /dev/mmcblk0p4", timeout=900)
-    vm.wait_for("data: /dev/mmcblk0p4", timeout=900)     # mkfs of the whole card
+    vm.wait_for("data: cannot mount: making a new filesystem on /dev/mmcblk0p7", timeout=900)
+    vm.wait_for("data: /dev/mmcblk0p7", timeout=900)     # mkfs of the whole card
     vm.wait_for(" login:", timeout=600)   # the getty: the boot went on on the new /data
     time.sleep(10)
     vm.kill()                             # nothing powers a raspi0 off from outside
-    assert pi.digest(card, 2) == root_before
+    assert pi.digest(card, pi.ROOT_A) == root_before
     # the new partition is a working ext4 holding what the boot put there: after the
     # journal's replay (the power was cut) it checks clean
-    fs = pi.extract(card, 4, str(tmp_path / "data.ext4"))
+    fs = pi.extract(card, pi.DATA, str(tmp_path / "data.ext4"))
     replay = subprocess.run(["e2fsck", "-fy", fs], capture_output=True, text=True, timeout=300)
     assert replay.returncode in (0, 1), replay.stdout
     check = subprocess.run(["e2fsck", "-fn", fs], capture_output=True, text=True, timeout=300)
@@ -414,7 +448,7 @@ def test_power_loss_during_heavy_writes_never_corrupts_root_or_data(image, tmp_p
     rng = random.Random(seed)
     card = pi.card(tmp_path)
     pi.add_services(card, {"probe.svc": PROBE, "writer.svc": TORTURE_WRITER}, str(tmp_path))
-    root_before = pi.digest(card, 2)
+    root_before = pi.digest(card, pi.ROOT_A)
     results = []
     checked = 0                     # renamed files found whole after a cut, over the run
 
@@ -442,7 +476,7 @@ def test_power_loss_during_heavy_writes_never_corrupts_root_or_data(image, tmp_p
         print("TORTURE boot %d: cut after %.0f s; /data mounted%s; %d whole, 0 torn" % (
             boot + 1, results[-1][1], " (e2fsck -p repaired it)" if results[-1][2] else "",
             whole), flush=True)
-        assert pi.digest(card, 2) == root_before, "the root changed at boot %d" % boot
+        assert pi.digest(card, pi.ROOT_A) == root_before, "the root changed at boot %d" % boot
     # A last boot, powered off cleanly: the data partition then checks clean.
     vm = machine(card, append="PROBE_POWEROFF=1")
     checked += renamed_files(vm, after_cut=boots)      # the files of the last cut
@@ -451,7 +485,7 @@ def test_power_loss_during_heavy_writes_never_corrupts_root_or_data(image, tmp_p
     assert checked >= boots, "%d renamed files checked after %d cuts" % (checked, boots)
     code, out = pi.fsck(card, str(tmp_path))
     assert code == 0, out
-    assert pi.digest(card, 2) == root_before
+    assert pi.digest(card, pi.ROOT_A) == root_before
     repairs = sum(1 for r in results if r[2])
     line = ("TORTURE %d power cuts during writes (seed %d): every next boot mounted /data "
             "(its own e2fsck -p repaired it on %d), the root unchanged, no renamed file torn "

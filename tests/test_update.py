@@ -502,3 +502,26 @@ def test_thirty_power_cuts_during_installs_never_leave_a_card_that_boots_nothing
     print("UPDATE %d power cuts during installs (seed %d): the firmware booted A %d times, "
           "a whole B %d times, never nothing" % (cuts, seed, outcomes.get("A", 0),
                                                  outcomes.get("B", 0)))
+
+
+@needs_rauc
+def test_fleet_publish_writes_the_manifest_devices_poll_and_status_reads_them_back(
+        setup, tmp_path):
+    from schema_init.fleet import fleet, rollouts
+    www = str(tmp_path / "www")
+    assert fleet.main(["publish", setup["bundle"], "--dir", www, "--rollout", "25",
+                       "--keyring", setup["cert"]]) == 0
+    manifest = rollout.parse_manifest(open(os.path.join(www, "manifest.txt")).read())
+    assert manifest["version"] == "2.0" and manifest["rollout"] == 25
+    assert manifest["sha256"] == sha(setup["bundle"])
+    assert manifest["compatible"] == "schema-init-test"
+    # a bundle signed by another key is not published
+    key, cert = make_keys(str(tmp_path / "other"))
+    assert fleet.main(["publish", setup["bundle"], "--dir", www, "--rollout", "25",
+                       "--keyring", cert]) == 1
+    scrape = tmp_path / "pump-01.prom"
+    scrape.write_text(rollout.metrics_text("B", "2.0", True, {
+        "state": "committed", "slot": "B", "version": "2.0", "reason": "2 up"}))
+    lines = rollouts.status([str(scrape), str(tmp_path / "missing.prom")])
+    assert "slot B  2.0" in lines[0] and "committed" in lines[0]
+    assert "error" in lines[1] and "   1  2.0 committed" in lines

@@ -14,6 +14,9 @@ or written to card readers with a read-back of every byte; a manifest of every c
     fleet.py check CARD what an image or a card holds: its partitions, whose card it is
                         and what its first boot will apply, and, once it has booted, the
                         device's report (serial, host name, SSH host key fingerprints)
+    fleet.py bundle | publish BUNDLE --dir DIR --rollout PERCENT | status SOURCE...
+                        updates (issue 23, schema_init/fleet/rollouts.py): the signed
+                        bundle, the manifest devices poll, the fleet's slots and trials
 
 The columns of DEVICES are in schema_init/fleet/devices.py and the board's README
 (distros/raspberry-pi-zero-w/README.md).  Nothing is written until every device of the
@@ -782,7 +785,21 @@ def main(argv=None):
     p.add_argument("--allow-non-removable", action="store_true",
                    help=argparse.SUPPRESS)   # tests: a loop device is not removable
     sub.add_parser("drives", help="the removable drives a card can be written to")
+    p = sub.add_parser("bundle", help="the signed update bundle of the image made last")
+    p.add_argument("--board", default="rpi-zero-w")
+    p = sub.add_parser("publish", help="a bundle and manifest.txt in a directory to serve")
+    p.add_argument("bundle")
+    p.add_argument("--dir", required=True)
+    p.add_argument("--rollout", type=int, required=True, help="percent of the devices")
+    p.add_argument("--keyring", default=os.path.join(os.path.dirname(os.path.dirname(
+        os.path.dirname(os.path.abspath(__file__)))), "build", "keys", "update.cert.pem"))
+    p = sub.add_parser("status", help="each device's slot, version, commit and last trial")
+    p.add_argument("sources", nargs="+", metavar="SOURCE",
+                   help="http://HOST:9100/metrics, a saved scrape, or HOST with --ssh")
+    p.add_argument("--ssh", action="store_true")
     args = parser.parse_args(argv)
+    if args.command in ("bundle", "publish", "status"):
+        return updates(args)
     try:
         if args.command == "check":
             return check(args.card, args.sha256)
@@ -805,6 +822,22 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("fleet: interrupted", file=sys.stderr)
         return 130
+
+
+def updates(args):
+    from schema_init.fleet import rollouts
+    try:
+        if args.command == "bundle":
+            say(rollouts.make_bundle(args.board))
+        elif args.command == "publish":
+            say(rollouts.publish(args.bundle, args.dir, args.rollout, args.keyring), end="")
+        else:
+            for line in rollouts.status(args.sources, args.ssh):
+                say(line)
+        return 0
+    except rollouts.RolloutError as exc:
+        print("fleet: %s" % exc, file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -270,6 +270,10 @@ class TrialWatch:
             return None
         record = read_record(disk, sector)
         settings = _read(TRIAL_SETTINGS, 65536) or b""
+        for word in (cmdline if cmdline is not None else _read("/proc/cmdline", 65536) or
+                     b"").split():
+            if word.startswith(b"schema_trial."):        # cmdline.txt's own settings
+                settings += b"\n" + word[len(b"schema_trial."):]
         watch = cls(slot, source, record, sector, disk, settings.decode("utf-8", "replace"))
         if record and record.get("state") == "trial" and record.get("slot") != slot:
             # the trial of the other slot ended without a commit: the firmware or the

@@ -83,18 +83,19 @@ class Card:
         if self.is_device:
             self._with_selector(lambda directory: slots.write_autoboot(directory, text))
             return
-        import tempfile                       # the host's path only (an image file)
         fat = "%s@@%d" % (self.path, self.span(1)[0])
-        with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
+        # (no tempfile here: it would bring shutil, bz2 and lzma into the device's binary)
+        name = "%s.autoboot.%d" % (self.path, os.getpid())
+        with open(name, "w") as f:
             f.write(text)
         try:
-            for argv in (["mcopy", "-o", "-i", fat, f.name, "::autoboot.new"],
+            for argv in (["mcopy", "-o", "-i", fat, name, "::autoboot.new"],
                          ["mmove", "-D", "o", "-i", fat, "::autoboot.new", "::autoboot.txt"]):
                 code, out = run.capture(argv)
                 if code:
                     raise CardError("%s: %s" % (" ".join(argv[:1]), out.strip()))
         finally:
-            os.unlink(f.name)
+            os.unlink(name)
 
     def read_autoboot(self):
         if self.is_device:

@@ -4,9 +4,12 @@
 # the device then starts as on its first boot rather than not at all.  Then the writable
 # places of the read-only root on it: overlays of /etc and /var, /home, /root; /tmp a tmpfs.
 # If nothing works, the overlays go on a tmpfs: the device boots, nothing persists.
-# DATA_DISK, DATA_PART: the card and the partition (default /dev/mmcblk0, p4).
+# DATA_DISK, DATA_PART, DATA_EXTENDED: the card, the partition and the extended partition
+# that holds it (default /dev/mmcblk0, p7 and 4: the A/B card, issue 23; "" when the data
+# partition is a primary one).
 disk=${DATA_DISK:-/dev/mmcblk0}
-part=${DATA_PART:-${disk}p4}
+part=${DATA_PART:-${disk}p7}
+extended=${DATA_EXTENDED-4}
 say() { echo "data: $*"; echo "data: $*" > /dev/console; }
 modprobe -q ext4; modprobe -q overlay
 n=0
@@ -17,6 +20,10 @@ grow() {
     size=$(cat "/sys/block/$block/$p/size")
     [ $((start + size + 2048)) -lt "$total" ] || return 1
     say "growing ${part} from $((size / 2048)) MiB to $(((total - start) / 2048)) MiB"
+    # the extended partition first (it ends where the image ended), then the data in it
+    if [ -n "$extended" ]; then
+        echo ", +" | sfdisk --quiet --no-reread --no-tell-kernel -N "$extended" "$disk" || return 1
+    fi
     echo ", +" | sfdisk --quiet --no-reread --no-tell-kernel -N "${part##*[!0-9]}" "$disk" &&
         resizepart "$disk" "${part##*[!0-9]}" $((total - start))
 }
