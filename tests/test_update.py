@@ -525,3 +525,86 @@ def test_fleet_publish_writes_the_manifest_devices_poll_and_status_reads_them_ba
     lines = rollouts.status([str(scrape), str(tmp_path / "missing.prom")])
     assert "slot B  2.0" in lines[0] and "committed" in lines[0]
     assert "error" in lines[1] and "   1  2.0 committed" in lines
+
+
+def test_cmdline_txt_can_set_the_trial_and_a_bad_setting_keeps_the_default(tmp_path):
+    disk = str(tmp_path / "disk")
+    with open(disk, "wb") as f:
+        f.truncate(4 << 20)
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "ab-record-sector").write_text("%d\n" % SECTOR)
+    slots.write_record(disk, SECTOR, {"state": "trial", "slot": "A", "from": "B"})
+    watch = slots.TrialWatch.at_boot(Console(), 1.0, dt_dir=str(tmp_path / "no"),
+                                     cmdline=b"root=/dev/mmcblk0p5 schema_trial.deadline=900 "
+                                             b"schema_trial.hold=x", board_lib=str(lib),
+                                     disk=disk)
+    settings = watch.trial_settings()
+    assert settings.deadline == 900 and settings.hold == 10
+
+
+class FakeSpec:
+    def __init__(self, critical):
+        self.critical = critical
+
+
+class FakeService:
+    def __init__(self, name, state, critical=True, failed_runs=0, since=1.0):
+        self.name, self.state, self.spec = name, state, FakeSpec(critical)
+        self.failed_runs, self.last_failure, self.state_since = failed_runs, "exited 3", since
+
+
+class FakeHost:
+    def __init__(self, services):
+        self.console = Console()
+        self.supervisor = type("Sup", (), {"services": {s.name: s for s in services},
+                                           "changed": False})()
+        self.publisher = type("Pub", (), {"set_ab": lambda self, *v: setattr(self, "ab", v)})()
+        self.rebooted = False
+
+    def reboot(self):
+        self.rebooted = True
+
+
+def watch_on_trial(tmp_path, monkeypatch, helper_body):
+    disk = str(tmp_path / "disk")
+    with open(disk, "wb") as f:
+        f.truncate(4 << 20)
+    slots.write_record(disk, SECTOR, {"state": "trial", "slot": "B", "from": "A"})
+    helper = tmp_path / "helper"
+    helper.write_text("#!%s\nimport sys\nsys.path.insert(0, %r)\nfrom schema_init.pid1 import "
+                      "slots\n%s\n" % (sys.executable, ROOT, helper_body % {"disk": disk}))
+    helper.chmod(0o755)
+    monkeypatch.setattr(slots, "HELPER", str(helper))
+    return slots.TrialWatch("B", "cmdline", slots.read_record(disk, SECTOR), SECTOR, disk)
+
+
+def reap_helper(watch, host):
+    _, status = os.waitpid(watch.helper_pid, 0)
+    assert watch.reaped(host, watch.helper_pid, 50.0)
+
+
+def test_pid1_commits_a_healthy_trial_through_the_helper(tmp_path, monkeypatch):
+    from schema_init.core import schema
+    watch = watch_on_trial(tmp_path, monkeypatch, "r = slots.read_record(%(disk)r, 2048); "
+                           "r.update(state='committed'); slots.write_record(%(disk)r, 2048, r)")
+    host = FakeHost([FakeService("data", schema.PERFECT), FakeService("udev", schema.FUNDAMENTAL)])
+    watch.check(host, 5.0)
+    assert watch.state == "trial" and watch.recheck == 11.0 and not watch.helper_pid
+    watch.check(host, 11.0)
+    assert watch.state == "committing" and watch.helper_pid
+    reap_helper(watch, host)
+    assert watch.state == "committed" and host.publisher.ab == (2, 2) and not host.rebooted
+    assert "A/B: slot B committed" in host.console.text
+
+
+def test_pid1_fails_a_crashing_trial_and_reboots(tmp_path, monkeypatch):
+    from schema_init.core import schema
+    watch = watch_on_trial(tmp_path, monkeypatch, "pass")
+    host = FakeHost([FakeService("app", schema.FRICTION, failed_runs=3)])
+    watch.check(host, 30.0)
+    assert watch.state == "failing"
+    assert "the trial of slot B failed: required service app FRICTION after 3 failures " \
+        "(last: exited 3)" in host.console.text
+    reap_helper(watch, host)
+    assert host.rebooted and "rebooting into slot A" in host.console.text
