@@ -53,12 +53,12 @@ $(BINARY): $(STAMP) $(SOURCES)
 # DEBS again (a quick check) for a venv made before a package joined them: shellcheck.
 test: $(BINARY) $(CROSSSTAMP)
 	build/ensure-deps.sh $(DEBS)
-	$(PY) -m pytest -q tests -m "not build and not vm and not cross and not debian and not bench and not image and not see"
+	$(PY) -m pytest -q tests -m "not build and not vm and not cross and not debian and not bench and not image and not see and not debian_servers"
 
 # Pure core only: seconds.
 test-fast: $(STAMP)
 	build/ensure-deps.sh $(DEBS)
-	$(PY) -m pytest -q tests -m "not process and not build and not namespace and not vm and not cross_fast and not cross and not debian and not bench and not image and not see"
+	$(PY) -m pytest -q tests -m "not process and not build and not namespace and not vm and not cross_fast and not cross and not debian and not bench and not image and not see and not debian_servers"
 
 # Issue 24's "see" tier: the boot chart rendered by Debian's chromium (headless, a
 # screenshot checked pixel by pixel), schema-metrics' file checked by promtool and
@@ -294,3 +294,22 @@ test-update-smoke: bundle
 	    -m "not update_long"
 
 .PHONY: bundle test-update test-update-smoke
+
+# Issue 21's server tier (tests/test_debian_servers.py): a Debian 12 root with postgresql,
+# mariadb-server, redis-server, nginx, postfix, tor and nftables (build/mkdebian.sh
+# FLAVOUR=servers, cached in build/tmp/debian/root-servers) booted by schema-init: each
+# daemon answers, nft's table, apt-get install of memcached while running, systemctl
+# restart/reload/stop, each daemon's own stop at poweroff; then
+# bench/debian_servers_bench.py boots it and the same root with systemd (FLAVOUR=
+# servers-systemd): boot to every port, bench/REPORT-debian-servers.md (even when a test
+# failed; the target fails then).  test-debian-servers-smoke: one boot, the ports and nft.
+test-debian-servers: $(BINARY)
+	build/ensure-deps.sh $(VMDEBS) debootstrap openssh-client
+	$(PY) -m pytest -q tests/test_debian_servers.py; status=$$?; \
+	    $(PY) bench/debian_servers_bench.py && exit $$status
+
+test-debian-servers-smoke: $(BINARY)
+	build/ensure-deps.sh $(VMDEBS) debootstrap openssh-client
+	$(PY) -m pytest -q tests/test_debian_servers.py -k "answers or nft"
+
+.PHONY: test-debian-servers test-debian-servers-smoke

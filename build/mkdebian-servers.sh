@@ -52,4 +52,5 @@ sed -i '1i error_log /var/log/nginx/error.log notice;' "$r/etc/nginx/nginx.conf"
 in_root postconf -e maillog_file=/var/log/postfix.log
 printf '[mariadbd]\nlog_error = /var/log/mysql/error.log\n' \
     > "$r/etc/mysql/mariadb.conf.d/99-schema-test.cnf"
+in_root install -d -o mysql -g adm -m 2750 /var/log/mysql
 echo 'Log notice file /var/log/tor/notices.log' >> "$r/etc/tor/torrc"
