@@ -15,6 +15,9 @@ class FakeOps(supervisor.Ops):
         self.said = []
         self.pets = 0
         self.exists = {}           # paths that exist -> their identity
+        self.controls = []         # (name, pid, argv, prefixes, MAINPID) of control commands
+        self.fail_controls = False  # spawn_control raises (a fork that failed)
+        self.daemon = (0, "no process left by the first one")   # daemon_pid's answer
 
     def spawn(self, service, argv, env, nice, account):
         self.next_pid += 1
@@ -23,6 +26,17 @@ class FakeOps(supervisor.Ops):
 
     def signal(self, service, pid, sig):
         self.signals.append((pid, sig))
+
+    def spawn_control(self, service, argv, prefixes, env, nice, account):
+        if self.fail_controls:
+            raise OSError("fork failed")
+        self.next_pid += 1
+        self.controls.append((service.name, self.next_pid, tuple(argv), prefixes,
+                              env.get("MAINPID")))
+        return self.next_pid, None
+
+    def daemon_pid(self, service, parent):
+        return self.daemon
 
     def signal_process(self, pid, sig):
         self.signals.append((pid, sig))

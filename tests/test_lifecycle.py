@@ -138,6 +138,41 @@ for state in (NEW_PROCESS, PERFECT, EXCISED):
     for target in lifecycle.STORED_STATES:
         scenario(state, "adopt", target)
 
+# The command set (schema_init/core/command_actions.py).
+ONE = (("", ("/bin/c",)),)
+TWO = ONE + (("", ("/bin/d",)),)
+
+
+def no_main(sup, ops, s):
+    s.pid = 0
+
+
+scenario(FULL_TRUST, "condition_skip", PERFECT, {"condition": ONE},
+         step=("condition", 0), code=1)
+scenario(FULL_TRUST, "start_failed", RECOVERY, {"exec_pre": ONE}, step=("exec_pre", 0), code=1)
+scenario(FULL_TRUST, "start_failed", EXCISED, {"exec_pre": ONE, "restart": "no"},
+         step=("exec_pre", 0), code=1)
+scenario(FULL_TRUST, "forked", FULL_TRUST, {"forking": True}, setup=no_main)
+scenario(FULL_TRUST, "step_done", FULL_TRUST, {"exec_pre": TWO}, step=("exec_pre", 0), code=0)
+scenario(FULL_TRUST, "step_done", RECOVERY, {"exec_pre": ONE, "user": "nobody"},
+         setup=no_main, step=("exec_pre", 0), code=0)
+scenario(FULL_TRUST, "step_done", PERFECT, {"oneshot": True, "exec_post": ONE},
+         setup=no_main, step=("exec_post", 0), code=0)
+scenario(FUNDAMENTAL, "step_done", FUNDAMENTAL, {"exec_reload": ONE},
+         step=("exec_reload", 0), code=0)
+scenario(FULL_TRUST, "oneshot_done", FULL_TRUST, {"oneshot": True, "exec_post": ONE},
+         code=0, wall=WALL)
+for state in lifecycle.RUNNING:
+    scenario(state, "clean_end", PERFECT, {"restart": "on-failure"}, code=0, wall=WALL)
+    scenario(state, "clean_restart", RECOVERY, {"restart": "always"}, code=0, wall=WALL)
+    scenario(state, "stop_timeout", EXCISED, {"send_sigkill": False})
+    scenario(state, "op_reload", state, {"exec_reload": ONE})
+scenario(PERFECT, "shutdown", EXCISED, {"oneshot": True, "remain_after_exit": True},
+         intent="shutdown")
+for state in lifecycle.IDLE:
+    scenario(state, "tail_exit", state, {"exec_stop_post": ONE},
+             step=("exec_stop_post", 0), code=0)
+
 
 @pytest.mark.parametrize("state,event,expected,keys,setup,facts", SCENARIOS,
                          ids=["%s-%s-%s" % (schema.state_name(s), e, schema.state_name(x))

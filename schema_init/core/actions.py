@@ -9,7 +9,8 @@ Rules of this file:
   dependency facts from ``graph``; effects go through ``sup.ops``.
 """
 
-from . import config, graph, schedule, schema
+from . import config, graph, lifecycle, schedule, schema
+from .command_actions import CommandActions
 from .timer_actions import TimerActions
 
 NICE = {"critical": -10, "standard": 0, "peripheral": 10}
@@ -58,9 +59,13 @@ def watchdog_window(spec):
     return spec.watchdog_sec * 1000 if spec.watchdog_sec else None
 
 
-class Actions(TimerActions):
+class Actions(TimerActions, CommandActions):
     def __init__(self, sup):
         self.sup = sup
+
+    @staticmethod
+    def nice_of(spec):
+        return NICE.get(spec.priority, 0)
 
     # --- loading -------------------------------------------------------------------
 
@@ -79,7 +84,19 @@ class Actions(TimerActions):
         service.last_pet = now
         service.ready_seen = record["ready_seen"]
         service.watchdog_ms = watchdog_window(service.spec)
-        sup.enter(service, record["state"], now)
+        state = record["state"]
+        spec = service.spec
+        if state in lifecycle.RUNNING and not service.pid:
+            # the exec came while the start's commands ran (they were not handed over)
+            state = schema.RECOVERY
+            service.due = now
+            service.reason = "re-executed during its start commands: started again"
+        # what the command set needs of a run handed over (exec_stop at its stop)
+        service.started = state in lifecycle.RUNNING or (
+            state == schema.PERFECT and spec.remain_after_exit and service.restarts > 0)
+        service.past_conditions = service.started
+        service.forking_parent = spec.forking and state == schema.FULL_TRUST and not spec.notify
+        sup.enter(service, state, now)
         for key, value in (record.get("times") or {}).items():
             setattr(service, key, value)     # handover.TIMES_FIELDS: the boot's instants
         if service.pid and service.spec.ready_path:
@@ -125,6 +142,44 @@ class Actions(TimerActions):
             what = spec.exec if "exec" in refusal else spec.user or spec.exec
             self._refuse(service, now, "spawn refused: %s (%s)" % (refusal, what))
             return
+        first = self._first_start_step(spec)
+        if first is None:
+            self._launch_main(service, now, account)
+            return
+        # the start's commands first (command_actions): the run begins now
+        self._count_spawn(service, now)
+        self._reset_run(service, now, None)
+        sup.enter(service, schema.FULL_TRUST, now, reason="")
+        service.start_timeout_at = schedule.start_timeout_deadline(now, spec.start_timeout_sec)
+        self._run_control(service, now, first, 0)
+
+    def _count_spawn(self, service, now):
+        service.restarts += 1
+        service.spawns += 1
+        service.spawned_at = now
+        service.ready_at = None
+        if service.boot_spawned_at is None:
+            service.boot_spawned_at = now
+
+    def _reset_run(self, service, now, stale):
+        service.last_pet = now
+        service.pet_missed = False
+        service.ready_seen = False
+        service.ready_stale = stale
+        service.ready_lost_at = None
+        service.stop_intent = None
+        service.watchdog_ms = watchdog_window(service.spec)
+        service.demanded = False          # listen_on_demand: this connection is served
+        service.notify_status = ""
+        service.notify_phase = None
+        service.notify_errno = None
+        service.started = service.stop_ran = service.ready_pending = False
+        service.past_conditions = service.forking_parent = False
+        service.daemon_wait = service.pid_retry_at = None
+
+    def _launch_main(self, service, now, account, counted=False):
+        """Fork the main process (``counted``: the run began with its start commands)."""
+        sup, spec = self.sup, service.spec
         # A ready_path already there before the spawn (left by an earlier run, handed
         # over in /run by the initramfs) is not readiness: only a new file is.
         stale = sup.ops.path_identity(spec.ready_path) if spec.ready_path else None
@@ -136,33 +191,29 @@ class Actions(TimerActions):
                                                   env, NICE.get(spec.priority, 0), account)
         except Exception as exc:          # fork failed: the recovery arc retries
             self._refuse(service, now, "spawn failed: %s" % exc)
+            if counted:
+                self._end_run(service, now, cleanup=False)
             return
         service.pid = pid
         service.cgroup = cgroup
-        service.restarts += 1
-        service.spawns += 1
-        service.spawned_at = now
-        service.ready_at = None
-        if service.boot_spawned_at is None:
-            service.boot_spawned_at = now
-        service.last_pet = now
-        service.pet_missed = False
-        service.ready_seen = False
-        service.ready_stale = stale
-        service.ready_lost_at = None
-        service.stop_intent = None
-        service.watchdog_ms = watchdog_window(spec)
-        service.demanded = False          # listen_on_demand: this connection is served
-        service.notify_status = ""
-        service.notify_phase = None
-        service.notify_errno = None
+        if not counted:
+            self._count_spawn(service, now)
+        self._reset_run(service, now, stale)
+        service.past_conditions = True
         service.reason = ("limits not applied: %s" % ", ".join(problems)) if problems else \
             "waiting for READY=1" if spec.notify and not spec.oneshot else ""
         sup.enter(service, schema.FULL_TRUST, now)
-        service.start_timeout_at = schedule.start_timeout_deadline(now, spec.start_timeout_sec)
+        if not counted:
+            service.start_timeout_at = schedule.start_timeout_deadline(now,
+                                                                       spec.start_timeout_sec)
         sup.rail(service, "spawn")
+        if spec.forking:
+            service.forking_parent = True   # its exit 0 hands over to the daemon (forked)
+            return
         if spec.oneshot or spec.notify:
             return                        # notify=1: only READY=1 promotes (on_notify)
+        if self._reach_started(service, now) and service.state != schema.FULL_TRUST:
+            return                        # exec_post could not even start: failed
         service.promote_at = schedule.promotion_deadline(now, spec.stable_secs)
         if spec.ready_path:
             sup.ops.watch_ready(spec.name, spec.ready_path)
@@ -201,6 +252,10 @@ class Actions(TimerActions):
 
     def promote(self, service, now):
         sup = self.sup
+        if self._post_running(service) or (not service.started and
+                                           self._reach_started(service, now)):
+            service.ready_pending = True  # exec_post first (command_actions.next_step)
+            return
         present, ready, _ = graph.gate(sup.graph, service.name, sup.state_of)
         word = self._f8(service, present, ready)
         state, _ = schema.step(schema.FULL_TRUST, word)
@@ -221,6 +276,8 @@ class Actions(TimerActions):
         sup.request_stop(service, now, None, detach=True, rail=None)
         self._start_failsafe(service, now)
         outcome = schedule.start_timeout_outcome(spec.critical, spec.no_excise)
+        if spec.restart and lifecycle.restart_wanted(spec, None, "timeout"):
+            outcome = schema.RECOVERY
         sup.enter(service, outcome, now, reason="start timeout (%d s)" % spec.start_timeout_sec)
         if outcome == schema.EXCISED:
             service.count_failure()
@@ -228,6 +285,7 @@ class Actions(TimerActions):
         else:
             sup.rail(service, "timeout-recovery")
             self._fail(service, now)
+        self._end_run(service, now, cleanup=False)
 
     def lose_readiness(self, service, now):
         self.sup.rail(service, "readiness-lost")
@@ -237,39 +295,48 @@ class Actions(TimerActions):
         why = "readiness lost: %s disappeared" % service.spec.ready_path
         service.count_failure(why)
         self._dormant_or_excise(service, now, why)
+        self._end_run(service, now, cleanup=False)
 
     # --- exits ---------------------------------------------------------------------
 
     def recover_later(self, service, now, code, wall=None):
-        self.sup.ops.cleanup_cgroup(service)
-        reason = "exited %d" % code if code >= 0 else "killed by signal %d" % -code
+        reason = lifecycle.describe_end(code)
         self.sup.enter(service, schema.RECOVERY, now, reason=reason)
         self.sup.rail(service, "died")
         self._start_failsafe(service, now)
         self._fail(service, now)
+        self._end_run(service, now)
 
     def respawn_now(self, service, now, code, wall=None):
-        self.sup.ops.cleanup_cgroup(service)
         self.sup.enter(service, schema.RECOVERY, now, reason="restarting")
         self.sup.rail(service, "died")
         service.due = now
+        self._end_run(service, now)
 
     def await_demand(self, service, now, code, wall=None):
         """A listen_on_demand service exited 0 (idle): not a failure; through the quick
         retry it goes back to waiting for a connection."""
-        self.sup.ops.cleanup_cgroup(service)
         self.sup.enter(service, schema.RECOVERY, now, reason="exited 0 (idle)")
         self.sup.rail(service, "idle-exit")
         service.due = now
+        self._end_run(service, now)
 
     def respawn_session(self, service, now, code, wall=None):
         """A getty's user logged out: a new one at once, nothing counted against it."""
-        self.sup.ops.cleanup_cgroup(service)
         self.sup.enter(service, schema.RECOVERY, now, reason="session ended")
         self.sup.rail(service, "session-end")
         service.due = now
+        self._end_run(service, now)
 
     def finish_oneshot(self, service, now, code, wall=None):
+        """A oneshot exited well: its exec_post lines first (it is PERFECT after them)."""
+        if service.state == schema.FULL_TRUST and service.spec.exec_post:
+            self._run_control(service, now, "exec_post", 0)
+            return
+        service.started = True
+        self._oneshot_finished(service, now)
+
+    def _oneshot_finished(self, service, now):
         sup = self.sup
         service.failures = 0
         service.stable_time = now - sup.started_at
@@ -280,25 +347,32 @@ class Actions(TimerActions):
             data = sup.ops.read_env_file()
             if data is not None:
                 sup.env.update(config.parse_env_file(data))
+        if not service.spec.remain_after_exit:
+            self._end_run(service, now, cleanup=False)    # its stop follows at once
 
     def excise_stopped(self, service, now, code, wall=None):
-        self.sup.ops.cleanup_cgroup(service)
         self.sup.enter(service, schema.EXCISED, now, reason="stopped by operator")
         self.sup.rail(service, "76-no-restart")
+        self._end_run(service, now)
 
     def excise_no_restart(self, service, now, code, wall=None):
-        self.sup.ops.cleanup_cgroup(service)
-        self.sup.enter(service, schema.EXCISED, now, reason="exited %d (no_restart)" % code)
+        spec = service.spec
+        if spec.restart:
+            reason = "%s (restart=%s)" % (lifecycle.describe_end(code), spec.restart)
+        else:
+            reason = "exited %d (no_restart)" % code
+        self.sup.enter(service, schema.EXCISED, now, reason=reason)
         if code != 0:
             service.count_failure()
         self.sup.rail(service, "76-no-restart")
+        self._end_run(service, now)
 
     def retire(self, service, now, code, wall=None):
         sup = self.sup
-        sup.ops.cleanup_cgroup(service)
         sup.enter(service, schema.EXCISED, now, reason="stopped")
         sup.rail(service, "stopped")
         sup.pending.update(sup.graph.dependents.get(service.name, ()))
+        self._end_run(service, now)
 
     # --- recovery ------------------------------------------------------------------
 
@@ -385,6 +459,7 @@ class Actions(TimerActions):
         sup.enter(service, schema.EXCISED, now, reason="fuse tripped: %s is %s"
                   % (dep.name, schema.state_name(dep.state)))
         sup.rail(service, "fuse-tripped")
+        self._end_run(service, now, cleanup=False)
 
     # --- the operator ----------------------------------------------------------------
 
@@ -395,16 +470,19 @@ class Actions(TimerActions):
         service.due = None
         service.timer_armed = False
         self.sup.enter(service, schema.NEW_PROCESS, now, reason="")
+        self._end_run(service, now, cleanup=False)    # a remain_after_exit run stops first
 
     def requeue_after_reset(self, service, now):
         service.due = None
         service.timer_armed = False
         self.sup.enter(service, schema.NEW_PROCESS, now, reason="")
+        self._end_run(service, now, cleanup=False)
 
     def stop_idle(self, service, now):
         service.due = None
         service.timer_armed = False
         self.sup.enter(service, schema.EXCISED, now, reason="stopped by operator")
+        self._end_run(service, now, cleanup=False)    # a remain_after_exit run: exec_stop
 
     def terminate(self, service, now, intent):
-        self.sup.request_stop(service, now, intent, rail=None if intent == "restart" else "stop")
+        self._stop_main(service, now, intent, None if intent == "restart" else "stop")

@@ -16,6 +16,14 @@ EVICT_GRACE_SECS = 3
 SIGNAL_NUMBERS = {"HUP": 1, "INT": 2, "QUIT": 3, "KILL": 9, "USR1": 10, "USR2": 12,
                   "TERM": 15, "CONT": 18, "STOP": 19, "WINCH": 28}
 
+def signal_name(number):
+    """SIGTERM for 15 (config.SIGNALS' names), SIG<number> for one it has no name for."""
+    for name, value in config.SIGNALS.items():
+        if value == number:
+            return "SIG" + name
+    return "SIG%d" % number
+
+
 class ReloadPlan:
     """What a reload would do.  ``error`` set: the reload is rejected as a whole."""
 
@@ -83,28 +91,44 @@ class Commands:
         self.sup.fire(service, "op_start", now)
         return ["ok: %s queued" % name]
 
+    def _stopping(self, service):
+        """What a stop sent: exec_stop, the start command it stops first, or the kill
+        signal (SIGTERM unless kill_signal= says)."""
+        control = service.control
+        if control is not None and control.role == "step":
+            return lifecycle.step_label(service.spec, control.kind, control.index)
+        return signal_name(service.spec.kill_signal)
+
     def stop(self, name, now):
         service = self._find(name)
         if service is None:
             return ["err: not found: %s" % name]
         pid = service.pid
-        self.sup.fire(service, "op_stop", now, **({"intent": "stop"} if pid else {}))
-        if pid:
-            return ["ok: SIGTERM \u2192 %s (pid %d)" % (name, pid)]
+        if service.state in lifecycle.RUNNING:
+            self.sup.fire(service, "op_stop", now, intent="stop")
+            if pid:
+                return ["ok: %s \u2192 %s (pid %d)" % (self._stopping(service), name, pid)]
+            return ["ok: %s stopping" % name]
+        self.sup.fire(service, "op_stop", now)
+        if service.control is not None:           # a remain_after_exit run's exec_stop
+            return ["ok: %s stopped (%s)" % (name, lifecycle.step_label(
+                service.spec, service.control.kind, service.control.index))]
         return ["ok: %s stopped (was not running)" % name]
 
     def restart(self, name, now):
         service = self._find(name)
         if service is None:
             return ["err: not found: %s" % name]
-        running = service.running()
+        running = service.state in lifecycle.RUNNING
         self.sup.fire(service, "op_restart", now, **({"intent": "restart"} if running else {}))
         if running:
-            return ["ok: SIGTERM \u2192 %s \u2014 recovery arc will respawn" % name]
+            return ["ok: %s \u2192 %s \u2014 recovery arc will respawn"
+                    % (self._stopping(service), name)]
         return ["ok: %s requeued" % name]
 
     def signal(self, argument, now):
-        """``signal NAME SIG``: SIG to the main process only (a reload: SIGHUP)."""
+        """``signal NAME SIG``: SIG to the main process only (a reload: SIGHUP, or the
+        service's exec_reload= lines instead when it has some)."""
         name, _, word = argument.partition(" ")
         service = self._find(name)
         if service is None:
@@ -115,6 +139,12 @@ class Commands:
                 word.strip(), " ".join(sorted(SIGNAL_NUMBERS)))]
         if not service.pid:
             return ["err: %s is not running" % name]
+        if number == SIGNAL_NUMBERS["HUP"] and service.spec.exec_reload:
+            if service.control is not None:
+                return ["err: %s is busy (%s)" % (name, lifecycle.step_label(
+                    service.spec, service.control.kind, service.control.index))]
+            self.sup.fire(service, "op_reload", now)
+            return ["ok: exec_reload \u2192 %s (pid %d)" % (name, service.pid)]
         self.sup.ops.signal_process(service.pid, number)
         return ["ok: SIG%s \u2192 %s (pid %d)" % (word.strip().upper().replace("SIG", "", 1),
                                               name, service.pid)]
@@ -204,7 +234,11 @@ class Commands:
         sup.ops.release_sockets(name)
         if not service.busy():
             return
+        if service.control is not None:          # a control command: reaped, not waited
+            sup.unmanaged.add(service.control.pid)
         pid = service.pid or service.dying
+        if not pid:
+            return
         sup.ops.say("[schema-init] service '%s' is orphaned in new configuration" % name)
         if service.spec.ready_path:
             sup.ops.unwatch_ready(name)

@@ -16,7 +16,12 @@ left its group).  ``process`` reaches the main process only: what it started out
 it (sshd's sessions across a restart).  ``mixed`` is ``process`` for SIGTERM (the main
 process stops its children itself) and ``control-group`` for SIGKILL.  A process that is
 no service's (a failsafe command, an evicted orphan) has no kill_mode (None): its group,
-then itself.
+then itself; a control command of the service (exec_pre, exec_stop, ...) is signalled
+so too, alone, while the rest of the service runs on.
+
+The stop's first signal is the service's ``kill_signal`` (SIGTERM by default), the
+SIGKILL at its stop timeout only with ``send_sigkill`` (``leftover_signal`` says what
+the remains of an ended run get).
 """
 
 from .lifecycle import SIGKILL
@@ -46,3 +51,11 @@ def kills_leftovers(kill_mode):
     """Whether what is left of a service once its main process has ended (its cgroup's
     other processes) is killed: always but with kill_mode=process."""
     return kill_mode != "process"
+
+
+def leftover_signal(kill_mode, kill_signal, send_sigkill):
+    """The signal what is left of a service gets once its run is over (None: it is
+    left alone): SIGKILL, or with send_sigkill=0 only its kill_signal."""
+    if not kills_leftovers(kill_mode):
+        return None
+    return SIGKILL if send_sigkill else kill_signal

@@ -29,7 +29,7 @@ class ShutdownOrder:
         sup = self.sup
         for name in reversed(sup.order):
             service = sup.services[name]
-            if not service.running() or service.stop_intent == "shutdown":
+            if not service.stoppable() or service.stop_intent == "shutdown":
                 continue
             if any(sup.services[d].busy() for d in sup.graph.dependents.get(name, ())):
                 continue
@@ -40,7 +40,8 @@ class ShutdownOrder:
         sup = self.sup
         if now >= (self.deadline or now):
             for service in sup.services.values():
-                target = service.pid or service.dying
+                target = service.pid or service.dying or \
+                    (service.control.pid if service.control is not None else 0)
                 if target:
                     sup.ops.signal(service, target, lifecycle.SIGKILL)
             self.deadline = now + 1

@@ -37,6 +37,15 @@ class Ops:
     def signal(self, service, pid, sig):
         raise NotImplementedError
 
+    def spawn_control(self, service, argv, prefixes, env, nice, account):
+        """A control command of the service (its cgroup, its log): -> (pid, cgroup)."""
+        raise NotImplementedError
+
+    def daemon_pid(self, service, parent):
+        """forking=1: the daemon PARENT left (its pid_file, or the one process left
+        in the service): -> (pid, None) or (0, why not)."""
+        raise NotImplementedError
+
     def signal_process(self, pid, sig):                     # that one process only
         raise NotImplementedError
 
@@ -245,7 +254,8 @@ class Supervisor:
         self.ops.rail(service.name, event, service.state, service.weight, service.pid)
 
     def request_stop(self, service, now, intent, detach=False, rail="stop"):
-        """SIGTERM the service (its cgroup), SIGKILL at its stop timeout.
+        """kill_signal (SIGTERM) to the service (its cgroup), SIGKILL at its stop timeout
+        (send_sigkill=0: left running then, ``_stop_deadline``).
 
         ``detach``: the process's exit will decide nothing (the caller has decided):
         it is kept as ``dying`` so the next spawn waits until it is reaped.
@@ -261,7 +271,7 @@ class Supervisor:
                 self.ops.unwatch_ready(service.name)
         else:
             service.stop_intent = intent
-        self.ops.signal(service, pid, lifecycle.SIGTERM)
+        self.ops.signal(service, pid, service.spec.kill_signal)
         service.kill_at = schedule.stop_deadline(now, service.spec.stop_timeout_sec)
         if rail:
             self.rail(service, rail)
@@ -285,8 +295,9 @@ class Supervisor:
             service = self.services.get(self.pending.pop())
             if service is None or self.shutting_down or service.state != schema.NEW_PROCESS:
                 continue
-            if service.failsafe_pid or service.dying or service.refused:
-                continue               # held until the failsafe / old process is gone
+            if service.failsafe_pid or service.dying or service.refused or \
+                    service.control is not None or service.tail:
+                continue               # held until the failsafe / old process / tail is gone
             present, ready, blocker = graph.gate(self.graph, service.name, self.state_of)
             if ready and service.spec.listen_on_demand and not service.demanded and \
                     self._await_connection(service):
@@ -438,12 +449,16 @@ class Supervisor:
             if service.pid == pid:
                 self._main_exited(service, lifecycle.exit_code(status), now, wall)
                 return True
+            if service.control is not None and service.control.pid == pid:
+                self._control_exited(service, lifecycle.exit_code(status), now, wall)
+                return True
             if service.dying == pid:
                 service.dying = 0
                 service.kill_at = None
                 self.ops.cleanup_cgroup(service)
                 self.pending.add(service.name)
                 self.changed = True
+                self.actions.pump_tail(service, now)
                 return True
             if service.failsafe_pid == pid:
                 service.failsafe_pid = 0
@@ -456,6 +471,10 @@ class Supervisor:
         return False
 
     def _main_exited(self, service, code, now, wall):
+        parent = service.forking_parent
+        if parent:                        # forking=1: its daemon is looked for (forked)
+            service.forking_parent = False
+            service.daemon_wait = (service.pid, None)
         service.pid = 0
         service.kill_at = None
         self.changed = True
@@ -463,8 +482,36 @@ class Supervisor:
             self.ops.unwatch_ready(service.name)
         intent, service.stop_intent = service.stop_intent, None
         event = lifecycle.classify_exit(service.spec, intent, code,
-                                        service.state == schema.FUNDAMENTAL)
+                                        service.state == schema.FUNDAMENTAL, parent)
+        if event == "forked":
+            self.fire(service, event, now)
+            return
         self.fire(service, event, now, code=code, wall=self.wall_clock(now, wall))
+
+    def _control_exited(self, service, code, now, wall):
+        """A control command ended (command_actions): the next step of what it was part
+        of, through the cell ``lifecycle.classify_step`` names."""
+        control = self.actions.control_ended(service)
+        self.changed = True
+        facts = {"step": (control.kind, control.index), "code": code,
+                 "timed_out": control.timed_out, "wall": self.wall_clock(now, wall)}
+        if control.role == "tail":
+            self.fire(service, "tail_exit", now, **facts)
+            return
+        intent = service.stop_intent
+        if intent is not None and control.kind != "exec_stop":
+            if service.pid:               # stopped first: the stop goes on with the main
+                self.fire(service, "step_done", now, **facts)
+                return
+            # a stop while the start's commands ran: their end is the run's end
+            service.stop_intent = None
+            service.kill_at = None
+            event = {"stop": "operator_stop_exit", "restart": "restart_exit"}.get(
+                intent, "stopped_exit")
+            self.fire(service, event, now, code=code, wall=facts["wall"])
+            return
+        event = lifecycle.classify_step(control.kind, control.prefixes, code, control.timed_out)
+        self.fire(service, event, now, **facts)
 
     def on_due(self, now, wall):
         """Act on every deadline that has come."""
@@ -483,11 +530,13 @@ class Supervisor:
         self.deadman.check(self, now)
 
     def _due(self, service, now, wall):
+        control = service.control
+        if control is not None and control.until is not None and now >= control.until:
+            control.until = None
+            self._control_overran(service, control, now)
         if service.kill_at is not None and now >= service.kill_at:
             service.kill_at = None
-            target = service.dying or service.pid
-            if target:
-                self.ops.signal(service, target, lifecycle.SIGKILL)
+            self._stop_deadline(service, now)
         if service.failsafe_until is not None and now >= service.failsafe_until:
             service.failsafe_until = None
             if service.failsafe_pid:
@@ -497,6 +546,9 @@ class Supervisor:
         if state == schema.FULL_TRUST:
             if service.start_timeout_at is not None and now >= service.start_timeout_at:
                 self.fire(service, "start_timeout", now)
+            elif service.pid_retry_at is not None and now >= service.pid_retry_at:
+                service.pid_retry_at = None
+                self.fire(service, "forked", now)
             elif not service.spec.oneshot and (
                     (service.promote_at is not None and now >= service.promote_at) or
                     (service.reprobe_at is not None and now >= service.reprobe_at)):
@@ -520,6 +572,43 @@ class Supervisor:
                 self.fire(service, "wake", now)
             elif state == schema.PERFECT and service.spec.is_timer and service.timer_armed:
                 self.fire(service, "timer_fire", now, wall=wall)
+
+    def _control_overran(self, service, control, now):
+        """A control command outlived its timeout: SIGKILL (its end says it timed out);
+        with send_sigkill=0 the kill signal, and it is left running, its end decided."""
+        control.timed_out = True
+        spec = service.spec
+        if spec.send_sigkill:
+            self.ops.signal(None, control.pid, lifecycle.SIGKILL)
+            return
+        self.ops.signal(None, control.pid, spec.kill_signal)
+        self.unmanaged.add(control.pid)
+        self._control_exited(service, -spec.kill_signal, now, None)
+
+    def _stop_deadline(self, service, now):
+        """stop_timeout_sec after the kill signal: SIGKILL to what is left; with
+        send_sigkill=0 it is left running instead (``stop_timeout``)."""
+        control = service.control
+        step = control.pid if control is not None and control.role == "step" and \
+            not service.pid else 0
+        if service.spec.send_sigkill:
+            if service.dying or service.pid:
+                self.ops.signal(service, service.dying or service.pid, lifecycle.SIGKILL)
+            elif step:
+                self.ops.signal(None, step, lifecycle.SIGKILL)
+            return
+        if service.dying:
+            self.unmanaged.add(service.dying)
+            service.dying = 0
+            self.pending.add(service.name)
+            self.changed = True
+            self.actions.pump_tail(service, now)
+        elif service.pid and service.stop_intent is not None and \
+                service.state in lifecycle.RUNNING:
+            self.fire(service, "stop_timeout", now)
+        elif step:
+            self.unmanaged.add(step)
+            self._control_exited(service, -service.spec.kill_signal, now, None)
 
     def next_deadline(self):
         """The nearest instant anything is due (None: sleep until an event)."""

@@ -44,6 +44,12 @@ class TimerActions:
             service.mark_ready(now)
         else:
             service.count_failure()
+        self._end_run(service, now, cleanup=False, post=code == 0)   # command_actions
+        self.schedule_next_run(service, now, wall)
+
+    def schedule_next_run(self, service, now, wall):
+        """After a run (or a run a condition skipped): the timer's next one."""
+        sup, spec = self.sup, service.spec
         if spec.is_calendar:
             if spec.persistent:
                 sup.ops.write_stamp(spec.name, int(wall))

@@ -5,6 +5,7 @@ the supervisor decides, this file acts.
 """
 
 import os
+import stat
 
 from schema_init.lib import accounts
 from . import loader, logs, spawn
@@ -76,6 +77,51 @@ class RealOps(supervisor.Ops):
             notify_socket=notify_address, watchdog_pid=spec.watchdog_sec > 0)
         return pid, placed, problems
 
+    def spawn_control(self, service, argv, prefixes, env, nice, account):
+        """A control command (exec_pre, exec_stop, ...): in the service's cgroup, its
+        output in the service's log, without its sockets."""
+        rt = self.rt
+        path = rt.cgroups.create(service.name) if rt.cgroups.base else None
+        log_path = os.path.join(rt.paths.log_dir, service.name + ".log")
+        pid, placed, _problems = spawn.start_service(
+            argv, env, log_path, nice, account, rt.cgroups, service.spec, path,
+            prefixes=prefixes)
+        return pid, placed
+
+    def daemon_pid(self, service, parent):
+        """forking=1: the daemon's pid from its pid_file (a process of the service: in
+        its cgroup, else ours to reap or of PARENT's session), or else the one process
+        left in its cgroup (else in PARENT's session) -- of several, the one whose
+        parent we are."""
+        spec = service.spec
+        own = os.getpid()
+        if spec.pid_file:
+            pid, why = read_pid_file(spec.pid_file)
+            if not pid:
+                return 0, why
+            facts = process_facts(pid)
+            if facts is None:
+                return 0, "pid %d of %s is not running" % (pid, spec.pid_file)
+            if service.cgroup:
+                ours = pid in self.rt.cgroups.pids(service.cgroup)
+            else:
+                ours = facts[1] == own or parent in (facts[2], facts[3])
+            if not ours:
+                return 0, "pid %d of %s is not a process of the service" % (pid, spec.pid_file)
+            return pid, None
+        if service.cgroup:
+            left = [p for p in self.rt.cgroups.pids(service.cgroup)
+                    if (process_facts(p) or "Z")[0] != "Z"]
+        else:
+            left = session_members(parent)
+        if len(left) > 1:
+            left = [p for p in left if (process_facts(p) or (0, 0))[1] == own] or left
+        if len(left) == 1:
+            return left[0], None
+        if not left:
+            return 0, "no process left by the first one"
+        return 0, "%d processes left (pid_file= names the daemon)" % len(left)
+
     def watch_listen(self, service):
         self.rt.sockets_for(service.spec)
         self.rt.sockets.watch(service.name)
@@ -134,10 +180,15 @@ class RealOps(supervisor.Ops):
 
     def cleanup_cgroup(self, service):
         """After the main process ended: what is left of the service goes too, unless
-        kill_mode=process leaves it (its directory is removed once it is empty)."""
+        kill_mode=process leaves it (its directory is removed once it is empty);
+        send_sigkill=0: it only gets the kill signal."""
         if service.cgroup:
-            if killing.kills_leftovers(service.spec.kill_mode):
+            spec = service.spec
+            sig = killing.leftover_signal(spec.kill_mode, spec.kill_signal, spec.send_sigkill)
+            if sig == killing.SIGKILL:
                 self.rt.cgroups.kill(service.cgroup)
+            elif sig:
+                self.rt.cgroups.signal(service.cgroup, sig)
             if self.rt.cgroups.remove(service.cgroup):
                 service.cgroup = None
 
@@ -210,3 +261,58 @@ class RealOps(supervisor.Ops):
 
     def load_service_file(self, path):
         return loader.load_service_file(path)
+
+
+PID_FILE_MAX = 64
+
+
+def read_pid_file(path):
+    """(pid, None) from a pid file, or (0, why): one bounded, non-blocking read of a
+    regular file (a FIFO or a device there never holds PID 1)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as exc:
+        return 0, "%s: %s" % (path, exc.strerror)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return 0, "%s is not a regular file" % path
+        data = os.read(fd, PID_FILE_MAX)
+    except OSError as exc:
+        return 0, "%s: %s" % (path, exc.strerror)
+    finally:
+        os.close(fd)
+    text = data.strip()
+    if not text.isdigit() or len(text) > 10 or int(text) < 2:
+        return 0, "%s holds no pid" % path
+    return int(text), None
+
+
+def process_facts(pid):
+    """(state letter, parent pid, process group, session) of a process, None if gone."""
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as f:
+            data = f.read(1024)
+    except OSError:
+        return None
+    fields = data[data.rfind(b")") + 2:].split()
+    try:
+        return fields[0].decode(), int(fields[1]), int(fields[2]), int(fields[3])
+    except (IndexError, ValueError):
+        return None
+
+
+def session_members(leader):
+    """The live processes of LEADER's session or process group (spawn's setsid made
+    them the first process's pid): without a cgroup, what a forking service left."""
+    found = []
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return found
+    for name in names:
+        if not name.isdigit():
+            continue
+        facts = process_facts(int(name))
+        if facts is not None and facts[0] != "Z" and leader in (facts[2], facts[3]):
+            found.append(int(name))
+    return found
