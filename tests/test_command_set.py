@@ -164,6 +164,26 @@ def test_exec_reload_replaces_sighup():
     assert pops.signals == [(p.pid, signal.SIGHUP)]
 
 
+def test_notify_runs_exec_post_after_ready_1_and_a_reload_waits_for_the_start():
+    sup, ops, s = make(notify=True, exec_post=lines("post"), exec_reload=lines("reload"))
+    assert s.state == FULL_TRUST and ran(ops) == []
+    assert sup.cmd_signal("s HUP", 0.5) == ["err: s is not started yet"]
+    sup.on_notify("s", (s.pid, 0), b"READY=1", 1.0)
+    assert ran(ops) == ["post"] and s.state == FULL_TRUST
+    end_control(sup, s, 2.0)
+    assert s.state == FUNDAMENTAL
+    assert sup.cmd_signal("s HUP", 3.0)[0].startswith("ok: exec_reload")
+
+
+def test_a_start_timeout_while_waiting_for_the_daemon_cleans_up():
+    cleaned = []
+    sup, ops, s = make(forking=True, start_timeout_sec=2)
+    ops.cleanup_cgroup = lambda service: cleaned.append(service.name)
+    end_main(sup, s, 1.0)
+    sup.on_due(2.0, WALL)
+    assert s.state == EXCISED and cleaned == ["s"] and s.daemon_wait is None
+
+
 def test_a_oneshot_is_perfect_after_its_exec_post_and_remain_after_exit_keeps_it_started():
     sup, ops, s = make(oneshot=True, exec_post=lines("post"), exec_stop=lines("stop"),
                        exec_stop_post=lines("stop_post"), remain_after_exit=True)

@@ -92,8 +92,9 @@ class Actions(TimerActions, CommandActions):
             service.due = now
             service.reason = "re-executed during its start commands: started again"
         # what the command set needs of a run handed over (exec_stop at its stop)
-        service.started = state in lifecycle.RUNNING or (
-            state == schema.PERFECT and spec.remain_after_exit and service.restarts > 0)
+        service.started = state == schema.FUNDAMENTAL or (
+            state == schema.FULL_TRUST and not (spec.notify or spec.forking or spec.oneshot)) \
+            or (state == schema.PERFECT and spec.remain_after_exit and service.restarts > 0)
         service.past_conditions = service.started
         service.forking_parent = spec.forking and state == schema.FULL_TRUST and not spec.notify
         sup.enter(service, state, now)
@@ -252,8 +253,8 @@ class Actions(TimerActions, CommandActions):
 
     def promote(self, service, now):
         sup = self.sup
-        if self._post_running(service) or (not service.started and
-                                           self._reach_started(service, now)):
+        if (service.control is not None and service.control.role == "step") or \
+                (not service.started and self._reach_started(service, now)):
             service.ready_pending = True  # exec_post first (command_actions.next_step)
             return
         present, ready, _ = graph.gate(sup.graph, service.name, sup.state_of)
@@ -273,6 +274,7 @@ class Actions(TimerActions, CommandActions):
     def time_out(self, service, now):
         sup, spec = self.sup, service.spec
         sup.rail(service, "start-timeout")
+        nothing_killed = not service.pid     # its start commands, or a forking daemon lost
         sup.request_stop(service, now, None, detach=True, rail=None)
         self._start_failsafe(service, now)
         outcome = schedule.start_timeout_outcome(spec.critical, spec.no_excise)
@@ -285,7 +287,7 @@ class Actions(TimerActions, CommandActions):
         else:
             sup.rail(service, "timeout-recovery")
             self._fail(service, now)
-        self._end_run(service, now, cleanup=False)
+        self._end_run(service, now, cleanup=nothing_killed)
 
     def lose_readiness(self, service, now):
         self.sup.rail(service, "readiness-lost")

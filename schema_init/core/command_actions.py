@@ -97,9 +97,6 @@ class CommandActions:
         service.started = True
         return False
 
-    def _post_running(self, service):
-        return service.control is not None and service.control.kind == "exec_post"
-
     def next_step(self, service, now, step, code, timed_out=False, wall=None):
         """A control command of the start, a reload or a stop ended well enough: the
         next line, or what follows its kind (the main process, the readiness, the kill)."""
@@ -125,6 +122,9 @@ class CommandActions:
                 sup.fire(service, "ready", now)
         elif kind == "exec_reload":
             sup.rail(service, "reloaded")
+            if service.ready_pending:        # READY=1 came while it ran
+                service.ready_pending = False
+                sup.fire(service, "ready", now)
         elif kind == "exec_stop":
             sup.request_stop(service, now, service.stop_intent, rail=None)
 

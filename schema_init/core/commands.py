@@ -143,6 +143,8 @@ class Commands:
             if service.control is not None:
                 return ["err: %s is busy (%s)" % (name, lifecycle.step_label(
                     service.spec, service.control.kind, service.control.index))]
+            if not service.started:
+                return ["err: %s is not started yet" % name]
             self.sup.fire(service, "op_reload", now)
             return ["ok: exec_reload \u2192 %s (pid %d)" % (name, service.pid)]
         self.sup.ops.signal_process(service.pid, number)
