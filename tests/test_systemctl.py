@@ -7,7 +7,7 @@ import subprocess
 import pytest
 
 from harness import Supervised, daemon
-from schema_init.pid1 import machine as pid1
+from schema_init.pid1 import loader, machine as pid1
 from test_power import named
 
 
@@ -69,3 +69,233 @@ def test_pid1_claims_systemd_only_when_systemctl_is_itself(tmp_path):
     link.unlink()
     os.symlink(own, link)
     assert pid1.claims_systemd((str(link),), str(own))
+
+
+# --- an administrator's systemctl against a supervisor importing units ---------------------
+
+UNITS = {
+    "web.service": "[Unit]\nDescription=The web\n[Service]\nExecStart=/bin/sleep 1000\n"
+                   "[Install]\nWantedBy=multi-user.target\n",
+    "job.service": "[Service]\nType=oneshot\nExecStart=/bin/sh -c 'exit 3'\n"
+                   "[Install]\nWantedBy=multi-user.target\n",
+    "done.service": "[Service]\nType=oneshot\nExecStart=/bin/true\nRemainAfterExit=yes\n"
+                    "[Install]\nWantedBy=multi-user.target\n",
+    "worker@.service": "[Service]\nExecStart=/bin/sleep 100%i\n"
+                       "[Install]\nWantedBy=multi-user.target\n",
+    "off.service": "[Service]\nExecStart=/bin/sleep 1000\n[Install]\nWantedBy=multi-user.target\n",
+    "static.service": "[Service]\nExecStart=/bin/sleep 1000\n",
+    "pair.service": "[Service]\nExecStart=/bin/sleep 1000\n[Install]\n"
+                    "WantedBy=multi-user.target\nRequiredBy=other.target\n"
+                    "Alias=pair-alias.service\nAlso=extra.service\n",
+    "extra.service": "[Service]\nExecStart=/bin/sleep 1000\n[Install]\nWantedBy=multi-user.target\n",
+    "tick.service": "[Service]\nType=oneshot\nExecStart=/bin/true\n",
+    "flaky.service": "[Service]\nExecStart=/bin/sh -c 'exit 1'\nRestart=always\n"
+                     "RestartSec=0\n[Install]\nWantedBy=multi-user.target\n",
+    "tick.timer": "[Timer]\nOnBootSec=1000\n[Install]\nWantedBy=timers.target\n",
+}
+ENABLED = {"multi-user.target.wants": ["web.service", "job.service", "done.service",
+                                       "flaky.service",
+                                       "worker@1.service", "ghost.service"],
+           "timers.target.wants": ["tick.timer"]}
+
+
+def machine_root(tmp_path):
+    root = tmp_path / "root"
+    lib = root / "lib" / "systemd" / "system"
+    lib.mkdir(parents=True)
+    for name, text in UNITS.items():
+        (lib / name).write_text(text)
+    (lib / "web.service.d").mkdir()
+    (lib / "web.service.d" / "local.conf").write_text("[Service]\nEnvironment=A=1\n")
+    for directory, names in ENABLED.items():
+        wants = root / "etc" / "systemd" / "system" / directory
+        wants.mkdir(parents=True)
+        for name in names:
+            target = name if "@" not in name else "worker@.service"
+            os.symlink("/lib/systemd/system/" + target, wants / name)
+    return root
+
+
+@pytest.fixture
+def admin(tmp_path):
+    root = machine_root(tmp_path)
+    s = Supervised(tmp_path / "sup", {"cron.svc": daemon(stable_secs=0)},
+                   args=["--units", str(root / "etc/systemd/system"),
+                         "--units", str(root / "lib/systemd/system")])
+    s.start()
+    s.wait_state("web", ("FULL_TRUST", "FUNDAMENTAL"), 20)
+    s.wait_state("job", ("RECOVERY", "FRICTION", "DORMANT", "EXCISED"), 20)
+
+    def ctl(*args):
+        return systemctl(tmp_path, s, "--no-pager", *args)
+    ctl.root, ctl.s = root, s
+    try:
+        yield ctl
+    finally:
+        s.stop()
+
+
+@pytest.mark.process
+def test_queries_answer_with_systemctls_exit_codes(admin):
+    done = admin("is-active", "web", "worker@1", "job.service", "off", "nope")
+    assert (done.returncode, done.stdout) == (0, "active\nactive\nactivating\ninactive\n"
+                                                 "inactive\n") or \
+        (done.returncode, done.stdout) == (0, "active\nactive\nfailed\ninactive\ninactive\n")
+    done = admin("is-active", "off", "nope")
+    assert (done.returncode, done.stdout) == (3, "inactive\ninactive\n")
+    assert admin("-q", "is-active", "off").stdout == ""
+    admin.s.wait_state("job", ("DORMANT", "EXCISED"), 60)
+    assert (admin("is-failed", "job").returncode, admin("is-failed", "job").stdout) == \
+        (0, "failed\n")
+    assert admin("is-failed", "web").returncode == 1
+    done = admin("--root=%s" % admin.root, "is-enabled", "web", "off", "static", "worker@1",
+                 "worker@.service", "tick.timer")
+    assert done.stdout == "enabled\ndisabled\nstatic\nenabled\nindirect\nenabled\n"
+    assert done.returncode == 0
+    assert admin("--root=%s" % admin.root, "is-enabled", "off").returncode == 1
+    done = admin("--root=%s" % admin.root, "is-enabled", "nope")
+    assert done.returncode == 1 and "No such file" in done.stderr
+
+
+@pytest.mark.process
+def test_status_says_why_what_is_not_running_is_not(admin):
+    done = admin("status", "--root=%s" % admin.root, "web")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "\u25cf web.service - The web"
+    assert lines[1].startswith("     Loaded: loaded (/lib/systemd/system/web.service; enabled)")
+    assert lines[2].startswith("     Active: active (running)")
+    assert lines[3] == "   Main PID: %s" % admin.s.status()["web"]["pid"]
+    done = admin("status", "--root=%s" % admin.root, "off")
+    assert done.returncode == 3
+    assert "     Active: inactive (dead)" in done.stdout.splitlines()
+    assert "   Not imported: nothing that boots wants it (systemctl enable off.service)" in \
+        done.stdout.splitlines()
+    done = admin("status", "ghost")                 # wanted, no unit file: no such unit
+    assert done.returncode == 4
+    assert done.stderr.startswith("Unit ghost.service could not be found. Wanted, not "
+                                  "imported: (wanted by multi-user.target): ")
+    done = admin("status", "nope.service")
+    assert (done.returncode, done.stderr) == (4, "Unit nope.service could not be found.\n")
+    done = admin("status", "--root=%s" % admin.root, "web", "off")    # several: the worst
+    assert done.returncode == 3 and done.stdout.count("Loaded:") == 2
+
+
+@pytest.mark.process
+def test_show_speaks_systemds_vocabulary(admin):
+    props = "MainPID,ActiveState,SubState,ExecMainStatus,NRestarts,Result"
+    pid = admin.s.status()["web"]["pid"]
+    assert admin("show", "-p", props, "web").stdout == (
+        "MainPID=%s\nActiveState=active\nSubState=running\nExecMainStatus=0\nNRestarts=0\n"
+        "Result=success\n" % pid)
+    admin.s.wait_state("job", ("DORMANT", "EXCISED"), 60)
+    shown = dict(line.split("=", 1) for line in admin("show", "-p", props,
+                                                       "job.service").stdout.splitlines())
+    assert shown["ActiveState"] == "failed" and shown["ExecMainStatus"] == "3"
+    assert shown["Result"] == "exit-code" and shown["NRestarts"] == "0"     # Restart=no
+    admin.s.wait(lambda: int(admin.s.status()["flaky"]["restarts"]) >= 3, 30, "restarts")
+    shown = dict(line.split("=", 1) for line in admin("show", "-p", props,
+                                                       "flaky").stdout.splitlines())
+    assert int(shown["NRestarts"]) >= 2 and shown["ExecMainStatus"] == "1"
+    assert admin("show", "-p", "ActiveState,SubState", "--value", "done").stdout == \
+        "active\nexited\n"
+    assert admin("show", "-p", "LoadState", "--value", "nope").stdout == "not-found\n"
+    assert admin("show", "--root=%s" % admin.root, "-p", "LoadState,UnitFileState",
+                 "--value", "off").stdout == \
+        "loaded\ndisabled\n"
+    assert admin("stop", "web").returncode == 0
+    admin.s.wait_state("web", "EXCISED")
+    assert admin("show", "-p", "ActiveState,SubState,Result,MainPID", "--value",
+                 "web").stdout == "inactive\ndead\nsuccess\n0\n"
+
+
+@pytest.mark.process
+def test_start_stop_restart_several_units_and_instances(admin):
+    done = admin("start", "nope", "web")
+    assert done.returncode == 5
+    assert "Failed to start nope.service: Unit nope.service not found." in done.stderr
+    assert admin("stop", "ghost").returncode == 5
+    assert admin("stop", "web", "worker@1").returncode == 0
+    admin.s.wait_state("web", "EXCISED")
+    admin.s.wait_state("worker@1", "EXCISED")
+    assert admin("start", "web", "worker@1.service").returncode == 0   # waits: it runs
+    assert admin.s.state("web") in ("FULL_TRUST", "FUNDAMENTAL")
+    assert admin.s.state("worker@1") in ("FULL_TRUST", "FUNDAMENTAL")
+    before = admin.s.status()["web"]["pid"]
+    assert admin("restart", "web").returncode == 0
+    assert admin.s.status()["web"]["pid"] not in ("0", before)
+    done = admin("restart", "job")
+    assert done.returncode == 1 and "Job for job.service failed: exited 3" in done.stderr
+
+
+@pytest.mark.process
+def test_enable_and_disable_make_the_links_install_asks_for(admin, tmp_path):
+    root = admin.root
+    etc = root / "etc" / "systemd" / "system"
+    done = admin("--root=%s" % root, "enable", "pair")
+    assert done.returncode == 0, done.stderr
+    assert os.readlink(etc / "multi-user.target.wants" / "pair.service") == \
+        "/lib/systemd/system/pair.service"
+    assert os.readlink(etc / "other.target.requires" / "pair.service") == \
+        "/lib/systemd/system/pair.service"
+    assert os.readlink(etc / "pair-alias.service") == "/lib/systemd/system/pair.service"
+    assert os.readlink(etc / "multi-user.target.wants" / "extra.service") == \
+        "/lib/systemd/system/extra.service"                              # Also=
+    assert "Created symlink /etc/systemd/system/pair-alias.service \u2192 " \
+        "/lib/systemd/system/pair.service." in done.stderr.splitlines()
+    assert admin("--root=%s" % root, "is-enabled", "pair", "pair-alias", "extra").stdout == \
+        "enabled\nalias\nenabled\n"
+    done = admin("--root=%s" % root, "enable", "worker@2", "static")
+    assert done.returncode == 0
+    assert os.readlink(etc / "multi-user.target.wants" / "worker@2.service") == \
+        "/lib/systemd/system/worker@.service"
+    assert "has no [Install] section" in done.stderr
+    done = admin("--root=%s" % root, "enable", "worker@")
+    assert done.returncode == 1 and "template without DefaultInstance=" in done.stderr
+    assert admin("--root=%s" % root, "enable", "nope").returncode == 1
+    # daemon-reload: what was enabled runs
+    assert admin("daemon-reload").returncode == 0
+    admin.s.wait_state("pair", ("FULL_TRUST", "FUNDAMENTAL"), 20)
+    admin.s.wait_state("worker@2", ("FULL_TRUST", "FUNDAMENTAL"), 20)
+    assert admin("is-active", "extra").stdout == "active\n"
+    done = admin("--root=%s" % root, "disable", "--now", "pair")
+    assert done.returncode == 0, done.stderr
+    assert not os.path.lexists(etc / "multi-user.target.wants" / "pair.service")
+    assert not os.path.lexists(etc / "other.target.requires" / "pair.service")
+    assert not os.path.lexists(etc / "pair-alias.service")
+    assert not os.path.lexists(etc / "multi-user.target.wants" / "extra.service")
+    assert admin.s.state("pair") == "EXCISED"                          # --now: stopped
+    assert admin("--root=%s" % root, "is-enabled", "pair").stdout == "disabled\n"
+    assert admin("--root=%s" % root, "mask", "off").returncode == 0
+    assert os.readlink(etc / "off.service") == "/dev/null"
+    assert admin("--root=%s" % root, "is-enabled", "off").stdout == "masked\n"
+    assert admin("--root=%s" % root, "enable", "off").returncode == 1
+    assert admin("--root=%s" % root, "unmask", "off").returncode == 0
+    assert not os.path.lexists(etc / "off.service")
+
+
+@pytest.mark.process
+def test_cat_list_units_and_list_timers(admin):
+    done = admin("cat", "--root=%s" % admin.root, "web")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "# /lib/systemd/system/web.service\n%s\n" \
+        "# /lib/systemd/system/web.service.d/local.conf\n[Service]\nEnvironment=A=1\n" % \
+        UNITS["web.service"]
+    assert admin("cat", "nope").returncode == 1
+    listed = admin("list-units").stdout.splitlines()
+    assert listed[0].split() == ["UNIT", "LOAD", "ACTIVE", "SUB", "DESCRIPTION"]
+    assert any(line.split()[:4] == ["web.service", "loaded", "active", "running"]
+               for line in listed)
+    assert listed[-1].endswith("loaded units listed. Pass --all to see loaded but "
+                               "inactive units, too.")
+    timers = admin("list-timers").stdout.splitlines()
+    assert timers[0].split() == ["UNIT", "ACTIVATES", "LAST", "STATE"]
+    assert timers[1].split()[:2] == ["tick.timer", "tick.service"]
+
+
+def test_systemctl_reads_units_where_the_import_does():
+    from schema_init.systemctl import systemctl as ours
+    from schema_init.units import generators
+    assert ours.UNIT_PATH == generators.SEARCH_PATH
+    assert ours.IMPORTED_DIR == loader.IMPORT_DIR
+    assert ours.NOT_IMPORTED == loader.UnitImport.NOT_IMPORTED

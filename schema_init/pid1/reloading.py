@@ -4,8 +4,11 @@ time between the loop's other work, so no reload holds the loop (docs/spec.md,
 
 Rules of this file: no policy (what a reload changes is ``core.commands``'s plan); each
 ``step`` reads and parses files until its budget is spent, and at least one file, so a
-reload of any size ends; the unit directories (when units are imported) are read in
-the last step, as one piece.
+reload of any size ends.  When units are imported, the import helper
+(``loader.UnitImport``, ``schema-init import-units``: generators, units, init scripts)
+starts once the .svc files are parsed, each later step waits for its end at most a
+slice (it is killed after ``loader.IMPORT_TIMEOUT``), then the directory it wrote is
+read in slices as the services directory was.  PID 1 never converts a unit itself.
 """
 
 import time
