@@ -216,6 +216,10 @@ def test_into_replaces_the_directory_whole_through_a_link(tmp_path):
 
 def test_what_the_helper_says_comes_back_as_diagnostics_and_what_is_missing_is_named(tmp_path):
     units = units_dir(tmp_path, "present", missing=["ghost"])
+    for name, text in (("data.mount", "[Mount]\nWhat=/dev/sdb1\nWhere=/data\n"),
+                       ("spool.path", "[Path]\nPathChanged=/var/spool/x\n")):
+        (units / name).write_text(text)
+        os.symlink("../" + name, units / "multi-user.target.wants" / name)
     (tmp_path / "svc").mkdir()
     (tmp_path / "svc" / "a.svc").write_text("exec=/bin/true\n")
     loaded = loader.load_directory(str(tmp_path / "svc"), [str(units)])
@@ -223,6 +227,9 @@ def test_what_the_helper_says_comes_back_as_diagnostics_and_what_is_missing_is_n
     said = [d.format() for d in loaded.diagnostics]
     assert "%s/multi-user.target.wants/ghost.service: warning: not imported: ghost.service " \
         "(wanted by multi-user.target): " % units in "\n".join(said), said
+    assert "%s/spool.path: warning: not imported: spool.path (wanted by multi-user.target" \
+        % units in "\n".join(said), said
+    assert "data.mount" not in "\n".join(said)        # /etc/fstab's: nothing is lost
     assert all(d.from_unit for d in loaded.diagnostics)        # status lists them
     assert not [n for n in os.listdir("/tmp") if n.startswith("schema-init-units.%d."
                                                                % os.getpid())]

@@ -10,12 +10,13 @@ systemd.  ``--into`` replaces DIR as a whole: the files go into a fresh director
 ``DIR/diagnostics`` (``write_diagnostics``) holds every warning and error of the
 import, what was wanted and not imported and why, and what the generators said.
 
-Not on PID 1's path (argparse and subprocess are fine here).
+Not on PID 1's path (argparse is fine here); in the static binary all the same, so no
+module whose C half it lacks (subprocess) and none that brings the compressors along
+(shutil, tempfile).
 """
 
 import argparse
 import os
-import shutil
 import sys
 
 from schema_init.core import config
@@ -28,6 +29,9 @@ HEADER = loader.UnitImport.HEADER
 NOT_IMPORTED = loader.UnitImport.NOT_IMPORTED
 DEPENDENCY_KEYS = ("Wants", "Requires", "BindsTo", "Requisite", "Upholds")
 MAX_SCRIPTS = 1000
+# Unit kinds whose work is done otherwise (mounts and swap: /etc/fstab, the services
+# directory's; devices, slices, scopes: systemd's own): not said as "not imported".
+DONE_OTHERWISE = frozenset(("mount", "swap", "device", "slice", "scope"))
 
 
 def default_unit_dirs(root=""):
@@ -278,9 +282,10 @@ class WatchedSource:
 
 def not_imported(source, result, taken, known, everything):
     """``[(name, wanted by, path, why)]``: units the walk reached and did not import for
-    a reason the administrator should hear (not found, an unsupported kind, a false
+    a reason the administrator should hear (not found, a path or automount unit, a false
     condition, masked ...).  Left out, as nothing is lost: what a .svc file provides,
-    the early boot (the services directory's), and what schema-init does itself."""
+    the early boot and the mounts (the services directory's), systemd's cgroup tree and
+    devices, and what schema-init does itself."""
     inner = source.inner
     early = set()
     if not everything:
@@ -289,9 +294,9 @@ def not_imported(source, result, taken, known, everything):
     out, said = [], set()
 
     def provided(name):
-        base = name.rpartition(".")[0]
+        base, _, kind = name.rpartition(".")
         return base in taken or base in known or name in early or \
-            units.init_own(name) is not None
+            kind in DONE_OTHERWISE or units.init_own(name) is not None
 
     def wanted(name):
         who, where = source.wanted_by.get(name, ("multi-user.target", name))
@@ -391,7 +396,7 @@ def write_into(directory, found, token=""):
         _remove(link)
     os.symlink(os.path.basename(fresh), link)
     if os.path.isdir(directory) and not os.path.islink(directory):
-        shutil.rmtree(directory)                 # not ours to keep: made by something else
+        generators.remove_tree(directory)        # not ours to keep: made by something else
     os.replace(link, directory)
     stem = os.path.basename(directory) + "."
     for entry in os.listdir(parent):             # the import before, and any a crash left
@@ -427,13 +432,10 @@ def _escape(text):
 
 
 def _remove(path):
-    if os.path.isdir(path) and not os.path.islink(path):
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        try:
-            os.unlink(path)
-        except OSError:
-            pass
+    try:
+        generators.remove_tree(path)
+    except OSError:
+        pass
 
 
 def _bytes(text):

@@ -10,8 +10,10 @@ Rules of this file:
 * Each generator gets the three output directories (normal, early, late) as its
   arguments, emptied first; it runs with ``TIMEOUT`` seconds of its own (all of them at
   once), in its own session, killed with its children when it overruns.  What it
-  writes on stdout and stderr, its exit status and an overrun come back as
-  ``Report``s: the import's diagnostics.
+  writes on stdout and stderr (into a memory file), its exit status and an overrun come
+  back as ``Report``s: the import's diagnostics.
+* Only ``os`` and the C modules the static binary has built in: no subprocess (its C
+  half is not built in), shutil or tempfile (they bring the compressors and random).
 * A generator of a directory earlier in ``GENERATOR_DIRS`` masks one of the same name
   later; a link to /dev/null or an empty file masks it outright.
 * systemd's own generators (``systemd-*``: fstab, getty, sysv, cryptsetup, gpt-auto ...)
@@ -29,10 +31,7 @@ even the administrator's units), ``generator`` after /etc/systemd/system and
 """
 
 import os
-import shutil
-import signal
-import subprocess
-import tempfile
+import _signal as signal   # the C module: signal.py loads enum
 import time
 
 GENERATOR_DIRS = ("/run/systemd/system-generators", "/etc/systemd/system-generators",
@@ -135,11 +134,29 @@ def empty_outputs(root=""):
     followed)."""
     for directory in OUTPUT_DIRS:
         path = root.rstrip("/") + directory
-        if os.path.islink(path) or os.path.isfile(path):
-            os.unlink(path)
-        elif os.path.isdir(path):
-            shutil.rmtree(path)
+        remove_tree(path)
         os.makedirs(path, 0o755)
+
+
+def remove_tree(path):
+    """``path`` and, for a directory, everything under it; links are removed, never
+    followed.  Nothing there is no error."""
+    try:
+        if not os.path.isdir(path) or os.path.islink(path):
+            os.unlink(path)
+            return
+    except FileNotFoundError:
+        return
+    for top, dirs, files in os.walk(path, topdown=False):
+        for name in files:
+            os.unlink(os.path.join(top, name))
+        for name in dirs:
+            inner = os.path.join(top, name)
+            if os.path.islink(inner):
+                os.unlink(inner)
+            else:
+                os.rmdir(inner)
+    os.rmdir(path)
 
 
 def run(root="/", timeout=TIMEOUT, clock=time.monotonic):
@@ -158,40 +175,84 @@ def run(root="/", timeout=TIMEOUT, clock=time.monotonic):
                                  "another root needs root (chroot)") for name, path in found]
     running = []
     for name, path in found:
-        output = tempfile.TemporaryFile()
-        inside = path[len(root):] if root else path
+        output = os.memfd_create("generator-" + name, os.MFD_CLOEXEC)
         try:
-            proc = subprocess.Popen(
-                [inside] + list(OUTPUT_DIRS), stdin=subprocess.DEVNULL, stdout=output,
-                stderr=subprocess.STDOUT, env=dict(ENVIRONMENT), cwd="/",
-                start_new_session=True,
-                preexec_fn=(lambda: (os.chroot(root), os.chdir("/"))) if root else None)
-        except (OSError, subprocess.SubprocessError) as exc:
-            output.close()
-            reports.append(Report(name, path, problem="cannot run: %s" % exc))
+            pid = _spawn(root, path[len(root):] if root else path, output)
+        except OSError as exc:
+            os.close(output)
+            reports.append(Report(name, path, problem="cannot run: %s" % exc.strerror))
             continue
-        running.append((name, path, proc, output, clock()))
-    for name, path, proc, output, started in running:
-        status = None
-        try:
-            status = proc.wait(max(0.0, started + timeout - clock()))
-        except subprocess.TimeoutExpired:
-            _kill_group(proc)
-        seconds = clock() - started
-        output.seek(0)
-        text = output.read(OUTPUT_LIMIT).decode("utf-8", "replace")
-        output.close()
-        report = Report(name, path, status, text, seconds)
+        running.append([name, path, pid, output, clock(), None])
+    waiting = list(running)
+    while waiting:
+        for item in list(waiting):
+            name, path, pid, output, started, _status = item
+            try:
+                done, status = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                done, status = pid, 0
+            if done:
+                item[5] = _exit_status(status)
+                waiting.remove(item)
+            elif clock() >= started + timeout:
+                _kill_group(pid)
+                waiting.remove(item)
+        if waiting:
+            time.sleep(0.01)
+    for name, path, pid, output, started, status in running:
+        os.lseek(output, 0, os.SEEK_SET)
+        text = os.read(output, OUTPUT_LIMIT).decode("utf-8", "replace")
+        os.close(output)
+        report = Report(name, path, status, text, clock() - started)
         if status is None:
             report.problem = "killed: still running after %g s" % timeout
         reports.append(report)
     return sorted(reports, key=lambda r: r.name)
 
 
-def _kill_group(proc):
-    """The generator and whatever it started (its session's process group)."""
+def _spawn(root, path, output):
+    """fork and exec one generator: its own session, stdin /dev/null, stdout and stderr
+    the memory file, chrooted into ``root`` when there is one."""
+    null = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
+    argv = [path] + list(OUTPUT_DIRS)
+    env = dict(ENVIRONMENT)
+    pid = os.fork()
+    if pid == 0:                              # the child: never returns
+        try:
+            os.setsid()
+            os.dup2(null, 0)
+            os.dup2(output, 1)
+            os.dup2(output, 2)
+            if root:
+                os.chroot(root)
+            os.chdir("/")
+            os.execve(path, argv, env)
+        except BaseException as exc:          # noqa: B902 - said on its output, then gone
+            try:
+                os.write(2, ("cannot run %s: %s\n" % (path, exc)).encode("utf-8", "replace"))
+            finally:
+                os._exit(127)
+    os.close(null)
+    return pid
+
+
+def _exit_status(status):
+    """An exit code, or a negative signal number."""
+    if os.WIFSIGNALED(status):
+        return -os.WTERMSIG(status)
+    return os.WEXITSTATUS(status)
+
+
+def _kill_group(pid):
+    """The generator and whatever it started (its session's process group), reaped."""
     try:
-        os.killpg(proc.pid, signal.SIGKILL)
+        os.killpg(pid, signal.SIGKILL)
     except OSError:
-        proc.kill()
-    proc.wait()
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
