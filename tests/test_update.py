@@ -250,9 +250,12 @@ def setup(tmp_path):
 
 
 def updater(s, *args, **kwargs):
-    """schema-update ARGS as the device runs it (a program of its own)."""
-    return subprocess.Popen([sys.executable, "-c", "import sys; from schema_init.update "
-                             "import update; sys.exit(update.main(sys.argv[1:]))"] + list(args),
+    """schema-update ARGS as the device runs it (a program of its own; SCHEMA_UPDATE_PROGRAM:
+    a binary's schema-update link, e.g. the armv6l one under qemu-user)."""
+    program = os.environ.get("SCHEMA_UPDATE_PROGRAM")
+    argv = [program] if program else [sys.executable, "-c", "import sys; from schema_init."
+                                      "update import update; sys.exit(update.main(sys.argv[1:]))"]
+    return subprocess.Popen(argv + list(args),
                             env=s["env"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, **kwargs)
 

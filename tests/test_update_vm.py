@@ -34,7 +34,7 @@ KEYS = os.path.join(ROOT, "build", "keys")
 PROBE = r"""# test probe (tests/test_update_vm.py): the A/B state, the install, the power-off
 exec=/bin/sh
 args=-c
-args=until schema-ctl status | grep -q '^A/B: .*commit=committed'; do sleep 2; done; echo "=== ab $(schema-ctl status | grep '^A/B:') | $(schema-update status | tr '\n' '|') | up $(cut -d' ' -f1 /proc/uptime) ===" > /dev/console; if { [ -e /data/install-bundle ] || [ -e /data/install-always ]; } && schema-ctl status | grep -q '^A/B: slot=A'; then rm -f /data/install-bundle; sync; s=$(cut -d' ' -f1 /proc/uptime); schema-ctl update /data/bundle.raucb > /dev/console 2>&1; echo "=== update exit $? after $(cut -d' ' -f1 /proc/uptime) (from $s) ===" > /dev/console; exit 0; fi; [ -e /data/poweroff-when-committed ] && schema-ctl poweroff; exit 0
+args=until schema-ctl status | grep -q '^A/B: .*commit=committed'; do sleep 2; done; echo "=== ab $(schema-ctl status | grep '^A/B:') | $(schema-update status | tr '\n' '|') | up $(cut -d' ' -f1 /proc/uptime) ===" > /dev/console; if { [ -e /data/install-bundle ] || [ -e /data/install-always ]; } && schema-ctl status | grep -q '^A/B: slot=A'; then rm -f /data/install-bundle; sync; s=$(cut -d' ' -f1 /proc/uptime); schema-ctl update /data/bundle.raucb > /dev/console 2>&1 & p=$!; last=; while kill -0 $p 2>/dev/null; do h=$(sed -n 's/^VmHWM:[[:space:]]*//p' /proc/$p/status 2>/dev/null); [ -n "$h" ] && [ "$h" != "$last" ] && last=$h && echo "=== update hwm $h ===" > /dev/console; sleep 0.5; done; wait $p; echo "=== update exit $? after $(cut -d' ' -f1 /proc/uptime) (from $s) ===" > /dev/console; exit 0; fi; [ -e /data/poweroff-when-committed ] && schema-ctl poweroff; exit 0
 oneshot=1
 start_timeout_sec=0
 dep=data
@@ -188,10 +188,12 @@ def test_a_good_bundle_installs_commits_and_the_next_plain_boot_runs_it(
     assert "A/B: slot=A  commit=committed" in ab_line(text)
     assert "update: version" in text and "installed in slot B" in text, text[-5000:]
     install = re.search(r"installed in slot B in ([\d.]+) s", text).group(1)
+    hwm = re.findall(r"=== update hwm (\d+ kB) ===", text)
     trial_start = time.monotonic()
     vm = board.boot()                                     # slot B, its trial
     assert vm.partition == 3
     text = board.until_end(vm, 1800)
+    trial_qemu = time.monotonic() - trial_start
     assert "initramfs: trial boot 1 of 1 of slot B" in text, text[-5000:]
     assert "A/B: slot B committed" in text, text[-5000:]
     line = ab_line(text)
@@ -202,12 +204,13 @@ def test_a_good_bundle_installs_commits_and_the_next_plain_boot_runs_it(
     text = board.until_end(vm, 1800)
     assert "slot=B  commit=committed" in ab_line(text) and "trial boot" not in text
     assert pi.digest(card, pi.ROOT_A) == root_a
-    print("UPDATE-VM good bundle (%d B): install %s s in the guest; trial boot to commit "
-          "%.0f s of guest uptime (%.0f s of QEMU); whole case %.0f s"
-          % (os.path.getsize(bundle), install, trial_s, time.monotonic() - trial_start,
-             time.monotonic() - started))
+    print("UPDATE-VM good bundle (%d B): install %s s in the guest, the updater's VmHWM %s; "
+          "trial boot to commit %.0f s of guest uptime (%.0f s of QEMU for its boot); whole "
+          "case %.0f s" % (os.path.getsize(bundle), install, hwm[-1] if hwm else "?", trial_s,
+                           trial_qemu, time.monotonic() - started))
 
 
+@pytest.mark.update_long
 def test_a_bundle_whose_critical_service_crashes_is_rolled_back_with_the_reason(
         tmp_path, board_of):
     bundle = bundle_of_root(tmp_path, "crash", crashing)

@@ -81,7 +81,9 @@ class HttpSource:
     def _request(self, first, last):
         import _socket
         self.requests += 1
-        infos = _socket.getaddrinfo(self.host, self.port, 0, _socket.SOCK_STREAM)
+        # the host as bytes: a str would be IDNA-encoded, a codec the device's binary lacks
+        infos = _socket.getaddrinfo(self.host.encode("ascii", "replace"), self.port, 0,
+                                    _socket.SOCK_STREAM)
         if not infos:
             raise BundleError("%s: no address for %s" % (self.name, self.host))
         family, kind, proto = infos[0][:3]
