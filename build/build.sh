@@ -46,6 +46,8 @@ $CC $CFLAGS -c native/preinit.c -o "$TMP/preinit.o"
 $CC $CFLAGS -Inative -c native/ctlfast.c -o "$TMP/ctlfast.o"
 # shellcheck disable=SC2086 # $CC $CFLAGS $INCLUDES: word lists, split on purpose
 $CC $CFLAGS -c native/powerkey.c -o "$TMP/powerkey.o"
+# shellcheck disable=SC2086 # $CC $CFLAGS $INCLUDES: word lists, split on purpose
+$CC $CFLAGS -c native/exec.c -o "$TMP/exec.o"
 
 # CPython's frozen-module table without deep-freeze: only importlib's bootstrap,
 # marshalled by $PY (build/frozen.py says why: 0.5 MB less private dirty memory).
@@ -84,7 +86,7 @@ test "$($PY -c 'import nuitka; print(nuitka.__file__)')" = "$PATCHED/nuitka/__in
 # start-up or per request (measured, bench/REPORT-footprint.md).
 # shellcheck disable=SC2086 # $PACKAGES, $NUITKA_EXTRA: Nuitka options, split on purpose
 CFLAGS="-Os $ARCH_CFLAGS" \
-LDFLAGS="-Os $ARCH_CFLAGS -static $TMP/_schema_fastloop.o $TMP/inittab.o $TMP/preinit.o $TMP/ctlfast.o $TMP/powerkey.o $FROZEN_O" \
+LDFLAGS="-Os $ARCH_CFLAGS -static $TMP/_schema_fastloop.o $TMP/inittab.o $TMP/preinit.o $TMP/ctlfast.o $TMP/powerkey.o $TMP/exec.o $FROZEN_O" \
 $PY -m nuitka \
     --standalone \
     --static-libpython=yes \

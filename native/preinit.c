@@ -11,7 +11,8 @@
  *    environment its services get.
  * 3. Run as schema-ctl, the common request is served in C (native/ctlfast.c) and the
  *    process exits before the interpreter starts; run as schema-powerkey, the power
- *    button helper (native/powerkey.c) is all there is. */
+ *    button helper (native/powerkey.c) is all there is; run as schema-exec, a service's
+ *    execution context is applied and the service exec'd (native/exec.c). */
 #include <locale.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,7 @@
 
 int schema_ctl_fast(int argc, char **argv);
 int schema_powerkey(void);
+int schema_exec(int argc, char **argv);
 
 static void save_and_clear(const char *name)
 {
@@ -43,6 +45,11 @@ __attribute__((constructor)) static void schema_preinit(int argc, char **argv)
         if (strcmp(name, "schema-powerkey") == 0) {
             int status = schema_powerkey();
             fflush(stdout);
+            fflush(stderr);
+            _exit(status);
+        }
+        if (strcmp(name, "schema-exec") == 0) {
+            int status = schema_exec(argc, argv);      /* returns only on failure */
             fflush(stderr);
             _exit(status);
         }

@@ -4,9 +4,10 @@
 #                                                     no TARGET: BR2_ARCH chooses)
 #   1. Cython: _fastloop.pyx -> C (the venv's cython, as build/build.sh does);
 #   2. the target's compiler and flags (toolchains/TARGET.env) compile it, and the other
-#      C files of the binary (native/inittab.c, preinit.c, ctlfast.c, powerkey.c), against the
-#      TARGET's Python 3.11 headers; every header used is checked to come from the
-#      target (none from the host's /usr/include unless the target is the host);
+#      C files of the binary (native/inittab.c, preinit.c, ctlfast.c, powerkey.c,
+#      exec.c), against the TARGET's Python 3.11 headers; every header used is checked
+#      to come from the target (none from the host's /usr/include unless the target is
+#      the host);
 #   3. toolchains/probe.c is linked statically with the same flags;
 #   4. toolchains/elfcheck.py checks every object and the program for the target;
 #   5. the program runs under the target's qemu-user CPU (natively on the target).
@@ -57,6 +58,7 @@ compile native/inittab.c "$OUT/inittab.o" $PY_INCLUDES
 compile native/preinit.c "$OUT/preinit.o"
 compile native/ctlfast.c "$OUT/ctlfast.o" -Inative
 compile native/powerkey.c "$OUT/powerkey.o"
+compile native/exec.c "$OUT/exec.o"
 
 # Where every header came from: Python's from the target's tree, nothing from the
 # host's /usr/include (x86_64 glibc or Python headers) unless the target is the host.

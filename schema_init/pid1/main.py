@@ -71,6 +71,32 @@ def check(directory, strict=False, out=None, unit_dirs=()):
     return 1 if failed else 0
 
 
+def raise_own_limits():
+    """PID 1's own hard limits up, as systemd raises its own: NOFILE's hard limit to
+    fs.nr_open (PID 1 holds an fd per listen= socket, log, notify socket...), MEMLOCK to
+    systemd's documented 8 MiB default.  The soft NOFILE stays: services inherit it, and
+    select() breaks on fds above 1023.  The static binary's Python has no setrlimit:
+    schema-exec --raise-limits sets ours with prlimit(2), from a child waited for here,
+    before the loop exists.  A failure is said and the boot goes on."""
+    from . import spawn
+    program = spawn.schema_exec_program()
+    if program is None:
+        return
+    try:
+        pid = os.fork()
+    except OSError:
+        return
+    if pid == 0:
+        try:
+            os.execv(program, ["schema-exec", "--raise-limits", str(os.getppid())])
+        finally:
+            os._exit(127)
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+
+
 def boot_pid1(argv):
     """PID 1 never returns: when the boot itself fails, the last resort takes over.
 
@@ -79,6 +105,10 @@ def boot_pid1(argv):
     them would exit, and the kernel would panic)."""
     from . import lastresort
     try:
+        try:
+            raise_own_limits()
+        except Exception:                   # noqa: B902 - limits are not worth a boot
+            pass
         try:
             options = parse_args(argv)
         except UsageError:
