@@ -145,7 +145,8 @@ def test_postgresql_generator_makes_each_auto_cluster_an_imported_instance(tmp_p
     assert "postgresql@15-main.svc" in made and "postgresql.svc" in made, made
     loaded = loader.load_directory(str(out))
     names = {s.name: s for s in loaded.services}
-    assert names["postgresql@15-main"].exec == "/usr/bin/pg_ctlcluster"
+    cluster = names["postgresql@15-main"]
+    assert any("/usr/bin/pg_ctlcluster" in word for word in (cluster.exec,) + cluster.args)
 
 
 def test_a_manual_cluster_is_no_instance(tmp_path, postgresql_common):
