@@ -22,7 +22,7 @@ ALLOWED = {
     "core": set(),
     "lib": set(),
     "units": {"core"},
-    "pid1": {"core", "lib", "units"},
+    "pid1": {"core", "lib"},                # units: only in the import helper
     "journal": {"pid1", "core"},         # the compiled loop's inotify and trim_heap; digits
     "ctl": {"core", "analyze", "pid1", "update"},  # pid1: top's terminal mode; update
     "analyze": {"core"},                 # the shm reader, the boot's timeline and chart
