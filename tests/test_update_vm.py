@@ -104,15 +104,22 @@ def card_with_bundle(tmp_path, bundle, flag_name="install-bundle"):
                         card], input=", +\n", text=True, check=True)
     fs = pi.extract(card, pi.DATA, str(tmp_path / "data.ext4"))
     subprocess.run(["resize2fs", "-f", fs], check=True, capture_output=True)
+    flag = tmp_path / "flag"
+    flag.write_text("yes\n")
+    # the big file first, right after the resize (debugfs writing it after e2fsck and
+    # smaller writes left stale block bitmap checksums, and the file was lost)
+    pi.debugfs(fs, "write %s /bundle.raucb" % bundle, "write %s /%s" % (flag, flag_name),
+               "write %s /poweroff-when-committed" % flag, write=True)
+    check = subprocess.run(["e2fsck", "-fn", fs], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout
     pi.put_back(card, pi.DATA, fs)
     os.unlink(fs)
     pi.add_services(card, {"probe.svc": PROBE}, str(tmp_path))
     fs = pi.extract(card, pi.DATA, str(tmp_path / "data.ext4"))
-    flag = tmp_path / "flag"
-    flag.write_text("yes\n")
-    pi.debugfs(fs, "write %s /bundle.raucb" % bundle, "write %s /%s" % (flag, flag_name),
-               "write %s /poweroff-when-committed" % flag, write=True)
-    pi.put_back(card, pi.DATA, fs)
+    listing = pi.debugfs(fs, "ls -l /").stdout
+    assert "bundle.raucb" in listing and flag_name in listing, listing
+    check = subprocess.run(["e2fsck", "-fn", fs], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout
     os.unlink(fs)
     return card
 
