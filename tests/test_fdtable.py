@@ -104,7 +104,9 @@ def test_only_the_table_registers_fds_with_the_loop():
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
                     node.func.attr in ("register", "unregister", "modify"):
                 owner = node.func.value
-                if not (isinstance(owner, ast.Attribute) and owner.attr == "fds"):
+                # .fds: the table; .poller: loader.UnitImport's own one-fd poller of the
+                # import helper's pipe (a Loop of its own, never the runtime's).
+                if not (isinstance(owner, ast.Attribute) and owner.attr in ("fds", "poller")):
                     found.append("%s:%d" % (name, node.lineno))
     assert found == []
 
