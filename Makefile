@@ -263,14 +263,16 @@ test-image-smoke: image
 # Issue 21's unit corpus, RUN: the units, generators and init scripts of the Debian 12
 # server packages of bench/corpus/packages.txt (apt-get download, indexed), a root with
 # all of them installed (debootstrap + apt-get, nothing started; cached outside the
-# clone in /var/cache/schema-init-build/corpus, CORPUS_CACHE), booted under schema-init
-# of this checkout in namespaces, each unit classified works / degraded / broken /
-# missing / container / replaced: bench/REPORT-units.md, bench/results/units-corpus.json.
-bench-units:
-	build/ensure-deps.sh debootstrap python3 util-linux iproute2 shellcheck
+# clone in /var/cache/schema-init-build/corpus, CORPUS_CACHE), booted under this
+# checkout's static binary in namespaces, each unit classified works / degraded /
+# broken / missing / container / replaced: bench/REPORT-units.md and
+# bench/results/units-corpus.json.  About 10 minutes with the roots cached (making
+# them: 5 to 15 more).
+bench-units: $(BINARY)
+	build/ensure-deps.sh debootstrap python3 util-linux iproute2
 	bench/corpus/fetch.sh
 	flock /tmp/schema-heavy.lock bench/corpus/mkroot.sh main alt
-	flock /tmp/schema-heavy.lock python3 bench/units_corpus.py --no-build
+	flock /tmp/schema-heavy.lock python3 bench/units_corpus.py --no-build --source binary
 
 .PHONY: bench-units
 

@@ -134,6 +134,9 @@ EARLY_DONE_BY = {
     "systemd-journald.service": "schema-init's own logs (RUN/log/NAME.log)",
     "systemd-logind.service": None,
 }
+# A dropped line as import-units writes it into a .svc file ("# Not carried over:").
+NOT_CARRIED = re.compile(r"^#\s+(/\S+):(\d+): ([A-Za-z][\w.-]*)=.*? \(([^()]*(?:\([^()]*\)"
+                         r"[^()]*)*)\)$", re.M)
 # Log lines that say the container lacks a kernel facility (not schema-init's doing).
 CONTAINER_SIGNS = (
     (r"(?i)module .* not found|modprobe|insmod|FATAL: Module", "needs a kernel module"),
@@ -647,6 +650,11 @@ class Boot:
                       "mount --bind -o ro %s \"$R/opt/schema-init-src\"" % sh(o.source_dir),
                       "ln -sfn /opt/schema-init-src/schema_init "
                       "\"$R/usr/local/lib/python3.11/dist-packages/schema_init\""]
+            if o.source == "worktree" and os.access(o.binary, os.X_OK):
+                # schema-exec (the compiled binary's C helper) for a checkout that has it:
+                # spawn.schema_exec_program() takes SCHEMA_EXEC from PID 1's environment
+                lines.append("install -m 0755 %s \"$R/usr/sbin/schema-init.binary\""
+                             % sh(o.binary))
             for name in ("schema-init",) + NAMES + ("systemctl",):
                 where = "/usr/bin/systemctl" if name == "systemctl" else "/usr/sbin/" + name
                 lines.append("rm -f \"$R%s\"; printf '%%s\\n' '#!/bin/sh' "
@@ -696,7 +704,10 @@ class Boot:
                      "2> \"$R/run/corpus/import-units.err\" || true" % PATH)
         lines += ["cd \"$R\"", "mkdir -p oldroot", "pivot_root . oldroot",
                   "exec chroot . /bin/sh -c 'umount -l /oldroot; rmdir /oldroot; "
-                  "exec env -i PATH=%s LANG=C.UTF-8 /usr/sbin/schema-init'" % PATH]
+                  "exec env -i PATH=%s LANG=C.UTF-8 %s/usr/sbin/schema-init'"
+                  % (PATH, "SCHEMA_EXEC=/usr/sbin/schema-init.binary "
+                     if o.init_kind == "python" and o.source == "worktree" and
+                     os.access(o.binary, os.X_OK) else "")]
         return "\n".join(lines) + "\n"
 
     def start(self, owners):
@@ -836,6 +847,18 @@ class Boot:
                     got[name] = f.read()
             except OSError:
                 got[name] = ""
+        got["not_carried"] = []
+        out_dir = self.path("/run/corpus/import-units")
+        for entry in sorted(os.listdir(out_dir)) if os.path.isdir(out_dir) else []:
+            try:
+                with open(os.path.join(out_dir, entry), errors="replace") as f:
+                    text = f.read(262144)
+            except OSError:
+                continue
+            for m in NOT_CARRIED.finditer(text):
+                got["not_carried"].append({"path": m.group(1), "line": int(m.group(2)),
+                                           "key": m.group(3), "message": m.group(4),
+                                           "text": m.group(0).lstrip("# ")})
         got["generators"] = []
         for package, path in self.generators:
             out = "/run/corpus/gen/%s/%s" % (package, os.path.basename(path))
@@ -939,19 +962,21 @@ def remove_cgroup(path):
 
 # --- classification ----------------------------------------------------------------
 
-def service_for(unit_name, unit):
-    """The service name the importer makes of a unit (its socket's, its timer's)."""
+def service_for(unit_name, unit, machine=None):
+    """The service name the importer makes of a unit (its socket's, its timer's; an
+    alias as the unit it names)."""
     if unit_name.startswith("lsb:"):
         return unit_name[4:]
     kind = unit_name.rpartition(".")[2]
     real = unit.real_name if unit is not None else unit_name
+    service = real
     if kind == "socket" and unit is not None:
         service = unit.last("Socket", "Service") or real.rpartition(".")[0] + ".service"
-        return service.rpartition(".")[0]
-    if kind in ("timer", "path") and unit is not None:
+    elif kind in ("timer", "path") and unit is not None:
         service = unit.last(kind.capitalize(), "Unit") or real.rpartition(".")[0] + ".service"
-        return service.rpartition(".")[0]
-    return real.rpartition(".")[0]
+    if machine is not None and service != real:
+        service = machine.unit(service).real_name
+    return service.rpartition(".")[0]
 
 
 def last_lines(text, count=3):
@@ -1018,6 +1043,8 @@ def classify(rec):
     errors = rec.get("errors") or []
     if errors:
         return "broken", "not imported: " + errors[0]
+    if rec.get("import_errors"):
+        return "broken", "not imported: " + rec["import_errors"][0]
     said = rec.get("said") or []
     if said or dropped:
         return "broken", "no service; the importer said: " + (said or
@@ -1056,11 +1083,19 @@ def choose_init(options):
         options.source_desc = "build/out/schema-init (%s)" % time.strftime(
             "%Y-%m-%d %H:%M", time.localtime(os.path.getmtime(options.binary)))
         return
-    if options.source == "HEAD":
+    if options.source != "worktree":
+        rev = subprocess.run(["git", "-C", TOP, "rev-parse", "--verify",
+                              options.source + "^{commit}"], capture_output=True, text=True)
+        if rev.returncode:
+            sys.exit("units_corpus: --source %s is not worktree, binary or a commit"
+                     % options.source)
+        options.commit = rev.stdout.strip()
+        options.dirty = False
         export = os.path.join(options.cache, "src-" + options.commit[:12])
         if not os.path.isdir(os.path.join(export, "schema_init")):
             os.makedirs(export, exist_ok=True)
-            archive = subprocess.run(["git", "-C", TOP, "archive", "HEAD", "schema_init"],
+            archive = subprocess.run(["git", "-C", TOP, "archive", options.commit,
+                                      "schema_init"],
                                      capture_output=True, check=True).stdout
             subprocess.run(["tar", "-x", "-C", export], input=archive, check=True)
         for entry in os.listdir(os.path.join(TOP, "schema_init", "pid1")):
@@ -1068,8 +1103,11 @@ def choose_init(options):
                 shutil.copy(os.path.join(TOP, "schema_init", "pid1", entry),
                             os.path.join(export, "schema_init", "pid1", entry))
         options.source_dir = export
-        options.source_desc = "schema_init of commit %s (git archive HEAD), run by the " \
-            "root's python3" % options.commit[:12]
+        subject = subprocess.run(["git", "-C", TOP, "log", "-1", "--format=%cd %s",
+                                  "--date=format:%Y-%m-%d %H:%M", options.commit],
+                                 capture_output=True, text=True).stdout.strip()
+        options.source_desc = "schema_init of commit %s (%s), run by the root's python3" % (
+            options.commit[:12], md(subject[:90]))
         return
     options.source_dir = TOP
     options.source_desc = "schema_init of this checkout as it is (commit %s%s), run by " \
@@ -1093,8 +1131,9 @@ def boots_of(options, packages, roots):
     return plan
 
 
-def unit_record(name, via, how, unit, owner, got, machine_said, service_names):
-    service_name = service_for(name, unit)
+def unit_record(name, via, how, unit, owner, got, machine_said, service_names,
+                machine=None):
+    service_name = service_for(name, unit, machine)
     status = {s["name"]: s for s in got["status"].get("services", [])}
     rec = {"unit": name, "package": owner, "via": via, "how": how,
            "service_name": service_name, "service": status.get(service_name)}
@@ -1108,17 +1147,31 @@ def unit_record(name, via, how, unit, owner, got, machine_said, service_names):
     if name.startswith("lsb:"):
         files.add("/etc/init.d/" + name[4:])
     dropped, errors = [], []
+
+    def ours(path):
+        parent = os.path.basename(os.path.dirname(path))
+        return path in files or norm(path) in files or \
+            (parent.endswith(".d") and parent[:-2] in base_names)
     for text in got["status"].get("dropped", []) + got["status"].get("rejected", []):
         path, line, severity, key, message = diag_parts(text)
-        if path is None:
+        if path is None or not ours(path):
             continue
-        if path in files or norm(path) in files or \
-                (os.path.basename(os.path.dirname(path)).endswith(".d") and
-                 os.path.basename(os.path.dirname(path))[:-2] in base_names):
-            entry = {"key": key, "line": line, "message": message, "text": text}
-            (errors if severity == "error" else dropped).append(entry)
+        if re.search(r"more dropped lines not shown", message):
+            continue                       # PID 1's cap: import-units' .svc lists them
+        entry = {"key": key, "line": line, "message": message, "text": text,
+                 "path": path}
+        (errors if severity == "error" else dropped).append(entry)
+    seen = {(norm(d["path"]), d["line"]) for d in dropped}
+    for d in got.get("not_carried", []):
+        if ours(d["path"]) and (norm(d["path"]), d["line"]) not in seen:
+            seen.add((norm(d["path"]), d["line"]))
+            dropped.append(dict(d, text=d["text"] + " (import-units)"))
     rec["dropped"] = dropped
     rec["errors"] = [e["text"] for e in errors]
+    # errors of the import as a whole (naming a unit directory, not a unit): every unit
+    # without a service was lost to them, and they said so
+    rec["import_errors"] = [t for t in got["status"].get("rejected", [])
+                            if (diag_parts(t)[0] or "").rstrip("/") in UNIT_DIRS]
     skip = machine_said["skipped"].get(name) or machine_said["skipped"].get(
         unit.real_name if unit is not None else name) or \
         machine_said["skipped"].get(service_name + ".service") or \
@@ -1186,6 +1239,7 @@ def run_boot(options, boot, owners, packages_by_name):
         reached = machine.walk()
         said = parse_import_units(got["import-units.err"])
         services = {s["name"] for s in got["status"].get("services", [])}
+        done = set()
         for name, (via, how) in sorted(reached.items()):
             if name.startswith("lsb:"):
                 unit = None
@@ -1213,7 +1267,12 @@ def run_boot(options, boot, owners, packages_by_name):
                                         "why": "masked: systemd does not run it either",
                                         "service_name": None})
                 continue
-            rec = unit_record(name, via, how, unit, owner, got, said, services)
+            if unit is not None and unit.real_name != name:
+                if unit.real_name in reached or unit.real_name in done:
+                    continue              # an alias of a unit classified under its name
+                name = unit.real_name
+            done.add(name)
+            rec = unit_record(name, via, how, unit, owner, got, said, services, machine)
             rec["category"] = packages_by_name.get(owner, {}).get("category", "-")
             result["units"].append(rec)
         result["services"] = got["status"].get("services", [])
@@ -1248,14 +1307,18 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cache", default=os.environ.get(
         "CORPUS_CACHE", "/var/cache/schema-init-build/corpus"))
-    parser.add_argument("--source", choices=("worktree", "HEAD", "binary"),
-                        default="worktree")
+    parser.add_argument("--source", default="worktree",
+                        help="worktree (this checkout as it is, run by the root's python3; "
+                        "build/out/schema-init as its schema-exec when there is one), "
+                        "binary (build/out/schema-init), or a git revision (HEAD, a "
+                        "commit: its schema_init exported, run by the root's python3)")
     parser.add_argument("--boot-secs", type=float, default=60)
     parser.add_argument("--timer-secs", type=float, default=45)
     parser.add_argument("--stop-secs", type=float, default=60)
     parser.add_argument("--units", help="only these units (names, with or without the "
                         "suffix), comma-separated; one boot per root")
     parser.add_argument("--roots", default="main,alt")
+    parser.add_argument("--boots", help="only these boots (main-1,alt-1 ...), comma-separated")
     parser.add_argument("--overlay", help="a directory copied over the root before it "
                         "boots (units, links, scripts of a test)")
     parser.add_argument("--json-out", default=RESULTS)
@@ -1266,8 +1329,14 @@ def main(argv=None):
     parser.add_argument("--keep", action="store_true", help="keep each boot's overlay")
     parser.add_argument("--baseline", action="store_true",
                         help="also record these counts as the report's \"before\"")
+    parser.add_argument("--from-json", metavar="FILE",
+                        help="write the report from an earlier run's JSON, boot nothing")
     options = parser.parse_args(argv)
     options.units = [u for u in (options.units or "").split(",") if u]
+    if options.from_json:
+        with open(options.from_json) as f:
+            write_report(json.load(f), options)
+        return 0
     if os.geteuid() != 0:
         sys.exit("units_corpus: run as root (namespaces, mounts, chroot)")
     started = time.monotonic()
@@ -1287,6 +1356,8 @@ def main(argv=None):
     results = []
     harness_started = time.monotonic()
     for root_name, lower, number, group in boots_of(options, packages, roots):
+        if options.boots and "%s-%d" % (root_name, number) not in options.boots.split(","):
+            continue
         view = View(lower)
         owners = dpkg_owners(view)
         keep = keep_link_for(options, group, packages_by_name, root_name, number)
@@ -1386,7 +1457,10 @@ def write_report(data, options):
              "units enabled by their postinst); each boot %g s at most, then every timer's "
              "job started once (%g s at most)." % (data["source"], len(data["packages"]),
                                                    data["boot_secs"], data["timer_secs"]),
-             "Time: %s." % ", ".join("%s %.0f s" % kv for kv in data["timings"].items()), "",
+             "Time: %s." % ", ".join("%s %.0f s" % (k, data["timings"][k]) for k in (
+                 "fetch", "root", "harness", "total", "fetch when last made",
+                 "root when last made", "alt root when last made") if k in data["timings"]),
+             "",
              "How it runs: each root (and each `boot=` group of it: daemons that take the "
              "same port by default are booted apart) under an overlay, schema-init PID 1 of "
              "new PID, mount, network, UTS, IPC and cgroup namespaces with lo up, /proc/sys "
@@ -1416,7 +1490,16 @@ def write_report(data, options):
     for key, names in ranked[:25]:
         lines.append("| `%s` | %d (%s) |" % (key, len(names), md(", ".join(names[:6]) + (
             " ..." if len(names) > 6 else ""))))
-    lines += ["", "## Broken and missing: the causes", ""]
+    lines += ["", "## Broken and missing: the causes", "",
+              "Grouped (the cause: the importer's reason, or the state and its reason):", "",
+              "| cause | units |", "|---|---|"]
+    causes = {}
+    for rec in data["units"]:
+        if rec["class"] in ("broken", "missing"):
+            causes.setdefault(cause_of(rec), []).append(rec["unit"])
+    for cause, names in sorted(causes.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        lines.append("| %s | %d: %s |" % (md(cause)[:200], len(names), md(", ".join(names))))
+    lines += ["", "Each one, with the last lines of its log:", ""]
     for cls in ("missing", "broken"):
         for rec in data["units"]:
             if rec["class"] == cls:
@@ -1471,6 +1554,17 @@ def write_report(data, options):
     lines.append("")
     with open(REPORT, "w") as f:
         f.write("\n".join(lines))
+
+
+def cause_of(rec):
+    """A broken or missing unit's cause, for grouping: the importer's reason without
+    its unit's own words, or the state and its reason."""
+    why = rec["why"]
+    if rec["class"] == "missing":
+        return "wanted, no service, no word (%s)" % re.sub(r"\s.*", "", rec.get("how") or "?")
+    why = why.split(" | log:", 1)[0]
+    why = re.sub(r"(?<![\w*])/[\w./@-]+", "PATH", why)
+    return why[:160]
 
 
 def previous_before(path):

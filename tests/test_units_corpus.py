@@ -88,6 +88,10 @@ def test_wanted_without_a_service_or_a_word_is_missing():
                               "directory's"))[0] == "broken"
     assert uc.classify(record(said=["/lib/systemd/system/x.service:3: warning: X: y"]))[0] \
         == "broken"
+    # the whole import failing is a word too: broken, with PID 1's error
+    cls, why = uc.classify(record(import_errors=[
+        "/etc/systemd/system: error: importing the units failed (...)"]))
+    assert cls == "broken" and "importing the units failed" in why
 
 
 def test_what_a_container_cannot_do_is_said_not_hidden():
@@ -218,7 +222,12 @@ def test_the_harness_runs_units_and_classifies_them(corpus_root, tmp_path):
         write(overlay, "/etc/rc%s.d/S01corpus-ghost" % level, link="../init.d/corpus-ghost")
     out = tmp_path / "corpus.json"
     names = SMOKE_UNITS + ("corpus-false", "corpus-ghost")
+    # make test-debian builds the static binary first: that one, else this checkout
+    source = os.environ.get("CORPUS_SOURCE") or (
+        "binary" if os.access(os.path.join(ROOT, "build", "out", "schema-init"), os.X_OK)
+        else "worktree")
     done = subprocess.run([sys.executable, HARNESS, "--no-build", "--no-report",
+                           "--source", source,
                            "--roots", "main", "--units", ",".join(names),
                            "--overlay", str(overlay), "--boot-secs", "45",
                            "--timer-secs", "10", "--json-out", str(out)],
