@@ -5,7 +5,7 @@
 Two measurements, written to bench/REPORT-units.md:
 
 * enabled: the units a Debian root's links enable (what ``schema-init --units`` imports
-  at boot: the walk from multi-user.target through /etc/systemd/system's ``*.wants``),
+  at boot: the walk from default.target and sysinit.target through the ``*.wants``),
   in the Debian tier's root (build/tmp/debian/root, made by build/mkdebian.sh) or
   ``--root DIR``; once with no .svc directory and once beside services/debian
   (whose .svc files win by name);
@@ -64,7 +64,7 @@ def measure(dirs, root="", svc_dir=None, everything=False, at_boot=False):
     unit_files = []
     owner = {}
     for generated in result.generated:
-        if generated.template_of is not None or generated.pre_of:
+        if generated.template_of is not None:
             continue
         for source in generated.sources:
             if source.endswith(".conf"):
@@ -91,6 +91,7 @@ def measure(dirs, root="", svc_dir=None, everything=False, at_boot=False):
     confined_only = [u for u in unit_files if drops_of(u) and
                      all(d.message.startswith(SANDBOXING) for d in drops_of(u))]
     return {"units": unit_files, "clean": clean, "confined_only": confined_only,
+            "sandbox": result.sandbox,
             "failed": failed, "keys": keys, "reasons": reasons,
             "key_units": key_units, "skipped": result.skipped,
             "services": len([s for s in specs]), "elapsed": elapsed,
@@ -127,10 +128,12 @@ def section(title, stats, note):
              "| with dropped lines | %d |" % (units_n - clean_n),
              "| of which only sandboxing lines (it runs as under systemd, less confined) | %d |"
              % len(stats["confined_only"]),
-             "| not imported (error: no ExecStart=, a bad command) | %d |" % len(stats["failed"]),
+             "| sandboxing lines not applied (services with any) | %d (%d) |"
+             % (sum(stats["sandbox"].values()), len(stats["sandbox"])),
+             "| not imported (error: no ExecStart=, a bad command, a required unit gone) | %d |" % len(stats["failed"]),
              "| skipped on purpose (a .svc wins, masked, early boot, systemd's own) | %d |"
              % len(stats["skipped"]),
-             "| services made (.svc specs, NAME-pre included) | %d |" % stats["services"],
+             "| services made (.svc specs) | %d |" % stats["services"],
              "| import time | %.1f ms |" % (stats["elapsed"] * 1000), ""]
     if stats["keys"]:
         lines += ["Keys dropped most (lines; units):", "", "| key | lines | units |",
@@ -181,7 +184,7 @@ def main(argv=None):
                          at_boot=True)
         report += section("Enabled units of a Debian root, alone", plain,
                           "`%s`: %d `*.wants` links in /etc/systemd/system; the walk from "
-                          "multi-user.target, no .svc directory; daemons' path conditions "
+                          "default.target and sysinit.target, no .svc directory; daemons' path conditions "
                           "checked against the root and the other conditions against the "
                           "machine running this, as at boot." % (
                               os.path.relpath(options.root, ROOT), links))

@@ -171,6 +171,30 @@ def test_kept_sockets_are_taken_back_only_for_an_alike_spec(tmp_path):
         sock.close()
 
 
+def test_a_listen_option_changed_across_reexec_makes_the_socket_anew(tmp_path):
+    """The options after a listen= address are part of what is compared: a socket kept
+    across a re-exec is taken back only with the same mode=/user=/group=/ipv6only."""
+    path = str(tmp_path / "o.sock")
+    with_mode = (("unix-stream", path, (("mode", 0o600),)),)
+    spec = config.ServiceSpec(name="o", exec="/bin/true", listen=with_mode)
+    before = sockets.Sockets(FakeLoop())
+    made = before.for_service("o", spec.listen, spec.socket_mode)
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    kept = before.keep_across_exec()
+    assert kept[0][2] == "stream:%s mode=0600" % path
+    handed = [(n, os.dup(fd), d, m, u, g) for n, fd, d, m, u, g in kept]
+    same = sockets.Sockets(FakeLoop())
+    same.adopt(handed, {"o": Record(spec)})
+    assert list(same.held) == ["o"]
+    other = [(n, os.dup(fd), d, m, u, g) for n, fd, d, m, u, g in kept]
+    changed = sockets.Sockets(FakeLoop())
+    changed.adopt(other, {"o": Record(spec.replace(
+        listen=(("unix-stream", path, (("mode", 0o660),)),)))})
+    assert changed.held == {}
+    for sock in made + same.held["o"][1]:
+        sock.close()
+
+
 # --- real sockets ------------------------------------------------------------------------
 
 def ask(path, timeout=20.0):

@@ -250,3 +250,79 @@ def test_every_listen_socket_exists_before_any_service_starts(supervise, tmp_pat
     sender.sendto(b"sent before the start", path)       # queued, not refused
     sender.close()
     assert s.status()["late"]["pid"] in (0, "0")           # never started
+
+
+# --- options after the address (issue 21: systemd's per-socket settings) ---------------
+
+@pytest.mark.parametrize("value,expected", [
+    ("tcp:[::]:111 ipv6only", ("tcp", ("::", 111), (("ipv6only", True),))),
+    ("udp:111 ipv6only", ("udp", ("", 111), (("ipv6only", True),))),
+    ("/run/x.sock group=adm mode=0660 user=x",
+     ("unix-stream", "/run/x.sock", (("mode", 0o660), ("user", "x"), ("group", "adm")))),
+    ("dgram:/dev/log\tmode=666", ("unix-dgram", "/dev/log", (("mode", 0o666),))),
+    ("/run/a b.sock", ("unix-stream", "/run/a b.sock")),      # a blank in a path, as ever
+])
+def test_listen_values_with_options(value, expected):
+    from schema_init.pid1 import sockets
+    assert config.parse_listen(value) == (expected, None)
+    assert config.parse_listen(sockets.describe(expected)) == (expected, None)
+
+
+@pytest.mark.parametrize("value,reason", [
+    ("tcp:0.0.0.0:111 ipv6only", "ipv6only is for"), ("/run/x ipv6only", "ipv6only is for"),
+    ("tcp:111 mode=0600", "a unix socket file's"), ("/run/x mode=9", "not an octal"),
+    ("/run/x user=a user=b", "given twice"), ("tcp:111 bogus", "'bogus' is not an option"),
+    ("/run/x group=bad/name", "group=bad/name"),
+])
+def test_bad_listen_options_say_why(value, reason):
+    listen, why = config.parse_listen(value)
+    assert listen is None and reason in why, why
+
+
+def test_ipv6only_lets_an_ipv6_socket_share_its_port_with_ipv4():
+    """rpcbind.socket's BindIPv6Only=ipv6-only: [::]:111 beside 0.0.0.0:111."""
+    from schema_init.pid1 import sockets
+    port = free_port()
+    held = sockets.Sockets()
+    try:
+        v4, v6 = held.for_service("rpc", [("tcp", ("0.0.0.0", port)),
+                                          ("tcp", ("::", port), (("ipv6only", True),))], 0o666)
+        assert v6.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY) == 1
+        with socket.create_connection(("::1", port), timeout=5):
+            pass
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            pass
+        with pytest.raises(OSError, match="listen=tcp:\\[::\\]:%d: .*in use" % port):
+            held.for_service("other", [("tcp", ("::", port))], 0o666)   # both families
+    finally:
+        held.release("rpc")
+        held.release("other")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown of the socket files needs root")
+def test_each_socket_file_gets_its_own_mode_and_owner(tmp_path):
+    import grp
+    import pwd
+    from schema_init.pid1 import sockets
+    nobody = pwd.getpwnam("nobody")
+    group = grp.getgrgid(nobody.pw_gid).gr_name
+    own, admin, plain = (str(tmp_path / n) for n in ("own.sock", "admin.sock", "plain.sock"))
+    held = sockets.Sockets()
+    listen = [config.parse_listen(v)[0] for v in (
+        "%s mode=0600 user=nobody" % own, "%s mode=0660 group=%s" % (admin, group), plain)]
+    try:
+        held.for_service("d", listen, 0o640, "", "")
+        modes = [(os.stat(p).st_uid, os.stat(p).st_gid, os.stat(p).st_mode & 0o777)
+                 for p in (own, admin, plain)]
+        assert modes == [(nobody.pw_uid, nobody.pw_gid, 0o600), (0, nobody.pw_gid, 0o660),
+                         (0, 0, 0o640)]
+        kept = held.keep_across_exec()
+        assert [k[2] for k in kept] == ["stream:%s mode=0600 user=nobody" % own,
+                                        "stream:%s mode=0660 group=%s" % (admin, group),
+                                        "stream:%s" % plain]
+        with pytest.raises(OSError, match="user=no-such-user.*unknown user"):
+            held.for_service("e", [config.parse_listen("%s/e.sock user=no-such-user"
+                                                       % tmp_path)[0]], 0o666)
+    finally:
+        held.release("d")
+    assert not os.path.exists(own) and not os.path.exists(plain)

@@ -141,3 +141,38 @@ def test_interval_timers():
     assert timers.interval_first_fire(100.0, None) == 100.0     # on_active_sec only: at once
     assert timers.interval_next_fire(200.0, 60) == 260.0
     assert timers.interval_next_fire(200.0, None) is None        # run-once
+
+
+def test_a_randomized_delay_stays_below_its_limit_and_differs_by_timer_and_instant():
+    delays = [timers.randomized_delay(600, "apt-daily", 1000.0 + n * 0.001) for n in range(200)]
+    assert all(0 <= d < 600 for d in delays)
+    assert len({round(d) for d in delays}) > 100          # spread, not a few values
+    assert max(delays) - min(delays) > 400
+    assert timers.randomized_delay(600, "apt-daily", 5.0) == \
+        timers.randomized_delay(600, "apt-daily", 5.0)    # pure
+    assert timers.randomized_delay(600, "apt-daily", 5.0) != \
+        timers.randomized_delay(600, "man-db", 5.0)
+    assert timers.randomized_delay(0, "apt-daily", 5.0) == 0.0
+
+
+def test_the_supervisor_delays_each_fire_by_the_randomized_delay():
+    from fakes import FakeOps
+    from schema_init.core import config, graph, supervisor
+    from schema_init.core.schema import FULL_TRUST
+    wall = 1.7e9
+    specs = [config.ServiceSpec(name="tick", exec="/bin/true", oneshot=True, on_boot_sec=10,
+                                on_active_sec=60, randomized_delay_sec=100),
+             config.ServiceSpec(name="cal", exec="/bin/true", oneshot=True,
+                                on_calendar=timers.parse_calendar("03:00")[0],
+                                randomized_delay_sec=3600)]
+    sup = supervisor.Supervisor(graph.resolve(specs, []), FakeOps(), 0.0, wall)
+    tick, cal = sup.services["tick"], sup.services["cal"]
+    first = timers.randomized_delay(100, "tick", 0.0)
+    assert 0 < first < 100 and tick.due == 10 + first
+    fire = timers.next_occurrence(specs[1].on_calendar, wall)
+    assert cal.due == (fire - wall) + timers.randomized_delay(3600, "cal", 0.0)
+    sup.on_due(tick.due, wall + tick.due)                   # its run starts
+    sup.settle(tick.due)
+    assert tick.state == FULL_TRUST and tick.pid
+    sup.on_exit(tick.pid, 0, 500.0, wall + 500)             # and ends
+    assert tick.due == 560.0 + timers.randomized_delay(100, "tick", 500.0)

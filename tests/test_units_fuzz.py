@@ -31,20 +31,36 @@ UNIT_DIR = "/lib/systemd/system"
 BAD_NUMBERS = ["\u00b2", "1\u00b2", "\u0663", "\u0661\u0662", "9" * 5000, "-" + "9" * 5000,
                "\uff11", "1" * 4301 + "s", "\U0001d7d9", "\u00b2\u00b2%", "9" * 5000 + "%",
                "\u00b2:00", "*-*-\u00b2 00:00", "\u00b2M", "9" * 5000 + "K"]
+BAD_SPECIFIERS = ["%z", "%", "%Y", "%\u00b2", "x%"]
 BAD_ESCAPES = ["\\UFFFFFFFF", "\\U00110000", "\\uD800", "\\uDFFF", "\\U0000DC80", "\\u0000",
                "\\x00", "\\000", "\\U", "\\u12", "\\q", "\\400", "\\U0000D800x"]
 # Keys that read a number, and the section they are read in.
 NUMBER_KEYS = [("Service", k) for k in (
     "Nice", "OOMScoreAdjust", "CPUQuota", "MemoryMax", "MemoryLimit", "TimeoutStopSec",
     "TimeoutStartSec", "TimeoutSec", "WatchdogSec", "StartLimitBurst", "LimitNOFILE",
-    "LimitNPROC", "LimitCORE", "RuntimeDirectoryMode")] + [
+    "LimitNPROC", "LimitCORE", "LimitMEMLOCK", "LimitCPU", "LimitRTTIME", "LimitNICE",
+    "RuntimeDirectoryMode", "StateDirectoryMode", "UMask", "SuccessExitStatus",
+    "RestartPreventExitStatus", "KillSignal")] + [
     ("Unit", "StartLimitBurst"), ("Timer", "OnBootSec"), ("Timer", "OnUnitActiveSec"),
-    ("Timer", "OnCalendar"), ("Socket", "ListenStream"), ("Socket", "ListenDatagram"),
-    ("Socket", "SocketMode")]
-WORD_KEYS = [("Service", "ExecStart"), ("Service", "ExecStartPre"), ("Service", "Environment"),
-             ("Service", "WorkingDirectory"), ("Service", "TTYPath"),
-             ("Service", "RuntimeDirectory"), ("Unit", "ConditionPathExists"),
-             ("Socket", "ListenStream")]
+    ("Timer", "OnUnitInactiveSec"), ("Timer", "RandomizedDelaySec"), ("Timer", "OnCalendar"),
+    ("Socket", "ListenStream"), ("Socket", "ListenDatagram"), ("Socket", "SocketMode")]
+# Keys whose words are read (escapes, specifiers, variables): a bad escape or specifier
+# among them is reported at its line.
+WORD_KEYS = [("Service", "ExecStart"), ("Service", "ExecStartPre"),
+             ("Service", "ExecStartPost"), ("Service", "ExecCondition"),
+             ("Service", "ExecReload"), ("Service", "ExecStop"), ("Service", "ExecStopPost"),
+             ("Service", "Environment"), ("Service", "EnvironmentFile"),
+             ("Service", "WorkingDirectory"), ("Service", "TTYPath"), ("Service", "PIDFile"),
+             ("Service", "RuntimeDirectory"), ("Service", "StateDirectory"),
+             ("Service", "ReadWritePaths"), ("Service", "User"), ("Service", "Group"),
+             ("Unit", "ConditionPathExists"), ("Socket", "ListenStream")]
+# Keys of the execution context and the sandbox, fed junk: never an exception.
+CONTEXT_KEYS = [("Service", k) for k in (
+    "CapabilityBoundingSet", "AmbientCapabilities", "RestrictAddressFamilies",
+    "ProtectSystem", "ProtectHome", "PrivateTmp", "NoNewPrivileges", "SupplementaryGroups",
+    "RuntimeDirectoryPreserve", "Restart", "Type", "RemainAfterExit", "SendSIGKILL",
+    "StandardInput", "SystemCallFilter")] + [
+    ("Socket", k) for k in ("BindIPv6Only", "Accept", "SocketUser", "MaxConnections")]
 PIECES = ["%i", "%I", "%n", "%N", "%%", "%", "%z", "%p", "%f", "%t", "%h", "%u", "\\n",
           "\\x41", "\\101", "\\u00e9", "\\U0001F600", "$FOO", "${FOO}", "$$", "'", '"', " ",
           "\t", "\\", ";", "|", "-", "@", "+", "!", ":", "0", "9", "\u00b2", "\u0663", "/",
@@ -82,6 +98,19 @@ GOOD = b"[Service]\nExecStart=/bin/good\n"
     ("timer", "Timer", "OnCalendar", "*-*-" + "9" * 5000 + " 00:00"),
     ("timer", "Timer", "OnCalendar", "\u00b2:00"),
     ("timer", "Timer", "OnBootSec", "9" * 5000),
+    ("service", "Service", "LimitMEMLOCK", "9" * 5000 + "K"),
+    ("service", "Service", "LimitCPU", "\u00b2min"),
+    ("service", "Service", "LimitNICE", "-\u00b2"),
+    ("service", "Service", "UMask", "\u00b2"),
+    ("service", "Service", "SuccessExitStatus", "9" * 5000),
+    ("service", "Service", "KillSignal", "\u00b2"),
+    ("service", "Service", "StateDirectoryMode", "9" * 5000),
+    ("service", "Service", "ExecStop", "/bin/stop \\UFFFFFFFF"),
+    ("service", "Service", "ExecStartPre", "/bin/pre %z"),
+    ("service", "Service", "Environment", "A=%z"),
+    ("service", "Service", "RuntimeDirectory", "x%"),
+    ("timer", "Timer", "RandomizedDelaySec", "9" * 5000),
+    ("timer", "Timer", "OnUnitInactiveSec", "\u00b2h"),
 ])
 def test_a_bad_number_or_escape_is_a_warning_at_its_line_and_every_unit_imports(
         kind, section, key, value):
@@ -112,8 +141,8 @@ def test_a_bad_number_or_escape_is_a_warning_at_its_line_and_every_unit_imports(
 
 
 def test_a_unit_whose_conversion_raises_is_dropped_alone_naming_it(monkeypatch, tmp_path):
-    """The last guard: a bug of the converter costs the unit it met, not every unit, both
-    at boot (loader.add_units) and in import-units."""
+    """The last guard: a bug of the converter costs the unit it met (and what requires
+    it), not every unit."""
     real = units.Converter.convert
 
     def convert(self):
@@ -128,12 +157,10 @@ def test_a_unit_whose_conversion_raises_is_dropped_alone_naming_it(monkeypatch, 
         (unit_dir / (name + ".service")).write_bytes(b"[Service]\nExecStart=/bin/%s\n"
                                                       % name.encode())
         os.symlink("../%s.service" % name, wants / (name + ".service"))
-    services = tmp_path / "svc"
-    services.mkdir()
-    (services / "mine.svc").write_text("exec=/bin/mine\n")
-    loaded = loader.load_directory(str(services), [str(unit_dir)])
-    assert sorted(s.name for s in loaded.services) == ["good", "mine", "other"]
-    assert [d.format() for d in loaded.errors] == [
+    result = units.import_units(loader.UnitDirs([str(unit_dir)]), ["mine"], facts={})
+    specs, diagnostics = units.services_from(result)
+    assert sorted(s.name for s in specs) == ["good", "other"]
+    assert [d.format() for d in diagnostics] == [
         "%s/bad.service: error: bad.service cannot be converted (RuntimeError: a bug); "
         "the unit is not imported" % unit_dir]
 
@@ -202,14 +229,23 @@ def load_data():
     return files, dropins
 
 
-def import_all(files, dropins):
-    """What the boot and ``import-units --all`` do with the files, every step of it."""
-    source = units.DictSource(files, None, {k: list(v) for k, v in dropins.items()})
-    result = units.import_units(source, (), everything=True)
+FACTS = {"H": "host", "m": "0" * 32, "b": "1" * 32, "v": "6.1"}
+
+
+def import_all(files, dropins, wants=None, path_test=None):
+    """What the boot and ``import-units --all`` do with the files, every step of it; the
+    generated text must read back as it was meant: config says nothing of its own."""
+    source = units.DictSource(files, wants, {k: list(v) for k, v in dropins.items()})
+    result = units.import_units(source, (), everything=wants is None, facts=FACTS,
+                                path_test=path_test)
     specs, diagnostics = units.services_from(result)
     for generated in result.generated:
         text, _ = generated.render()
         text.encode("utf-8", "surrogateescape")        # as import-units writes it
+        spec, found = config.parse_service(generated.sources[0], text.encode(
+            "utf-8", "surrogateescape"), file_name=generated.file_name)
+        assert [d.format() for d in found] == [], text
+    assert [d.format() for d in diagnostics if "(as " in d.message] == []
     for diag in diagnostics:
         diag.format()
     return result, specs, diagnostics
@@ -224,8 +260,10 @@ def hostile_value(rng, section, key):
     roll = rng.random()
     if roll < 0.3:
         return rng.choice(BAD_NUMBERS), (section, key) in NUMBER_KEYS
-    if roll < 0.5 and key in ("ExecStart", "ExecStartPre"):
+    if roll < 0.5 and key.startswith("Exec"):
         return "/bin/echo " + rng.choice(BAD_ESCAPES), True
+    if roll < 0.6 and (section, key) in WORD_KEYS:
+        return "/x " + rng.choice(BAD_SPECIFIERS), True
     if roll < 0.55:
         return "x" * rng.choice((5000, 70000)), False        # overlong
     return junk(rng), False
@@ -277,7 +315,7 @@ def test_hostile_unit_values_never_raise_and_each_bad_one_is_reported():
         else:
             section_of = {"service": ("Service", "Unit"), "socket": ("Socket", "Unit"),
                           "timer": ("Timer", "Unit")}[kind]
-            keys = [k for k in NUMBER_KEYS + WORD_KEYS if k[0] in section_of]
+            keys = [k for k in NUMBER_KEYS + WORD_KEYS + CONTEXT_KEYS if k[0] in section_of]
             section, key = rng.choice(keys)
             value, bad = hostile_value(rng, section, key)
             text = files[name].rstrip(b"\n") + b"\n"
@@ -331,3 +369,75 @@ def test_shutdown_command_lines_never_raise(monkeypatch, capsys):
         else:
             assert line in protocol.SHUTDOWN_ACTIONS + ("cancel",), line
     capsys.readouterr()
+
+
+# --- random units made of the mapped keys ---------------------------------------------
+
+WORDS = ("ExecStart", "ExecStartPre", "ExecStartPost", "ExecStop", "ExecReload",
+         "ExecCondition", "Type", "User", "Group", "Environment", "EnvironmentFile",
+         "WorkingDirectory", "After", "Before", "Wants", "Requires", "Restart", "KillMode",
+         "TimeoutSec", "TimeoutStopSec", "WatchdogSec", "ListenStream", "ListenDatagram",
+         "SocketMode", "SocketUser", "BindIPv6Only", "OnCalendar", "OnBootSec",
+         "OnUnitActiveSec", "OnUnitInactiveSec", "RandomizedDelaySec", "Persistent",
+         "StandardInput", "TTYPath", "ConditionPathExists", "AssertPathExists",
+         "RuntimeDirectory", "RuntimeDirectoryMode", "Nice", "UMask", "LimitNOFILE",
+         "LimitMEMLOCK", "CapabilityBoundingSet", "ProtectSystem", "ReadWritePaths",
+         "SuccessExitStatus", "CPUQuota", "MemoryMax", "Service", "Unit", "Alias",
+         "DefaultDependencies", "StartLimitBurst", "Conflicts", "PIDFile", "RemainAfterExit",
+         "Accept", "MaxConnections")
+FUZZ_PIECES = ("/bin/x", "a.service", "b.socket", "c.timer", "t.target", "x@.service", "%i",
+               "%I", "%H", "%", "%%", "$A", "${B}", "$$", "'", '"', "\\", "\\x4", "\\u12", "-",
+               "@", "+", "!", ":", "|", ";", "#", " #", "simple", "oneshot", "forking",
+               "notify", "always", "no", "1min", "infinity", "daily", "*-*-* 6,18:00",
+               "Sun 03:10", "0666", "22", "[::1]:22", "tty", "/dev/%I", "=", " ", "\t",
+               "\x00", "\x7f", "\u00e9", "9" * 30, "yes", "A=1", "64M", "~CAP_CHOWN",
+               "ipv6-only", "SIGKILL", "strict", "-/var/lib/x", "socket")
+
+
+def test_seeded_random_units_never_raise_hang_or_write_what_config_reads_otherwise():
+    import signal
+
+    rng = random.Random(adv.seed_for("random units"))
+
+    def hung(signo, frame):
+        raise AssertionError("the importer hung (replay with the seed printed above)")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(120)
+    try:
+        for _ in range(adv.size(300, 5000)):
+            files = {}
+            for n in range(rng.randrange(1, 6)):
+                name = rng.choice(["a", "b", "c", "x@", "x@1", "d"]) + rng.choice(
+                    [".service", ".socket", ".timer", ".target"])
+                lines = []
+                for _ in range(rng.randrange(0, 20)):
+                    if rng.random() < 0.15:
+                        lines.append("[%s]" % rng.choice(["Unit", "Service", "Socket",
+                                                          "Timer", "Install", "X"]))
+                        continue
+                    value = "".join(rng.choice(FUZZ_PIECES)
+                                    for _ in range(rng.randrange(0, 6)))
+                    lines.append("%s=%s%s" % (rng.choice(WORDS), value,
+                                              rng.choice(["", "\\", " \\"])))
+                files[name] = "\n".join(lines).encode("utf-8", "surrogateescape")
+            for wants in (None, {"multi-user.target": list(files)}):
+                try:
+                    import_all(files, {}, wants, lambda flag, path: len(path) % 2 == 0)
+                except Exception as exc:
+                    raise AssertionError("%r raised %r" % (files, exc)) from exc
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def test_a_nul_in_a_unit_is_dropped_with_a_warning_never_written():
+    """A NUL byte in a value, raw or as an escape, can be given to no program."""
+    text = ("[Unit]\nConditionPathExists=!/x \x00\n[Service]\nType=oneshot\n"
+            "ExecStartPre=/bin/p a\\x00b\nExecStart=/bin/x \x00 y\nExecStart=/bin/z\n")
+    result = units.import_units(units.DictSource({"n.service": text.encode()}),
+                                everything=True, facts=FACTS)
+    messages = [d.message for d in result.diagnostics]
+    assert sum("NUL" in m for m in messages) == 3, messages
+    for generated in result.generated:
+        assert "\0" not in generated.render()[0]

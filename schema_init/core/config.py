@@ -146,6 +146,9 @@ SERVICE_KEYS = {
     "on_active_sec": Key("int", None, "timer: period after each completion", low=0,
                          high=86400 * 3650),
     "on_calendar": Key("calendar", None, "timer: HH:MM, 'Ddd HH:MM' or 'D HH:MM', local time"),
+    "randomized_delay_sec": Key("int", 0, "timer: each fire is delayed by up to N s, "
+                                "chosen anew each time (spreads a fleet's runs)", low=0,
+                                high=86400 * 365),
     "persistent": Key("bool", False, "calendar timer: catch up a missed fire at boot"),
     "user": Key("name", "", "run as this user (unknown user: the spawn is refused)", USER_MAX),
     "env": Key("env", (), "KEY=VALUE added to the service's environment (repeatable; "
@@ -157,7 +160,10 @@ SERVICE_KEYS = {
                    "when it cannot be entered, else that fails the spawn", PATH_MAX),
     "listen": Key("listen", (), "socket activation: a socket made before the service starts "
                   "and passed as fd 3.. (LISTEN_FDS): /path or stream:/path, dgram:/path, "
-                  "tcp:[ADDR:]PORT, udp:[ADDR:]PORT; repeatable", PATH_MAX),
+                  "tcp:[ADDR:]PORT, udp:[ADDR:]PORT, then options: ipv6only (an IPv6 "
+                  "socket taking no IPv4: [::]:111 beside 0.0.0.0:111), mode=OCTAL, "
+                  "user=NAME, group=NAME (this unix socket's, instead of socket_*=); "
+                  "repeatable", PATH_MAX),
     "listen_on_demand": Key("bool", False, "not started at boot: started by the first "
                             "connection or datagram on one of its listen= sockets"),
     "socket_mode": Key("mode", 0o666, "permissions of listen= unix socket files (octal)"),
@@ -798,14 +804,63 @@ def numeric_host(host):
     return host == "" or _ipv4_literal(host) or _ipv6_literal(host)
 
 
-def parse_listen(value):
-    """A listen= value as ``(kind, address)``: kind is unix-stream, unix-dgram, tcp or udp;
-    the address a path, or ``(host, port)`` (host "" for every address).  Returns
-    ``(listen, None)`` or ``(None, reason)``.
+LISTEN_OPTIONS = ("ipv6only", "mode", "user", "group")
 
-    A host must be a numeric IPv4 or IPv6 address: a name would have to be looked up
-    (DNS, /etc/hosts) by PID 1 when it makes the socket, which may block its loop or
-    find nothing early in boot; it is refused here, with the reason."""
+
+def parse_listen(value):
+    """A listen= value as ``(kind, address)``, or ``(kind, address, options)`` when
+    options follow it: kind is unix-stream, unix-dgram, tcp or udp; the address a path,
+    or ``(host, port)`` (host "" for every address); options ``((name, value), ...)`` in
+    ``LISTEN_OPTIONS`` order: ``("ipv6only", True)``, ``("mode", 0o660)``, ``("user",
+    NAME)``, ``("group", NAME)``.  Returns ``(listen, None)`` or ``(None, reason)``.
+
+    Options are the blank-separated words at the end that are one (``ipv6only``,
+    ``mode=``, ``user=``, ``group=``), so a unix path with a blank in it still reads as
+    it always did.  A host must be a numeric IPv4 or IPv6 address: a name would have to
+    be looked up (DNS, /etc/hosts) by PID 1 when it makes the socket, which may block
+    its loop or find nothing early in boot; it is refused here, with the reason."""
+    address, found = value, {}
+    while True:
+        head, _, last = address.replace("\t", " ").rpartition(" ")
+        name, eq, text = last.partition("=")
+        if not head.strip(" ") or name not in LISTEN_OPTIONS or bool(eq) == (name == "ipv6only"):
+            break
+        if name in found:
+            return None, "the option %s is given twice" % name
+        if name == "mode":
+            if not text or len(text) > 4 or any(c not in "01234567" for c in text):
+                return None, "mode=%s is not an octal file mode (e.g. 0660)" % text
+            found[name] = int(text, 8)
+        elif name in ("user", "group"):
+            problem = name_problem(text, USER_MAX)
+            if problem:
+                return None, "%s=%s %s" % (name, text, problem)
+            found[name] = text
+        else:
+            found[name] = True
+        address = head.rstrip(" \t")
+    listen, reason = _parse_listen_address(address)
+    if listen is None:
+        return None, reason
+    kind = listen[0]
+    if "ipv6only" in found and not (kind in ("tcp", "udp") and
+                                    (not listen[1][0] or ":" in listen[1][0])):
+        return None, "ipv6only is for a tcp: or udp: socket on [ADDR] or every address"
+    if any(name in found for name in ("mode", "user", "group")) and \
+            not kind.startswith("unix-"):
+        return None, "mode=, user= and group= are a unix socket file's"
+    if not found:
+        return listen, None
+    return listen + (tuple((name, found[name]) for name in LISTEN_OPTIONS
+                           if name in found),), None
+
+
+def listen_options(listen):
+    """The options of a parsed listen= value as a dict ({} for none)."""
+    return dict(listen[2]) if len(listen) > 2 else {}
+
+
+def _parse_listen_address(value):
     scheme, colon, rest = value.partition(":")
     if value.startswith("/"):
         scheme, rest = "stream", value
@@ -817,6 +872,9 @@ def parse_listen(value):
         return ("unix-" + scheme, rest), None
     if scheme not in ("tcp", "udp"):
         return None, "unknown socket kind %r (stream, dgram, tcp, udp)" % scheme
+    if " " in rest or "\t" in rest:
+        word = rest.replace("\t", " ").split(" ")[-1]
+        return None, "%r is not an option (ipv6only, mode=, user=, group=)" % word
     host, port = "", rest
     if rest.startswith("["):
         host, close, port = rest[1:].partition("]")

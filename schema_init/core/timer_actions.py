@@ -3,7 +3,9 @@
 A timer rests in PERFECT between runs with ``due`` set to its next fire: interval
 timers count from boot (``on_boot_sec``) and from each completion (``on_active_sec``),
 calendar timers are compared on the wall clock (``timers``), and a persistent one
-catches up a run missed while the machine was off (a stamp file per timer).
+catches up a run missed while the machine was off (a stamp file per timer).  Each fire
+(a catch-up too) waits a further ``randomized_delay_sec`` at most
+(``timers.randomized_delay``).
 """
 
 from . import schema, timers
@@ -15,15 +17,16 @@ class TimerActions:
         sup, spec = self.sup, service.spec
         sup.enter(service, schema.PERFECT, now)
         service.timer_armed = True
+        delay = timers.randomized_delay(spec.randomized_delay_sec, spec.name, now)
         if not spec.is_calendar:
-            service.due = timers.interval_first_fire(now, spec.on_boot_sec)
+            service.due = timers.interval_first_fire(now, spec.on_boot_sec) + delay
             return
         if boot and spec.persistent:
             stamp = sup.ops.read_stamp(spec.name)
             if not stamp:
                 sup.ops.write_stamp(spec.name, int(wall))
             elif timers.catch_up_due(spec.on_calendar, wall, stamp):
-                service.due = now
+                service.due = now + delay
                 service.timer_wall = wall
                 sup.rail(service, "timer-catchup")
                 return
@@ -32,7 +35,7 @@ class TimerActions:
             service.timer_armed = False
             return
         service.timer_wall = fire
-        service.due = now + (fire - wall)
+        service.due = now + (fire - wall) + delay
 
     def finish_timer_run(self, service, now, code, wall):
         sup, spec = self.sup, service.spec
@@ -56,6 +59,8 @@ class TimerActions:
             self.arm_timer(service, now, wall)
             return
         service.due = timers.interval_next_fire(now, spec.on_active_sec)
+        if service.due is not None:
+            service.due += timers.randomized_delay(spec.randomized_delay_sec, spec.name, now)
         service.timer_armed = service.due is not None
 
     def fire_timer(self, service, now, wall):

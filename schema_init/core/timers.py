@@ -166,3 +166,19 @@ def interval_next_fire(completed_at, on_active_sec):
     if on_active_sec is None or on_active_sec <= 0:
         return None
     return completed_at + on_active_sec
+
+
+def randomized_delay(limit, name, armed_at):
+    """``randomized_delay_sec``: how long one fire of the timer NAME, armed at ARMED_AT
+    (monotonic seconds), waits past its time: 0 to LIMIT seconds.  Pure, but different
+    for each fire and on each machine (the instant of arming, to the microsecond, is
+    mixed with the name), so a fleet's daily jobs do not all start at 06:00:00."""
+    if not limit:
+        return 0.0
+    value = 2166136261
+    for byte in ("%s/%d" % (name, int(armed_at * 1000000))).encode("utf-8", "replace"):
+        value = ((value ^ byte) * 16777619) & 0xFFFFFFFF
+    value ^= value >> 16                   # spread the last bytes' effect over all bits
+    value = (value * 0x85EBCA6B) & 0xFFFFFFFF
+    value ^= value >> 13
+    return limit * value / 4294967296.0

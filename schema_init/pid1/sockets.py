@@ -25,7 +25,7 @@ import os
 import stat
 import _socket as socket   # the C module: socket.py loads selectors and enum (~1 MB in PID 1)
 
-from schema_init.core.config import numeric_host
+from schema_init.core.config import listen_options, numeric_host
 
 BACKLOG = 128
 
@@ -252,30 +252,35 @@ def _remove_socket(path, owners):
         os.close(directory)
 
 
-def _bind_inet(kind, host, port):
+def _bind_inet(kind, host, port, ipv6only=False):
+    """An IPv4 or IPv6 socket bound to HOST:PORT; every address ("") is an IPv6 socket
+    taking IPv4 too, unless IPV6ONLY (then [::]:PORT and 0.0.0.0:PORT are two sockets,
+    as systemd's BindIPv6Only=ipv6-only makes them)."""
     if not numeric_host(host):           # config.parse_listen refuses it already
         raise OSError("%r is not a numeric address (no name is looked up)" % host)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     if not host:
         family, host = socket.AF_INET6, "::"      # every address, IPv4 mapped too
+    fallback = family == socket.AF_INET6 and host == "::" and not ipv6only
     try:
         sock = socket.socket(family, kind | socket.SOCK_CLOEXEC)
     except OSError as exc:
-        if family == socket.AF_INET6 and host == "::" and exc.errno == errno.EAFNOSUPPORT:
+        if fallback and exc.errno == errno.EAFNOSUPPORT:
             return _bind_inet(kind, "0.0.0.0", port)      # a kernel without IPv6
         raise
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if family == socket.AF_INET6:
             try:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1 if ipv6only else 0)
             except OSError:
-                pass
+                if ipv6only:
+                    raise
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
         no_ipv6 = exc.errno in (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL)
-        if family == socket.AF_INET6 and host == "::" and no_ipv6:
+        if fallback and no_ipv6:
             return _bind_inet(kind, "0.0.0.0", port)      # a kernel without IPv6
         raise
     return sock
@@ -283,20 +288,22 @@ def _bind_inet(kind, host, port):
 
 def open_listen(listen, mode, ids=(-1, -1), owners=frozenset()):
     """A listening socket for one parsed listen= value (config.parse_listen); a unix
-    socket file gets MODE and the owner IDS (uid, gid; -1 leaves one as it is), in a
-    directory of root's or of a uid of OWNERS (``_bind_unix``)."""
-    kind, address = listen
+    socket file gets MODE (or the value's mode= option) and the owner IDS (uid, gid; -1
+    leaves one as it is), in a directory of root's or of a uid of OWNERS
+    (``_bind_unix``); an IPv6 one its ipv6only option."""
+    kind, address = listen[0], listen[1]
+    options = listen_options(listen)
     stream = kind in ("unix-stream", "tcp")
     sock_type = socket.SOCK_STREAM if stream else socket.SOCK_DGRAM
     if kind.startswith("unix-"):
-        sock = _bind_unix(sock_type, address, mode, ids, owners)
+        sock = _bind_unix(sock_type, address, options.get("mode", mode), ids, owners)
         if not stream:
             # the kernel records a sender's credentials only while the receiving socket
             # asks for them: a datagram queued before the daemon's first start (to
             # /dev/log, say) would otherwise arrive without its pid
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
     else:
-        sock = _bind_inet(sock_type, address[0], address[1])
+        sock = _bind_inet(sock_type, address[0], address[1], options.get("ipv6only", False))
     if stream:
         try:
             sock.listen(BACKLOG)
@@ -307,12 +314,25 @@ def open_listen(listen, mode, ids=(-1, -1), owners=frozenset()):
 
 
 def describe(listen):
-    kind, address = listen
+    """A parsed listen= value as it is written (its options after it)."""
+    kind, address = listen[0], listen[1]
     if kind.startswith("unix-"):
-        return "%s:%s" % (kind[5:], address)
-    host, port = address
-    return "%s:%s%d" % (kind, ("[%s]:" % host if ":" in host else host + ":") if host else "",
-                        port)
+        text = "%s:%s" % (kind[5:], address)
+    else:
+        host, port = address
+        text = "%s:%s%d" % (kind, ("[%s]:" % host if ":" in host else host + ":")
+                            if host else "", port)
+    for name, value in listen[2] if len(listen) > 2 else ():
+        text += " ipv6only" if name == "ipv6only" else \
+            " mode=%04o" % value if name == "mode" else " %s=%s" % (name, value)
+    return text
+
+
+def value_owner(listen, user, group):
+    """(uid, gid) of one listen= value's socket file: its user=/group= options, else the
+    service's socket_user=/socket_group= (``owner``)."""
+    options = listen_options(listen)
+    return owner(options.get("user", user), options.get("group", group))
 
 
 class Sockets:
@@ -338,12 +358,21 @@ class Sockets:
         if held is not None and held[0] == want:
             return held[1]
         self.release(name)
-        ids = owner(user, group)
-        owners = self.owners[name] = _trusted_owners(ids, service_user)
-        made = []
+        ids = []
         for value in listen:
             try:
-                made.append(open_listen(value, mode, ids, owners))
+                ids.append(value_owner(value, user, group))
+            except OSError as exc:
+                if not listen_options(value).keys() & {"user", "group"}:
+                    raise                        # the service's socket_user=/socket_group=
+                raise OSError("listen=%s: %s" % (describe(value), exc)) from None
+        owners = self.owners[name] = frozenset().union(
+            _trusted_owners(owner(user, group), service_user),
+            *(_trusted_owners(each) for each in ids))
+        made = []
+        for value, value_ids in zip(listen, ids):
+            try:
+                made.append(open_listen(value, mode, value_ids, owners))
             except OSError as exc:
                 for sock in made:
                     sock.close()
@@ -428,7 +457,9 @@ class Sockets:
             if value[0].startswith("unix-"):
                 if owners is None:              # handed over by a re-exec
                     try:
-                        owners = _trusted_owners(owner(held[0][2], held[0][3]))
+                        owners = frozenset().union(*(
+                            _trusted_owners(value_owner(each, held[0][2], held[0][3]))
+                            for each in held[0][0]))
                     except OSError:
                         owners = frozenset()
                 _remove_socket(value[1], owners)
