@@ -52,15 +52,17 @@ def bash_tcp(port, send, read):
 
 
 # Each daemon's own client or protocol; a shell condition true when it answers.
+# Each has a timeout: a socket held open by PID 1 for a daemon that never started
+# accepts a connection and then says nothing.
 PROBES = {
-    "postgresql": "[ \"$(su postgres -c \"psql -Atc 'select 1'\")\" = 1 ]",
-    "mariadb": "mysqladmin ping | grep -q 'is alive'",
-    "redis": "[ \"$(redis-cli ping)\" = PONG ]",
+    "postgresql": "[ \"$(timeout 10 su postgres -c \"psql -Atc 'select 1'\")\" = 1 ]",
+    "mariadb": "timeout 10 mysqladmin --connect-timeout=5 ping | grep -q 'is alive'",
+    "redis": "[ \"$(timeout 5 redis-cli ping)\" = PONG ]",
     "nginx": bash_tcp(80, r"GET / HTTP/1.0\r\n\r\n", "head -n 1") + " | grep -q '^HTTP/1.1 200'",
     "postfix": bash_tcp(25, "", "head -n 1") + " | grep -q '^220 .*ESMTP Postfix'",
     "tor": bash_tcp(9050, r"\005\001\000", "head -c 2") + " | od -An -tx1 | grep -q '05 00'",
 }
-NFT = "nft list ruleset | grep -q '^table inet schema_test {'"
+NFT = "timeout 10 nft list ruleset | grep -q '^table inet schema_test {'"
 MEMCACHED = bash_tcp(11211, r"version\r\n", "head -n 1") + " | grep -q '^VERSION '"
 
 # unit, main pid, and what the daemon logs when reloaded (None: no ExecReload=, refused)
@@ -118,14 +120,26 @@ def probe(v, condition, timeout=60):
 
 
 def answering(v):
-    """The names of PROBES (and "nft") answering now, in one SSH round trip."""
-    script = "; ".join("if (%s) >/dev/null 2>&1; then echo OK:%s; fi" % (condition, name)
-                       for name, condition in dict(PROBES, nft=NFT).items())
+    """{name: seconds from QEMU's start} of the PROBES (and "nft") answering now, run
+    at once in one SSH round trip.  Each probe stamps the guest's uptime when it
+    answered; the host's clock when the round trip came back, against the guest's
+    uptime when the last probe ended, turns those into seconds from QEMU's start (a
+    little late by the way back)."""
+    script = " ".join(
+        "( if (%s) >/dev/null 2>&1; then echo OK:%s $(cut -d' ' -f1 /proc/uptime); fi ) &"
+        % (condition, name) for name, condition in dict(PROBES, nft=NFT).items())
     try:
-        out = v.ssh(script, timeout=120).stdout
+        out = v.ssh(script + " wait; echo END $(cut -d' ' -f1 /proc/uptime)",
+                    timeout=120).stdout
     except subprocess.TimeoutExpired:
-        return set()
-    return set(re.findall(r"^OK:(\S+)$", out, re.M))
+        return {}
+    back = time.monotonic() - v.started
+    end = re.search(r"^END ([\d.]+)$", out, re.M)
+    if not end:
+        return {}
+    offset = back - float(end.group(1))
+    return {name: float(uptime) + offset
+            for name, uptime in re.findall(r"^OK:(\S+) ([\d.]+)$", out, re.M)}
 
 
 def wait_until(v, condition, seconds, want=True):
@@ -282,7 +296,7 @@ def powered_off(tmp_path_factory):
     v = boot(tmp_path_factory.mktemp("poweroff"))
     try:
         v.wait_ssh(BOOT_BOUND)
-        while set(PROBES) - answering(v) and time.monotonic() - v.started < BOOT_BOUND:
+        while set(PROBES) - set(answering(v)) and time.monotonic() - v.started < BOOT_BOUND:
             time.sleep(2)
         sizes = {}
         for name, (path, _) in STOPS.items():
