@@ -150,3 +150,12 @@ def daemon(*lines, **keys):
         else:
             text += "%s=%s\n" % (key, value)
     return text
+
+
+def process_gone(pid):
+    """Whether PID has ended (a zombie counts): reaped between two reads is gone too."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return True

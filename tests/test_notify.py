@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from harness import process_gone
 from adversary import is_complete, raw_request
 from fakes import FakeOps
 from schema_init.core import config, graph, notify, protocol, schema, supervisor
@@ -353,8 +354,7 @@ def test_mainpid_hands_the_service_to_its_child(supervise):
     child = int(s.wait(lambda: re.search(r"CHILD=(\d+)", s.log("fork")), 10).group(1))
     s.wait(lambda: s.status()["fork"]["pid"] == str(child), 10, "MAINPID taken")
     s.wait_state("fork", "FUNDAMENTAL")
-    s.wait(lambda: not os.path.exists("/proc/%d" % parent) or
-           open("/proc/%d/stat" % parent).read().split()[2] == "Z", 10, "parent gone")
+    s.wait(lambda: process_gone(parent), 10, "parent gone")
     time.sleep(0.3)
     assert s.state("fork") == "FUNDAMENTAL" and s.status()["fork"]["pid"] == str(child)
     os.kill(child, 9)                               # the new main pid's death is the service's

@@ -11,7 +11,7 @@ import time
 import pytest
 
 import adversary as adv
-from harness import Supervised, daemon
+from harness import Supervised, daemon, process_gone
 
 pytestmark = pytest.mark.process
 
@@ -73,8 +73,7 @@ def test_ready_path_disappearing_kills_and_sends_dormant(supervise, tmp_path):
     pid = int(s.status()["r"]["pid"])
     ready.unlink()
     s.wait(lambda: "readiness-lost" in s.events("r"), 5, "readiness-lost")
-    s.wait(lambda: not os.path.exists("/proc/%d" % pid) or
-           open("/proc/%d/stat" % pid).read().split()[2] == "Z", 5, "old process gone")
+    s.wait(lambda: process_gone(pid), 5, "old process gone")
     s.wait(lambda: "dormant" in s.events("r"), 5, "dormant")
 
 
