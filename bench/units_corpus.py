@@ -439,6 +439,83 @@ class Machine:
         return reached
 
 
+# --- conditions, judged by the harness as systemd would judge them here ----------------
+
+# Units that cannot run in this container for a reason no file or condition shows (a
+# fact of the kernel, said here once); their state is still shown.
+KNOWN_CONTAINER = {
+    "auditd.service": "the kernel's audit netlink exists only in the initial network "
+                      "namespace",
+}
+CONTAINER_CONDITIONS = ("ConditionVirtualization", "ConditionCapability",
+                        "ConditionSecurity")
+
+
+def condition_false(view, key, value):
+    """True when systemd would find ``key=value`` false in this container, False when
+    true, None when the harness cannot tell."""
+    negate = value.startswith("!")
+    word = value[1:] if negate else value
+    result = None
+    if key in ("ConditionPathExists", "AssertPathExists"):
+        result = view.lexists(word) and view.resolve(word) is not None and \
+            os.path.exists(view.host(view.resolve(word)))
+    elif key == "ConditionPathIsDirectory":
+        real = view.resolve(word)
+        result = real is not None and os.path.isdir(view.host(real))
+    elif key == "ConditionPathIsSymbolicLink":
+        result = os.path.islink(view.host(word))
+    elif key == "ConditionFileNotEmpty":
+        real = view.resolve(word)
+        result = real is not None and os.path.isfile(view.host(real)) and \
+            os.path.getsize(view.host(real)) > 0
+    elif key == "ConditionFileIsExecutable":
+        real = view.resolve(word)
+        result = real is not None and os.path.isfile(view.host(real)) and \
+            os.access(view.host(real), os.X_OK)
+    elif key == "ConditionDirectoryNotEmpty":
+        result = bool([e for e in view.listdir(word) if not e.startswith(".")])
+    elif key == "ConditionPathExistsGlob":
+        import glob
+        result = bool(glob.glob(view.host(word)))
+    elif key == "ConditionVirtualization":
+        # a PID namespace of its own: systemd says "container" (no VM name is known)
+        low = word.lower()
+        if low in ("no", "false", "0", "off"):
+            result = False
+        elif low in ("yes", "true", "1", "on", "container"):
+            result = True
+        elif low == "vm":
+            result = False
+    elif key == "ConditionCapability":
+        name = word.upper()
+        name = name if name.startswith("CAP_") else "CAP_" + name
+        result = name[4:].lower() not in DROPPED_CAPS
+    if result is None:
+        return None
+    return result == negate
+
+
+def conditions_false(view, unit):
+    """The conditions of a unit systemd would find false here: ["Key=value"]."""
+    if unit is None or not unit.exists:
+        return []
+    plain, triggers = [], []
+    for section, key, value in unit.entries:
+        if section != "Unit" or not key.startswith("Condition") or not value:
+            continue
+        trigger = value.startswith("|")
+        value = value[1:] if trigger else value
+        false = condition_false(view, key, value)
+        if false is None:
+            continue
+        (triggers if trigger else plain).append((key, value, false))
+    found = ["%s=%s" % (k, v) for k, v, false in plain if false]
+    if triggers and all(false for _, _, false in triggers):
+        found.append(" | ".join("%s=|%s" % (k, v) for k, v, _ in triggers))
+    return found
+
+
 # --- talking to the running schema-init --------------------------------------------
 
 def ctl(sock, request, timeout=30.0):
@@ -1004,6 +1081,28 @@ def classify(rec):
     service = rec.get("service")
     dropped = rec.get("dropped") or []
     keys = sorted({d.get("key") or "?" for d in dropped})
+    false = rec.get("conditions_false") or []
+    state_text = "schema-init: %s" % (service.get("state") if service else "no service")
+    container = [c for c in false if c.startswith(CONTAINER_CONDITIONS)]
+    if container:
+        return "container", "%s: systemd would not run it in a container (%s)" % (
+            ", ".join(container), state_text)
+    if rec.get("known_container"):
+        return "container", "%s (%s%s)" % (rec["known_container"], state_text,
+                                           ": " + service["reason"] if service and
+                                           service.get("reason") else "")
+    if false and service is None:
+        return "works", "not run, as systemd would not run it here: %s is false" % (
+            ", ".join(false))
+    if false:
+        return "degraded", "systemd would not run it here (%s is false); schema-init ran " \
+            "it: %s%s" % (", ".join(false), service.get("state"),
+                          ": " + service["reason"] if service.get("reason") else "")
+    if service is not None and rec.get("skipped") and \
+            rec.get("unit", "").endswith((".socket", ".path", ".timer")) and \
+            service.get("state") in GOOD_STATES:
+        return "degraded", "its service runs, the %s itself is lost: %s" % (
+            rec["unit"].rpartition(".")[2], rec["skipped"])
     if service is not None:
         state = service.get("state")
         reason = service.get("reason") or ""
@@ -1023,6 +1122,8 @@ def classify(rec):
             return "works", how + state
         tail = last_lines(rec.get("log"), 2)
         sign = container_sign([rec.get("log"), reason])
+        if state == "FULL_TRUST" and not reason:
+            reason = "running, never ready (not promoted) in the boot's time"
         why = "%s%s%s%s" % (how, state, ": " + reason if reason else "",
                           " | log: " + " / ".join(tail) if tail else "")
         if sign:
@@ -1199,6 +1300,9 @@ def unit_record(name, via, how, unit, owner, got, machine_said, service_names,
                                 r"needs systemd as PID 1|udev is in the services", skip):
             replaced = skip
     rec["replaced_by"] = replaced
+    rec["conditions_false"] = conditions_false(machine.view, unit) if machine is not None \
+        else []
+    rec["known_container"] = KNOWN_CONTAINER.get(name)
     rec["class"], rec["why"] = classify(rec)
     return rec
 
@@ -1552,8 +1656,31 @@ def write_report(data, options):
     rows.append(this)
     lines += rows
     lines.append("")
+    kept = other_report(REPORT)
+    if kept:
+        lines += [COVERAGE_MARK, "", kept]
     with open(REPORT, "w") as f:
         f.write("\n".join(lines))
+
+
+COVERAGE_MARK = ("<!-- units_corpus.py writes what is above; what follows is "
+                 "bench/units_coverage.py's report, kept as it was -->")
+
+
+def other_report(path):
+    """What bench/units_coverage.py wrote into the same file (the static coverage of the
+    importer), kept below this report: the text after COVERAGE_MARK, or the whole file
+    when it is not this harness's."""
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError:
+        return ""
+    if COVERAGE_MARK in text:
+        return text.split(COVERAGE_MARK, 1)[1].strip("\n") + "\n"
+    if text.startswith("# Debian's units, RUN under schema-init"):
+        return ""
+    return text
 
 
 def cause_of(rec):
@@ -1574,7 +1701,7 @@ def previous_before(path):
             text = f.read()
     except OSError:
         return []
-    part = text.split("\n## Before\n", 1)
+    part = text.split(COVERAGE_MARK, 1)[0].split("\n## Before\n", 1)
     if len(part) < 2:
         return []
     return [line for line in part[1].splitlines()

@@ -109,6 +109,37 @@ def test_what_a_container_cannot_do_is_said_not_hidden():
     assert cls == "works"
 
 
+def test_conditions_are_judged_by_the_harness_as_systemd_would(tmp_path):
+    uc = harness()
+    write(tmp_path, "/etc/x.conf", "setting\n")
+    write(tmp_path, "/etc/empty.conf", "")
+    view = uc.View(str(tmp_path))
+    unit = uc.Unit("x.service")
+    unit.path = unit.real = "/lib/systemd/system/x.service"
+    unit.entries = [("Unit", "ConditionPathExists", "/etc/x.conf"),
+                    ("Unit", "ConditionPathExists", "!/etc/missing"),
+                    ("Unit", "ConditionFileNotEmpty", "/etc/empty.conf"),
+                    ("Unit", "ConditionVirtualization", "!container"),
+                    ("Unit", "ConditionPathExists", "|/etc/nothing"),
+                    ("Unit", "ConditionPathExists", "|/etc/x.conf"),
+                    ("Unit", "ConditionACPower", "true")]       # not judged here
+    assert uc.conditions_false(view, unit) == ["ConditionFileNotEmpty=/etc/empty.conf",
+                                               "ConditionVirtualization=!container"]
+    unit.entries = [("Unit", "ConditionPathExists", "|/etc/nothing"),
+                    ("Unit", "ConditionPathExists", "|/etc/none")]
+    assert len(uc.conditions_false(view, unit)) == 1
+    # what they mean for the class
+    cls, why = uc.classify(record(conditions_false=["ConditionVirtualization=!container"],
+                                  service={"name": "x", "state": "EXCISED"}))
+    assert cls == "container" and "ConditionVirtualization" in why
+    cls, _ = uc.classify(record(conditions_false=["ConditionFileNotEmpty=/etc/x.conf"]))
+    assert cls == "works"
+    cls, why = uc.classify(record(conditions_false=["ConditionFileNotEmpty=/etc/x.conf"],
+                                  service={"name": "x", "state": "EXCISED",
+                                           "reason": "exited 1"}))
+    assert cls == "degraded" and "exited 1" in why
+
+
 def test_what_is_done_another_way_by_design_is_replaced():
     uc = harness()
     cls, why = uc.classify(record(replaced_by="the services directory's tmpfiles.svc does it"))
