@@ -3,6 +3,8 @@ and by systemd, QEMU start -> every daemon answering.
 
     python bench/debian_servers_bench.py [--boots 1] [--bound 300]
         [--out bench/REPORT-debian-servers.md] [--json bench/results/debian-servers.json]
+        [--source TEXT]      (what the binary was built from, for the report)
+    python bench/debian_servers_bench.py --from-json   (the report again from the json)
 
 Roots: build/mkdebian.sh FLAVOUR=servers (sysvinit-core's root, booted with
 init=/usr/sbin/schema-init, the daemons' systemd units imported) and FLAVOUR=servers-systemd
@@ -92,9 +94,11 @@ def report(args, runs):
         "and schema-init's .deb; schema-init boots sysvinit-core's root importing the "
         "daemons' own units, systemd the systemd-sysv root. Host kernel and initramfs-tools "
         "initrd, QEMU TCG (emulated, not a real machine's speed), 1024 MB, 2 host cores "
-        "shared. Seconds from QEMU's start to the first SSH poll that saw each answer "
-        "(median of %d boot(s) each, alternating; -- = not within %d s)." % (
-            args.boots, args.bound, time.strftime("%Y-%m-%d"), args.boots, args.bound),
+        "shared. Seconds from QEMU's start until each answered, as the first SSH poll "
+        "that saw it stamped it (median of %d boot(s) each, alternating; -- = not within "
+        "%d s)." % (args.boots, args.bound, args.date, args.boots, args.bound),
+        "",
+        "schema-init: %s." % args.binary,
         "",
         "| init | sshd | " + " | ".join(NAMES) + " | all ports | poweroff -> QEMU exit |",
         "|---|---|" + "---|" * len(NAMES) + "---|---|",
@@ -128,18 +132,35 @@ def main(argv):
                                                       "REPORT-debian-servers.md"))
     parser.add_argument("--json", default=os.path.join(ROOT, "bench", "results",
                                                        "debian-servers.json"))
+    parser.add_argument("--source", help="what the binary was built from (in the report)")
+    parser.add_argument("--from-json", action="store_true",
+                        help="write the report again from --json's runs, booting nothing")
     args = parser.parse_args(argv)
-    runs = {init: [] for init in ORDER}
-    for i in range(args.boots):
-        for init in (ORDER if i % 2 == 0 else ORDER[::-1]):
-            with tempfile.TemporaryDirectory() as tmp:
-                runs[init].append(boot_once(tmp, init, args.bound))
-            print(init, json.dumps(runs[init][-1]), flush=True)
+    if args.from_json:
+        with open(args.json) as f:
+            saved = json.load(f)
+        runs = saved["runs"]
+        args.boots, args.bound, args.date = saved["boots"], saved["bound"], saved["date"]
+        args.binary = saved["binary"]
+    else:
+        binary = os.environ.get("SCHEMA_INIT_BIN",
+                                os.path.join(ROOT, "build", "out", "schema-init"))
+        args.date = time.strftime("%Y-%m-%d")
+        args.binary = "%s of %s%s" % (
+            os.path.relpath(binary, ROOT) if binary.startswith(ROOT) else binary,
+            time.strftime("%Y-%m-%d %H:%M", time.localtime(os.path.getmtime(binary))),
+            ", built from " + args.source if args.source else "")
+        runs = {init: [] for init in ORDER}
+        for i in range(args.boots):
+            for init in (ORDER if i % 2 == 0 else ORDER[::-1]):
+                with tempfile.TemporaryDirectory() as tmp:
+                    runs[init].append(boot_once(tmp, init, args.bound))
+                print(init, json.dumps(runs[init][-1]), flush=True)
     text, med, ratio = report(args, runs)
     os.makedirs(os.path.dirname(args.json), exist_ok=True)
     with open(args.json, "w") as f:
-        json.dump({"date": time.strftime("%Y-%m-%d"), "boots": args.boots,
-                   "bound": args.bound, "emulation": "QEMU TCG, 1024 MB",
+        json.dump({"date": args.date, "boots": args.boots, "bound": args.bound,
+                   "binary": args.binary, "emulation": "QEMU TCG, 1024 MB",
                    "runs": runs, "median": med, "ratio_all_ports": ratio}, f, indent=1)
         f.write("\n")
     with open(args.out, "w") as f:
