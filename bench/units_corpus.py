@@ -72,6 +72,7 @@ PACKAGES_TXT = os.path.join(CORPUS, "packages.txt")
 REPORT = os.path.join(HERE, "REPORT-units.md")
 RESULTS = os.path.join(HERE, "results", "units-corpus.json")
 HEAVY_LOCK = "/tmp/schema-heavy.lock"
+LOG_KEPT = 2000              # characters of a service's log kept with its unit (the JSON)
 CLASSES = ("works", "degraded", "broken", "missing", "container", "replaced")
 SETTLED_STATES = ("FUNDAMENTAL", "PERFECT", "EXCISED", "DORMANT", "FRICTION")
 GOOD_STATES = ("FUNDAMENTAL", "PERFECT")
@@ -150,6 +151,9 @@ CONTAINER_SIGNS = (
      "needs hardware"),
     (r"(?i)/proc/sys/(kernel|vm|fs).*Read-only file system", "kernel settings are the host's"),
     (r"(?i)/dev/(kvm|ipmi|watchdog|rtc)", "needs a device the container does not have"),
+    (r"(?i)not supported over overlayfs", "the harness's root is an overlayfs (a storage "
+     "driver that needs a real filesystem)"),
+    (r"(?i)no private IP|advertise address", "the namespace has no network but lo"),
 )
 
 
@@ -656,7 +660,17 @@ def listeners(init_pid):
 def _addr(hexaddr):
     if len(hexaddr) == 8:
         return ".".join(str(int(hexaddr[i:i + 2], 16)) for i in (6, 4, 2, 0))
-    return "[%s]" % hexaddr.lower()
+    return "[%s]" % v6(hexaddr)
+
+
+def v6(hexaddr):
+    """/proc/net/tcp6's address (four 32-bit words in the host's order) as text."""
+    try:
+        raw = b"".join(int(hexaddr[i:i + 8], 16).to_bytes(4, sys.byteorder)
+                       for i in range(0, 32, 8))
+        return socket.inet_ntop(socket.AF_INET6, raw)
+    except (ValueError, OSError):
+        return hexaddr.lower()
 
 
 # --- one boot ----------------------------------------------------------------------
@@ -1283,7 +1297,7 @@ def unit_record(name, via, how, unit, owner, got, machine_said, service_names,
     rec["said"] = [line for line in machine_said["other"]
                    if re.search(r"(^|[\s/(])%s([\s:)]|$)" % re.escape(
                        name[4:] if name.startswith("lsb:") else name), line)][:3]
-    rec["log"] = got["logs"].get(service_name, "")
+    rec["log"] = got["logs"].get(service_name, "")[-LOG_KEPT:]
     rec["log_tail"] = last_lines(rec["log"], 4)
     rec["timer"] = got.get("timers", {}).get(service_name) if name.endswith(".timer") \
         else None
@@ -1380,12 +1394,11 @@ def run_boot(options, boot, owners, packages_by_name):
             rec["category"] = packages_by_name.get(owner, {}).get("category", "-")
             result["units"].append(rec)
         result["services"] = got["status"].get("services", [])
-        result["dropped_all"] = got["status"].get("dropped", [])
         result["rejected_all"] = got["status"].get("rejected", [])
         result["generators"] = got["generators"]
-        result["import_units"] = got["import-units.err"][-20000:]
+        result["import_units"] = got["import-units.err"][-8000:]
         result["listening"] = got["listening"]
-        result["console_tail"] = got["console"][-4000:]
+        result["console_tail"] = got["console"][-1500:]
     finally:
         boot.stop()
         result["seconds"] = round(time.monotonic() - started, 1)
@@ -1439,7 +1452,11 @@ def main(argv=None):
     options.units = [u for u in (options.units or "").split(",") if u]
     if options.from_json:
         with open(options.from_json) as f:
-            write_report(json.load(f), options)
+            data = json.load(f)
+        reclassify(data)
+        with open(options.json_out, "w") as f:
+            json.dump(data, f, indent=1, sort_keys=True)
+        write_report(data, options)
         return 0
     if os.geteuid() != 0:
         sys.exit("units_corpus: run as root (namespaces, mounts, chroot)")
@@ -1532,8 +1549,19 @@ def summarise(options, packages, results, timings):
         "packages": packages, "counts": counts,
         "dropped_keys": {k: sorted(v) for k, v in dropped.items()},
         "units": units, "other_units": other,
-        "boots": [{k: v for k, v in r.items() if k != "units"} for r in results],
+        "boots": [dict({k: v for k, v in r.items() if k != "units"},
+                       units_classified=len(r["units"])) for r in results],
     }
+
+
+def reclassify(data):
+    """An earlier run's records classified again by this ``classify`` (each record keeps
+    every fact it is judged by), and counted again."""
+    for group in ("units", "other_units"):
+        for rec in data[group]:
+            if "service" in rec:
+                rec["class"], rec["why"] = classify(rec)
+        data["counts"]["corpus" if group == "units" else "other"] = count(data[group])
 
 
 def count(records):
@@ -1546,16 +1574,23 @@ def count(records):
 # --- the report --------------------------------------------------------------------
 
 def md(text):
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    text = re.sub(r"\[([0-9A-Fa-f]{32})\]", lambda m: "[%s]" % v6(m.group(1)), str(text))
+    return text.replace("|", "\\|").replace("\n", " ")
 
 
 def write_report(data, options):
     before = previous_before(REPORT)
     counts = data["counts"]["corpus"]
     total = sum(counts.values())
-    lines = ["# Debian's units, RUN under schema-init", "",
-             "Made by `bench/units_corpus.py` (`make bench-units`) on %s: `%s`." % (
-                 data["date"], data["command"]),
+    lines = ["# Debian's units, RUN under schema-init", ""]
+    if options.baseline:
+        lines += ["**This run is the baseline before the issue-21 work**: schema-init as main "
+                  "held it when that work began (the importer, the spawn path and the "
+                  "lifecycle unchanged); the \"Before\" table at the end keeps its counts "
+                  "for the runs after it.", ""]
+    lines += ["Made by `bench/units_corpus.py` (`make bench-units`) on %s: `%s`%s." % (
+                 data["date"], data["command"], " (this text written from its JSON by "
+                 "`--from-json`)" if getattr(options, "from_json", None) else ""),
              "schema-init: %s.  Roots: bench/corpus/mkroot.sh (%d packages of "
              "bench/corpus/packages.txt installed on debootstrap --variant=minbase bookworm, "
              "units enabled by their postinst); each boot %g s at most, then every timer's "
@@ -1617,7 +1652,7 @@ def write_report(data, options):
                                                      r["package"], r["unit"])):
         lines.append("| %s | `%s` | %s | %s | %s | %s |" % (
             rec["package"], rec["unit"], rec["class"], md(rec["why"])[:300],
-            md(", ".join(rec.get("listening") or [])[:80]) or "-",
+            md(", ".join(rec.get("listening") or []))[:100] or "-",
             md("%s (%s)" % (rec.get("via"), rec.get("how")))[:80]))
     silent = [p["name"] for p in data["packages"]
               if not any(r["package"] == p["name"] for r in data["units"])]
@@ -1632,7 +1667,8 @@ def write_report(data, options):
               "notes |", "|---|---|---|---|---|---|"]
     for b in data["boots"]:
         lines.append("| %s | %d | %s | %s | %s | %s |" % (
-            b["boot"], len(b["packages"]), "-", b.get("settled_after", "-"),
+            b["boot"], len(b["packages"]), b.get("units_classified", "-"),
+            b.get("settled_after", "-"),
             b.get("seconds", "-"), md("; ".join(b.get("notes") or [])[:200]) or "-"))
     gens = [g for b in data["boots"] for g in b.get("generators", [])]
     if gens:
@@ -1689,8 +1725,15 @@ def cause_of(rec):
     why = rec["why"]
     if rec["class"] == "missing":
         return "wanted, no service, no word (%s)" % re.sub(r"\s.*", "", rec.get("how") or "?")
-    why = why.split(" | log:", 1)[0]
+    why, _, log = why.partition(" | log: ")
     why = re.sub(r"(?<![\w*])/[\w./@-]+", "PATH", why)
+    tail = log.split(" / ")[-1] if log else ""
+    if tail:
+        # the log's last line without its time stamps and numbers: the daemon's words
+        tail = re.sub(r'^(time="[^"]*"\s*|ts=\S+\s*|\S*\d{4}-\d\d-\d\d[T ][\d:.+Z-]+\S*'
+                      r'\s*|\d+:\s*)+', "", tail)
+        tail = re.sub(r"\d+", "N", tail)
+        return "%s: log: %s" % (why.split(":", 1)[0], tail[:140])
     return why[:160]
 
 
