@@ -21,6 +21,22 @@ READ_LIMIT = 1 << 20
 UNIT_READ_LIMIT = 256 * 1024      # a systemd unit file or drop-in (units.READ_LIMIT)
 
 
+def read_head(path, size):
+    """The first ``size`` bytes of a regular file (b"" when it cannot be read)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except (OSError, ValueError):
+        return b""
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return b""
+        return os.read(fd, size)
+    except OSError:
+        return b""
+    finally:
+        os.close(fd)
+
+
 def read_file(path, limit=READ_LIMIT):
     """Bytes of a file, or (None, reason).  Files over ``limit`` are refused."""
     try:
@@ -306,8 +322,9 @@ class UnitImport:
                 (": " + said[-1][:300]) if said else " and wrote nothing")
 
     def token_found(self):
-        data, _ = read_file(self.directory + "/" + self.DIAGNOSTICS, 4096)
-        first = (data or b"").split(b"\n", 1)[0].decode("utf-8", "replace")
+        # the header line only: the diagnostics of a big machine run far over 4 kB
+        data = read_head(self.directory + "/" + self.DIAGNOSTICS, 4096)
+        first = data.split(b"\n", 1)[0].decode("utf-8", "replace")
         return first == "%s\t%s" % (self.HEADER, self.token)
 
     def result_directory(self):
@@ -315,8 +332,8 @@ class UnitImport:
         import's after a failure (None: there is none)."""
         if self.failure is None:
             return self.directory
-        data, _ = read_file(self.directory + "/" + self.DIAGNOSTICS, 4096)
-        if data is not None and data.startswith(self.HEADER.encode() + b"\t"):
+        data = read_head(self.directory + "/" + self.DIAGNOSTICS, 4096)
+        if data.startswith(self.HEADER.encode() + b"\t"):
             return self.directory
         return None
 
