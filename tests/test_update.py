@@ -98,7 +98,9 @@ def test_pid1_reads_a_trial_and_a_trial_that_came_back(tmp_path):
     lib.mkdir()
     (lib / "ab-record-sector").write_text("%d\n" % SECTOR)
     slots.write_record(disk, SECTOR, {"state": "trial", "slot": "B", "from": "A",
-                                      "attempts": 1, "version": "2"}, clear_marks=True)
+                                      "attempts": 1, "version": "2",
+                                      "reason": "installed, not booted yet"},
+                       clear_marks=True)
     console = Console()
     watch = slots.TrialWatch.at_boot(console, 3.0, dt_dir=str(tmp_path / "no"),
                                      cmdline=b"root=/dev/mmcblk0p6", board_lib=str(lib),

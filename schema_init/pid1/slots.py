@@ -277,11 +277,12 @@ class TrialWatch:
         watch = cls(slot, source, record, sector, disk, settings.decode("utf-8", "replace"))
         if record and record.get("state") == "trial" and record.get("slot") != slot:
             # the trial of the other slot ended without a commit: the firmware or the
-            # counter brought the card back here
-            fields = dict(record, state="failed", reason=record.get("reason") or
-                          "the trial boot of slot %s did not commit (a hang, a reset or a "
-                          "power cut; %d boot(s) tried): back on slot %s"
-                          % (record.get("slot"), read_marks(disk, sector), slot))
+            # counter brought the card back here (the record's own reason is still the
+            # installer's "installed, not booted yet": replaced)
+            reason = "the trial boot of slot %s did not commit (a hang, a reset or a " \
+                "power cut; %d boot(s) tried): back on slot %s" \
+                % (record.get("slot"), read_marks(disk, sector), slot)
+            fields = dict(record, state="failed", reason=reason)
             try:
                 write_record(disk, sector, fields)
             except OSError:
