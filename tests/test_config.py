@@ -245,6 +245,11 @@ def test_unknown_key_suggestion_costs_the_same_for_a_word_twice_as_long():
      "/etc/svc/demo.svc:2: warning: persistent: needs on_calendar (catch-up only applies to "
      "calendar timers); ignored"),
     ("exec=/bin/true\ndep=a\ndep=a\n", "/etc/svc/demo.svc:3: warning: dep: 'a' is listed twice"),
+    ("exec=/bin/true\nafter=a\nafter=a\n",
+     "/etc/svc/demo.svc:3: warning: after: 'a' is listed twice"),
+    ("name=demo\nexec=/bin/true\nafter=demo\n",
+     "/etc/svc/demo.svc:3: warning: after: a service cannot depend on itself; this line is "
+     "ignored"),
     ("exec=/bin/true\nallowed_slot_max=3\n",
      "/etc/svc/demo.svc:2: warning: allowed_slot_max: has no effect without allowed_slot_min"),
 ])
@@ -252,6 +257,12 @@ def test_warnings_keep_the_file(text, expected):
     spec, diags = parse(text)
     assert spec is not None
     assert messages(diags) == [expected]
+
+
+def test_after_lines_are_kept_apart_from_dep_lines():
+    spec, diags = parse("exec=/bin/true\ndep=db\nafter=auditd\nafter=network\n")
+    assert not diags and spec.deps == ("db",) and spec.after == ("auditd", "network")
+    assert spec.line_of("after:network") == 4
 
 
 def test_cpuset_partition_without_cpuset_falls_back_to_member():

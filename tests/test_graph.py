@@ -171,3 +171,46 @@ def test_boot_order_of_a_deep_chain_is_linear_in_its_length():
     assert double < 2.5 * short, "a chain of 2000: %d lines run, of 4000: %d" % (short, double)
     levels = order(chain(10000))
     assert len(levels) == 10000 and levels[0] == ["s0"] and levels[-1] == ["s9999"]
+
+
+def after_svc(name, *after):
+    return config.ServiceSpec(name=name, exec="/bin/true", after=tuple(after),
+                              path="/s/%s.svc" % name,
+                              lines={"after:" + d: i + 2 for i, d in enumerate(after)})
+
+
+def test_after_waits_while_its_target_starts_and_not_once_it_failed():
+    """systemd's After= alone: ssh after auditd starts once auditd's start is over, up or
+    failed (a container's auditd never comes up; ssh must)."""
+    g = graph.resolve([svc("auditd", critical=True), after_svc("ssh", "auditd")], [])
+    assert g.deps["ssh"] == (("after-service", "auditd"),)
+    assert g.dependents["auditd"] == ["ssh"]          # its changes wake ssh's gate
+    for state in (s.NEW_PROCESS, s.FULL_TRUST):
+        assert graph.gate(g, "ssh", lambda n, st=state: st) == (True, False, "auditd")
+    for state in (s.FUNDAMENTAL, s.PERFECT, s.SETTLED, s.RECOVERY, s.FRICTION, s.DORMANT,
+                  s.EXCISED):
+        assert graph.gate(g, "ssh", lambda n, st=state: st) == (True, True, None), state
+
+
+def test_dep_on_the_same_name_wins_over_after():
+    g = graph.resolve([svc("db"), config.ServiceSpec(
+        name="app", exec="/bin/true", deps=("db",), after=("db",), path="/s/app.svc")], [])
+    assert g.deps["app"] == (("service", "db"),)
+    assert graph.gate(g, "app", lambda n: s.DORMANT) == (True, False, "db")
+
+
+def test_after_a_group_and_after_an_unknown_name():
+    g = graph.resolve([svc("a"), svc("b"), after_svc("c", "net", "ghost")], [grp("net", "a", "b")])
+    assert g.deps["c"] == (("after-group", "net"),)
+    assert [d.format() for d in g.diagnostics] == [
+        "/s/c.svc:3: warning: after: no service or group is called 'ghost': nothing to "
+        "start after"]
+    states = {"a": s.FUNDAMENTAL, "b": s.FULL_TRUST}
+    assert graph.gate(g, "c", states.get) == (True, False, "net")
+    states["b"] = s.EXCISED
+    assert graph.gate(g, "c", states.get) == (True, True, None)
+
+
+def test_an_after_cycle_is_a_cycle():
+    g = graph.resolve([after_svc("a", "b"), after_svc("b", "a")], [])
+    assert g.cycles and "a -> b -> a" in " ".join(d.format() for d in g.diagnostics)

@@ -801,3 +801,24 @@ def test_kill_mode_decides_whether_a_restart_takes_the_services_other_processes(
     assert alive(session) == survives
     if survives:
         os.kill(session, signal.SIGKILL)
+
+
+def test_after_a_failed_service_starts_and_waits_while_its_target_starts(tmp_path):
+    """after= (an imported After= alone) is ordering, not a requirement: ssh after a
+    container's auditd that cannot start still runs; after= a service still starting
+    (no READY=1 yet) waits."""
+    s = Supervised(tmp_path, {
+        "auditd.svc": "exec=/bin/false\nrestart=no\n",
+        "ssh.svc": "exec=/bin/sleep\nargs=1000\nafter=auditd\n",
+        "later.svc": "exec=/bin/sleep\nargs=1000\nafter=slow\n",
+        "slow.svc": "exec=/bin/sh\nargs=-c\nargs=sleep 1000\nnotify=1\n"})
+    try:
+        s.start()
+        s.wait_state("auditd", "EXCISED", 30)
+        s.wait(lambda: s.state("ssh") in ("FULL_TRUST", "FUNDAMENTAL"), 20, "ssh running")
+        # slow never says READY=1: later waits while slow is starting
+        time.sleep(1.5)
+        assert s.state("later") == "NEW_PROCESS"
+        assert s.status()["later"].get("reason") == "waiting for slow", s.status()["later"]
+    finally:
+        s.stop()

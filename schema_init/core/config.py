@@ -98,6 +98,9 @@ SERVICE_KEYS = {
     "exec": Key("path", "", "absolute path of the program (required); also argv[0]", PATH_MAX),
     "args": Key("args", (), "one argv element per line, verbatim", ARG_MAX),
     "dep": Key("deps", (), "a service or group this one waits for; repeatable", NAME_MAX),
+    "after": Key("deps", (), "a service or group this one starts after while it is "
+                 "starting (systemd's After=): not waited for once it failed, nor when "
+                 "no service has the name; repeatable", NAME_MAX),
     "oneshot": Key("bool", False, "exit 0 means done (PERFECT)"),
     "needs_root": Key("bool", False, "refuse to spawn unless schema-init runs as root"),
     "critical": Key("bool", False, "never excised; an EXCISED critical dep blocks dependents"),
@@ -909,7 +912,7 @@ def parse_service(path, data, file_name=None):
 
     fields = {}
     lines = {}
-    args, deps, listens = [], [], []
+    args, deps, afters, listens = [], [], [], []
     repeated = {key: [] for key in REPEATED_KEYS}
     rejected = set()            # keys whose value was refused: not also "missing"
     try:
@@ -958,7 +961,7 @@ def parse_service(path, data, file_name=None):
             repeated[key].append(value)
             continue
         if rule.kind in ("args", "deps"):
-            target = args if rule.kind == "args" else deps
+            target = args if rule.kind == "args" else deps if key == "dep" else afters
             if len(target) >= LIST_MAX:
                 if key in MEANINGFUL_KEYS:
                     report(number, key, ERROR, "more than %d %s lines" % (LIST_MAX, key))
@@ -966,13 +969,13 @@ def parse_service(path, data, file_name=None):
                     report(number, key, WARNING, "more than %d %s lines; this one is ignored"
                            % (LIST_MAX, key))
                 continue
-            if key == "dep" and value in deps:
+            if rule.kind == "deps" and value in target:
                 report(number, key, WARNING, "'%s' is listed twice" % value)
                 continue
             target.append(value)
             lines.setdefault(key, number)
-            if key == "dep":
-                lines["dep:" + value] = number
+            if rule.kind == "deps":
+                lines[key + ":" + value] = number
             continue
         if key in fields:
             report(number, key, WARNING, "given again (first on line %d); this later value wins"
@@ -1029,10 +1032,11 @@ def parse_service(path, data, file_name=None):
         report(lines["ready_path"], "ready_path", WARNING,
                "ignored with notify=1 (READY=1 on NOTIFY_SOCKET promotes)")
         fields["ready_path"] = ""
-    if name in deps:
-        report(lines["dep:" + name], "dep", WARNING,
-               "a service cannot depend on itself; this line is ignored")
-        deps.remove(name)
+    for key, names in (("dep", deps), ("after", afters)):
+        if name in names:
+            report(lines[key + ":" + name], key, WARNING,
+                   "a service cannot depend on itself; this line is ignored")
+            names.remove(name)
 
     diags = capped(diags, path)
     if is_template or any(d.severity == ERROR for d in diags):
@@ -1040,11 +1044,12 @@ def parse_service(path, data, file_name=None):
     # Kept: only the lines later diagnostics name (dependencies, the name); most specs
     # then share one empty table.
     kept = {key: number for key, number in lines.items()
-            if key == "name" or key.startswith("dep:")} or NO_LINES
+            if key == "name" or key.startswith(("dep:", "after:"))} or NO_LINES
     for key in FLAT_KEYS:
         repeated[key] = [word for line in repeated[key] for word in line]
     fields.update((key, tuple(values)) for key, values in repeated.items())
-    fields.update(name=name, args=tuple(args), deps=tuple(deps), listen=tuple(listens),
+    fields.update(name=name, args=tuple(args), deps=tuple(deps), after=tuple(afters),
+                  listen=tuple(listens),
                   instance=instance if at else "",
                   path=path, content_hash=hash(data), lines=kept)
     return ServiceSpec(**fields), diags

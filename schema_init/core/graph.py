@@ -17,6 +17,12 @@ Decisions kept here (docs/decisions.md):
 from . import config, schema
 
 SERVICE, GROUP, UNKNOWN = "service", "group", "unknown"
+# after= (systemd's After= alone): ordered after it while it starts, never held by its
+# failure; a name nothing has is no wait at all
+AFTER_SERVICE, AFTER_GROUP = "after-service", "after-group"
+AFTER_KINDS = {AFTER_SERVICE: SERVICE, AFTER_GROUP: GROUP}
+# a start that ended in a failure: what after= no longer waits for
+FAILED_STATES = (schema.RECOVERY, schema.FRICTION, schema.DORMANT, schema.EXCISED)
 
 # Worst first: the aggregate of a group is the first of these any member is in.
 _GROUP_SEVERITY = (schema.EXCISED, schema.FRICTION, schema.RECOVERY, schema.DORMANT,
@@ -75,6 +81,17 @@ def resolve(services, groups):
                     "unknown dependency '%s': no service or group has that name; "
                     "'%s' will wait for it" % (dep, spec.name)))
             resolved.append((kind, dep))
+        for dep in spec.after:
+            if dep in spec.deps:
+                continue                 # dep= waits for it already
+            if dep in graph.services:
+                resolved.append((AFTER_SERVICE, dep))
+            elif dep in graph.groups:
+                resolved.append((AFTER_GROUP, dep))
+            else:
+                graph.diagnostics.append(_diag(
+                    spec.path, spec.line_of("after:" + dep), "after", config.WARNING,
+                    "no service or group is called '%s': nothing to start after" % dep))
         graph.deps[spec.name] = tuple(resolved)
 
     for name, deps in graph.deps.items():
@@ -88,6 +105,7 @@ def resolve(services, groups):
 
 def _service_targets(graph, deps):
     for kind, target in deps:
+        kind = AFTER_KINDS.get(kind, kind)
         if kind == SERVICE:
             yield target
         elif kind == GROUP:
@@ -97,7 +115,7 @@ def _service_targets(graph, deps):
 def _edges(graph, node):
     kind, name = node
     if kind == SERVICE:
-        return [(k, t) for k, t in graph.deps[name] if k != UNKNOWN]
+        return [(AFTER_KINDS.get(k, k), t) for k, t in graph.deps[name] if k != UNKNOWN]
     return [(SERVICE, m) for m in graph.groups[name].members]
 
 
@@ -270,12 +288,19 @@ def gate(graph, name, state_of):
             present = ready = False
             blocker = blocker or target
             continue
+        ordering = kind in AFTER_KINDS
+        kind = AFTER_KINDS.get(kind, kind)
         members = (target,) if kind == SERVICE else graph.groups[target].members
         for member in members:
             spec = graph.services[member]
             state = state_of(member)
             if kind == GROUP:
                 state = group_member_state(state, spec.is_timer)
+            if ordering:
+                if not (state in FAILED_STATES or dependency_satisfied(state, False)):
+                    ready = False
+                    blocker = blocker or target
+                continue
             if state == schema.EXCISED and spec.critical:
                 present = False
             if not dependency_satisfied(state, spec.critical):

@@ -869,7 +869,7 @@ class Generated:
         if problem is None:
             count = self.counts.get(key, 0)
             if count >= (config.LISTEN_MAX if key == "listen" else config.LIST_MAX) and \
-                    (key in config.REPEATED_KEYS or key in ("args", "dep", "listen")):
+                    (key in config.REPEATED_KEYS or key in ("args", "dep", "after", "listen")):
                 problem = "more than %d %s= lines" % (count, key)
             else:
                 self.counts[key] = count + 1
@@ -933,7 +933,7 @@ class Converter:
         self.unit = unit
         self.sockets = list(sockets)
         self.timer = timer
-        self.deps = deps                 # [(service name, Entry or None)], decided by the set
+        self.deps = deps                 # [(name, Entry or None, "dep" or "after")]
         self.name = svc_name or unit.base
         self.out = Generated(self.name, [path for u in [unit] + self.sockets + [timer]
                                          if u is not None for path in u.sources])
@@ -1075,8 +1075,8 @@ class Converter:
             self.socket_lines(self.sockets)
         if self.timer is not None:
             self.timer_lines(self.timer)
-        for name, origin in self.deps:
-            self.emit("dep", name, origin)
+        for name, origin, key in self.deps:
+            self.emit(key, name, origin)
         self.service_settings()
         self.leftovers([unit] + self.sockets + ([self.timer] if self.timer else []))
         return [self.out]
@@ -2269,8 +2269,10 @@ def import_units(source, svc_names=(), start=None, everything=False,
             for other, entry in sel.names(unit, "Unit", "Before"):
                 target = by_base.get(dep_name(sel.real(other)))
                 if target is not None and target != name and \
-                        unit.base not in [d for d, _ in after[target]] and unit.base in known:
-                    after[target].append((unit.base, entry))
+                        unit.base not in [d for d, _e, _k in after[target]] and \
+                        unit.base in known:
+                    strong = unit.base in _required(sel.units[target], sel)
+                    after[target].append((unit.base, entry, "dep" if strong else "after"))
         except Exception as exc:      # noqa: B902
             _refuse(result, unit, exc)
             services.remove(name)
@@ -2304,23 +2306,36 @@ def import_units(source, svc_names=(), start=None, everything=False,
 
 
 def _after(unit, sockets, sel, known):
-    """[(service, Entry)]: what UNIT (and its sockets) is ordered after, as dep= lines."""
+    """[(service, Entry, key)]: what UNIT (and its sockets) is ordered after.  key "dep"
+    (waited for until it is up) for a target (a .svc group), the implied basic and what
+    Requires=/BindsTo=/Requisite= also name; "after" (ordering only: its failure does not
+    hold UNIT) for the other services, as systemd's After= alone."""
     deps = []
+    required = _required(unit, sel)
 
-    def add(dep, origin):
-        if dep is not None and dep != unit.base and dep not in [d for d, _ in deps] and \
+    def add(dep, origin, real):
+        if dep is not None and dep != unit.base and dep not in [d for d, _e, _k in deps] and \
                 dep in known:
-            deps.append((dep, origin))
+            strong = real is None or real.endswith(".target") or dep in required
+            deps.append((dep, origin, "dep" if strong else "after"))
 
     for other, entry in sel.names(unit, "Unit", "After"):
-        add(dep_name(sel.real(other)), entry)
+        real = sel.real(other)
+        add(dep_name(real), entry, real)
     for socket in sockets:
         for other, entry in sel.names(socket, "Unit", "After"):
-            add(dep_name(sel.real(other)), entry)
+            real = sel.real(other)
+            add(dep_name(real), entry, real)
     default = unit.last("Unit", "DefaultDependencies")
     if default is None or is_true(default.value):
-        add("basic", default)
+        add("basic", default, None)
     return deps
+
+
+def _required(unit, sel):
+    """The services and targets UNIT requires (Requires=, BindsTo=, Requisite=)."""
+    return {dep_name(sel.real(other)) for key in REQUIRING_KEYS
+            for other, _entry in sel.names(unit, "Unit", key)}
 
 
 def unmet_dependencies(sel, made, result):
@@ -2346,6 +2361,7 @@ def unmet_dependencies(sel, made, result):
                         continue
                     base = dep_name(real)
                     generated.remove("dep", base)
+                    generated.remove("after", base)
                     if key not in REQUIRING_KEYS:
                         note = (entry, "%s is not imported (%s): not waited for"
                                 % (other, why))
