@@ -224,6 +224,24 @@ def test_every_command_line_keeps_its_prefixes_and_its_order():
     assert result.diagnostics == []
 
 
+def test_permissions_start_only_runs_every_other_command_with_full_privileges():
+    """tor@default.service: PermissionsStartOnly=yes and a bounding set without CAP_CHOWN;
+    its ExecStartPre= install -o debian-tor must run as systemd runs it, with the + prefix
+    (else: Operation not permitted, the unit never starts)."""
+    specs, result = specs_of({"t.service": (
+        "[Service]\nUser=tor\nPermissionsStartOnly=yes\nCapabilityBoundingSet=CAP_SETUID\n"
+        "ExecStartPre=/usr/bin/install -o tor -d /run/tor\nExecStartPre=!/bin/pre\n"
+        "ExecStart=/usr/bin/tor\nExecReload=-/bin/kill -USR1 $MAINPID\n"
+        "ExecStopPost=/bin/post\n")})
+    t = specs["t"]
+    assert t.exec_pre == (("+", ("/usr/bin/install", "-o", "tor", "-d", "/run/tor")),
+                          ("!", ("/bin/pre",)))
+    assert t.exec_reload == (("-+", ("/bin/kill", "-USR1", "$MAINPID")),)
+    assert t.exec_stop_post == (("+", ("/bin/post",)),)
+    assert (t.exec, t.user) == ("/usr/bin/tor", "tor")       # the main command is confined
+    assert result.diagnostics == []
+
+
 def test_variables_in_exec_start_keep_their_words_with_expand_args():
     specs, _ = specs_of({
         "v.service": "[Service]\nExecStart=/bin/v -x $OPTS ${A}b '$$HOME' c\n",

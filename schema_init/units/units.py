@@ -943,6 +943,7 @@ class Converter:
         self.user_entry = None
         self.checks = []                 # [(key, cmdline text, Entry)]: conditions, asserts
         self.main_ignores_failure = None   # ExecStart=-...: its Entry
+        self.permissions_start_only = False  # PermissionsStartOnly=yes: + on the others
         self.on_tty = False              # StandardInput=tty: run through the shell
         self.term_value = None           # TERM= as systemd gives a terminal's service
         self.accept = None               # Accept=yes: its socket Unit (accept_service)
@@ -1188,6 +1189,8 @@ class Converter:
             self.drop(entry, "the program's path comes from a variable")
             return
         argv = [literal(program)] + [svc_word(w, expand) for w in words[1:]]
+        if self.permissions_start_only and "+" not in flags and "!" not in flags:
+            flags += "+"                 # PermissionsStartOnly=yes: systemd's + on each
         if not argv[0].startswith("/"):
             found = self.resolve_program(argv[0], entry)
             if found is None:
@@ -1208,6 +1211,8 @@ class Converter:
         lines after its ExecStartPre= ones, and after it as exec_post= lines before its
         ExecStartPost= ones."""
         unit = self.unit
+        only, _entry = self.word(unit, "Service", "PermissionsStartOnly")
+        self.permissions_start_only = is_true(only)
         if self.accept is not None:
             for key, _ in COMMAND_KEYS:
                 for entry in self.every(unit, "Service", key):
