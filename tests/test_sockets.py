@@ -140,6 +140,21 @@ def test_sockets_are_passed_and_survive_a_restart(supervise, tmp_path):
 
 
 @pytest.mark.process
+def test_each_socket_passes_its_own_name(supervise, tmp_path):
+    """LISTEN_FDNAMES as systemd builds it (FileDescriptorName=, by default the socket
+    unit's name): libvirtd finds its three sockets by name, and refuses to run when a
+    name is not one it knows ("activation file descriptors are unclaimed")."""
+    path, ro = str(tmp_path / "rw.sock"), str(tmp_path / "ro.sock")
+    port = free_port()
+    s = supervise({"virt.svc": serve_svc([path + " name=virt.socket",
+                                         ro + " mode=0666 name=virt-ro.socket",
+                                         "tcp:127.0.0.1:%d" % port])})
+    s.wait_state("virt", "FUNDAMENTAL")
+    _pid, count, names, _extra = ask(ro)
+    assert (count, names) == ("3", "virt.socket:virt-ro.socket:virt")
+
+
+@pytest.mark.process
 def test_a_socket_that_cannot_be_made_fails_the_spawn_naming_it(supervise):
     taken = socket.socket()
     taken.bind(("127.0.0.1", 0))
@@ -261,6 +276,9 @@ def test_every_listen_socket_exists_before_any_service_starts(supervise, tmp_pat
      ("unix-stream", "/run/x.sock", (("mode", 0o660), ("user", "x"), ("group", "adm")))),
     ("dgram:/dev/log\tmode=666", ("unix-dgram", "/dev/log", (("mode", 0o666),))),
     ("/run/a b.sock", ("unix-stream", "/run/a b.sock")),      # a blank in a path, as ever
+    ("tcp:16509 name=libvirtd-tcp.socket",
+     ("tcp", ("", 16509), (("name", "libvirtd-tcp.socket"),))),
+    ("/run/x name=n mode=0600", ("unix-stream", "/run/x", (("mode", 0o600), ("name", "n")))),
 ])
 def test_listen_values_with_options(value, expected):
     from schema_init.pid1 import sockets
@@ -273,6 +291,8 @@ def test_listen_values_with_options(value, expected):
     ("tcp:111 mode=0600", "a unix socket file's"), ("/run/x mode=9", "not an octal"),
     ("/run/x user=a user=b", "given twice"), ("tcp:111 bogus", "'bogus' is not an option"),
     ("/run/x group=bad/name", "group=bad/name"),
+    ("/run/x name=a:b", "without ':'"), ("/run/x name=" + "n" * 256, "1 to 255"),
+    ("/run/x name=caf\u00e9", "printable ASCII"),
 ])
 def test_bad_listen_options_say_why(value, reason):
     listen, why = config.parse_listen(value)

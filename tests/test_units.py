@@ -601,10 +601,11 @@ def test_a_tty_service_gets_the_term_systemd_would_give_it(tty, term):
 def test_rpcbinds_real_sockets_keep_ipv6_only_beside_ipv4_in_their_order():
     specs, result = specs_of(debian("rpcbind.service", "rpcbind.socket"))
     rpcbind = specs["rpcbind"]
+    name = ("name", "rpcbind.socket")        # LISTEN_FDNAMES: the socket unit's name
     assert rpcbind.listen == (
-        ("unix-stream", "/run/rpcbind.sock"), ("tcp", ("0.0.0.0", 111)),
-        ("udp", ("0.0.0.0", 111)), ("tcp", ("::", 111), (("ipv6only", True),)),
-        ("udp", ("::", 111), (("ipv6only", True),)))
+        ("unix-stream", "/run/rpcbind.sock", (name,)), ("tcp", ("0.0.0.0", 111), (name,)),
+        ("udp", ("0.0.0.0", 111), (name,)), ("tcp", ("::", 111), (("ipv6only", True), name)),
+        ("udp", ("::", 111), (("ipv6only", True), name)))
     assert rpcbind.args == ("-f", "$OPTIONS") and rpcbind.env == (("OPTIONS", "-w"),)
     assert not rpcbind.listen_on_demand          # rpcbind.service is enabled itself
     assert [d.key for d in result.diagnostics] == ["RequiresMountsFor"]
@@ -620,10 +621,12 @@ def test_each_socket_unit_keeps_its_own_mode_and_owner():
         "e.socket": "[Socket]\nListenDatagram=514\nListenStream=@abstract\n"
                     "ListenStream=/run/e\nSocketMode=0640\nSocketGroup=adm\nBacklog=5\n"})
     assert specs["d"].listen == (
-        ("unix-stream", "/run/d-admin.sock", (("mode", 0o660), ("group", "adm"))),
-        ("unix-stream", "/run/d.sock", (("mode", 0o600), ("user", "d"))))
+        ("unix-stream", "/run/d-admin.sock", (("mode", 0o660), ("group", "adm"),
+                                              ("name", "d-admin.socket"))),
+        ("unix-stream", "/run/d.sock", (("mode", 0o600), ("user", "d"), ("name", "d.socket"))))
     e = specs["e"]
-    assert e.listen == (("udp", ("", 514)), ("unix-stream", "/run/e"))
+    assert e.listen == (("udp", ("", 514), (("name", "e.socket"),)),
+                        ("unix-stream", "/run/e", (("name", "e.socket"),)))
     assert (e.socket_mode, e.socket_group) == (0o640, "adm")
     assert warnings(result) == [
         "/lib/systemd/system/e.socket:3: warning: ListenStream: abstract unix sockets are "
@@ -658,7 +661,8 @@ def test_an_accept_yes_socket_runs_its_template_per_connection_through_the_subre
     echo = specs["echo"]
     assert (echo.exec, echo.args) == (units.SUBREAPER, ("--accept", "--max", "8", "--stdio",
                                                         "/bin/cat"))
-    assert echo.listen == (("tcp", ("", 7777)),) and echo.user == "nobody"
+    assert echo.listen == (("tcp", ("", 7777), (("name", "echo.socket"),)),) and \
+        echo.user == "nobody"
     assert warnings(result) == ["/lib/systemd/system/echo@.service:5: warning: ExecStartPre: "
                                 "Accept=yes: a command around each connection's is not run"]
 
@@ -756,7 +760,8 @@ def test_the_walk_goes_from_default_target_and_sysinit_target_and_says_what_it_s
         "systemd-sysctl.service": "sysctl.d is the services directory's (sysctl)",
         "gone.service": "not found"}
     # rsyslog takes syslog.socket (its service, syslog.service, is rsyslog's alias)
-    assert "listen=dgram:/run/systemd/journal/syslog" in svc_lines(out["rsyslog"])
+    assert "listen=dgram:/run/systemd/journal/syslog name=syslog.socket" in \
+        svc_lines(out["rsyslog"])
     # After= a service and a target without a .svc name: ordering after the service only
     # (after=: its failure does not hold web); the implied basic.target: dep=basic (a .svc
     # group of that name); Before= in helper
@@ -818,7 +823,7 @@ def test_drop_ins_apply_in_order_and_an_empty_assignment_resets_a_list():
                  "a.socket": [("/etc/systemd/system/a.socket.d/x.conf",
                                b"[Socket]\nListenStream=\nListenStream=/run/new\n")]},
         everything=True)
-    assert svc_lines(out["a"]) == ["exec=/bin/new", "env=B=2", "listen=/run/new",
+    assert svc_lines(out["a"]) == ["exec=/bin/new", "env=B=2", "listen=/run/new name=a.socket",
                                    "listen_on_demand=1"]
     assert result.diagnostics == []         # the lines a reset cleared are not "dropped"
     assert out["a"].splitlines()[0].endswith(

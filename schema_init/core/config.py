@@ -807,7 +807,8 @@ def numeric_host(host):
     return host == "" or _ipv4_literal(host) or _ipv6_literal(host)
 
 
-LISTEN_OPTIONS = ("ipv6only", "mode", "user", "group")
+LISTEN_OPTIONS = ("ipv6only", "mode", "user", "group", "name")
+FD_NAME_MAX = 255         # sd_listen_fds(3): a name of at most 255 characters
 
 
 def parse_listen(value):
@@ -815,7 +816,8 @@ def parse_listen(value):
     options follow it: kind is unix-stream, unix-dgram, tcp or udp; the address a path,
     or ``(host, port)`` (host "" for every address); options ``((name, value), ...)`` in
     ``LISTEN_OPTIONS`` order: ``("ipv6only", True)``, ``("mode", 0o660)``, ``("user",
-    NAME)``, ``("group", NAME)``.  Returns ``(listen, None)`` or ``(None, reason)``.
+    NAME)``, ``("group", NAME)``, ``("name", FDNAME)`` (the socket's name in
+    LISTEN_FDNAMES, systemd's FileDescriptorName=).  Returns ``(listen, None)`` or ``(None, reason)``.
 
     Options are the blank-separated words at the end that are one (``ipv6only``,
     ``mode=``, ``user=``, ``group=``), so a unix path with a blank in it still reads as
@@ -834,6 +836,12 @@ def parse_listen(value):
             if not text or len(text) > 4 or any(c not in "01234567" for c in text):
                 return None, "mode=%s is not an octal file mode (e.g. 0660)" % text
             found[name] = int(text, 8)
+        elif name == "name":
+            if not 0 < len(text) <= FD_NAME_MAX or \
+                    any(not " " < c < "\x7f" or c == ":" for c in text):
+                return None, ("name=%s: a socket's name is 1 to %d printable ASCII "
+                              "characters without ':'" % (text[:80], FD_NAME_MAX))
+            found[name] = text
         elif name in ("user", "group"):
             problem = name_problem(text, USER_MAX)
             if problem:
@@ -877,7 +885,7 @@ def _parse_listen_address(value):
         return None, "unknown socket kind %r (stream, dgram, tcp, udp)" % scheme
     if " " in rest or "\t" in rest:
         word = rest.replace("\t", " ").split(" ")[-1]
-        return None, "%r is not an option (ipv6only, mode=, user=, group=)" % word
+        return None, "%r is not an option (ipv6only, mode=, user=, group=, name=)" % word
     host, port = "", rest
     if rest.startswith("["):
         host, close, port = rest[1:].partition("]")

@@ -73,7 +73,9 @@ class RealOps(supervisor.Ops):
         log_path = os.path.join(rt.paths.log_dir, service.name + ".log")
         pid, placed, problems = spawn.start_service(
             argv, env, log_path, nice, account, rt.cgroups, spec, path,
-            listen_fds=[sock.fileno() for sock in held], listen_name=service.name,
+            listen_fds=[sock.fileno() for sock in held],
+            listen_names=[config.listen_options(value).get("name", service.name)
+                          for value in spec.listen] if held else (),
             notify_socket=notify_address, watchdog_pid=spec.watchdog_sec > 0)
         return pid, placed, problems
 

@@ -72,9 +72,10 @@ def _open_log(log_path):
         return os.open("/dev/null", os.O_WRONLY | os.O_CLOEXEC)
 
 
-def _pass_listen_fds(fds, name, env):
+def _pass_listen_fds(fds, names, env):
     """Socket activation (sd_listen_fds(3)): FDS become 3, 4, ... in this child, with
-    LISTEN_FDS, LISTEN_PID (this process: exec keeps it) and LISTEN_FDNAMES."""
+    LISTEN_FDS, LISTEN_PID (this process: exec keeps it) and LISTEN_FDNAMES (NAMES, one
+    a socket)."""
     count = len(fds)
     base = max(max(fds), 2 + count) + 1      # above every source and every target
     for i, fd in enumerate(fds):
@@ -84,7 +85,7 @@ def _pass_listen_fds(fds, name, env):
     os.closerange(3 + count, 65536)
     env["LISTEN_FDS"] = str(count)
     env["LISTEN_PID"] = str(os.getpid())
-    env["LISTEN_FDNAMES"] = ":".join([name] * count)
+    env["LISTEN_FDNAMES"] = ":".join(names)
 
 
 def _read_env_files(paths, env):
@@ -283,8 +284,8 @@ def _exec_schema_exec(words, env, spec, prefixes, owner_account, workdir):
                                                                 exc.strerror), EXIT_EXEC)
 
 
-def _service_child(barrier, argv, env, log_path, nice, account, listen_fds=(), listen_name="",
-                   notify_socket=None, watchdog_pid=False, context=None, prefixes=None,
+def _service_child(barrier, argv, env, log_path, nice, account, listen_fds=(),
+                   listen_names=(), notify_socket=None, watchdog_pid=False, context=None, prefixes=None,
                    owner_account=None, via_schema_exec=False):
     try:
         _child_common()
@@ -300,7 +301,7 @@ def _service_child(barrier, argv, env, log_path, nice, account, listen_fds=(), l
             _read_env_files(context.env_file, env)
         if listen_fds:
             env = dict(env)
-            _pass_listen_fds(listen_fds, listen_name, env)
+            _pass_listen_fds(listen_fds, listen_names, env)
         else:
             os.closerange(3, 65536)
         if notify_socket:                   # sd_notify(3): where READY=1 and the rest go
@@ -329,12 +330,13 @@ def _service_child(barrier, argv, env, log_path, nice, account, listen_fds=(), l
 
 
 def start_service(argv, env, log_path, nice=0, account=None, cgroups=None, spec=None,
-                  cgroup_path=None, listen_fds=(), listen_name="", notify_socket=None,
+                  cgroup_path=None, listen_fds=(), listen_names=(), notify_socket=None,
                   watchdog_pid=False, prefixes=None):
     """Fork a service.  Returns ``(pid, cgroup path or None, limit problems)``.
 
     ``account``: ``(user name, uid, gid, XDG runtime dir, [gids])`` to drop to, or None.
-    ``listen_fds``: sockets passed as fds 3.. (socket activation), named ``listen_name``.
+    ``listen_fds``: sockets passed as fds 3.. (socket activation), named ``listen_names``
+    (one a socket).
     ``notify_socket``: the NOTIFY_SOCKET value (with WATCHDOG_PID when ``watchdog_pid``).
     ``prefixes``: a command line's prefixes (core/cmdline.py), "" for one without;
     None (the default) for the main command, exec= and args=.  ``+`` runs it with full
@@ -355,7 +357,7 @@ def start_service(argv, env, log_path, nice=0, account=None, cgroups=None, spec=
         raise SpawnError("fork failed: %s" % exc.strerror) from None
     if pid == 0:
         os.close(write_end)
-        _service_child(read_end, argv, env, log_path, nice, account, listen_fds, listen_name,
+        _service_child(read_end, argv, env, log_path, nice, account, listen_fds, listen_names,
                        notify_socket, watchdog_pid, context=spec, prefixes=prefixes,
                        owner_account=owner_account, via_schema_exec=via_schema_exec)
     os.close(read_end)

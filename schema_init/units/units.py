@@ -1681,6 +1681,12 @@ class Converter:
             value, entry = self.word(unit, "Socket", "DirectoryMode", "0755")
             if value.lstrip("0") != "755":
                 self.drop(entry, "a socket's directories are made 0755 here")
+            # the fds' names in LISTEN_FDNAMES: FileDescriptorName=, else the unit's name
+            fd_name, entry = self.word(unit, "Socket", "FileDescriptorName", unit.name)
+            if config.parse_listen("/x name=" + fd_name)[0] is None:
+                self.drop(entry, "not a name sd_listen_fds(3) allows; %s is used" % unit.name)
+                fd_name = unit.name
+            options.append("name=" + fd_name)
             kinds = {"ListenStream": "stream", "ListenDatagram": "dgram"}
             listens = {id(e) for key in kinds for e in self.every(unit, "Socket", key)}
             for entry in unit.entries:           # in the file's order: the fds' order
