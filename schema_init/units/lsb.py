@@ -18,7 +18,8 @@ Rules of this file:
 The service: ``exec=/etc/init.d/NAME`` ``args=start``, ``forking=1`` (the script starts
 the daemon and returns), ``exec_stop=... stop``, ``exec_reload=... reload`` (or
 ``force-reload``) when the script's ``case`` has it, ``pid_file=`` from the header's
-``# pidfile:`` hint (or a literal ``PIDFILE=/path`` line of the script), else
+``# pidfile:`` hint (as systemd's sysv generator: a script's ``PIDFILE=`` variable is
+not trusted, tftpd-hpa's names a file its daemon never writes), else
 ``remain_after_exit=1`` (the script's work is the service).  Its header orders it:
 ``Required-Start:`` and ``Should-Start:`` become ``dep=`` lines, a virtual facility
 (``$network``, ``$syslog`` ...) the service that provides it here (``FACILITIES``), a
@@ -137,20 +138,13 @@ def parse_header(data):
 
 
 def _hints(header, number, line, stripped):
-    """What the script's body says: a ``# pidfile:`` comment or a literal PIDFILE= line
-    at its left margin, and whether its ``case`` knows reload or force-reload."""
+    """What the script's body says: a ``# pidfile:`` comment, and whether its ``case``
+    knows reload or force-reload."""
     lowered = stripped.lower()
     if lowered.startswith("# pidfile:") or lowered.startswith("#pidfile:"):
         path = stripped.split(":", 1)[1].strip()
         if _is_path(path):
             header.pid_file, header.pid_line = path, number
-        return
-    if header.pid_file is None and line.startswith(("PIDFILE=", "PID_FILE=")):
-        value = line.split("=", 1)[1].strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-            value = value[1:-1]
-        if _is_path(value):
-            header.pid_file, header.pid_line = value, number
         return
     if stripped.startswith("#") or ")" not in stripped:
         return
