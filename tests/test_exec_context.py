@@ -167,6 +167,16 @@ def test_group_and_supplementary_groups(run):
 
 
 @process
+def test_a_user_service_gets_user_logname_and_home_as_under_systemd(run):
+    """systemd sets $USER, $LOGNAME and $HOME for User= (rabbitmq-server's Erlang stops at
+    'basedir_join_home' without HOME: the corpus had it DORMANT)."""
+    home = [line.split(":")[5] for line in open("/etc/passwd") if line.startswith("nobody:")][0]
+    state, _, log = run('echo "U=$USER L=$LOGNAME H=$HOME"', user="nobody")
+    assert state == "PERFECT", log
+    assert "U=nobody L=nobody H=%s" % home in log
+
+
+@process
 def test_an_unknown_group_fails_the_start_with_its_status(run):
     state, reason, log = run("true", user="nobody", group="no-such-group-here")
     assert state == "EXCISED" and "exited 216" in reason, (reason, log)

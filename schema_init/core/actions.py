@@ -30,17 +30,20 @@ def slot_range(spec):
 
 
 def account_for(ops, user):
-    """(name, uid, gid, XDG runtime dir or None, [gids]) to run as, or None if unknown."""
+    """(name, uid, gid, XDG runtime dir or None, [gids], home) to run as, or None if
+    unknown."""
     entry = ops.lookup_user(user)
     if entry is None:
         return None
-    name, uid, gid, _home = entry
+    name, uid, gid, home = entry
     runtime_dir = "/run/user/%d" % uid if uid != 0 and ops.is_root else None
-    return name, uid, gid, runtime_dir, ops.supplementary_groups(name, gid)
+    return name, uid, gid, runtime_dir, ops.supplementary_groups(name, gid), home
 
 
 def service_env(base, spec, account=None):
-    """A service's environment: the supervisor's, its INSTANCE, its runtime dir."""
+    """A service's environment: the supervisor's, its INSTANCE, its runtime dir; for a
+    user= service USER, LOGNAME and HOME as systemd sets them for User= (rabbitmq's
+    Erlang cannot start without HOME)."""
     env = dict(base)
     _prefix, at, instance = spec.name.partition("@")
     if at:
@@ -50,6 +53,10 @@ def service_env(base, spec, account=None):
             env["INSTANCE"] = env["SLOT_ID"]
     if account is not None and account[3]:
         env["XDG_RUNTIME_DIR"] = account[3]
+    if account is not None:
+        env["USER"] = env["LOGNAME"] = account[0]
+        if len(account) > 5 and account[5]:
+            env["HOME"] = account[5]
     env.update(spec.env)                  # env= lines: the service's word is the last
     return env
 

@@ -106,7 +106,7 @@ def _read_env_files(paths, env):
 
 def _make_user_runtime_dir(account):
     """XDG_RUNTIME_DIR (/run/user/UID), made while still root."""
-    _name, uid, gid, runtime_dir, _groups = account
+    _name, uid, gid, runtime_dir, _groups = account[:5]
     if runtime_dir:
         try:
             os.mkdir(runtime_dir, 0o700)
@@ -119,7 +119,7 @@ def _make_user_runtime_dir(account):
 
 
 def _drop_privileges(account):
-    name, uid, gid, _runtime_dir, groups = account
+    name, uid, gid, _runtime_dir, groups = account[:5]
     os.setgroups(groups)
     os.setgid(gid)
     os.setuid(uid)
@@ -244,7 +244,7 @@ def _identity(account, context):
     uid = gid = groups = None
     members = []
     if account is not None:
-        _name, uid, gid, _xdg, gids = account
+        _name, uid, gid, _xdg, gids = account[:5]
         members = list(gids[1:])
     if context.get("group"):
         gid = accounts.group_id(context["group"])
