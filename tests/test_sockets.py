@@ -155,6 +155,28 @@ def test_each_socket_passes_its_own_name(supervise, tmp_path):
 
 
 @pytest.mark.process
+def test_a_service_that_stops_for_good_closes_its_sockets(supervise, tmp_path):
+    """A daemon that cannot start (EXCISED, or DORMANT after its restart budget) must
+    not leave PID 1 holding its socket: a client would wait on a backlog nothing takes
+    (systemd fails the socket unit with the service's start limit).  A start makes the
+    socket again."""
+    path = str(tmp_path / "dead.sock")
+    port = free_port()
+    s = supervise({"dead.svc": "exec=/bin/false\nno_restart=1\nlisten=%s\n"
+                               "listen=tcp:127.0.0.1:%d\n" % (path, port)})
+    s.wait_state("dead", "EXCISED", 20)
+    s.wait(lambda: not os.path.exists(path), 10, "the socket file removed")
+    with socket.socket() as client, pytest.raises(ConnectionRefusedError):
+        client.settimeout(5)
+        client.connect(("127.0.0.1", port))
+    s.write("dead.svc", serve_svc([path, "tcp:127.0.0.1:%d" % port]))
+    s.ctl("reload")
+    s.ctl("start", "dead")
+    s.wait_state("dead", "FUNDAMENTAL", 20)
+    assert ask(path)[1] == "2" and ask(port=port)[1] == "2"
+
+
+@pytest.mark.process
 def test_a_socket_that_cannot_be_made_fails_the_spawn_naming_it(supervise):
     taken = socket.socket()
     taken.bind(("127.0.0.1", 0))

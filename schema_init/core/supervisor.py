@@ -25,6 +25,12 @@ from .lifecycle import Service, LifecycleError
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
+# a service stopped on purpose keeps its listen= sockets (a client waits in the backlog
+# for the next start, as under systemd's socket units); one that failed for good does not
+KEEP_SOCKETS_EVENTS = ("operator_stop_exit", "op_stop", "stopped_exit", "stop_timeout",
+                       "shutdown", "clean_end", "adopt")
+
+
 class Ops:
     """The effects the supervisor asks for.  The runner provides the real ones
     (``effects.RealOps``); tests provide fakes.  Every method returns at once."""
@@ -62,6 +68,9 @@ class Ops:
         pass                                       # (raises OSError if they cannot be made)
 
     def unwatch_listen(self, name):
+        pass
+
+    def close_listen(self, name):                  # DORMANT/EXCISED: its listen= closed
         pass
 
     def belongs(self, service, pid):               # pid is a process of the service
@@ -243,6 +252,12 @@ class Supervisor:
             self.pending.add(service.name)
         if state in (schema.FRICTION, schema.EXCISED) and event != "adopt":
             self._trip_fuses(service, now)   # a handed-over state tripped them already
+        if state in (schema.DORMANT, schema.EXCISED) and service.spec.listen and \
+                event not in KEEP_SOCKETS_EVENTS:
+            # systemd fails the socket with its service's start limit: a client is
+            # refused, not left waiting on a backlog nothing will ever take; the next
+            # spawn (or wait for a connection) makes the sockets again
+            self.ops.close_listen(service.name)
 
     def _trip_fuses(self, dep, now):
         for name in self.graph.dependents.get(dep.name, ()):

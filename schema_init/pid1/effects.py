@@ -132,6 +132,10 @@ class RealOps(supervisor.Ops):
         if self.rt.sockets is not None:
             self.rt.sockets.unwatch(name)
 
+    def close_listen(self, name):
+        if self.rt.sockets is not None:
+            self.rt.sockets.release(name)
+
     def release_sockets(self, name):
         self.service_uids.pop(name, None)
         if self.rt.sockets is not None:
