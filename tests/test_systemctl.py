@@ -229,6 +229,35 @@ def test_start_stop_restart_several_units_and_instances(admin):
 
 
 @pytest.mark.process
+def test_preset_enables_what_the_preset_files_say(admin):
+    """deb-systemd-helper enables a newly installed daemon with `systemctl --root=/
+    --system --preset-mode=enable-only preset NAME`: a preset that did nothing left
+    every daemon apt installed disabled (memcached never started)."""
+    root = admin.root
+    etc = root / "etc" / "systemd" / "system"
+    vendor = root / "lib" / "systemd" / "system-preset"
+    local = root / "etc" / "systemd" / "system-preset"
+    vendor.mkdir(parents=True)
+    local.mkdir(parents=True)
+    (vendor / "80-site.preset").write_text("# vendor\ndisable pair.service\nenable *\n")
+    (vendor / "90-default.preset").write_text("disable extra.service\n")
+    (local / "90-default.preset").write_text("enable extra.service\n")     # hides it
+    done = admin("--root=%s" % root, "--system", "--preset-mode=enable-only", "preset",
+                 "pair.service", "extra")
+    assert done.returncode == 0, done.stderr
+    assert not (etc / "multi-user.target.wants" / "pair.service").exists()
+    assert os.readlink(etc / "multi-user.target.wants" / "extra.service") == \
+        "/lib/systemd/system/extra.service"
+    # full mode disables what a rule says to
+    admin("--root=%s" % root, "enable", "pair")
+    assert (etc / "multi-user.target.wants" / "pair.service").is_symlink()
+    done = admin("--root=%s" % root, "preset", "pair")
+    assert done.returncode == 0, done.stderr
+    assert not (etc / "multi-user.target.wants" / "pair.service").is_symlink()
+    assert admin("--root=%s" % root, "--preset-mode=bogus", "preset", "pair").returncode == 1
+
+
+@pytest.mark.process
 def test_enable_and_disable_make_the_links_install_asks_for(admin, tmp_path):
     root = admin.root
     etc = root / "etc" / "systemd" / "system"

@@ -19,6 +19,8 @@ Commands (several units a call; a name without a suffix is NAME.service):
   show [-p PROP[,PROP]] [--value] UNIT...
   cat UNIT...                     the unit file and its drop-ins (or the .svc file)
   enable, disable [--now] UNIT...  the links the unit's [Install] section asks for
+  preset [--preset-mode=full|enable-only|disable-only] UNIT...
+                                  enable or disable as the *.preset files say
   mask, unmask UNIT...            a link to /dev/null in /etc/systemd/system
   daemon-reload, daemon-reexec, reboot, poweroff, halt
 
@@ -126,6 +128,8 @@ def parse(argv):
             options["root"] = word.split("=", 1)[1].rstrip("/")
         elif word == "--now":
             options["now"] = True
+        elif word.startswith("--preset-mode="):
+            options["preset_mode"] = word.split("=", 1)[1]
         elif word == "--":
             words.extend(args)
             break
@@ -459,7 +463,9 @@ def run(command, words, options):
             raise Failed(1, "Too few arguments.")
         return unit_files(command, units, options)
     if command == "preset":
-        return 0
+        if not units:
+            raise Failed(1, "Too few arguments.")
+        return preset(units, options)
     if command == "list-unit-files":
         return list_unit_files(options)
     if command == "list-units":
@@ -883,6 +889,73 @@ def unit_files(command, units, options):
         except Failed as exc:
             sys.stderr.write(str(exc) + "\n")
             return exc.status
+    return worst
+
+
+# systemd.preset(5): the directories of *.preset files, a name in an earlier one hiding
+# the same name in a later one; the files read in name order, the first line whose
+# pattern matches a unit deciding; no line: enable
+PRESET_DIRS = ("/etc/systemd/system-preset", "/run/systemd/system-preset",
+               "/usr/local/lib/systemd/system-preset", "/lib/systemd/system-preset",
+               "/usr/lib/systemd/system-preset")
+PRESET_MODES = ("full", "enable-only", "disable-only")
+
+
+def preset_rules(root=""):
+    """[(action, pattern)] of the machine's preset files, in the order they apply."""
+    files = {}
+    for directory in PRESET_DIRS:
+        try:
+            names = os.listdir(root + directory)
+        except OSError:
+            continue
+        for name in names:
+            if name.endswith(".preset") and name not in files:
+                files[name] = root + directory + "/" + name
+    rules = []
+    for name in sorted(files):
+        try:
+            with open(files[name], errors="replace") as f:
+                lines = f.read(1 << 20).splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            words = line.split()
+            if len(words) >= 2 and words[0] in ("enable", "disable") and \
+                    not line.lstrip().startswith(("#", ";")):
+                rules.append((words[0], words[1]))
+    return rules
+
+
+def preset_action(unit, rules):
+    """enable or disable: what the first matching rule says (none: enable)."""
+    import fnmatch
+    for action, pattern in rules:
+        if fnmatch.fnmatchcase(unit, pattern):
+            return action
+    return "enable"
+
+
+def preset(units, options):
+    """systemctl preset [--preset-mode=MODE]: enable or disable each unit as the preset
+    files say (deb-systemd-helper enables a newly installed daemon this way)."""
+    mode = options.get("preset_mode", "full")
+    if mode not in PRESET_MODES:
+        raise Failed(1, "Failed to parse preset mode: %s" % mode)
+    rules = preset_rules(options.get("root", ""))
+    enabling, disabling = [], []
+    for unit in units:
+        unit = unit if unit.endswith(UNIT_KINDS) else unit + ".service"
+        action = preset_action(unit, rules)
+        if action == "enable" and mode != "disable-only":
+            enabling.append(unit)
+        elif action == "disable" and mode != "enable-only":
+            disabling.append(unit)
+    worst = 0
+    if disabling:
+        worst = unit_files("disable", disabling, dict(options, now=False))
+    if enabling:
+        worst = unit_files("enable", enabling, dict(options, now=False)) or worst
     return worst
 
 
