@@ -169,6 +169,8 @@ for state in lifecycle.RUNNING:
     scenario(state, "op_reload", state, {"exec_reload": ONE})
 scenario(PERFECT, "shutdown", EXCISED, {"oneshot": True, "remain_after_exit": True},
          intent="shutdown")
+scenario(PERFECT, "op_reload", PERFECT, {"oneshot": True, "remain_after_exit": True,
+                                         "exec_reload": ONE})
 for state in lifecycle.IDLE:
     scenario(state, "tail_exit", state, {"exec_stop_post": ONE},
              step=("exec_stop_post", 0), code=0)

@@ -822,3 +822,37 @@ def test_after_a_failed_service_starts_and_waits_while_its_target_starts(tmp_pat
         assert s.status()["later"].get("reason") == "waiting for slow", s.status()["later"]
     finally:
         s.stop()
+
+
+def test_part_of_and_reload_from_follow_their_parent_as_systemd_propagates(tmp_path):
+    """postgresql.service (a remain_after_exit oneshot) and postgresql@15-main (PartOf=,
+    ReloadPropagatedFrom=): a stop, restart or reload of the parent reaches the
+    instance; a service with no_reload=1 (a unit without ExecReload=) refuses a reload."""
+    marks = tmp_path / "marks"
+    s = Supervised(tmp_path, {
+        "db.svc": "exec=/bin/true\noneshot=1\nremain_after_exit=1\n"
+                  "exec_reload=/bin/sh -c \"echo parent >> %s\"\n" % marks,
+        "db@main.svc": "exec=/bin/sh\nargs=-c\nargs=trap 'echo hup >> %s' HUP; "
+                       "while :; do sleep 0.1; done\npart_of=db\nreload_from=db\n" % marks,
+        "plain.svc": "exec=/bin/sleep\nargs=1000\nno_reload=1\n"})
+    try:
+        s.start()
+        s.wait_state("db", "PERFECT", 20)
+        s.wait_state("db@main", ("FULL_TRUST", "FUNDAMENTAL"), 20)
+        first = s.status()["db@main"]["pid"]
+        reply = s.ctl("signal", "db", "HUP")
+        assert reply.returncode == 0, reply.stdout + reply.stderr
+        s.wait(lambda: marks.exists() and sorted(marks.read_text().split()) ==
+               ["hup", "parent"], 10, "both reloaded")
+        assert s.status()["db@main"]["pid"] == first                    # reloaded, kept
+        refused = s.ctl("signal", "plain", "HUP")
+        assert "cannot be reloaded" in refused.stdout + refused.stderr
+        assert s.state("plain") in ("FULL_TRUST", "FUNDAMENTAL")
+        s.ctl("restart", "db")
+        s.wait(lambda: s.status()["db@main"]["pid"] not in ("0", first), 20,
+               "db@main restarted with db")
+        s.ctl("stop", "db")
+        s.wait_state("db@main", "EXCISED", 20)
+        assert s.state("plain") in ("FULL_TRUST", "FUNDAMENTAL")        # not bound: runs
+    finally:
+        s.stop()

@@ -242,6 +242,31 @@ def test_permissions_start_only_runs_every_other_command_with_full_privileges():
     assert result.diagnostics == []
 
 
+def test_part_of_and_reload_propagated_from_and_a_unit_without_exec_reload():
+    """postgresql@.service: PartOf=/ReloadPropagatedFrom=postgresql.service become
+    part_of=/reload_from=; a target is said and dropped; no ExecReload=: no_reload=1
+    (systemctl reload refuses it, as systemd does), ExecReload=kill -HUP: a reload."""
+    specs, result = specs_of({
+        "pgi.service": "[Unit]\nPartOf=pg.service nut.target\n"
+                       "ReloadPropagatedFrom=pg.service\n[Service]\nExecStart=/bin/pg %i\n"
+                       "ExecReload=/bin/kill -HUP $MAINPID\n",
+        "pg.service": "[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/true\n"
+                      "ExecReload=/bin/true\n",
+        "db.service": "[Service]\nExecStart=/bin/db\n"}, everything=True)
+    _, out = imported({"pg@.service": "[Unit]\nPartOf=pg.service\n"
+                                      "ReloadPropagatedFrom=pg.service\n[Service]\n"
+                                      "ExecStart=/bin/pg %i\n"}, everything=True)
+    assert [l for l in svc_lines(out["pg@"]) if l.startswith(("part_of", "reload_from"))] == \
+        ["part_of=pg", "reload_from=pg"]
+    pg_i = specs["pgi"]
+    assert (pg_i.part_of, pg_i.reload_from) == (("pg",), ("pg",))
+    assert not pg_i.no_reload and pg_i.exec_reload == ()
+    assert specs["pg"].exec_reload == (("", ("/bin/true",)),) and not specs["pg"].no_reload
+    assert specs["db"].no_reload
+    assert warnings(result) == ["/lib/systemd/system/pgi.service:2: warning: PartOf: "
+                                "nut.target is not a service: not kept"]
+
+
 def test_variables_in_exec_start_keep_their_words_with_expand_args():
     specs, _ = specs_of({
         "v.service": "[Service]\nExecStart=/bin/v -x $OPTS ${A}b '$$HOME' c\n",
@@ -398,7 +423,8 @@ def test_a_template_itself_keeps_the_instance_as_a_variable():
         "[Service]\nExecStart=/bin/e %i\nExecStop=/bin/e stop %I\nEnvironment=X=%i\n")},
         everything=True)
     assert svc_lines(out["e@"]) == ["exec=/bin/e", "args=${INSTANCE}", "expand_args=1",
-                                    "restart=no", "exec_stop=/bin/e stop ${INSTANCE}"]
+                                    "restart=no", "no_reload=1",
+                                    "exec_stop=/bin/e stop ${INSTANCE}"]
 
 
 def test_a_oneshots_several_commands_run_in_order_around_exec():
@@ -454,7 +480,7 @@ def test_every_line_is_mapped_or_reported_with_file_line_and_key():
         "[Unit]\nDescription=A\nAfter=network.target\n"
         "[Service]\nExecStart=/bin/a -x\nProtectClock=yes\nFrobnicate=1\n"
         "IOSchedulingClass=idle\n[Install]\nWantedBy=multi-user.target\n")}, everything=True)
-    assert svc_lines(out["a"]) == ["exec=/bin/a", "args=-x", "restart=no"]
+    assert svc_lines(out["a"]) == ["exec=/bin/a", "args=-x", "restart=no", "no_reload=1"]
     assert warnings(result) == [
         "/lib/systemd/system/a.service:6: warning: ProtectClock: sandboxing: not applied "
         "here (no key for it)",
@@ -823,8 +849,8 @@ def test_drop_ins_apply_in_order_and_an_empty_assignment_resets_a_list():
                  "a.socket": [("/etc/systemd/system/a.socket.d/x.conf",
                                b"[Socket]\nListenStream=\nListenStream=/run/new\n")]},
         everything=True)
-    assert svc_lines(out["a"]) == ["exec=/bin/new", "env=B=2", "listen=/run/new name=a.socket",
-                                   "listen_on_demand=1"]
+    assert svc_lines(out["a"]) == ["exec=/bin/new", "env=B=2", "no_reload=1",
+                                   "listen=/run/new name=a.socket", "listen_on_demand=1"]
     assert result.diagnostics == []         # the lines a reset cleared are not "dropped"
     assert out["a"].splitlines()[0].endswith(
         "/lib/systemd/system/a.service, /etc/systemd/system/a.service.d/10.conf, "
@@ -888,8 +914,8 @@ def test_unit_directories_on_disk_etc_wins_masks_aliases_and_drop_ins(tmp_path):
     result = units.import_units(source, facts=FACTS)
     out = {g.name: svc_lines(g.render()[0]) for g in result.generated}
     assert out == {"a": ["exec=/bin/lib-a", "restart=no", "env=X=lib", "env=X=etc-dropin",
-                         "env=Y=1"],
-                   "b": ["exec=/bin/etc-b", "restart=no"]}
+                         "env=Y=1", "no_reload=1"],
+                   "b": ["exec=/bin/etc-b", "restart=no", "no_reload=1"]}
     assert ("c.service", "masked (%s/c.service is a link to /dev/null)" % etc) in result.skipped
 
 

@@ -249,6 +249,14 @@ class CommandActions:
         self.sup.rail(service, "reload")
         self._run_control(service, now, "exec_reload", 0)
 
+    def reload_exited(self, service, now):
+        """A remain_after_exit service (PERFECT: its run is over, it counts as up) is
+        reloaded: its exec_reload lines run one after another, as a tail that leaves
+        what the run started in the cgroup alone (an init script's daemon)."""
+        self.sup.rail(service, "reload")
+        service.tail += tuple(_steps(service.spec, "exec_reload"))
+        self.pump_tail(service, now)
+
     def _stop_main(self, service, now, intent, rail):
         """A stop of a run under way: a start or reload command is stopped first (its
         end goes on with the stop), then exec_stop once started, then the kill."""
@@ -319,7 +327,8 @@ class CommandActions:
         while service.tail:
             (kind, index), service.tail = service.tail[0], service.tail[1:]
             if self._run_control(service, now, kind, index, "tail"):
-                service.tail_cleanup = True
+                # a reload of a remain_after_exit run leaves its cgroup as it is
+                service.tail_cleanup = service.tail_cleanup or kind != "exec_reload"
                 return
         if service.tail_cleanup:
             service.tail_cleanup = False

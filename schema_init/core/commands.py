@@ -99,10 +99,23 @@ class Commands:
             return lifecycle.step_label(service.spec, control.kind, control.index)
         return signal_name(service.spec.kill_signal)
 
-    def stop(self, name, now):
+    def _bound_to(self, name, key):
+        """The services whose ``key`` (part_of, reload_from) names NAME."""
+        return [s for s in self.sup.services.values() if name in getattr(s.spec, key)]
+
+    def stop(self, name, now, seen=None):
         service = self._find(name)
         if service is None:
             return ["err: not found: %s" % name]
+        seen = seen if seen is not None else set()
+        seen.add(service.name)
+        said = self._stop_one(service, name, now)
+        for other in self._bound_to(service.name, "part_of"):     # PartOf=
+            if other.name not in seen:
+                said += self.stop(other.name, now, seen)
+        return said
+
+    def _stop_one(self, service, name, now):
         pid = service.pid
         if service.state in lifecycle.RUNNING:
             self.sup.fire(service, "op_stop", now, intent="stop")
@@ -115,10 +128,19 @@ class Commands:
                 service.spec, service.control.kind, service.control.index))]
         return ["ok: %s stopped (was not running)" % name]
 
-    def restart(self, name, now):
+    def restart(self, name, now, seen=None):
         service = self._find(name)
         if service is None:
             return ["err: not found: %s" % name]
+        seen = seen if seen is not None else set()
+        seen.add(service.name)
+        said = self._restart_one(service, name, now)
+        for other in self._bound_to(service.name, "part_of"):     # PartOf=: if it runs
+            if other.name not in seen and other.state in lifecycle.RUNNING:
+                said += self.restart(other.name, now, seen)
+        return said
+
+    def _restart_one(self, service, name, now):
         running = service.state in lifecycle.RUNNING
         self.sup.fire(service, "op_restart", now, **({"intent": "restart"} if running else {}))
         if running:
@@ -137,9 +159,43 @@ class Commands:
         if number is None:
             return ["err: unknown signal %r (one of %s)" % (
                 word.strip(), " ".join(sorted(SIGNAL_NUMBERS)))]
+        if number == SIGNAL_NUMBERS["HUP"]:
+            return self.reload_service(service, name, now, set())
         if not service.pid:
             return ["err: %s is not running" % name]
-        if number == SIGNAL_NUMBERS["HUP"] and service.spec.exec_reload:
+        self.sup.ops.signal_process(service.pid, number)
+        return ["ok: SIG%s \u2192 %s (pid %d)" % (word.strip().upper().replace("SIG", "", 1),
+                                              name, service.pid)]
+
+    def reload_service(self, service, name, now, seen):
+        """A reload (``signal NAME HUP``): exec_reload= lines, else SIGHUP to the main
+        process; refused with no_reload=1; a remain_after_exit service (PERFECT) runs
+        its exec_reload= lines; then each service whose reload_from= names it."""
+        seen.add(service.name)
+        said = self._reload_one(service, name, now)
+        if said[0].startswith("err:"):
+            return said
+        for other in self._bound_to(service.name, "reload_from"):   # ReloadPropagatedFrom=
+            if other.name not in seen and (other.pid or other.state == schema.PERFECT):
+                said += [line for line in self.reload_service(other, other.name, now, seen)
+                         if not line.startswith("err:")]
+        return said
+
+    def _reload_one(self, service, name, now):
+        if service.spec.no_reload:
+            return ["err: %s cannot be reloaded (no_reload=1: no exec_reload)" % name]
+        exited = not service.pid and service.state == schema.PERFECT and \
+            service.spec.remain_after_exit
+        if exited:
+            if service.control is not None or service.tail:
+                return ["err: %s is busy" % name]
+            if service.spec.exec_reload:
+                self.sup.fire(service, "op_reload", now)
+                return ["ok: exec_reload \u2192 %s (its run is over)" % name]
+            return ["ok: %s has nothing to reload (its run is over)" % name]
+        if not service.pid:
+            return ["err: %s is not running" % name]
+        if service.spec.exec_reload:
             if service.control is not None:
                 return ["err: %s is busy (%s)" % (name, lifecycle.step_label(
                     service.spec, service.control.kind, service.control.index))]
@@ -147,9 +203,8 @@ class Commands:
                 return ["err: %s is not started yet" % name]
             self.sup.fire(service, "op_reload", now)
             return ["ok: exec_reload \u2192 %s (pid %d)" % (name, service.pid)]
-        self.sup.ops.signal_process(service.pid, number)
-        return ["ok: SIG%s \u2192 %s (pid %d)" % (word.strip().upper().replace("SIG", "", 1),
-                                              name, service.pid)]
+        self.sup.ops.signal_process(service.pid, SIGNAL_NUMBERS["HUP"])
+        return ["ok: SIGHUP \u2192 %s (pid %d)" % (name, service.pid)]
 
     def reset(self, name, now):
         sup = self.sup

@@ -205,6 +205,13 @@ SERVICE_KEYS = {
                    "pid_file= or the one process left) becomes the main process"),
     "pid_file": Key("path", "", "forking: the daemon's pid is read here (PIDFile=)", PATH_MAX),
     "kill_signal": Key("signal", 15, "the signal that stops the service (KillSignal=)"),
+    "part_of": Key("names", (), "a service whose stop and restart (by an operator) stop "
+                   "and restart this one too, a restart only when this one runs "
+                   "(PartOf=); repeatable", NAME_MAX),
+    "reload_from": Key("names", (), "a service whose reload reloads this one too "
+                       "(ReloadPropagatedFrom=); repeatable", NAME_MAX),
+    "no_reload": Key("bool", False, "a reload is refused, not a SIGHUP (a unit without "
+                     "ExecReload=)"),
     "send_sigkill": Key("bool", True, "SIGKILL what is left after stop_timeout_sec "
                         "(SendSIGKILL=)"),
     # -- The execution context: applied by schema-exec between fork and exec (these
@@ -283,7 +290,7 @@ SERVICE_KEYS = {
 LISTEN_MAX = 16
 # Keys that repeat and keep every line (besides args, dep and listen).
 REPEATED_KEYS = ("env", "env_file", "condition", "exec_pre", "exec_post", "exec_reload",
-                 "exec_stop", "exec_stop_post", "success_exit_status",
+                 "exec_stop", "exec_stop_post", "part_of", "reload_from", "success_exit_status",
                  "restart_prevent_exit_status", "restart_force_exit_status", "limit",
                  "supplementary_group", "runtime_dir", "state_dir", "cache_dir", "logs_dir",
                  "config_dir", "read_write_paths", "read_only_paths", "inaccessible_paths")
@@ -711,7 +718,7 @@ def _convert_rlimit(key, rule, value):
 
 
 def _convert_names(key, rule, value):
-    problem = name_problem(value, USER_MAX)
+    problem = name_problem(value, rule.limit or USER_MAX)
     if problem:
         return None, "%s %s" % (shown(value), problem)
     return value, None

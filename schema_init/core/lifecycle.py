@@ -122,7 +122,8 @@ EVENTS = {
                      "restart_force_exit_status)",
     "stop_timeout": "send_sigkill=0: the main process outlived stop_timeout_sec after "
                     "the kill signal",
-    "op_reload": "`signal NAME HUP` to a service with exec_reload= lines",
+    "op_reload": "`signal NAME HUP` to a service with exec_reload= lines (PERFECT: a "
+                 "remain_after_exit service, counted up)",
     "tail_exit": "a command run after the run was over (exec_stop after an end the "
                  "stop did not ask for, exec_stop_post) ended: the next one",
 }
@@ -175,6 +176,7 @@ def _rows():
             (state, "op_restart", "requeue", (NEW_PROCESS,)),
         ]
     rows.append((PERFECT, "shutdown", "stop_remaining", (EXCISED,)))   # remain_after_exit
+    rows.append((PERFECT, "op_reload", "reload_exited", (PERFECT,)))   # remain_after_exit
     for state in (EXCISED, DORMANT, PERFECT):
         rows.append((state, "op_reset", "requeue_after_reset", (NEW_PROCESS,)))
     for state in IDLE:

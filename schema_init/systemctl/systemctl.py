@@ -519,16 +519,23 @@ def act(command, unit, running, options):
     elif command == "stop":
         ask("stop %s" % name)
     elif command in ("restart", "reload-or-restart"):
-        ask("restart %s" % name if pid else "reset %s" % name)
+        # a running service, or a remain_after_exit one (active, exited), is restarted
+        # (its PartOf= services with it); else started
+        ask("restart %s" % name if pid or active == "active" else "reset %s" % name)
         wait_started(name, options, fields)
     elif command in ("try-restart", "condrestart", "try-reload-or-restart"):
-        if pid:
+        if pid or active == "active":
             ask("restart %s" % name)
             wait_started(name, options, fields)
     elif command in ("reload", "force-reload"):
-        if not pid:
+        if active != "active":
             raise Failed(1, "Job for %s failed: it is not running." % unit)
-        ask("signal %s HUP" % name)
+        reply = ask("signal %s HUP" % name, allow_error=True)
+        if reply.startswith("err:") and "cannot be reloaded" in reply:
+            raise Failed(1, "Failed to reload %s: Job type reload is not applicable for unit "
+                         "%s." % (unit, unit))
+        if reply.startswith("err:"):
+            raise Failed(1, "Job for %s failed: %s" % (unit, reply[4:].strip()))
     else:
         raise Failed(1, "Unknown command verb %s." % command)
 

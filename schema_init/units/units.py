@@ -1205,6 +1205,21 @@ class Converter:
             return
         self.emit(key, text, entry)
 
+    def bound_lines(self):
+        """PartOf=X (a service): part_of=X, stopped and restarted with it;
+        ReloadPropagatedFrom=X: reload_from=X.  Against a target or another kind of unit
+        they are said and dropped."""
+        for key, ours in (("PartOf", "part_of"), ("ReloadPropagatedFrom", "reload_from")):
+            for entry in self.every(self.unit, "Unit", key):
+                for word in entry.value.split():
+                    name = self.expand(entry, word)
+                    if name is None:
+                        continue
+                    if not name.endswith(".service"):
+                        self.drop(entry, "%s is not a service: not kept" % name)
+                        continue
+                    self.emit(ours, name[:-len(".service")], entry)
+
     def command_lines(self, before, after):
         """ExecCondition= ... ExecStopPost=; a oneshot's other ExecStart= lines run
         before exec= (those with + or ! before the first run as the user) as exec_pre=
@@ -1237,10 +1252,14 @@ class Converter:
             self.command_line("exec_post", entry)
         for entry in self.every(unit, "Service", "ExecStartPost"):
             self.command_line("exec_post", entry)
-        for entry in self.every(unit, "Service", "ExecReload"):
+        reloads = self.every(unit, "Service", "ExecReload")
+        for entry in reloads:
             if " ".join(entry.value.split()) in HUP_RELOADS:
                 continue                 # what a reload does without exec_reload=
             self.command_line("exec_reload", entry)
+        if not reloads:
+            self.emit("no_reload", "1")  # systemd refuses a reload without ExecReload=
+        self.bound_lines()
         for entry in self.every(unit, "Service", "ExecStop"):
             self.command_line("exec_stop", entry)
         for entry in self.every(unit, "Service", "ExecStopPost"):
