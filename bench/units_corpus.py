@@ -450,6 +450,8 @@ class Machine:
 KNOWN_CONTAINER = {
     "auditd.service": "the kernel's audit netlink exists only in the initial network "
                       "namespace",
+    "apparmor.service": "AssertPathIsReadWrite=/sys/kernel/security/apparmor/.load: the "
+                        "container's /sys is read-only, so systemd's assert fails there too",
 }
 CONTAINER_CONDITIONS = ("ConditionVirtualization", "ConditionCapability",
                         "ConditionSecurity")
@@ -916,6 +918,60 @@ class Boot:
                 break
         return results
 
+    def poke_sockets(self, seconds):
+        """Each service still 'waiting for a connection' (socket activation, Accept=no):
+        one client connects to each of its unix stream sockets (in the namespace, through
+        /proc/PID/root) and its TCP ones (in its network namespace, by nsenter), as the
+        first client of a socket-activated daemon would; {service: its status entry
+        after}, so a daemon the connection started, and then perhaps idle-exited, is
+        told from one it never started."""
+        status = (status_json(self.sock) or {}).get("services", [])
+        waiting = [s["name"] for s in status if s.get("reason") == "waiting for a connection"]
+        poked = {}
+        for name in waiting:
+            try:
+                with open(self.path("/run/schema-init/units/%s.svc" % name),
+                          errors="replace") as f:
+                    lines = [l[7:].split()[0] for l in f if l.startswith("listen=")]
+            except OSError:
+                lines = []
+            for value in lines:
+                if value.startswith(("/", "stream:")):
+                    path = value.split(":", 1)[1] if value.startswith("stream:") else value
+                    client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                    client.settimeout(5)
+                    try:
+                        client.connect(self.path(path))
+                        poked.setdefault(name, []).append(value)
+                    except OSError:
+                        pass
+                    finally:
+                        client.close()
+                elif value.startswith("tcp:"):
+                    port = value.rsplit(":", 1)[1]
+                    code = ("import socket; s = socket.create_connection(('127.0.0.1', %s), "
+                            "5); s.close()" % int(port))
+                    run = subprocess.run(["nsenter", "-t", str(self.init_pid), "-n",
+                                          sys.executable, "-c", code],
+                                         capture_output=True, timeout=20)
+                    if run.returncode == 0:
+                        poked.setdefault(name, []).append(value)
+                if name in poked:
+                    break                      # one connection is what starts it
+        deadline = time.monotonic() + seconds
+        after = {}
+        while poked and time.monotonic() < deadline:
+            time.sleep(1)
+            now = {s["name"]: s for s in (status_json(self.sock) or {}).get("services", [])}
+            after = {n: dict(now.get(n, {}), poked=poked[n]) for n in poked}
+            if all(a.get("state") in GOOD_STATES for a in after.values()):
+                break                          # every one started (FULL_TRUST: not yet)
+        for name in waiting:
+            if name not in poked:
+                after[name] = {"poked": [], "state": "NEW_PROCESS",
+                               "reason": "no socket of it could be connected to"}
+        return after
+
     def collect(self):
         """What the running machine says."""
         got = {"status": status_json(self.sock) or {}, "timing": timing_kv(self.sock),
@@ -1136,6 +1192,18 @@ def classify(rec):
             return "works", how + state
         tail = last_lines(rec.get("log"), 2)
         sign = container_sign([rec.get("log"), reason])
+        poked = rec.get("poked")
+        if poked is not None and reason == "waiting for a connection":
+            after = poked.get("state")
+            if poked.get("poked") and after in GOOD_STATES + ("FULL_TRUST",) and \
+                    (after != "FULL_TRUST" or not poked.get("reason")):
+                how += "socket-activated, started by a connection to %s: " % \
+                    poked["poked"][0]
+                if dropped:
+                    return "degraded", how + "lost: " + ", ".join(keys)
+                return "works", how + after
+            state, reason = after or state, "a connection to its socket did not start " \
+                "it: %s%s" % (after, ": " + poked["reason"] if poked.get("reason") else "")
         if state == "FULL_TRUST" and not reason:
             reason = "running, never ready (not promoted) in the boot's time"
         why = "%s%s%s%s" % (how, state, ": " + reason if reason else "",
@@ -1251,7 +1319,8 @@ def unit_record(name, via, how, unit, owner, got, machine_said, service_names,
     service_name = service_for(name, unit, machine)
     status = {s["name"]: s for s in got["status"].get("services", [])}
     rec = {"unit": name, "package": owner, "via": via, "how": how,
-           "service_name": service_name, "service": status.get(service_name)}
+           "service_name": service_name, "service": status.get(service_name),
+           "poked": (got.get("poked") or {}).get(service_name)}
     files = set()
     if unit is not None and unit.path:
         files |= {unit.path, unit.real or unit.path, norm(unit.path),
@@ -1346,7 +1415,8 @@ def run_boot(options, boot, owners, packages_by_name):
         if not boot.start(owners):
             return result
         result["settled_after"] = round(boot.settle(options.boot_secs), 1)
-        got = {"timers": boot.run_timers(options.timer_secs)}
+        got = {"timers": boot.run_timers(options.timer_secs),
+               "poked": boot.poke_sockets(options.timer_secs)}
         got.update(boot.collect())
         gen_dirs = []
         for g in got["generators"]:
