@@ -808,6 +808,18 @@ def test_without_default_target_the_walk_starts_at_graphical_or_multi_user():
     assert sorted(out) == ["a", "n"]
 
 
+def test_links_in_default_target_wants_count_beside_the_real_targets():
+    """podman enables podman-restart.service in default.target.wants/ (the alias's own
+    directory): systemd reads it beside multi-user.target.wants/; the corpus lost it in
+    silence."""
+    files = {"default.target": ("alias", "multi-user.target"),
+             "multi-user.target": "[Unit]\n", "a.service": "[Service]\nExecStart=/bin/a\n",
+             "p.service": "[Service]\nExecStart=/bin/p\n"}
+    wants = {"multi-user.target": ["a.service"], "default.target": ["p.service"]}
+    _, out = imported(files, wants=wants)
+    assert sorted(out) == ["a", "p"]
+
+
 def test_a_dependency_that_is_gone_is_said_and_never_waited_for():
     files = {
         "app.service": "[Unit]\nWants=cache.service opt.service\nAfter=cache.service "

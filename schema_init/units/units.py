@@ -2167,8 +2167,14 @@ def select_units(source, svc_names, start=None, everything=False, facts=NO_FACTS
             if sel.gone.get(sel.real(name)) == "not found" and not everything:
                 sel.skip(name, "not found")
             continue
+        asked = None
         if unit.name != name:            # an alias: the real name is checked as well
             if unit.name in seen:
+                # its own .wants/ links still count (default.target.wants/ beside
+                # multi-user.target.wants/: systemd reads both names' directories)
+                more = source.wants(name) if kind == ".target" else []
+                queue += more
+                walk.pulled.update(more)
                 continue
             seen.add(unit.name)
             asked, name = name, unit.name
@@ -2183,6 +2189,8 @@ def select_units(source, svc_names, start=None, everything=False, facts=NO_FACTS
             more = [n for key in ("Wants", "Requires")
                     for n, _ in sel.names(unit, "Unit", key)]
             more += list(STANDARD_TARGET_WANTS.get(name, ())) + source.wants(name)
+            if asked is not None:
+                more += source.wants(asked)     # the alias's own .wants/ links
             queue += more
             walk.pulled.update(more)
             continue
