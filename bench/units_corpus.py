@@ -761,6 +761,9 @@ class Boot:
             "mount --bind \"$R/proc/sys\" \"$R/proc/sys\"",
             "mount -o remount,bind,ro \"$R/proc/sys\"",
             "mount --bind \"$R/proc/sys/net\" \"$R/proc/sys/net\"",
+            # a bind mount keeps its source's read-only flag: the namespace's own net
+            # sysctls writable again (docker sets ip_forward, as on any machine)
+            "mount -o remount,bind,rw \"$R/proc/sys/net\"",
             "[ ! -e \"$R/proc/sysrq-trigger\" ] || "
             "mount --bind -o ro /dev/null \"$R/proc/sysrq-trigger\"",
             "mount -t sysfs -o ro,nosuid,nodev,noexec sysfs \"$R/sys\"",
