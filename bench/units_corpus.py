@@ -1317,6 +1317,22 @@ def boots_of(options, packages, roots):
     return plan
 
 
+# systemd.exec(5)'s hardening directives: counted per unit, applied or left (issue 21's
+# "count, over your corpus, the directives applied and those left")
+HARDENING_KEYS = (
+    "PrivateTmp", "ProtectSystem", "ProtectHome", "ReadWritePaths", "ReadOnlyPaths",
+    "InaccessiblePaths", "ReadWriteDirectories", "ReadOnlyDirectories",
+    "InaccessibleDirectories", "PrivateDevices", "PrivateNetwork", "ProtectKernelTunables",
+    "ProtectKernelModules", "ProtectControlGroups", "NoNewPrivileges",
+    "CapabilityBoundingSet", "AmbientCapabilities", "RestrictAddressFamilies",
+    "SystemCallFilter", "SystemCallArchitectures", "SystemCallErrorNumber",
+    "MemoryDenyWriteExecute", "LockPersonality", "RestrictNamespaces", "RestrictRealtime",
+    "RestrictSUIDSGID", "ProtectKernelLogs", "ProtectClock", "ProtectHostname",
+    "ProtectProc", "ProcSubset", "PrivateUsers", "PrivateIPC", "PrivateMounts", "RemoveIPC",
+    "DynamicUser", "ExecPaths", "NoExecPaths", "TemporaryFileSystem", "BindPaths",
+    "BindReadOnlyPaths", "DevicePolicy", "DeviceAllow", "IPAddressDeny", "IPAddressAllow")
+
+
 def unit_record(name, via, how, unit, owner, got, machine_said, service_names,
                 machine=None):
     service_name = service_for(name, unit, machine)
@@ -1355,6 +1371,9 @@ def unit_record(name, via, how, unit, owner, got, machine_said, service_names,
             dropped.append(dict(d, text=d["text"] + " (import-units)"))
     rec["dropped"] = dropped
     rec["errors"] = [e["text"] for e in errors]
+    rec["hardening"] = sorted({k for sec, k, value in (unit.entries if unit is not None
+                                                      else ())
+                               if sec == "Service" and k in HARDENING_KEYS and value})
     # errors of the import as a whole (naming a unit directory, not a unit): every unit
     # without a service was lost to them, and they said so
     rec["import_errors"] = [t for t in got["status"].get("rejected", [])
@@ -1651,6 +1670,37 @@ def md(text):
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def hardening_table(records):
+    """Markdown lines: each hardening directive the wanted units have, applied or left
+    (a line of it dropped by the importer)."""
+    have, left = {}, {}
+    for rec in records:
+        if rec.get("service") is None:
+            continue                       # not run: nothing applied or left to count
+        lost = {d.get("key") for d in rec.get("dropped") or ()}
+        for key in rec.get("hardening") or ():
+            have.setdefault(key, []).append(rec["unit"])
+            if key in lost:
+                left.setdefault(key, []).append(rec["unit"])
+    if not have:
+        return []
+    total = sum(len(v) for v in have.values())
+    dropped = sum(len(v) for v in left.values())
+    lines = ["", "## Hardening: applied and left", "",
+             "Over the wanted units that ran, each systemd.exec hardening directive their "
+             "files set, by unit: applied by schema-exec, or left (the importer dropped the "
+             "line, said at import).  In all: %d applied, %d left, of %d." % (
+                 total - dropped, dropped, total), "",
+             "| directive | units | applied | left (units) |", "|---|---|---|---|"]
+    for key in sorted(have, key=lambda k: (-len(have[k]), k)):
+        gone = left.get(key, [])
+        lines.append("| `%s` | %d | %d | %s |" % (
+            key, len(have[key]), len(have[key]) - len(gone),
+            "%d (%s)" % (len(gone), md(", ".join(gone[:4]) + (" ..." if len(gone) > 4
+                                                              else ""))) if gone else "0"))
+    return lines
+
+
 def write_report(data, options):
     before = previous_before(REPORT)
     counts = data["counts"]["corpus"]
@@ -1702,6 +1752,7 @@ def write_report(data, options):
     for key, names in ranked[:25]:
         lines.append("| `%s` | %d (%s) |" % (key, len(names), md(", ".join(names[:6]) + (
             " ..." if len(names) > 6 else ""))))
+    lines += hardening_table(data["units"])
     lines += ["", "## Broken and missing: the causes", "",
               "Grouped (the cause: the importer's reason, or the state and its reason):", "",
               "| cause | units |", "|---|---|"]
