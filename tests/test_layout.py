@@ -200,3 +200,53 @@ def test_every_service_set_lives_under_services():
 def test_a_room_docstring_states_its_rule(room):
     with open(os.path.join(PACKAGE, room, "__init__.py")) as f:
         assert "imports only" in f.read()
+
+
+# Rooms the static binary does not carry (build/build.sh: --nofollow-import-to).
+NOT_IN_THE_BINARY = ("fleet",)
+NOT_IN_THE_BINARY_FILES = ("reference.py",)
+# Excluded modules a binary's module may still import, each with why that is safe.
+KNOWN_OUTSIDE = {
+    # built into Debian's static libpython3.11-pic.a (Nuitka's report finds it there)
+    "schema_init/update/bundle.py:zlib": "a gzip squashfs block, on the device",
+    # ssh_fingerprint: card making on the host, never run by the device's binary
+    "schema_init/firstboot/values.py:hashlib": "the host's ssh fingerprint",
+}
+
+
+def test_no_module_of_the_binary_imports_a_standard_module_the_build_leaves_out():
+    """build/stdlib_excludes.py lists the standard modules the static binary does not
+    carry (those no eager import of the programs reaches); a lazy import of one inside a
+    function fails only in the binary, only when that line runs: `systemctl preset`
+    imported fnmatch and broke every `apt-get install` of a daemon.  Every import line
+    of the binary's modules, function-level ones included, is checked here."""
+    import subprocess
+    excluded = set(subprocess.run([sys.executable, os.path.join(ROOT, "build",
+                                                                "stdlib_excludes.py")],
+                                  capture_output=True, text=True, check=True,
+                                  cwd=ROOT).stdout.strip().split(","))
+    assert "fnmatch" in excluded and "os" not in excluded      # the list is the real one
+    excluded -= set(sys.builtin_module_names)     # gc: in the interpreter itself
+    found = []
+    for room, path in modules():
+        if room in NOT_IN_THE_BINARY or os.path.basename(path) in NOT_IN_THE_BINARY_FILES:
+            continue
+        with open(path) as f:
+            tree = ast.parse(f.read())
+        guarded = {id(inner) for node in ast.walk(tree) if isinstance(node, ast.Try) and
+                   any("ImportError" in ast.dump(h) for h in node.handlers)
+                   for statement in node.body for inner in ast.walk(statement)}
+        for node in ast.walk(tree):
+            if id(node) in guarded:
+                continue                          # try: ... except ImportError: a fallback
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name.split(".")[0] for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                names = [node.module.split(".")[0]]
+            for name in names:
+                where = "%s:%s" % (os.path.relpath(path, ROOT), name)
+                if name in excluded and where not in KNOWN_OUTSIDE:
+                    found.append("%s:%d: imports %s" % (os.path.relpath(path, ROOT),
+                                                        node.lineno, name))
+    assert found == []

@@ -92,11 +92,18 @@ UNITS = {
     "flaky.service": "[Service]\nExecStart=/bin/sh -c 'exit 1'\nRestart=always\n"
                      "RestartSec=0\n[Install]\nWantedBy=multi-user.target\n",
     "tick.timer": "[Timer]\nOnBootSec=1000\n[Install]\nWantedBy=timers.target\n",
+    # postgresql's shape: a remain_after_exit parent, an instance PartOf= it and in its
+    # .wants/ (made by postgresql's generator on a real machine)
+    "pg.service": "[Service]\nType=oneshot\nExecStart=/bin/true\nExecReload=/bin/true\n"
+                  "RemainAfterExit=yes\n[Install]\nWantedBy=multi-user.target\n",
+    "pg@.service": "[Unit]\nPartOf=pg.service\nReloadPropagatedFrom=pg.service\n"
+                   "[Service]\nExecStart=/bin/sleep 100%i\n",
 }
 ENABLED = {"multi-user.target.wants": ["web.service", "job.service", "done.service",
                                        "flaky.service",
-                                       "worker@1.service", "ghost.service"],
-           "timers.target.wants": ["tick.timer"]}
+                                       "worker@1.service", "ghost.service", "pg.service"],
+           "timers.target.wants": ["tick.timer"],
+           "pg.service.wants": ["pg@15.service"]}
 
 
 def machine_root(tmp_path):
@@ -111,7 +118,7 @@ def machine_root(tmp_path):
         wants = root / "etc" / "systemd" / "system" / directory
         wants.mkdir(parents=True)
         for name in names:
-            target = name if "@" not in name else "worker@.service"
+            target = name if "@" not in name else name.partition("@")[0] + "@.service"
             os.symlink("/lib/systemd/system/" + target, wants / name)
     return root
 
@@ -258,6 +265,27 @@ def test_preset_enables_what_the_preset_files_say(admin):
 
 
 @pytest.mark.process
+def test_a_parent_takes_its_part_of_instance_along_as_systemd_does(admin):
+    """systemctl stop/start/restart/reload of postgresql.service reach
+    postgresql@15-main: PartOf= propagates the stop and the restart, the start pulls in
+    what the parent's .wants/ links name, ReloadPropagatedFrom= the reload."""
+    s = admin.s
+    s.wait_state("pg@15", ("FULL_TRUST", "FUNDAMENTAL"), 20)
+    first = s.status()["pg@15"]["pid"]
+    assert admin("reload", "pg").returncode == 0
+    assert admin("stop", "pg").returncode == 0
+    s.wait_state("pg@15", "EXCISED", 20)
+    done = admin("--root=%s" % admin.root, "start", "pg")
+    assert done.returncode == 0, done.stderr
+    s.wait_state("pg@15", ("FULL_TRUST", "FUNDAMENTAL"), 20)
+    second = s.status()["pg@15"]["pid"]
+    assert second not in ("0", first)
+    assert admin("--root=%s" % admin.root, "restart", "pg").returncode == 0
+    s.wait(lambda: s.status()["pg@15"]["pid"] not in ("0", second), 20, "pg@15 restarted")
+    assert admin("is-active", "pg", "pg@15").stdout == "active\nactive\n"
+
+
+@pytest.mark.process
 def test_enable_and_disable_make_the_links_install_asks_for(admin, tmp_path):
     root = admin.root
     etc = root / "etc" / "systemd" / "system"
@@ -328,3 +356,18 @@ def test_systemctl_reads_units_where_the_import_does():
     assert ours.UNIT_PATH == generators.SEARCH_PATH
     assert ours.IMPORTED_DIR == loader.IMPORT_DIR
     assert ours.NOT_IMPORTED == loader.UnitImport.NOT_IMPORTED
+
+
+def test_preset_globs_match_as_fnmatch_does():
+    """The static binary carries no fnmatch: systemctl's own glob, against the standard
+    module on seeded random patterns and names (the preset files' syntax)."""
+    import fnmatch
+    import random
+    from schema_init.systemctl.systemctl import glob_match
+    rng = random.Random(21)
+    for _ in range(20000):
+        pattern = "".join(rng.choice("ab*?[]!-") for _ in range(rng.randint(0, 7)))
+        name = "".join(rng.choice("ab-]![") for _ in range(rng.randint(0, 6)))
+        assert glob_match(pattern, name) == fnmatch.fnmatchcase(name, pattern), (pattern, name)
+    assert glob_match("postgresql@*.service", "postgresql@15-main.service")
+    assert not glob_match("*.socket", "cups.service")

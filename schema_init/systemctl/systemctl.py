@@ -494,11 +494,53 @@ def run(command, words, options):
     for unit in units:
         try:
             act(command, unit, running, options)
+            if command in ("start", "restart", "reload-or-restart"):
+                start_wanted(unit, running, options)
         except Failed as exc:
             if str(exc) and not options.get("quiet"):
                 sys.stderr.write(str(exc) + "\n")
             worst = worst or exc.status
     return worst
+
+
+def wanted_by_unit(unit, files):
+    """The units UNIT pulls in when it starts: its Wants=/Requires=/BindsTo= and the
+    links of its .wants/ and .requires/ directories (a generator's too: postfix's
+    instance in postfix.service.wants/), in the unit path's order."""
+    found = []
+    _directory, path = files.find(unit)
+    if path is not None and path != "/dev/null":
+        section = files.section(path, "Unit")
+        for key in ("Wants", "Requires", "BindsTo"):
+            found += section.get(key, [])
+    for directory in UNIT_PATH:
+        for sub in (".wants", ".requires"):
+            try:
+                found += sorted(os.listdir(files.path(directory) + "/" + unit + sub))
+            except OSError:
+                pass
+    return [name for i, name in enumerate(found) if name not in found[:i]]
+
+
+def start_wanted(unit, running, options, seen=None):
+    """As systemd's start job pulls in what the unit wants: each wanted service that
+    schema-init has and that is not running is started (asked, not waited for), and
+    what it wants in turn.  ``systemctl start postfix`` after a stop starts
+    postfix@- again."""
+    seen = seen if seen is not None else set()
+    unit = unit if unit.endswith(UNIT_KINDS) else unit + ".service"
+    seen.add(unit)
+    files = UnitFiles(options.get("root", ""))
+    for other in wanted_by_unit(unit, files):
+        if other in seen or not other.endswith(".service"):
+            continue
+        seen.add(other)
+        fields = running.get(other)
+        if fields is None:
+            continue                       # not imported: status says why
+        if active_state(fields)[0] not in ("active", "activating"):
+            ask("reset %s" % service_name(other)[0])
+        start_wanted(other, running, options, seen)
 
 
 def act(command, unit, running, options):
@@ -936,11 +978,59 @@ def preset_rules(root=""):
 
 def preset_action(unit, rules):
     """enable or disable: what the first matching rule says (none: enable)."""
-    import fnmatch
     for action, pattern in rules:
-        if fnmatch.fnmatchcase(unit, pattern):
+        if glob_match(pattern, unit):
             return action
     return "enable"
+
+
+def glob_match(pattern, name):
+    """fnmatch(3) without flags: ``*``, ``?``, ``[set]``/``[!set]`` with ranges (the
+    static binary carries no fnmatch/re; patterns and names are short)."""
+    p, n, star, mark = 0, 0, -1, 0
+    while n < len(name):
+        if p < len(pattern) and pattern[p] == "*":
+            star, mark, p = p, n, p + 1
+            continue
+        if p < len(pattern):
+            matched, after = _glob_one(pattern, p, name[n])
+            if matched:
+                p, n = after, n + 1
+                continue
+        if star < 0:
+            return False
+        mark += 1                         # let the last * take one more character
+        p, n = star + 1, mark
+    while p < len(pattern) and pattern[p] == "*":
+        p += 1
+    return p == len(pattern)
+
+
+def _glob_one(pattern, p, ch):
+    """Whether the pattern item at ``p`` matches ``ch``: (matched, index after it)."""
+    if pattern[p] == "?":
+        return True, p + 1
+    if pattern[p] == "[":
+        start = p + 1
+        start += pattern[start:start + 1] == "!"
+        start += pattern[start:start + 1] == "]"          # a ] first is one of the set
+        end = pattern.find("]", start)
+        if end > 0:
+            body = pattern[p + 1:end]
+            negate = body[:1] == "!"
+            body = body[1:] if negate else body
+            found, i = False, 0
+            while i < len(body):
+                if i + 2 < len(body) and body[i + 1] == "-":
+                    found = found or body[i] <= ch <= body[i + 2]
+                    i += 3
+                else:
+                    found = found or body[i] == ch
+                    i += 1
+            return found != negate, end + 1
+    if pattern[p] == "\\" and p + 1 < len(pattern):
+        return pattern[p + 1] == ch, p + 2
+    return pattern[p] == ch, p + 1
 
 
 def preset(units, options):
