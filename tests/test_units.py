@@ -150,6 +150,7 @@ def test_limit_values_in_systemds_units(text, how, value):
     ("daily", "00:00", None), ("weekly", "Mon 00:00", None), ("monthly", "1 00:00", None),
     ("Sun *-*-* 03:10:00", "Sun 03:10", None), ("*-*-* 6:00", "06:00", None),
     ("*-*-* 6,18:00", "06:00", "only the first of the hours 6,18 is kept"),
+    ("*-*-* 07..23:30", "07:30", "only the first of the hours 07..23 is kept"),  # anacron
     ("*-*-15 04:30", "15 04:30", None), ("Fri 22:05", "Fri 22:05", None),
 ])
 def test_calendars_our_grammar_accepts(text, ours, note):

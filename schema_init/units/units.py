@@ -663,6 +663,10 @@ def map_calendar(text):
         if "," in parts[0] and all(is_number(p, 2) for p in parts[0].split(",")):
             notes.append("only the first of the hours %s is kept" % parts[0])
             parts[0] = parts[0].split(",")[0]
+        low, dots, high = parts[0].partition("..")
+        if dots and is_number(low, 2) and is_number(high, 2) and int(low) <= int(high):
+            notes.append("only the first of the hours %s is kept" % parts[0])   # anacron
+            parts[0] = low
         if not (parts[0].isdigit() and parts[1].isdigit()):
             return None, "%r: repeating times (*, ranges, /) are not in our grammar" % text
         if not (is_number(parts[0], 2) and is_number(parts[1], 2)):
