@@ -782,7 +782,8 @@ def test_the_walk_goes_from_default_target_and_sysinit_target_and_says_what_it_s
         "ssh.service": "a .svc file of the same name wins",
         "systemd-logind.service": "needs systemd as PID 1 (sessions are its cgroup scopes)",
         "getty@ttyS0.service": "a .svc file of the same name wins",
-        "mnt-data.mount": "mounts are /etc/fstab's (the services directory mounts it)",
+        "mnt-data.mount":
+            "mount units are not run here (the services directory mounts /etc/fstab's)",
         "systemd-udevd.service": "udev is the services directory's (udev, udev-trigger)",
         "systemd-sysctl.service": "sysctl.d is the services directory's (sysctl)",
         "gone.service": "not found"}

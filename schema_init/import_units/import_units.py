@@ -280,6 +280,11 @@ class WatchedSource:
         return self.inner.names()
 
 
+def _has_file(inner, name):
+    entry = inner.entry(name)
+    return entry is not None and entry[0] == "file"
+
+
 def not_imported(source, result, taken, known, everything):
     """``[(name, wanted by, path, why)]``: units the walk reached and did not import for
     a reason the administrator should hear (not found, a path or automount unit, a false
@@ -295,6 +300,8 @@ def not_imported(source, result, taken, known, everything):
 
     def provided(name):
         base, _, kind = name.rpartition(".")
+        if kind in ("mount", "swap") and _has_file(inner, name):
+            return False      # a package's or a generator's (rpc_pipefs): not fstab's
         return base in taken or base in known or name in early or \
             kind in DONE_OTHERWISE or units.init_own(name) is not None
 

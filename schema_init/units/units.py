@@ -111,7 +111,7 @@ INIT_OWN = (
 )
 UNSUPPORTED_KINDS = {
     ".path": "path units (start on a file change) are not supported",
-    ".mount": "mounts are /etc/fstab's (the services directory mounts it)",
+    ".mount": "mount units are not run here (the services directory mounts /etc/fstab's)",
     ".automount": "automounts are not supported",
     ".swap": "swap is /etc/fstab's (swapon -a)",
     ".device": "device units exist only in systemd",
