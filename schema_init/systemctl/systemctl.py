@@ -522,7 +522,7 @@ def wanted_by_unit(unit, files):
     return [name for i, name in enumerate(found) if name not in found[:i]]
 
 
-def start_wanted(unit, running, options, seen=None):
+def start_wanted(unit, running, options, seen=None, files=None):
     """As systemd's start job pulls in what the unit wants: each wanted service that
     schema-init has and that is not running is started (asked, not waited for), and
     what it wants in turn.  ``systemctl start postfix`` after a stop starts
@@ -530,7 +530,7 @@ def start_wanted(unit, running, options, seen=None):
     seen = seen if seen is not None else set()
     unit = unit if unit.endswith(UNIT_KINDS) else unit + ".service"
     seen.add(unit)
-    files = UnitFiles(options.get("root", ""))
+    files = files or UnitFiles(options.get("root", ""))
     for other in wanted_by_unit(unit, files):
         if other in seen or not other.endswith(".service"):
             continue
@@ -540,7 +540,7 @@ def start_wanted(unit, running, options, seen=None):
             continue                       # not imported: status says why
         if active_state(fields)[0] not in ("active", "activating"):
             ask("reset %s" % service_name(other)[0])
-        start_wanted(other, running, options, seen)
+        start_wanted(other, running, options, seen, files)
 
 
 def act(command, unit, running, options):
