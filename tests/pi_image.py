@@ -10,6 +10,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import time
 
@@ -227,6 +228,12 @@ def card(tmp_path, size_mb=1024, name="card.img"):
     return path
 
 
+class EmulatorStalled(AssertionError):
+    """QEMU stopped running the guest: its console silent and QEMU itself idle (no CPU
+    time), which a running guest, even an idle one, never is. A case that ends so is run
+    once more from its start (conftest.py): the emulator failed, not the card."""
+
+
 class CardVM(vmlib.VM):
     """QEMU raspi0 booting a card as the firmware would: the boot partition autoboot.txt
     names (``firmware_choice``, TRYBOOT the firmware's one-shot flag), its kernel, dtb,
@@ -275,9 +282,78 @@ class CardVM(vmlib.VM):
             if self.proc.poll() is not None:
                 break
             self.check_failed()
+            self.check_stalled()
             time.sleep(0.2)
-        raise AssertionError("/%s/ not on the console within %d s:\n%s"
-                             % (pattern, timeout, self.text()[-5000:]))
+        raise AssertionError("/%s/ not on the console within %d s%s:\n%s"
+                             % (pattern, timeout, self.cpu_note(), self.text()[-5000:]))
+
+    # QEMU 7.2's raspi0 also stops for good later in a boot (CI, 2026-12-06: the console
+    # ended once udev had loaded the board's modules, and no kernel line came in the next
+    # 900 s, not even the Bluetooth driver's timeouts that follow within 10 s).  A running
+    # guest costs QEMU CPU time even when idle (0.8 s in 15 s here, a getty waiting and
+    # nothing else); a wait that sees the console silent for STALL_S while QEMU used less
+    # than STALL_CPU s in the last STALL_WINDOW s says the emulator stalled.
+    STALL_S = 120
+    STALL_WINDOW = 60
+    STALL_CPU = 0.3
+    STALL_SAMPLE = 5                      # s between two readings of QEMU's CPU time
+
+    def qemu_cpu(self):
+        """QEMU's CPU time (user and system), in seconds."""
+        try:
+            with open("/proc/%d/stat" % self.proc.pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def check_stalled(self):
+        now = time.monotonic()
+        size = os.path.getsize(self.console_path)
+        samples = self.__dict__.setdefault("cpu_samples", [])
+        if size != getattr(self, "stall_size", None):
+            self.stall_size, self.quiet_since = size, now
+        if not samples or now - samples[-1][0] >= self.STALL_SAMPLE:
+            samples.append((now, self.qemu_cpu()))
+            del samples[:-int(self.STALL_WINDOW / self.STALL_SAMPLE + 2)]
+        if now - self.quiet_since < self.STALL_S:
+            return
+        old = [cpu for when, cpu in samples if now - when >= self.STALL_WINDOW]
+        if old and samples[-1][1] - old[-1] < self.STALL_CPU:
+            registers = self.monitor_answer("info registers")
+            self.kill()
+            raise EmulatorStalled(
+                "QEMU raspi0 stalled: the console silent for %d s, QEMU used %.2f s of CPU "
+                "in the last %d s%s\n%s" % (now - self.quiet_since, samples[-1][1] - old[-1],
+                                            self.STALL_WINDOW,
+                                            "\n" + registers if registers else "",
+                                            self.text()[-3000:]))
+
+    def monitor_answer(self, command):
+        """What QEMU's monitor answers COMMAND ("" when it cannot be asked)."""
+        answer = b""
+        try:
+            with socket.socket(socket.AF_UNIX) as sock:
+                sock.settimeout(2)
+                sock.connect(self.monitor_path)
+                time.sleep(0.2)
+                sock.recv(4096)
+                sock.sendall(command.encode() + b"\n")
+                deadline = time.monotonic() + 2
+                while time.monotonic() < deadline:
+                    chunk = sock.recv(65536)
+                    if not chunk:
+                        break
+                    answer += chunk
+        except OSError:
+            pass
+        return answer.decode("utf-8", "replace").replace("\r", "")
+
+    def cpu_note(self):
+        if self.proc is None:
+            return ""
+        return " (QEMU: %.1f s of CPU in all, %s)" % (
+            self.qemu_cpu(), "running" if self.proc.poll() is None else "ended")
 
     # QEMU 7.2's raspi0 sometimes stops for good in the kernel's first seconds (1 boot
     # in about 60 here: the console ends after the clock driver's warnings, QEMU idles).

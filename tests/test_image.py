@@ -497,3 +497,21 @@ def test_power_loss_during_heavy_writes_never_corrupts_root_or_data(image, tmp_p
     os.makedirs(os.path.join(ROOT, "build", "tmp", "image"), exist_ok=True)
     with open(os.path.join(ROOT, "build", "tmp", "image", "torture.txt"), "w") as f:
         f.write(line + "\n")
+
+
+def test_a_paused_emulator_is_told_as_stalled_not_waited_for(image, tmp_path):
+    """The guard of every raspi0 wait (pi_image.EmulatorStalled) on real QEMU: a guest that
+    reached its getty and is then paused (the monitor's stop: QEMU idles, as when raspi0
+    stalls by itself) ends the wait within the stall's bound, not at the wait's timeout."""
+    card = pi.card(tmp_path)
+    vm = pi.CardVM(tmp_path / "vm", card).start()
+    try:
+        vm.wait_for(" login:", timeout=600)
+        vm.monitor_answer("stop")
+        vm.STALL_S, vm.STALL_WINDOW = 30, 20
+        began = time.monotonic()
+        with pytest.raises(pi.EmulatorStalled, match="QEMU raspi0 stalled"):
+            vm.wait_for("never printed", timeout=600)
+        assert time.monotonic() - began < 90
+    finally:
+        vm.kill()

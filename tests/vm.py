@@ -120,9 +120,10 @@ class VM:
             if self.proc.poll() is not None:
                 break
             self.check_failed()
+            self.check_stalled()
             time.sleep(0.1)
-        raise AssertionError("%r not on the console within %d s:\n%s"
-                             % (needle, timeout, self.text()[-5000:]))
+        raise AssertionError("%r not on the console within %d s%s:\n%s"
+                             % (needle, timeout, self.cpu_note(), self.text()[-5000:]))
 
     def type(self, line):
         """Type a line on the serial console."""
@@ -147,6 +148,13 @@ class VM:
             if marker in text:
                 self.kill()
                 raise AssertionError("%r on the console:\n%s" % (marker, text[-5000:]))
+
+    def check_stalled(self):
+        """A wait's check that the emulator still runs the guest (CardVM: raspi0)."""
+
+    def cpu_note(self):
+        """What a failed wait adds to its message about QEMU's own state."""
+        return ""
 
     def finish(self, timeout=180):
         deadline = time.monotonic() + timeout
