@@ -283,7 +283,7 @@ bench-units: $(BINARY)
 # and the trial on the host (tests/test_update*.py), then the card in QEMU raspi0 with the
 # firmware played (tests/test_update_vm.py: commit, rollback of a crashing and of a hanging
 # slot, power cuts; UPDATE_VM_CUTS, 30).  test-update-smoke: what CI would run of it.
-UPDATEDEBS := rauc squashfs-tools mtools dosfstools openssl
+UPDATEDEBS := rauc squashfs-tools mtools dosfstools openssl faketime
 bundle: image
 	build/ensure-deps.sh $(UPDATEDEBS)
 	build/mkbundle.sh $(BOARD)

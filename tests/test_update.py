@@ -204,13 +204,16 @@ def make_card(path):
     return boot, root
 
 
-def make_keys(directory):
-    subprocess.run([os.path.join(ROOT, "build", "mkbundle.sh"), "--keys", directory],
-                   check=True, env=dict(os.environ, UPDATE_KEY=""))
+def make_keys(directory, clock=()):
+    """The development pair mkbundle.sh makes, in DIRECTORY (CLOCK: a command prefix that
+    runs it at another time, faketime's)."""
+    subprocess.run(list(clock) + [os.path.join(ROOT, "build", "mkbundle.sh"), "--keys",
+                                  directory], check=True, env=dict(os.environ, UPDATE_KEY=""))
     return os.path.join(directory, "update.key.pem"), os.path.join(directory, "update.cert.pem")
 
 
-def make_bundle(out, boot, root, key, cert, version="2.0", compatible="schema-init-test"):
+def make_bundle(out, boot, root, key, cert, version="2.0", compatible="schema-init-test",
+                clock=()):
     content = out + ".content"
     shutil.rmtree(content, ignore_errors=True)
     os.makedirs(content)
@@ -225,9 +228,9 @@ def make_bundle(out, boot, root, key, cert, version="2.0", compatible="schema-in
                 "boot-slot-digit-b=6\n" % (compatible, version, offset))
     if os.path.exists(out):
         os.unlink(out)
-    subprocess.run(["rauc", "bundle", "--cert", cert, "--key", key,
-                    "--mksquashfs-args=-noI -noD -noF -noX -no-fragments", content, out],
-                   check=True, capture_output=True)
+    subprocess.run(list(clock) + ["rauc", "bundle", "--cert", cert, "--key", key,
+                                  "--mksquashfs-args=-noI -noD -noF -noX -no-fragments",
+                                  content, out], check=True, capture_output=True)
     return out
 
 
@@ -385,6 +388,41 @@ def http_server(tmp_path):
     RangeHandler.sent[0] = 0
     yield root, "http://127.0.0.1:%d" % server.server_address[1]
     server.shutdown()
+
+
+@needs_rauc
+@pytest.mark.skipif(not shutil.which("faketime"), reason="faketime: make test-update "
+                    "installs it")
+def test_a_key_made_after_the_devices_clock_is_checked_at_the_bundles_signing_time(setup):
+    """A Zero W has no clock of its own: until NTP answers it runs with its build time or
+    its last saved one, before the certificate of a key made since (a fleet's new key, a
+    clean build's development pair).  The bundle is signed 3 days ahead of the device's
+    clock with a key made then: it installs, checked at its signing time.  A certificate
+    that had expired when the bundle was signed is still refused."""
+    tmp = setup["tmp"]
+    ahead = ["faketime", "-f", "+3d"]
+    key, cert = make_keys(str(tmp / "newer"), clock=ahead)
+    bundle = make_bundle(str(tmp / "newer.raucb"), setup["boot"], setup["root"], key, cert,
+                         clock=ahead)
+    setup["env"]["SCHEMA_UPDATE_KEYRING"] = cert
+    before = slot_digests(setup["card"])
+    code, out = run_updater(setup, "install", bundle, "--no-reboot")
+    assert code == 0 and "installed in slot B" in out, out
+    assert slot_digests(setup["card"])[5] == before[5]          # slot A untouched
+    # a key whose certificate lasted one day, ten days ago; the bundle signed now
+    old = tmp / "expired"
+    old.mkdir()
+    key, cert = str(old / "key.pem"), str(old / "cert.pem")
+    subprocess.run(["openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out",
+                    key], check=True)
+    subprocess.run(["faketime", "-f", "-10d", "openssl", "req", "-x509", "-new", "-key", key,
+                    "-out", cert, "-days", "1", "-subj", "/CN=expired"], check=True)
+    bundle = make_bundle(str(tmp / "expired.raucb"), setup["boot"], setup["root"], key, cert)
+    setup["env"]["SCHEMA_UPDATE_KEYRING"] = cert
+    after = slot_digests(setup["card"])
+    code, out = run_updater(setup, "install", bundle, "--no-reboot")
+    assert code != 0 and "certificate has expired" in out, out
+    assert slot_digests(setup["card"]) == after
 
 
 @needs_rauc

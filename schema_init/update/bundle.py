@@ -178,6 +178,42 @@ def parse_manifest(text):
     return sections
 
 
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def epoch_of(year, month, day, hour, minute, second):
+    """Seconds since 1970-01-01 00:00 UTC of a UTC date (1970 <= YEAR < 10000)."""
+    def leap(y):
+        return y % 4 == 0 and (y % 100 != 0 or y % 400 == 0)
+    days = sum(366 if leap(y) else 365 for y in range(1970, year))
+    lengths = (31, 29 if leap(year) else 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+    days += sum(lengths[:month - 1]) + day - 1
+    return ((days * 24 + hour) * 60 + minute) * 60 + second
+
+
+def signing_time(signature):
+    """The signingTime attribute of the CMS SIGNATURE (a DER file), in seconds since the
+    epoch, or None when it has none or openssl cannot print it."""
+    code, out = run.capture(["openssl", "cms", "-cmsout", "-print", "-inform", "DER",
+                             "-in", signature])
+    if code != 0 or "signingTime" not in out:
+        return None
+    for line in out.split("signingTime", 1)[1].splitlines()[1:6]:
+        line = line.strip()
+        if line.startswith(("UTCTIME:", "GENERALIZEDTIME:")):
+            parts = line.split(":", 1)[1].split()  # Dec  6 21:51:15 2026 GMT
+            try:
+                month = MONTHS.index(parts[0]) + 1
+                day, year = int(parts[1]), int(parts[3])
+                hour, minute, second = (int(float(x)) for x in parts[2].split(":"))
+            except (ValueError, IndexError):
+                return None
+            if 1970 <= year < 10000 and 1 <= day <= 31:
+                return epoch_of(year, month, day, hour, minute, second)
+            return None
+    return None
+
+
 def signed_manifest(source, keyring, workdir):
     """The manifest's text, once the CMS signature at the bundle's end is checked
     against KEYRING (PEM), or BundleError saying why not."""
@@ -191,8 +227,14 @@ def signed_manifest(source, keyring, workdir):
     manifest = os.path.join(workdir, "manifest.raucm")
     with open(signature, "wb") as f:
         f.write(source.read(source.size - 8 - size, size))
+    # The certificate is checked at the bundle's signing time (a signed attribute, so only
+    # the key's holder sets it), not at the device's: a Zero W has no clock of its own and
+    # runs with its build time or its last saved time until NTP answers, often before the
+    # certificate of a key made since (as RAUC's use-bundle-signing-time does).
+    when = signing_time(signature)
     code, out = run.capture(["openssl", "cms", "-verify", "-inform", "DER", "-in", signature,
-                             "-CAfile", keyring, "-binary", "-out", manifest])
+                             "-CAfile", keyring, "-binary", "-out", manifest]
+                            + (["-attime", str(when)] if when is not None else []))
     if code != 0:
         first = [line for line in out.splitlines() if line.strip()][:2]
         raise BundleError("%s: the signature does not verify against %s (%s)"
