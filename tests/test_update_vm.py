@@ -145,10 +145,17 @@ class Board:
 
     def until_end(self, vm, timeout, hang_marker="hang: an init"):
         """Wait for QEMU to end (the guest rebooted or powered off); a boot that shows
-        HANG_MARKER is cut WATCHDOG_S later, as the watchdog would.  Returns the text."""
+        HANG_MARKER is cut WATCHDOG_S later, as the watchdog would.  An install that ended
+        without its reboot fails the wait at once (the guest would idle until TIMEOUT).
+        Returns the text."""
         deadline = time.monotonic() + timeout
         while vm.proc.poll() is None and time.monotonic() < deadline:
             text = vm.text()
+            if re.search(r"=== update exit [1-9]", text):
+                vm.kill()
+                raise AssertionError("the install failed in boot %d:\n%s"
+                                     % (len(self.boots), text[-5000:]))
+            vm.check_stalled()
             if hang_marker in text:
                 time.sleep(WATCHDOG_S)
                 vm.kill()
