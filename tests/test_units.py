@@ -683,14 +683,16 @@ def test_a_service_only_its_socket_reaches_is_started_by_a_connection():
 def test_an_accept_yes_socket_runs_its_template_per_connection_through_the_subreaper():
     specs, result = specs_of({
         "echo.socket": "[Socket]\nListenStream=7777\nAccept=yes\nMaxConnections=8\n",
-        "echo@.service": "[Service]\nExecStart=/bin/cat\nStandardInput=socket\nUser=nobody\n"
+        "echo@.service": "[Unit]\nPartOf=inetd.service\n"
+                         "[Service]\nExecStart=/bin/cat\nStandardInput=socket\nUser=nobody\n"
                          "ExecStartPre=/bin/true\n"})
     echo = specs["echo"]
+    assert echo.part_of == ("inetd",)        # its [Unit] keys kept as any service's
     assert (echo.exec, echo.args) == (units.SUBREAPER, ("--accept", "--max", "8", "--stdio",
                                                         "/bin/cat"))
     assert echo.listen == (("tcp", ("", 7777), (("name", "echo.socket"),)),) and \
         echo.user == "nobody"
-    assert warnings(result) == ["/lib/systemd/system/echo@.service:5: warning: ExecStartPre: "
+    assert warnings(result) == ["/lib/systemd/system/echo@.service:7: warning: ExecStartPre: "
                                 "Accept=yes: a command around each connection's is not run"]
 
 

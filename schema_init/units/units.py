@@ -1075,6 +1075,7 @@ class Converter:
         self.environment()
         self.workdir()
         self.command_lines(commands[:main], commands[main + 1:])
+        self.bound_lines()
         self.context()
         if self.sockets:
             self.socket_lines(self.sockets)
@@ -1263,7 +1264,6 @@ class Converter:
             self.command_line("exec_reload", entry)
         if not reloads:
             self.emit("no_reload", "1")  # systemd refuses a reload without ExecReload=
-        self.bound_lines()
         for entry in self.every(unit, "Service", "ExecStop"):
             self.command_line("exec_stop", entry)
         for entry in self.every(unit, "Service", "ExecStopPost"):
