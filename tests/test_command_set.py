@@ -448,6 +448,8 @@ def test_process_a_dash_prefixed_exec_pre_may_fail(supervise, order):
     text += "exec_pre=-:/bin/sh -c \"echo pre >> %s; exit 5\"\n" % order
     s = supervise({"a.svc": text})
     s.wait_state("a", "FUNDAMENTAL")
+    # stable_secs=0: promoted at its spawn, maybe before its shell wrote its line
+    s.wait(lambda: len(order_of(order)) >= 2, 10, "main's line")
     assert order_of(order) == ["pre", "main"] and ext_entry(s, "a")["failures"] == 0
 
 
