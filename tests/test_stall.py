@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -28,7 +29,6 @@ def watcher(tmp_path, argv):
 
 def watch(vm, seconds):
     """check_stalled for SECONDS, as a wait calls it."""
-    import time
     deadline = time.monotonic() + seconds
     try:
         while time.monotonic() < deadline:

@@ -181,16 +181,6 @@ def parse_manifest(text):
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
-def epoch_of(year, month, day, hour, minute, second):
-    """Seconds since 1970-01-01 00:00 UTC of a UTC date (1970 <= YEAR < 10000)."""
-    def leap(y):
-        return y % 4 == 0 and (y % 100 != 0 or y % 400 == 0)
-    days = sum(366 if leap(y) else 365 for y in range(1970, year))
-    lengths = (31, 29 if leap(year) else 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
-    days += sum(lengths[:month - 1]) + day - 1
-    return ((days * 24 + hour) * 60 + minute) * 60 + second
-
-
 def signing_time(signature):
     """The signingTime attribute of the CMS SIGNATURE (a DER file), in seconds since the
     epoch, or None when it has none or openssl cannot print it."""
@@ -209,7 +199,8 @@ def signing_time(signature):
             except (ValueError, IndexError):
                 return None
             if 1970 <= year < 10000 and 1 <= day <= 31:
-                return epoch_of(year, month, day, hour, minute, second)
+                import calendar           # in the static build for journalctl; only here
+                return calendar.timegm((year, month, day, hour, minute, second))
             return None
     return None
 
