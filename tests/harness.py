@@ -91,6 +91,18 @@ class Supervised:
         return self.wait(lambda: self.state(name) in states, timeout,
                          "%s to be %s" % (name, "/".join(states)))
 
+    def wait_trapped(self, name, *signals, timeout=10.0):
+        """Wait until NAME's main process catches or ignores each of SIGNALS (SIGTERM when
+        none is given). stable_secs=0 promotes a service at its spawn, before its shell has
+        run its ``trap``: a signal sent earlier would meet the default action instead."""
+        signals = signals or (signal.SIGTERM,)
+
+        def trapped():
+            pid = int(self.status().get(name, {}).get("pid", "0") or 0)
+            return pid > 0 and all(handles(pid, sig) for sig in signals)
+        return self.wait(trapped, timeout, "%s to trap %s" % (
+            name, "+".join(signal.Signals(sig).name for sig in signals)))
+
     def rail(self):
         path = os.path.join(self.run_dir, "log", "rail.log")
         try:
@@ -150,6 +162,19 @@ def daemon(*lines, **keys):
         else:
             text += "%s=%s\n" % (key, value)
     return text
+
+
+def handles(pid, sig):
+    """Whether process PID catches or ignores SIG (its SigCgt/SigIgn masks)."""
+    masks = 0
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith(("SigCgt:", "SigIgn:")):
+                    masks |= int(line.split()[1], 16)
+    except OSError:
+        return False
+    return bool(masks & (1 << (int(sig) - 1)))
 
 
 def process_gone(pid):

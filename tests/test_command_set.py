@@ -420,6 +420,7 @@ def test_process_order_of_the_whole_command_set(supervise, order):
     assert s.status()["a"].get("reason", "").startswith(("exec_post", "condition", "exec_pre"))
     s.wait_state("a", "FUNDAMENTAL")
     assert order_of(order)[-1] == "post", "promoted only after exec_post"
+    s.wait_trapped("a")
     pid = int(s.status()["a"]["pid"])
     assert s.ctl("stop", "a").stdout.startswith("ok: exec_stop 1/1")
     s.wait(lambda: "stop_post" in order_of(order), 10, "exec_stop_post")
@@ -575,6 +576,7 @@ def test_process_kill_signal_sigint_is_what_the_stop_sends(supervise, order):
                                 "while :; do sleep 0.1; done", stable_secs=0,
                                 kill_signal="SIGINT")})
     s.wait_state("a", "FUNDAMENTAL")
+    s.wait_trapped("a", signal.SIGINT, signal.SIGTERM)
     assert s.ctl("stop", "a").stdout.startswith("ok: SIGINT")
     s.wait_state("a", "EXCISED")
     assert order_of(order) == ["int"]
@@ -586,6 +588,7 @@ def test_process_send_sigkill_0_leaves_a_term_ignoring_process(supervise, order)
                                 "while :; do sleep 0.1; done", stable_secs=0,
                                 send_sigkill=0, stop_timeout_sec=1)})
     s.wait_state("a", "FUNDAMENTAL")
+    s.wait_trapped("a")
     pid = int(s.status()["a"]["pid"])
     s.ctl("stop", "a")
     s.wait_state("a", "EXCISED", timeout=5)

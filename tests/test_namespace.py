@@ -79,9 +79,12 @@ def test_ctl_poweroff_sets_system_state_and_powers_off(namespace):
 
 
 def test_service_ignoring_sigterm_is_killed_at_its_stop_timeout(namespace):
-    ns = namespace({"stubborn.svc": sh("trap '' TERM; while :; do sleep 0.1; done",
+    ns = namespace({"stubborn.svc": sh("trap '' TERM; touch /run/trapped; "
+                                       "while :; do sleep 0.1; done",
                                        stable_secs=0, stop_timeout_sec=2)})
     ns.wait_state("stubborn", "FUNDAMENTAL")
+    # promoted at the spawn: wait for the shell to have run its trap
+    ns.wait(lambda: os.path.exists(ns.path("/run/trapped")), 10, "the shell's trap")
     t0 = time.monotonic()
     ns.signal(signal.SIGTERM)
     assert ns.finish() == -signal.SIGINT

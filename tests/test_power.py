@@ -41,6 +41,8 @@ def supervised(tmp_path):
                                       "b.svc": stoppable(tmp_path / "stopped-b") + "dep=a\n"})
     s.start()
     s.wait_state("b", "FUNDAMENTAL")
+    s.wait_trapped("a")
+    s.wait_trapped("b")
     s.pids = {name: int(s.status()[name]["pid"]) for name in ("a", "b")}
     yield s
     s.stop()

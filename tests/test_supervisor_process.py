@@ -295,6 +295,7 @@ def test_reload_adds_keeps_and_evicts(supervise):
                   scale=0.3)
     s.wait_state("keep", "FUNDAMENTAL")
     s.wait_state("gone", "FUNDAMENTAL")
+    s.wait_trapped("gone")
     keep_pid = s.status()["keep"]["pid"]
     gone_pid = int(s.status()["gone"]["pid"])
     os.unlink(os.path.join(s.services, "gone.svc"))
@@ -335,6 +336,7 @@ def test_stop_kills_a_service_that_ignores_sigterm_after_its_stop_timeout(superv
     s = supervise({"stubborn.svc": daemon("trap '' TERM; while :; do sleep 0.1; done",
                                           stable_secs=0, stop_timeout_sec=1)})
     s.wait_state("stubborn", "FUNDAMENTAL")
+    s.wait_trapped("stubborn")
     pid = int(s.status()["stubborn"]["pid"])
     t0 = time.monotonic()
     reply = s.ctl("stop", "stubborn")
@@ -767,6 +769,7 @@ def test_shm_system_state_shows_the_shutdown_while_services_stop(supervise, comm
     s = supervise({"slow.svc": daemon("trap '' TERM; while :; do sleep 0.1; done",
                                       stable_secs=0, stop_timeout_sec=5)})
     s.wait_state("slow", "FUNDAMENTAL")
+    s.wait_trapped("slow")
     assert s.shm()["system_state"] == 0
     s.ctl(command)
     s.wait(lambda: s.shm()["system_state"] == state, 4, "system_state %d" % state)
@@ -839,6 +842,7 @@ def test_part_of_and_reload_from_follow_their_parent_as_systemd_propagates(tmp_p
         s.start()
         s.wait_state("db", "PERFECT", 20)
         s.wait_state("db@main", ("FULL_TRUST", "FUNDAMENTAL"), 20)
+        s.wait_trapped("db@main", signal.SIGHUP)
         first = s.status()["db@main"]["pid"]
         reply = s.ctl("signal", "db", "HUP")
         assert reply.returncode == 0, reply.stdout + reply.stderr

@@ -2,6 +2,7 @@
 name of the real program against a real supervisor; and when PID 1 claims systemd."""
 
 import os
+import signal
 import subprocess
 
 import pytest
@@ -36,6 +37,7 @@ def test_what_invoke_rc_d_and_deb_systemd_invoke_ask(tmp_path):
         assert done.returncode == 0, done.stderr
         s.wait(lambda: s.status()["cron"]["pid"] not in ("0", first) and
                s.status()["cron"]["state"] == "FUNDAMENTAL", 10, "a new cron")
+        s.wait_trapped("cron", signal.SIGHUP)
         assert systemctl(tmp_path, s, "reload", "cron").returncode == 0
         s.wait(lambda: hup.exists() and "reloaded" in hup.read_text(), 5, "SIGHUP")
         assert systemctl(tmp_path, s, "stop", "cron.service").returncode == 0
