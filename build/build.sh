@@ -41,7 +41,7 @@ $CC $CFLAGS $INCLUDES -c "$TMP/_schema_fastloop.c" -o "$TMP/_schema_fastloop.o"
 # shellcheck disable=SC2086 # $CC $CFLAGS $INCLUDES: word lists, split on purpose
 $CC $CFLAGS $INCLUDES -c native/inittab.c -o "$TMP/inittab.o"
 # shellcheck disable=SC2086 # $CC $CFLAGS $INCLUDES: word lists, split on purpose
-$CC $CFLAGS -c native/preinit.c -o "$TMP/preinit.o"
+$CC $CFLAGS ${PREINIT_DEFS:-} -c native/preinit.c -o "$TMP/preinit.o"
 # shellcheck disable=SC2086 # $CC $CFLAGS $INCLUDES: word lists, split on purpose
 $CC $CFLAGS -Inative -c native/ctlfast.c -o "$TMP/ctlfast.o"
 # shellcheck disable=SC2086 # $CC $CFLAGS $INCLUDES: word lists, split on purpose
@@ -49,12 +49,16 @@ $CC $CFLAGS -c native/powerkey.c -o "$TMP/powerkey.o"
 # shellcheck disable=SC2086 # $CC $CFLAGS $INCLUDES: word lists, split on purpose
 $CC $CFLAGS -c native/exec.c -o "$TMP/exec.o"
 
+# -X no_debug_ranges (PYX_FLAGS): the bytecode build/frozen.py and Nuitka compile (the
+# bootstrap, and the few stdlib modules Nuitka keeps as bytecode) without column tables:
+# 16 kB less private memory, tracebacks without their ^^^ markers (bench/REPORT-floor.md).
+PYX_FLAGS=${PYX_FLAGS--X no_debug_ranges}
 # CPython's frozen-module table without deep-freeze: only importlib's bootstrap,
 # marshalled by $PY (build/frozen.py says why: 0.5 MB less private dirty memory).
 # FROZEN=deepfreeze links libpython's own table instead.
 FROZEN_O=
 if [ "${FROZEN:-bootstrap}" = bootstrap ]; then
-    $PY build/frozen.py "$TMP/frozen.c"
+    $PY ${PYX_FLAGS:-} build/frozen.py "$TMP/frozen.c"
     # shellcheck disable=SC2086 # $CC $CFLAGS $INCLUDES: word lists, split on purpose
     $CC $CFLAGS $INCLUDES -c "$TMP/frozen.c" -o "$TMP/frozen.o"
     FROZEN_O=$TMP/frozen.o
@@ -87,7 +91,7 @@ test "$($PY -c 'import nuitka; print(nuitka.__file__)')" = "$PATCHED/nuitka/__in
 # shellcheck disable=SC2086 # $PACKAGES, $NUITKA_EXTRA: Nuitka options, split on purpose
 CFLAGS="-Os $ARCH_CFLAGS" \
 LDFLAGS="-Os $ARCH_CFLAGS -static $TMP/_schema_fastloop.o $TMP/inittab.o $TMP/preinit.o $TMP/ctlfast.o $TMP/powerkey.o $TMP/exec.o $FROZEN_O" \
-$PY -m nuitka \
+$PY ${PYX_FLAGS:-} -m nuitka \
     --standalone \
     --static-libpython=yes \
     --assume-yes-for-downloads \

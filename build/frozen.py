@@ -26,6 +26,12 @@ import sys
 BOOTSTRAP = (("_frozen_importlib", "importlib._bootstrap"),
              ("_frozen_importlib_external", "importlib._bootstrap_external"),
              ("zipimport", "zipimport"))
+# Issue 25's levers, measured on the floor in bench/REPORT-floor.md: the table compiled
+# with optimize=2 (no docstrings, no asserts: 20 kB less private memory) and without
+# zipimport (60 kB less: CPython 3.11 starts without it, "no zip import module", and
+# nothing of ours imports from a zip file).  FROZEN_OPTIMIZE=0 FROZEN_ZIPIMPORT=1: as before.
+OPTIMIZE = int(os.environ.get("FROZEN_OPTIMIZE", "2"))
+ZIPIMPORT = os.environ.get("FROZEN_ZIPIMPORT", "0") == "1"
 
 
 def source_path(module):
@@ -43,7 +49,8 @@ def marshalled(module):
     with open(path, "rb") as f:
         source = f.read()
     # the names CPython's own freezing gives them (tracebacks show "<frozen ...>")
-    code = compile(source, "<frozen %s>" % module, "exec", dont_inherit=True, optimize=0)
+    code = compile(source, "<frozen %s>" % module, "exec", dont_inherit=True,
+                   optimize=OPTIMIZE)
     return marshal.dumps(code)
 
 
@@ -65,6 +72,8 @@ def generate():
              "struct _module_alias { const char *name; const char *orig; };\n"]
     entries = []
     for frozen, module in BOOTSTRAP:
+        if frozen == "zipimport" and not ZIPIMPORT:
+            continue
         symbol = "M_" + frozen
         data = marshalled(module)
         parts.append(c_array(symbol, data))

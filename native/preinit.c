@@ -14,6 +14,7 @@
  *    button helper (native/powerkey.c) is all there is; run as schema-exec, a service's
  *    execution context is applied and the service exec'd (native/exec.c). */
 #include <locale.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,4 +77,11 @@ __attribute__((constructor)) static void schema_preinit(int argc, char **argv)
         save_and_clear("LANG");
     }
     setlocale(LC_CTYPE, "C");
+#ifdef SCHEMA_MALLOPT
+    /* fixed thresholds: freed top-of-heap goes back at 64 KiB, big blocks get their
+     * own mappings (returned exactly on free), no dynamic raising of either */
+    mallopt(M_TRIM_THRESHOLD, 64 * 1024);
+    mallopt(M_MMAP_THRESHOLD, 64 * 1024);
+    mallopt(M_ARENA_MAX, 1);
+#endif
 }

@@ -225,4 +225,4 @@ def test_binary_has_only_importlibs_bootstrap_frozen():
     with open(BINARY, "rb") as f:
         frozen = set(re.findall(rb"<frozen ([A-Za-z_.]+)>", f.read()))
     assert frozen == {b"importlib._bootstrap", b"importlib._bootstrap_external",
-                      b"zipimport", b"getpath"}, sorted(frozen)
+                      b"getpath"}, sorted(frozen)

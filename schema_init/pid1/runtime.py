@@ -355,11 +355,14 @@ class Runtime:
             self.on_signal(signo, now, wall)
 
     def handle_request(self, request, uid, now, wall):
-        if request in ("test-fatal", "test-modules") and uid == 0 and \
+        if request in ("test-fatal", "test-modules", "test-mallocstats") and uid == 0 and \
                 os.environ.get("SCHEMA_INIT_TEST_HOOKS") == "1":
+            import sys
             if request == "test-modules":        # what this process has imported
-                import sys
                 return sorted(sys.modules)
+            if request == "test-mallocstats":    # pymalloc's arenas and pools, on stderr
+                sys._debugmallocstats()
+                return ["ok"]
             raise FatalForTests("injected by schema-ctl test-fatal")
         try:
             return protocol.dispatch(request, uid, self.supervisor, self, now, wall)
