@@ -51,13 +51,14 @@ $CC $CFLAGS -c native/exec.c -o "$TMP/exec.o"
 
 # -X no_debug_ranges (PYX_FLAGS): the bytecode build/frozen.py and Nuitka compile (the
 # bootstrap, and the few stdlib modules Nuitka keeps as bytecode) without column tables:
-# 16 kB less private memory, tracebacks without their ^^^ markers (bench/REPORT-floor.md).
+# 16 kB less private memory, tracebacks without their ^^^ markers (bench/REPORT-levers.md).
 PYX_FLAGS=${PYX_FLAGS--X no_debug_ranges}
 # CPython's frozen-module table without deep-freeze: only importlib's bootstrap,
 # marshalled by $PY (build/frozen.py says why: 0.5 MB less private dirty memory).
 # FROZEN=deepfreeze links libpython's own table instead.
 FROZEN_O=
 if [ "${FROZEN:-bootstrap}" = bootstrap ]; then
+    # shellcheck disable=SC2086 # $PYX_FLAGS: interpreter options, split on purpose
     $PY ${PYX_FLAGS:-} build/frozen.py "$TMP/frozen.c"
     # shellcheck disable=SC2086 # $CC $CFLAGS $INCLUDES: word lists, split on purpose
     $CC $CFLAGS $INCLUDES -c "$TMP/frozen.c" -o "$TMP/frozen.o"

@@ -26,7 +26,7 @@ import sys
 BOOTSTRAP = (("_frozen_importlib", "importlib._bootstrap"),
              ("_frozen_importlib_external", "importlib._bootstrap_external"),
              ("zipimport", "zipimport"))
-# Issue 25's levers, measured on the floor in bench/REPORT-floor.md: the table compiled
+# Issue 25's levers, measured in bench/REPORT-levers.md: the table compiled
 # with optimize=2 (no docstrings, no asserts: 20 kB less private memory) and without
 # zipimport (60 kB less: CPython 3.11 starts without it, "no zip import module", and
 # nothing of ours imports from a zip file).  FROZEN_OPTIMIZE=0 FROZEN_ZIPIMPORT=1: as before.
