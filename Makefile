@@ -5,7 +5,8 @@ VENV    := .venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 DEBS    := python3.11 python3.11-dev python3.11-venv gcc make patch patchelf zlib1g-dev \
-           libexpat1-dev util-linux busybox-static fdisk mtools dosfstools shellcheck tmux
+           libexpat1-dev util-linux busybox-static fdisk mtools dosfstools shellcheck tmux \
+           device-tree-compiler
 # Issue 24's large packages (chromium alone is 290 MB installed): only `make test-see`
 # installs them; the tests that use them are marked `see` and skip, saying so, without.
 SEEDEBS := chromium prometheus prometheus-node-exporter
@@ -204,14 +205,31 @@ $(BENCHSTAMP): $(STAMP) requirements-bench.txt
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements-bench.txt
 	touch $@
 
-bench: $(BINARY) $(BENCHSTAMP)
-	build/ensure-deps.sh $(VMDEBS) debootstrap openssh-client
-	SCHEMA_INIT_BIN=$(CURDIR)/$(BINARY) $(PY) bench/inits_bench.py
+# `make bench BOARD=aarch64`: the same on an emulated aarch64 board (QEMU virt, cortex-a53,
+# TCG) with an arm64 root (mkdebian.sh ARCH=arm64, Debian's linux-image-arm64 booting it)
+# and the aarch64 static binary; bench/REPORT-inits-aarch64.md, bench/results/
+# inits-aarch64-*, README's inits-table-aarch64.  BOARD counts here only when given on the
+# command line (its default, rpi-zero-w, is the image targets'); BENCH_BOARD also names it.
+BENCH_BOARD ?= $(if $(filter command line,$(origin BOARD)),$(BOARD),x86_64)
+BENCH_BIN_x86_64   := $(BINARY)
+BENCH_BIN_aarch64  := build/out/aarch64/schema-init
+BENCH_DEBS_aarch64 := qemu-system-arm qemu-user-static
+BENCH_SMOKE_x86_64  := tests/test_bench.py
+BENCH_SMOKE_aarch64 := tests/test_bench_aarch64.py
+BENCH_BIN := $(BENCH_BIN_$(BENCH_BOARD))
+
+bench: $(BENCH_BIN) $(BENCHSTAMP)
+	$(if $(BENCH_BIN),,$(error make bench: no board $(BENCH_BOARD) (x86_64, aarch64)))
+	build/ensure-deps.sh $(VMDEBS) $(BENCH_DEBS_$(BENCH_BOARD)) debootstrap openssh-client
+	SCHEMA_INIT_BIN=$(CURDIR)/$(BENCH_BIN) $(PY) bench/inits_bench.py \
+	    $(if $(filter-out x86_64,$(BENCH_BOARD)),--board $(BENCH_BOARD))
 
 # What CI runs of it: schema-init and systemd booted once each, short idle (~4 minutes).
-bench-smoke: $(BINARY) $(BENCHSTAMP)
-	build/ensure-deps.sh $(VMDEBS) debootstrap openssh-client
-	$(PY) -m pytest -q tests/test_bench.py
+# BOARD=aarch64: the same on the aarch64 board (not in CI; see bench/README.md for its time).
+bench-smoke: $(BENCH_BIN) $(BENCHSTAMP)
+	$(if $(BENCH_BIN),,$(error make bench-smoke: no board $(BENCH_BOARD) (x86_64, aarch64)))
+	build/ensure-deps.sh $(VMDEBS) $(BENCH_DEBS_$(BENCH_BOARD)) debootstrap openssh-client
+	SCHEMA_INIT_BIN=$(CURDIR)/$(BENCH_BIN) $(PY) -m pytest -q $(BENCH_SMOKE_$(BENCH_BOARD))
 
 # The older reports too: the static binary, PID 1 in the busybox VM, start-up.
 bench-all: bench

@@ -31,19 +31,41 @@ def host_boot_files():
     return kernel, initrd
 
 
+def root_boot_files(root):
+    """The newest kernel and its initramfs-tools initrd in a Debian root's /boot (the
+    arm64 roots of build/mkdebian.sh ARCH=arm64 have linux-image-arm64)."""
+    kernels = sorted(glob.glob(os.path.join(root, "boot", "vmlinuz-*")))
+    assert kernels, "no kernel in %s/boot: mkdebian.sh ARCH=arm64 installs linux-image-arm64" % root
+    kernel = kernels[-1]
+    initrd = os.path.join(root, "boot", "initrd.img-" + kernel.rsplit("/vmlinuz-", 1)[1])
+    assert os.path.exists(initrd), "no initramfs-tools initrd for %s" % kernel
+    return kernel, initrd
+
+
 class DebianVM(vmlib.VM):
+    """TARGET (vm.BOARDS: x86_64, aarch64) picks QEMU, its machine and the console;
+    BOOT_FILES (kernel, initrd) default to the host's /boot for x86_64 (other targets must
+    give them, e.g. root_boot_files of their root)."""
+
     def __init__(self, tmp_path, init="/usr/sbin/schema-init", append="", memory=512,
-                 image=None, devices=(), services=None):
+                 image=None, devices=(), services=None, target="x86_64", boot_files=None):
         self.dir = str(tmp_path)
         os.makedirs(self.dir, exist_ok=True)
         self.disk = image or os.path.join(self.dir, "debian.img")
+        self.target = target
+        self.board = vmlib.BOARDS[target]
         if image is None:
             env = dict(os.environ)
             if services:
                 env["SERVICES"] = services
+            if target != "x86_64":
+                env["ARCH"] = self.board["deb_arch"]
             subprocess.run([os.path.join(ROOT, "build", "mkdebian.sh"), self.disk],
                            check=True, env=env, timeout=900)
-        self.kernel, self.initrd = host_boot_files()
+        if boot_files is None:
+            assert target == "x86_64", "DebianVM: boot_files needed for %s" % target
+            boot_files = host_boot_files()
+        self.kernel, self.initrd = boot_files
         self.init = init
         self.append = append
         self.memory = memory
@@ -54,14 +76,16 @@ class DebianVM(vmlib.VM):
         self.proc = None
 
     def start(self):
-        command = [vmlib.QEMU, "-accel", "tcg", "-m", str(self.memory), "-nographic",
+        command = [self.board["qemu"], "-accel", "tcg"] + self.board["machine"] + [
+                   "-m", str(self.memory), "-nographic",
                    "-no-reboot", "-kernel", self.kernel, "-initrd", self.initrd,
                    "-drive", "file=%s,format=raw,if=virtio" % self.disk,
                    "-nic", "user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:%d-:22" % self.port,
                    "-monitor", "unix:%s,server=on,wait=off" % self.monitor_path,
                    "-serial", "stdio",
-                   "-append", "root=/dev/vda rw console=ttyS0 net.ifnames=0 panic=-1 "
-                   "init=%s %s" % (self.init, self.append)] + self.devices
+                   "-append", "root=/dev/vda rw console=%s net.ifnames=0 panic=-1 "
+                   "init=%s %s" % (self.board["console"], self.init, self.append)
+                   ] + self.devices
         self.started = time.monotonic()
         self.console = open(self.console_path, "wb")
         self.proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=self.console,

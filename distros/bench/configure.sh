@@ -4,11 +4,15 @@
 # The same services for each: udev, ifupdown, rsyslog, cron (and its periodic job),
 # sshd, busybox httpd, a oneshot, a getty on tty1 and on ttyS0. Each init keeps Debian's
 # own configuration otherwise.
+# DEBIAN_CONSOLE (build/mkdebian.sh sets it; ttyS0 by default): the serial console whose
+# getty each init runs and bench-probe waits for (ttyAMA0 on the aarch64 board).
 set -eu
 r=$1
 here=$(cd "$(dirname "$0")" && pwd)
+console=${DEBIAN_CONSOLE:-ttyS0}
 install -D -m 0755 "$here/common/bench-oneshot" "$r/usr/local/sbin/bench-oneshot"
 install -D -m 0755 "$here/common/bench-probe" "$r/usr/local/sbin/bench-probe"
+[ "$console" = ttyS0 ] || sed -i "s|/dev/ttyS0|/dev/$console|" "$r/usr/local/sbin/bench-probe"
 install -D -m 0644 "$here/common/bench-periodic" "$r/etc/cron.d/bench-periodic"
 install -D -m 0644 "$here/common/index.html" "$r/srv/www/index.html"
 # sysvinit (and runit's stage 2, which runs the rc2.d scripts that have no /etc/sv dir):
@@ -28,13 +32,17 @@ for u in bench-httpd.service bench-oneshot.service; do
 done
 # runit: Debian's sv dirs (cron, rsyslog, ssh) plus the HTTP server and the two gettys.
 for s in bench-httpd getty-tty1 getty-ttyS0; do
-    mkdir -p "$r/etc/sv/$s"
-    install -m 0755 "$here/runit/$s/run" "$r/etc/sv/$s/run"
-    ln -sf "/run/runit/supervise/$s" "$r/etc/sv/$s/supervise"
-    ln -sf "/etc/sv/$s" "$r/etc/runit/runsvdir/default/$s"
+    d=$s
+    [ "$s" != getty-ttyS0 ] || d=getty-$console
+    mkdir -p "$r/etc/sv/$d"
+    install -m 0755 "$here/runit/$s/run" "$r/etc/sv/$d/run"
+    [ "$d" = "$s" ] || sed -i "s/ttyS0/$console/g" "$r/etc/sv/$d/run"
+    ln -sf "/run/runit/supervise/$d" "$r/etc/sv/$d/supervise"
+    ln -sf "/etc/sv/$d" "$r/etc/runit/runsvdir/default/$d"
 done
 # busybox init: init=/usr/local/sbin/busybox-init.
 install -m 0644 "$here/busybox/inittab" "$r/etc/inittab.busybox"
+[ "$console" = ttyS0 ] || sed -i "s/ttyS0/$console/g" "$r/etc/inittab.busybox"
 install -D -m 0755 "$here/busybox/busybox-init" "$r/usr/local/sbin/busybox-init"
 mkdir -p "$r/usr/local/lib/busybox-init"
 ln -sf /bin/busybox "$r/usr/local/lib/busybox-init/init"
