@@ -216,20 +216,31 @@ BENCH_BIN_aarch64  := build/out/aarch64/schema-init
 BENCH_DEBS_aarch64 := qemu-system-arm qemu-user-static
 BENCH_SMOKE_x86_64  := tests/test_bench.py
 BENCH_SMOKE_aarch64 := tests/test_bench_aarch64.py
+# `make bench BOARD=rpi-zero-w`: the image users flash (schema-init, its own root and
+# services) against systemd and sysvinit on the same Debian armel packages and kernel
+# (build/mkpiroot.sh's card, cached), in QEMU raspi0 (bench/pi_inits_bench.py, about 25
+# minutes); bench/REPORT-inits-rpi-zero-w.md, README's inits-table-rpi-zero-w.
+BENCH_BIN_rpi-zero-w   := image
+BENCH_DEBS_rpi-zero-w   = $(IMAGEDEBS)
+BENCH_SMOKE_rpi-zero-w := tests/test_bench_pi.py
 BENCH_BIN := $(BENCH_BIN_$(BENCH_BOARD))
+# the image's board has its own benchmark program; the others give it their binary
+BENCH_ENV = $(if $(filter rpi-zero-w,$(BENCH_BOARD)),,SCHEMA_INIT_BIN=$(CURDIR)/$(BENCH_BIN))
+BENCH_RUN = $(if $(filter rpi-zero-w,$(BENCH_BOARD)),bench/pi_inits_bench.py,\
+            bench/inits_bench.py $(if $(filter-out x86_64,$(BENCH_BOARD)),--board $(BENCH_BOARD)))
 
 bench: $(BENCH_BIN) $(BENCHSTAMP)
-	$(if $(BENCH_BIN),,$(error make bench: no board $(BENCH_BOARD) (x86_64, aarch64)))
+	$(if $(BENCH_BIN),,$(error make bench: no board $(BENCH_BOARD) (x86_64, aarch64, rpi-zero-w)))
 	build/ensure-deps.sh $(VMDEBS) $(BENCH_DEBS_$(BENCH_BOARD)) debootstrap openssh-client
-	SCHEMA_INIT_BIN=$(CURDIR)/$(BENCH_BIN) $(PY) bench/inits_bench.py \
-	    $(if $(filter-out x86_64,$(BENCH_BOARD)),--board $(BENCH_BOARD))
+	$(BENCH_ENV) $(PY) $(BENCH_RUN)
 
 # What CI runs of it: schema-init and systemd booted once each, short idle (~4 minutes).
 # BOARD=aarch64: the same on the aarch64 board (not in CI; see bench/README.md for its time).
+# BOARD=rpi-zero-w: the image and the systemd card booted once each (their first boots).
 bench-smoke: $(BENCH_BIN) $(BENCHSTAMP)
-	$(if $(BENCH_BIN),,$(error make bench-smoke: no board $(BENCH_BOARD) (x86_64, aarch64)))
+	$(if $(BENCH_BIN),,$(error make bench-smoke: no board $(BENCH_BOARD) (x86_64, aarch64, rpi-zero-w)))
 	build/ensure-deps.sh $(VMDEBS) $(BENCH_DEBS_$(BENCH_BOARD)) debootstrap openssh-client
-	SCHEMA_INIT_BIN=$(CURDIR)/$(BENCH_BIN) $(PY) -m pytest -q $(BENCH_SMOKE_$(BENCH_BOARD))
+	$(BENCH_ENV) $(PY) -m pytest -q $(BENCH_SMOKE_$(BENCH_BOARD))
 
 # The older reports too: the static binary, PID 1 in the busybox VM, start-up.
 bench-all: bench

@@ -61,6 +61,10 @@ POWEROFF = {
     "runit": "/lib/runit/runit-init 0",
     "busybox": "kill -USR2 1",
 }
+# --before BINARY: an earlier schema-init binary booted in the same run (the same root,
+# services and configuration; /usr/sbin's names are the current binary's)
+BEFORE = "schema-init-before"
+BEFORE_PATH = "/usr/local/lib/schema-before/schema-init"
 # The boards (a later one, rpi-zero-w, adds its entry): TARGET is tests/vm.py's BOARDS key
 # (QEMU program, machine, console), DEB_ARCH mkdebian.sh's ARCH, KERNEL where the boot
 # files come from ("host": the host's /boot; "root": the benchmark root's own /boot),
@@ -107,11 +111,13 @@ def boot_files(board):
     return debian_vm.root_boot_files(bench_root(board))
 
 
-def build_image(path, board=BOARDS["x86_64"]):
+def build_image(path, board=BOARDS["x86_64"], before=None):
     """mkdebian.sh's pages of output go to LOGS/mkdebian.log; on a failure its last
-    lines are shown."""
+    lines are shown. BEFORE: an earlier binary, put in the image at BEFORE_PATH."""
     env = dict(os.environ, FLAVOUR="bench",
                CUSTOMIZE=os.path.join(ROOT, "distros", "bench", "configure.sh"))
+    if before:
+        env["BENCH_BEFORE_BIN"] = os.path.abspath(before)
     if board["deb_arch"] != "amd64":
         env["ARCH"] = board["deb_arch"]
         env.setdefault("SCHEMA_INIT_BIN", os.path.join(ROOT, board["binary"]))
@@ -187,6 +193,7 @@ def parse_probe(text):
         "mem_used_kb": number("MemTotal") - number("MemAvailable"),
         "processes": number("processes"),
         "pid1_binary_bytes": number("pid1_binary_bytes"),
+        "chain": re.findall(r"^chain: (.*)$", text.split("trace_begin")[0], re.M),
     }
 
 
@@ -409,7 +416,19 @@ def markdown(result, command):
                     r.get("poweroff_note") if r["poweroff_s"] is None
                     else "%.1f s" % r["poweroff_s"]))
             for r in runs)))
+    lines += critical_chains(result)
     return "\n".join(lines) + "\n"
+
+
+def critical_chains(result):
+    """Each init's critical chain to the SSH server and its blame, from its last boot
+    (the probe asks the init itself; not every init can say)."""
+    lines = []
+    for name, runs in result["runs"].items():
+        if runs and runs[-1].get("chain"):
+            lines += ["", "What held %s's last boot (its critical chain to the SSH server, "
+                      "then its blame):" % name, "", "```"] + runs[-1]["chain"] + ["```"]
+    return lines
 
 
 def chart(result, path):
@@ -440,6 +459,30 @@ def chart(result, path):
     return True
 
 
+def publish(result, report, stem, report_path, marker=None):
+    """RESULT as STEM.json, REPORT with its chart as STEM.md and at REPORT_PATH, and its
+    tables in README.md between MARKER's markers (None: README unchanged)."""
+    with open(stem + ".json", "w") as f:
+        json.dump(result, f, indent=1, sort_keys=True)
+    has_chart = chart(result, stem + ".png")
+    for path in (stem + ".md", report_path):
+        with open(path, "w") as f:
+            f.write(report)
+            if has_chart:
+                f.write("\n![PID 1 memory and wake-ups](%s)\n" % os.path.relpath(
+                    stem + ".png", os.path.dirname(path)))
+    if marker:
+        table = report[report.index("| init |"):]
+        table = table.split("\n## ")[0].split("\nEvery boot:")[0].rstrip("\n")
+        board = result.get("board", "x86_64")
+        update_readme("Latest run (%s%s, %d boots each; `%s`):\n\n%s\n"
+                      % ("" if board == "x86_64" else board + ", ", result["date"],
+                         result["boots"], os.path.relpath(report_path, ROOT), table),
+                      marker=marker)
+    print(report)
+    print("results:", stem + ".json")
+
+
 def update_readme(table, path=os.path.join(ROOT, "README.md"), marker="inits-table"):
     """Put TABLE between README's MARKER markers (nothing if they are not there)."""
     with open(path) as f:
@@ -463,6 +506,9 @@ def main(argv):
                         help="boot only when no other machine runs")
     parser.add_argument("--inits", default=",".join(INITS))
     parser.add_argument("--image", help="an image made before (else built)")
+    parser.add_argument("--before", metavar="BINARY",
+                        help="an earlier schema-init binary of the board, booted in the "
+                        "same run as %s" % BEFORE)
     parser.add_argument("--no-supervisor", action="store_true",
                         help="skip the supervisor microbenchmarks (they run on the host: "
                         "only with --board x86_64)")
@@ -477,6 +523,9 @@ def main(argv):
     board = BOARDS[args.board]
     report_path = args.report or os.path.join(ROOT, "bench", board["report"])
     names = [n for n in args.inits.split(",") if n]
+    if args.before:
+        INITS[BEFORE], POWEROFF[BEFORE] = BEFORE_PATH, POWEROFF["schema-init"]
+        names.insert(1, BEFORE)
     unknown = set(names) - set(INITS)
     if unknown:
         parser.error("unknown init(s): %s (known: %s)" % (", ".join(sorted(unknown)),
@@ -487,7 +536,7 @@ def main(argv):
         if not image:
             image = os.path.join(work, "bench.img")
             started = time.monotonic()
-            build_image(image, board)
+            build_image(image, board, args.before)
             progress("image built in %.0f s" % (time.monotonic() - started))
         runs = boot_all(image, names, args, work, board)
     failed = getattr(args, "failed", {})
@@ -513,25 +562,8 @@ def main(argv):
         result["supervisor"] = supervisor_bench.measure(args.idle)
     os.makedirs(args.results, exist_ok=True)
     stem = os.path.join(args.results, board["stem"] + "-" + time.strftime("%Y%m%d-%H%M%S"))
-    with open(stem + ".json", "w") as f:
-        json.dump(result, f, indent=1, sort_keys=True)
-    report = markdown(result, command)
-    has_chart = chart(result, stem + ".png")
-    for path in (stem + ".md", report_path):
-        with open(path, "w") as f:
-            f.write(report)
-            if has_chart:
-                f.write("\n![PID 1 memory and wake-ups](%s)\n" % os.path.relpath(
-                    stem + ".png", os.path.dirname(path)))
-    if not args.no_readme:
-        table = report[report.index("| init |"):]
-        table = table.split("\n## ")[0].split("\nEvery boot:")[0].rstrip("\n")
-        update_readme("Latest run (%s%s, %d boots each; `%s`):\n\n%s\n"
-                      % ("" if args.board == "x86_64" else args.board + ", ", result["date"],
-                         result["boots"], os.path.relpath(report_path, ROOT), table),
-                      marker=board["marker"])
-    print(report)
-    print("results:", stem + ".json")
+    publish(result, markdown(result, command), stem, report_path,
+            None if args.no_readme else board["marker"])
     print("logs (the image's build, every boot's figures):", LOGS)
 
 

@@ -8,8 +8,8 @@ Build levers (build/build.sh's settings; each variant is built into build/tmp/le
 the frozen bootstrap compiled with optimize=2, without zipimport, the bytecode compiled
 with -X no_debug_ranges, and glibc's malloc thresholds fixed by mallopt (native/preinit.c,
 -DSCHEMA_MALLOPT). Run-time levers, on today's binary: PYTHONMALLOC=malloc (glibc's
-malloc for every object instead of pymalloc's arenas). About 15 minutes: 9 builds.
-Reports, never asserts.
+malloc for every object instead of pymalloc's arenas). About 15 minutes: 9 builds, each
+under flock /tmp/schema-heavy.lock (LEVERS_LOCK: another). Reports, never asserts.
 """
 
 import argparse
@@ -53,8 +53,8 @@ def build(kind, index, env):
             f.write(floor_bench.ENTRY)
         extra.update(ENTRY=entry, PACKAGES="", FROZEN="bootstrap")
     with open(os.path.join(tmp, "build.log"), "w") as log:
-        subprocess.run(["flock", "/tmp/schema-heavy.lock", os.path.join(ROOT, "build",
-                                                                         "build.sh")],
+        subprocess.run(["flock", os.environ.get("LEVERS_LOCK", "/tmp/schema-heavy.lock"),
+                        os.path.join(ROOT, "build", "build.sh")],
                        check=True, cwd=ROOT, env=dict(os.environ, **extra, **env),
                        stdout=log, stderr=subprocess.STDOUT)
     binary = os.path.join(tmp, "out", "schema-init")

@@ -371,11 +371,13 @@ class CardVM(vmlib.VM):
             self.console.close()
         raise AssertionError("QEMU raspi0 stopped in early boot three times:\n" + self.text())
 
+    USERSPACE = ("schema-init", "initramfs:")    # the first words of our user space
+
     def reached_userspace(self):
         last, quiet_since = -1, time.monotonic()
         while self.proc.poll() is None:
             text = self.text()
-            if "schema-init" in text or "initramfs:" in text:
+            if any(marker in text for marker in self.USERSPACE):
                 return True
             if len(text) != last:
                 last, quiet_since = len(text), time.monotonic()

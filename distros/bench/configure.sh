@@ -14,6 +14,11 @@ install -D -m 0755 "$here/common/bench-oneshot" "$r/usr/local/sbin/bench-oneshot
 install -D -m 0755 "$here/common/bench-probe" "$r/usr/local/sbin/bench-probe"
 [ "$console" = ttyS0 ] || sed -i "s|/dev/ttyS0|/dev/$console|" "$r/usr/local/sbin/bench-probe"
 install -D -m 0644 "$here/common/bench-periodic" "$r/etc/cron.d/bench-periodic"
+# BENCH_BEFORE_BIN (inits_bench.py --before): an earlier schema-init, booted by init= in
+# the same run (its file name is schema-init's: the binary is what it is called)
+if [ -n "${BENCH_BEFORE_BIN:-}" ]; then
+    install -D -m 0755 "$BENCH_BEFORE_BIN" "$r/usr/local/lib/schema-before/schema-init"
+fi
 install -D -m 0644 "$here/common/index.html" "$r/srv/www/index.html"
 # sysvinit (and runit's stage 2, which runs the rc2.d scripts that have no /etc/sv dir):
 # two more init.d scripts; inittab's gettys trimmed to tty1 and ttyS0, as the others have.
