@@ -8,8 +8,11 @@ Build levers (build/build.sh's settings; each variant is built into build/tmp/le
 the frozen bootstrap compiled with optimize=2, without zipimport, the bytecode compiled
 with -X no_debug_ranges, and glibc's malloc thresholds fixed by mallopt (native/preinit.c,
 -DSCHEMA_MALLOPT). Run-time levers, on today's binary: PYTHONMALLOC=malloc (glibc's
-malloc for every object instead of pymalloc's arenas). About 15 minutes: 9 builds, each
-under flock /tmp/schema-heavy.lock (LEVERS_LOCK: another). Reports, never asserts.
+malloc for every object instead of pymalloc's arenas), and the re-exec into the steady
+state (`schema-ctl reexec` once PID 1 idles: the handover to a new image of the program
+that never ran the boot). About 15 minutes: 9 builds, each under flock
+/tmp/schema-heavy.lock (LEVERS_LOCK: another; --reuse: the last run's). Reports, never
+asserts.
 """
 
 import argparse
@@ -23,6 +26,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 
 import floor_bench  # noqa: E402
+import footprint_bench  # noqa: E402
 
 BEFORE = {"FROZEN_OPTIMIZE": "0", "FROZEN_ZIPIMPORT": "1", "PYX_FLAGS": ""}
 TAKEN = {"FROZEN_OPTIMIZE": "2", "FROZEN_ZIPIMPORT": "0", "PYX_FLAGS": "-X no_debug_ranges"}
@@ -42,9 +46,12 @@ PID1 = [
 KEYS = ("Rss", "Private_Dirty", "binary .data/.bss", "heap", "anonymous (arenas)", "modules")
 
 
-def build(kind, index, env):
-    """Build variant INDEX of KIND (floor, pid1) with ENV; the binary's path."""
+def build(kind, index, env, reuse=False):
+    """Build variant INDEX of KIND (floor, pid1) with ENV; the binary's path (REUSE: the
+    one a run before built, if there is one)."""
     tmp = os.path.join(ROOT, "build", "tmp", "lever-%s-%d" % (kind, index))
+    if reuse and os.path.exists(os.path.join(tmp, "out", "schema-init")):
+        return os.path.join(tmp, "out", "schema-init")
     os.makedirs(tmp, exist_ok=True)
     extra = {"BUILD_TMP": tmp, "BUILD_OUT": os.path.join(tmp, "out"), "PREINIT_DEFS": ""}
     if kind == "floor":
@@ -55,13 +62,33 @@ def build(kind, index, env):
     with open(os.path.join(tmp, "build.log"), "w") as log:
         subprocess.run(["flock", os.environ.get("LEVERS_LOCK", "/tmp/schema-heavy.lock"),
                         os.path.join(ROOT, "build", "build.sh")],
-                       check=True, cwd=ROOT, env=dict(os.environ, **extra, **env),
+                       check=True, cwd=ROOT, env=dict(os.environ, **dict(extra, **env)),
                        stdout=log, stderr=subprocess.STDOUT)
     binary = os.path.join(tmp, "out", "schema-init")
     ctl = os.path.join(tmp, "out", "schema-ctl")
     if kind == "pid1" and not os.path.lexists(ctl):
         os.symlink("schema-init", ctl)
     return binary
+
+
+def reexeced(binary, count):
+    """PID 1 with COUNT services, then again after `schema-ctl reexec` (the handover: a
+    new image of the program running only the steady state): (before, after)."""
+    sup = footprint_bench.Supervisor(binary, count)
+    try:
+        subprocess.run(["sync"])
+        time.sleep(1)
+        before = floor_bench.where(sup.proc.pid)
+        sup.request("reexec")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            if sup.request("status"):          # the new image answers
+                break
+        time.sleep(2)
+        return before, floor_bench.where(sup.proc.pid)
+    finally:
+        sup.stop()
 
 
 def measure(kind, binary, env=None):
@@ -100,10 +127,14 @@ def main(argv):
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--out", default=os.path.join(ROOT, "bench", "REPORT-levers.md"))
+    parser.add_argument("--reuse", action="store_true",
+                        help="the variants a run before built (build/tmp/lever-*)")
     args = parser.parse_args(argv)
     started = time.monotonic()
-    floors = [(label, build("floor", i, env), None) for i, (label, env) in enumerate(FLOOR)]
-    pid1s = [(label, build("pid1", i, env), None) for i, (label, env) in enumerate(PID1)]
+    floors = [(label, build("floor", i, env, args.reuse), None)
+              for i, (label, env) in enumerate(FLOOR)]
+    pid1s = [(label, build("pid1", i, env, args.reuse), None)
+             for i, (label, env) in enumerate(PID1)]
     pid1s.append(("taken + PYTHONMALLOC=malloc (run time)", pid1s[1][1],
                   {"PYTHONMALLOC": "malloc"}))
     built = time.monotonic() - started
@@ -116,6 +147,19 @@ def main(argv):
     lines += table("The floor (a build of ours that only waits)", rows("floor", floors,
                                                                         args.runs))
     lines += table("PID 1", rows("pid1", pid1s, args.runs))
+    lines += ["## Re-executed into the steady state", "",
+              "PID 1 (today's build) idle, then idle again after `schema-ctl reexec` (the "
+              "handover to a new image of the program, which never ran the boot): medians "
+              "of %d." % args.runs, "",
+              "| services | Private_Dirty before | after | heap before | after "
+              "| arenas before | after |", "|---|---|---|---|---|---|---|"]
+    for count in (0, 20):
+        pairs = [reexeced(pid1s[1][1], count) for _ in range(args.runs)]
+        med = lambda i, key: statistics.median(p[i][key] for p in pairs)  # noqa: E731
+        lines.append("| %d | %d | %d | %d | %d | %d | %d |" % (
+            count, med(0, "Private_Dirty"), med(1, "Private_Dirty"), med(0, "heap"),
+            med(1, "heap"), med(0, "anonymous (arenas)"), med(1, "anonymous (arenas)")))
+    lines.append("")
     with open(args.out, "w") as f:
         f.write("\n".join(lines))
     print("\n".join(lines))
