@@ -14,6 +14,8 @@ board=${BOARD_DIR:-/etc/schema-board}
 cpuinfo=${CPUINFO:-/proc/cpuinfo}
 default_pattern='pizw-{serial}'
 serial() {
+    # read once per run (apply): every call after is the value, not five more processes
+    [ -z "${serial_read:-}" ] || { printf '%s\n' "$serial_read"; return; }
     s=""
     [ -r "$dt" ] && s=$(tr -d '\000' < "$dt")
     [ -n "$s" ] || s=$(sed -n 's/^Serial[[:space:]]*:[[:space:]]*\([0-9a-fA-F]*\).*/\1/p' "$cpuinfo" | head -n 1)
@@ -43,6 +45,7 @@ case ${1:-} in
     name) host_name ;;
     machine-id) machine_id ;;
     apply)
+        serial_read=$(serial)       # (on the boot's critical path: seconds in an emulator)
         name=$(host_name)
         printf '%s\n' "$name" > /etc/hostname
         printf '%s' "$name" > /proc/sys/kernel/hostname
