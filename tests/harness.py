@@ -94,12 +94,20 @@ class Supervised:
     def wait_trapped(self, name, *signals, timeout=10.0):
         """Wait until NAME's main process catches or ignores each of SIGNALS (SIGTERM when
         none is given). stable_secs=0 promotes a service at its spawn, before its shell has
-        run its ``trap``: a signal sent earlier would meet the default action instead."""
+        run its ``trap``: a signal sent earlier would meet the default action instead.
+        Between fork and exec the process is still a copy of the supervisor, with the
+        supervisor's own handlers: only a process that runs another program counts."""
         signals = signals or (signal.SIGTERM,)
+        supervisor = os.readlink("/proc/%d/exe" % self.proc.pid)
 
         def trapped():
             pid = int(self.status().get(name, {}).get("pid", "0") or 0)
-            return pid > 0 and all(handles(pid, sig) for sig in signals)
+            try:
+                if pid <= 0 or os.readlink("/proc/%d/exe" % pid) == supervisor:
+                    return False
+            except OSError:
+                return False
+            return all(handles(pid, sig) for sig in signals)
         return self.wait(trapped, timeout, "%s to trap %s" % (
             name, "+".join(signal.Signals(sig).name for sig in signals)))
 
