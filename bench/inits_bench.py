@@ -62,7 +62,9 @@ POWEROFF = {
     "busybox": "kill -USR2 1",
 }
 # --before BINARY: an earlier schema-init binary booted in the same run (the same root,
-# services and configuration; /usr/sbin's names are the current binary's)
+# services and configuration; /usr/sbin's names are the current binary's, whose
+# /sbin/poweroff hands a PID 1 that is not its own file to the diverted original:
+# schema-ctl asks the socket)
 BEFORE = "schema-init-before"
 BEFORE_PATH = "/usr/local/lib/schema-before/schema-init"
 # The boards (a later one, rpi-zero-w, adds its entry): TARGET is tests/vm.py's BOARDS key
@@ -524,7 +526,7 @@ def main(argv):
     report_path = args.report or os.path.join(ROOT, "bench", board["report"])
     names = [n for n in args.inits.split(",") if n]
     if args.before:
-        INITS[BEFORE], POWEROFF[BEFORE] = BEFORE_PATH, POWEROFF["schema-init"]
+        INITS[BEFORE], POWEROFF[BEFORE] = BEFORE_PATH, "/usr/sbin/schema-ctl poweroff"
         names.insert(1, BEFORE)
     unknown = set(names) - set(INITS)
     if unknown:
