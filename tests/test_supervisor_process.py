@@ -5,6 +5,7 @@ Built-in delays are shortened with --time-scale; .svc values are real seconds.
 """
 
 import os
+import re
 import signal
 import time
 
@@ -774,6 +775,35 @@ def test_shm_system_state_shows_the_shutdown_while_services_stop(supervise, comm
     s.ctl(command)
     s.wait(lambda: s.shm()["system_state"] == state, 4, "system_state %d" % state)
     assert s.proc.wait(15) == 0
+
+
+def test_a_service_starts_with_every_signal_at_its_default_whatever_the_supervisor_ignores(
+        tmp_path):
+    """Started by nohup, or as a script's background job, the supervisor ignores SIGHUP
+    and SIGINT; its services must not: a shell cannot trap a signal that was ignored when
+    it started (a reload by SIGHUP, a stop by SIGINT would do nothing)."""
+    s = Supervised(tmp_path, {"a.svc": daemon("trap 'echo hup' HUP", "exec sleep 1000",
+                                              stable_secs=0)})
+    saved = [signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGHUP, signal.SIGINT,
+                                                            signal.SIGUSR1)]
+    try:
+        s.start()
+    finally:
+        for sig, old in zip((signal.SIGHUP, signal.SIGINT, signal.SIGUSR1), saved):
+            signal.signal(sig, old)
+    try:
+        s.wait_state("a", "FUNDAMENTAL")
+        with open("/proc/%d/status" % s.proc.pid) as f:
+            assert int(re.search(r"^SigIgn:\s+(\w+)", f.read(), re.M).group(1), 16) & \
+                (1 << (signal.SIGHUP - 1)), "the supervisor itself was started ignoring SIGHUP"
+        s.wait(lambda: os.readlink("/proc/%s/exe" % s.status()["a"]["pid"]).endswith("sleep"),
+               10, "the service's program")
+        with open("/proc/%s/status" % s.status()["a"]["pid"]) as f:
+            status = f.read()
+        assert re.search(r"^SigIgn:\s+0+$", status, re.M), status
+        assert re.search(r"^SigBlk:\s+0+$", status, re.M), status
+    finally:
+        s.stop()
 
 
 @pytest.mark.parametrize("mode,survives", [("process", True), ("control-group", False),

@@ -321,9 +321,7 @@ def console_program(path, argv, env):
     pid = os.fork()
     if pid == 0:
         try:
-            _fastloop.clear_signal_mask()
-            for sig in (signal.SIGPIPE, signal.SIGXFSZ):
-                signal.signal(sig, signal.SIG_DFL)
+            spawn.default_signals()
             try:
                 fd = os.open("/dev/console", os.O_RDWR)
                 os.login_tty(fd)          # setsid, controlling tty, fds 0-2

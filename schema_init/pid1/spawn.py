@@ -19,7 +19,9 @@ from . import _fastloop
 from schema_init.core import killing
 
 # Python ignores these; an ignored disposition survives exec, so children reset them.
-_RESET_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)
+# Every signal a handler can be set for (32 and 33, glibc's own, are refused: skipped).
+_CATCHABLE = tuple(sorted(int(s) for s in signal.valid_signals()
+                          if s not in (signal.SIGKILL, signal.SIGSTOP)))
 
 # schema-exec's statuses for the two steps the child does before it (the table:
 # docs/spec.md, "The execution context"; native/exec.c).
@@ -50,11 +52,22 @@ class SpawnError(Exception):
     """The spawn could not even fork; the message says why."""
 
 
+def default_signals():
+    """In a child before exec: no signal blocked and every one at its default action, as
+    the kernel starts a program, whatever this process ignores or whoever started it
+    ignored (a supervisor started by nohup or as a script's background job ignores SIGHUP
+    or SIGINT, and the shell of a service cannot trap a signal ignored at its start)."""
+    _fastloop.clear_signal_mask()
+    for sig in _CATCHABLE:
+        try:
+            signal.signal(sig, signal.SIG_DFL)
+        except (OSError, ValueError):
+            pass
+
+
 def _child_common():
     """First steps of every child: a clean signal state and its own session."""
-    _fastloop.clear_signal_mask()
-    for sig in _RESET_SIGNALS:
-        signal.signal(sig, signal.SIG_DFL)
+    default_signals()
     os.setsid()
 
 
