@@ -18,8 +18,9 @@ import _signal as signal  # the C module: the signal.py wrapper loads enum (~1 M
 from . import _fastloop
 from schema_init.core import killing
 
-# Python ignores these; an ignored disposition survives exec, so children reset them.
-# Every signal a handler can be set for (32 and 33, glibc's own, are refused: skipped).
+# An ignored disposition survives exec (Python ignores SIGPIPE and SIGXFSZ; whoever
+# started this process may have ignored more), so children reset every signal a handler
+# can be set for (32 and 33, glibc's own, are refused: skipped).
 _CATCHABLE = tuple(sorted(int(s) for s in signal.valid_signals()
                           if s not in (signal.SIGKILL, signal.SIGSTOP)))
 
