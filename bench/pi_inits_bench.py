@@ -68,21 +68,13 @@ class KernelCardVM(pi.CardVM):
     USERSPACE = ("Loading, please wait", "Begin: ", "systemd[1]", "INIT: ")
 
     def __init__(self, tmp_path, card, files, append):
-        self.dir = str(tmp_path)
-        os.makedirs(self.dir, exist_ok=True)
-        self.image = card
+        self.setup(tmp_path, card)
         for name, source in zip(("vmlinuz", "initrd.img", "board.dtb"), files):
             shutil.copyfile(source, os.path.join(self.dir, name))
         self.dtb = os.path.join(self.dir, "board.dtb")
-        node = "/soc/watchdog@7e100000"
-        pi.run("fdtput", "-t", "x", self.dtb, node, "reg", "7e100000", "114")
-        pi.run("fdtput", "-t", "s", self.dtb, node, "reg-names", "pm")
+        pi.fix_watchdog(self.dtb)
         self.cmdline = CMDLINE
         self.append = "%s %s" % (CMDLINE, append)
-        self.fail_on = pi.FAILED
-        self.console_path = os.path.join(self.dir, "console.log")
-        self.monitor_path = os.path.join(self.dir, "monitor.sock")
-        self.proc = None
 
 
 def probe_service():

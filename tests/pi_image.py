@@ -228,6 +228,13 @@ def card(tmp_path, size_mb=1024, name="card.img"):
     return path
 
 
+def fix_watchdog(dtb):
+    """The device tree DTB given the emulator's watchdog fix (CardVM's docstring)."""
+    node = "/soc/watchdog@7e100000"
+    run("fdtput", "-t", "x", dtb, node, "reg", "7e100000", "114")
+    run("fdtput", "-t", "s", dtb, node, "reg-names", "pm")
+
+
 class EmulatorStalled(AssertionError):
     """QEMU stopped running the guest: its console silent and QEMU itself idle (no CPU
     time), which a running guest, even an idle one, never is. A case that ends so is run
@@ -243,17 +250,13 @@ class CardVM(vmlib.VM):
 
     def __init__(self, tmp_path, image, serial=None, append="", tryboot=False,
                  bootloader_node=True):
-        self.dir = str(tmp_path)
-        os.makedirs(self.dir, exist_ok=True)
-        self.image = image
+        self.setup(tmp_path, image)
         self.partition, self.why = firmware_choice(image, tryboot)
         assert self.partition is not None, "the card boots nothing: %s" % self.why
         for name in ("vmlinuz", "initrd.img", "cmdline.txt", board_env()["DTB"]):
             fat_get(image, name, os.path.join(self.dir, name), self.partition)
         dtb = os.path.join(self.dir, board_env()["DTB"])
-        node = "/soc/watchdog@7e100000"
-        run("fdtput", "-t", "x", dtb, node, "reg", "7e100000", "114")
-        run("fdtput", "-t", "s", dtb, node, "reg-names", "pm")
+        fix_watchdog(dtb)
         if serial:
             run("fdtput", "-t", "s", dtb, "/", "serial-number", serial)
         if bootloader_node:
@@ -267,6 +270,13 @@ class CardVM(vmlib.VM):
             self.cmdline = f.read().strip()
         # QEMU 7.2's raspi0 freezes when its watchdog is started (tests/vm.py).
         self.append = "%s SCHEMA_WATCHDOG=none %s" % (self.cmdline, append)
+
+    def setup(self, tmp_path, image):
+        """What every raspi0 machine has: its directory, its card, the console and the
+        monitor (the boot files are the caller's)."""
+        self.dir = str(tmp_path)
+        os.makedirs(self.dir, exist_ok=True)
+        self.image = image
         self.fail_on = FAILED
         self.console_path = os.path.join(self.dir, "console.log")
         self.monitor_path = os.path.join(self.dir, "monitor.sock")
