@@ -99,18 +99,35 @@ class DebianVM(vmlib.VM):
              "-o", "BatchMode=yes", "-o", "LogLevel=ERROR", "root@127.0.0.1", command],
             capture_output=True, text=True, timeout=timeout, check=check)
 
+    def banner(self, wait=1.0):
+        """True when the guest's sshd sent its banner through QEMU's forward within WAIT
+        seconds.  QEMU accepts the host's connection before the guest can take it (before
+        its interface is up the guest's side never answers), so only the banner tells that
+        sshd is there."""
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), wait) as s:
+                s.settimeout(wait)
+                return s.recv(4) == b"SSH-"
+        except OSError:
+            return False
+
     def wait_ssh(self, timeout=240):
-        """Seconds from QEMU's start until sshd answered a command."""
+        """Seconds from QEMU's start until sshd answered: the moment its banner first came,
+        of the attempt after which a command ran.  The banner is looked for four times a
+        second, each look at most a second: ssh's own ConnectTimeout would count up to
+        its whole timeout for every look made before the guest's network is up."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 break
-            try:
-                if self.ssh("true", timeout=20).returncode == 0:
-                    return time.monotonic() - self.started
-            except subprocess.TimeoutExpired:
-                pass
-            time.sleep(1)
+            if self.banner():
+                answered = time.monotonic() - self.started
+                try:
+                    if self.ssh("true", timeout=20).returncode == 0:
+                        return answered
+                except subprocess.TimeoutExpired:
+                    pass
+            time.sleep(0.25)
         raise AssertionError("no SSH within %d s:\n%s" % (timeout, self.text()[-5000:]))
 
     def login_serial(self, timeout=240):

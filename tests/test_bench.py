@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -143,3 +144,51 @@ def test_smoke_two_inits_one_boot_each(tmp_path):
     assert result["inits"]["schema-init"]["pid1_threads"]["median"] == 1
     with open(tmp_path / "report.md") as f:
         assert "| schema-init |" in f.read()
+
+
+class _Forward:
+    """QEMU's user-mode forward as the host sees it: every connection is accepted at
+    once, but nothing comes back until the guest's sshd is up (UP_AT seconds on)."""
+
+    def __init__(self, up_at):
+        import socket
+        import threading
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.up = time.monotonic() + up_at
+        self.held = []
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            if time.monotonic() >= self.up:
+                conn.sendall(b"SSH-2.0-OpenSSH_9.2p1\r\n")
+            self.held.append(conn)
+
+
+def test_wait_ssh_dates_the_first_banner_not_a_connect_timeout():
+    import debian_vm
+    forward = _Forward(up_at=2.0)
+    machine = debian_vm.DebianVM.__new__(debian_vm.DebianVM)
+    machine.port = forward.port
+    machine.started = time.monotonic()
+    machine.proc = subprocess.Popen(["sleep", "60"])
+    logins = []
+    machine.ssh = lambda command, timeout=60: (
+        logins.append(command) or subprocess.CompletedProcess([], 0))
+    try:
+        # a connection that is accepted but silent is not an answer
+        assert not machine.banner(wait=0.3)
+        answered = machine.wait_ssh(timeout=30)
+    finally:
+        machine.proc.kill()
+        machine.proc.wait()
+        forward.listener.close()
+    # sshd "came up" 2 s in: seen within a look (1 s) and a pause (0.25 s) of it, not
+    # at ssh's ConnectTimeout of 10 s; one login then ran
+    assert 2.0 <= answered < 3.5
+    assert logins == ["true"]
