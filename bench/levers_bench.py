@@ -6,12 +6,14 @@ each, measured idle in one run, rotating.
 
 Build levers (build/build.sh's settings; each variant is built into build/tmp/lever-*):
 the frozen bootstrap compiled with optimize=2, without zipimport, the bytecode compiled
-with -X no_debug_ranges, and glibc's malloc thresholds fixed by mallopt (native/preinit.c,
--DSCHEMA_MALLOPT). Run-time levers, on today's binary: PYTHONMALLOC=malloc (glibc's
+with -X no_debug_ranges, the import bootstrap taken without the importlib package and "types"
+patched only once imported (Nuitka patches 0002, 0003; SKIP_PATCHES="0002 0003" builds
+without them), and glibc's malloc thresholds fixed by
+mallopt (native/preinit.c, -DSCHEMA_MALLOPT). Run-time levers, on today's binary: PYTHONMALLOC=malloc (glibc's
 malloc for every object instead of pymalloc's arenas), and the re-exec into the steady
 state (`schema-ctl reexec` once PID 1 idles: the handover to a new image of the program
-that never ran the boot). About 15 minutes: 9 builds, each under flock
-/tmp/schema-heavy.lock (LEVERS_LOCK: another; --reuse: the last run's). Reports, never
+that never ran the boot). About 25 minutes: 15 builds, each under flock
+/tmp/schema-heavy.lock (LEVERS_LOCK: another; --reuse floor,pid1: the last run's). Reports, never
 asserts.
 """
 
@@ -28,29 +30,40 @@ sys.path.insert(0, os.path.join(ROOT, "bench"))
 import floor_bench  # noqa: E402
 import footprint_bench  # noqa: E402
 
-BEFORE = {"FROZEN_OPTIMIZE": "0", "FROZEN_ZIPIMPORT": "1", "PYX_FLAGS": ""}
-TAKEN = {"FROZEN_OPTIMIZE": "2", "FROZEN_ZIPIMPORT": "0", "PYX_FLAGS": "-X no_debug_ranges"}
+BEFORE = {"FROZEN_OPTIMIZE": "0", "FROZEN_ZIPIMPORT": "1", "PYX_FLAGS": "",
+          "SKIP_PATCHES": "0002 0003"}
+TAKEN_1207 = {"FROZEN_OPTIMIZE": "2", "FROZEN_ZIPIMPORT": "0", "PYX_FLAGS": "-X no_debug_ranges",
+              "SKIP_PATCHES": "0002 0003"}
+TODAY_1207 = dict(TAKEN_1207, SKIP_PATCHES="0003")
+TODAY = dict(TAKEN_1207, SKIP_PATCHES="")
+# New variants go at the end: --reuse finds a variant's build by its index.
 FLOOR = [
     ("before (the build of 2026-12-06)", BEFORE),
     ("frozen bootstrap with optimize=2", dict(BEFORE, FROZEN_OPTIMIZE="2")),
     ("-X no_debug_ranges", dict(BEFORE, PYX_FLAGS="-X no_debug_ranges")),
     ("no zipimport", dict(BEFORE, FROZEN_ZIPIMPORT="0")),
     ("mallopt thresholds", dict(BEFORE, PREINIT_DEFS="-DSCHEMA_MALLOPT")),
-    ("taken: the three above (today's build)", TAKEN),
+    ("the three above (taken on 2026-12-07)", TAKEN_1207),
+    ("no importlib package (Nuitka patch 0002)", dict(BEFORE, SKIP_PATCHES="0003")),
+    ("taken: all four", TODAY_1207),
+    ("types patched when imported (Nuitka patch 0003)", dict(BEFORE, SKIP_PATCHES="0002")),
+    ("taken: all five (today's build)", TODAY),
 ]
 PID1 = [
     ("before (the build of 2026-12-06)", BEFORE),
-    ("taken (today's build)", TAKEN),
-    ("taken + mallopt thresholds", dict(TAKEN, PREINIT_DEFS="-DSCHEMA_MALLOPT")),
+    ("taken on 2026-12-07", TAKEN_1207),
+    ("taken on 2026-12-07 + mallopt thresholds", dict(TAKEN_1207, PREINIT_DEFS="-DSCHEMA_MALLOPT")),
+    ("+ no importlib package", TODAY_1207),
+    ("+ types patched when imported (today's build)", TODAY),
 ]
 KEYS = ("Rss", "Private_Dirty", "binary .data/.bss", "heap", "anonymous (arenas)", "modules")
 
 
-def build(kind, index, env, reuse=False):
-    """Build variant INDEX of KIND (floor, pid1) with ENV; the binary's path (REUSE: the
-    one a run before built, if there is one)."""
+def build(kind, index, env, reuse=()):
+    """Build variant INDEX of KIND (floor, pid1) with ENV; the binary's path (KIND in
+    REUSE: the one a run before built, if there is one)."""
     tmp = os.path.join(ROOT, "build", "tmp", "lever-%s-%d" % (kind, index))
-    if reuse and os.path.exists(os.path.join(tmp, "out", "schema-init")):
+    if kind in reuse and os.path.exists(os.path.join(tmp, "out", "schema-init")):
         return os.path.join(tmp, "out", "schema-init")
     os.makedirs(tmp, exist_ok=True)
     extra = {"BUILD_TMP": tmp, "BUILD_OUT": os.path.join(tmp, "out"), "PREINIT_DEFS": ""}
@@ -127,15 +140,16 @@ def main(argv):
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--out", default=os.path.join(ROOT, "bench", "REPORT-levers.md"))
-    parser.add_argument("--reuse", action="store_true",
-                        help="the variants a run before built (build/tmp/lever-*)")
+    parser.add_argument("--reuse", default="", metavar="KIND[,KIND]",
+                        help="floor, pid1: that kind's variants as a run before built them "
+                             "(build/tmp/lever-*)")
     args = parser.parse_args(argv)
     started = time.monotonic()
-    floors = [(label, build("floor", i, env, args.reuse), None)
+    floors = [(label, build("floor", i, env, args.reuse.split(",")), None)
               for i, (label, env) in enumerate(FLOOR)]
-    pid1s = [(label, build("pid1", i, env, args.reuse), None)
+    pid1s = [(label, build("pid1", i, env, args.reuse.split(",")), None)
              for i, (label, env) in enumerate(PID1)]
-    pid1s.append(("taken + PYTHONMALLOC=malloc (run time)", pid1s[1][1],
+    pid1s.append(("taken on 2026-12-07 + PYTHONMALLOC=malloc (run time)", pid1s[1][1],
                   {"PYTHONMALLOC": "malloc"}))
     built = time.monotonic() - started
     lines = ["# Issue 25's levers on private memory", "",
@@ -154,7 +168,7 @@ def main(argv):
               "| services | Private_Dirty before | after | heap before | after "
               "| arenas before | after |", "|---|---|---|---|---|---|---|"]
     for count in (0, 20):
-        pairs = [reexeced(pid1s[1][1], count) for _ in range(args.runs)]
+        pairs = [reexeced(pid1s[4][1], count) for _ in range(args.runs)]
         med = lambda i, key: statistics.median(p[i][key] for p in pairs)  # noqa: E731
         lines.append("| %d | %d | %d | %d | %d | %d | %d |" % (
             count, med(0, "Private_Dirty"), med(1, "Private_Dirty"), med(0, "heap"),

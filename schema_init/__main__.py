@@ -51,11 +51,15 @@ def restore_saved_locale():
 
 def dump_modules():
     """Test hook (SCHEMA_INIT_TEST_HOOKS=1): write the loaded modules' names, one a line,
-    to $SCHEMA_INIT_DUMP_MODULES; the build tier checks the binary's start-up with it."""
+    to $SCHEMA_INIT_DUMP_MODULES; the build tier checks the binary's start-up with it.
+    With "types" loaded, a last line "#types.coroutine KIND": Nuitka's replacement is a
+    builtin function, patched in once "types" is imported (build/nuitka-patches/0003)."""
     path = os.environ.get("SCHEMA_INIT_DUMP_MODULES")
     if path and os.environ.get("SCHEMA_INIT_TEST_HOOKS") == "1":
         with open(path, "w") as f:
             f.write("".join(name + "\n" for name in sorted(sys.modules)))
+            if "types" in sys.modules:
+                f.write("#types.coroutine %s\n" % type(sys.modules["types"].coroutine).__name__)
 
 
 def entry(invoked_as=None):

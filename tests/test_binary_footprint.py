@@ -117,6 +117,45 @@ def test_the_supervisor_and_schema_ctl_status_load_none_of_the_heavy_modules(bin
     assert heavy(loaded_modules(supervisor_dump)) == [], "after the whole run"
 
 
+def test_nuitkas_own_start_up_imports_are_gone_and_types_is_patched_once_imported(binary,
+                                                                                  tmp_path):
+    """build/nuitka-patches/0002: the import bootstrap is taken without the "importlib"
+    package (whose __init__ imports "warnings"); 0003: "types" is patched for compiled
+    generators only once a program imports it (journalctl does, through re and enum)."""
+    short = tmp_path / "short"
+    done = subprocess.run([binary, "--version"], env=hooked_env(short), capture_output=True,
+                          text=True, timeout=30)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert [m for m in ("importlib", "warnings", "types") if m in loaded_modules(short)] == []
+    assert "#types.coroutine" not in short.read_text()
+    journal = tmp_path / "journalctl"
+    done = subprocess.run([program("journalctl"), "--help"], env=hooked_env(journal),
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "types" in loaded_modules(journal)
+    # Nuitka's replacement (a builtin), not the stdlib's Python function
+    assert "#types.coroutine builtin_function_or_method" in journal.read_text().splitlines()
+
+
+@pytest.mark.parametrize("name", ["schema-init", "schema-ctl", "schema-journald",
+                                  "schema-metrics", "journalctl", "schema-update",
+                                  "schema-firstboot", "systemctl", "shutdown", "reboot",
+                                  "import-units"])
+def test_every_program_of_the_binary_answers_help(binary, tmp_path, name):
+    """The binary is built without docstrings (Nuitka's no_docstrings) and without
+    textwrap: journalctl, systemctl and schema-update once printed their usage from
+    __doc__, and import-units' argparse wrapped its help with textwrap; each ended in a
+    traceback.  Each program is the binary under its name, as the .deb links it."""
+    link = tmp_path / ("schema-init" if name == "import-units" else name)
+    link.symlink_to(binary)
+    args = ["import-units", "--help"] if name == "import-units" else ["--help"]
+    done = subprocess.run([str(link)] + args, capture_output=True, text=True, timeout=30,
+                          env=dict(os.environ, SCHEMA_CTL_PYTHON="1"))
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.strip(), "no usage printed"
+
+
 # A seccomp filter making getrandom() fail with EAGAIN, as it does early in a boot before
 # the kernel has entropy: (audit arch, getrandom's number) by machine.
 SECCOMP_ARCH = {"x86_64": (0xC000003E, 318), "aarch64": (0xC00000B7, 278)}

@@ -660,9 +660,13 @@ def _main_paths(argv):
 
 
 def main(argv):
+    usage = "usage: schema-firstboot [--boot DIR] [--root DIR]"
+    if argv[:1] in (["-h"], ["--help"]):
+        print(usage)
+        return 0
     paths = _main_paths(argv)
     if paths is None:
-        print("usage: schema-firstboot [--boot DIR] [--root DIR]", file=sys.stderr)
+        print(usage, file=sys.stderr)
         return 2
     boot, root = paths
     settings, errors, warnings, found = read_boot_files(boot, root)

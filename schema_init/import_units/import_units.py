@@ -51,9 +51,31 @@ def default_unit_dirs(root=""):
     return found
 
 
+class Wrapped(argparse.HelpFormatter):
+    """argparse's help laid out without textwrap, which the static binary leaves out
+    (build/stdlib_excludes.py): the words filled greedily to the width."""
+
+    def _split_lines(self, text, width):
+        return fill(text, width)
+
+    def _fill_text(self, text, width, indent):
+        return "\n".join(indent + line for line in fill(text, width - len(indent)))
+
+
+def fill(text, width):
+    lines, line = [], ""
+    for word in text.split():
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = line + " " + word if line else word
+    return lines + [line] if line else lines
+
+
 def parse(argv):
     parser = argparse.ArgumentParser(
-        prog="schema-init import-units",
+        prog="schema-init import-units", formatter_class=Wrapped,
         description="Write systemd units as .svc files: by default the units "
                     "multi-user.target reaches (enabled ones), as schema-init imports them "
                     "at boot, with the enabled LSB init scripts no unit replaces.")

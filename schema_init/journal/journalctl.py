@@ -1,13 +1,6 @@
-"""``journalctl`` for the journal schema-journald keeps (docs/spec.md, "The journal").
-
-Served: -u/--unit UNIT (repeatable; with or without .service), -t/--identifier ID
-(repeatable), -f/--follow, -n/--lines [N], -b/--boot [OFFSET|ID], -S/--since, -U/--until,
--p/--priority PRIO|A..B, -o/--output short|short-iso|short-precise|json|cat, -r/--reverse,
--q/--quiet, --no-pager, --no-hostname, -a, -x, -e (accepted), --list-boots,
--D/--directory DIR (the persistent files; also $SCHEMA_JOURNAL_STORAGE), --runtime DIR
-(the /run files; also $SCHEMA_JOURNAL_RUNTIME).  Exit 0; 1 for a bad option value or
--b naming a boot not stored.
-"""
+"""``journalctl`` for the journal schema-journald keeps (docs/spec.md, "The journal"):
+what it serves is USAGE (a constant, not this docstring: the static binary is built
+without docstrings)."""
 
 import os
 import re
@@ -16,6 +9,16 @@ import time
 
 from schema_init.core.digits import ascii_digits
 from . import journal
+
+USAGE = """\
+Served: -u/--unit UNIT (repeatable; with or without .service), -t/--identifier ID
+(repeatable), -f/--follow, -n/--lines [N], -b/--boot [OFFSET|ID], -S/--since, -U/--until,
+-p/--priority PRIO|A..B, -o/--output short|short-iso|short-precise|json|cat, -r/--reverse,
+-q/--quiet, --no-pager, --no-hostname, -a, -x, -e (accepted), --list-boots,
+-D/--directory DIR (the persistent files; also $SCHEMA_JOURNAL_STORAGE), --runtime DIR
+(the /run files; also $SCHEMA_JOURNAL_RUNTIME).  Exit 0; 1 for a bad option value or
+-b naming a boot not stored.
+"""
 
 STORAGE = "/var/log/schema-journal"
 RUNTIME = "/run/schema-journal"
@@ -392,7 +395,7 @@ def main(argv, out=None):
         o = parse(argv)
     except Usage as exc:
         if str(exc) in ("-h", "--help", "--version"):
-            out.write(__doc__.split("\n\n", 1)[1] if str(exc) != "--version" else
+            out.write(USAGE if str(exc) != "--version" else
                       "journalctl (schema-init's journal)\n")
             return 0
         sys.stderr.write("journalctl: %s\n" % exc)

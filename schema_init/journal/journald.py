@@ -937,10 +937,12 @@ def main(argv):
     try:
         options = parse_args(argv)
     except UsageError as exc:
-        if str(exc):
-            sys.stderr.write("schema-journald: %s\n" % exc)
+        if not str(exc):                      # -h, --help
+            sys.stdout.write(USAGE)
+            return 0
+        sys.stderr.write("schema-journald: %s\n" % exc)
         sys.stderr.write(USAGE)
-        return 0 if not str(exc) else 2
+        return 2
     fds = listen_fds()
     if not fds and options["service_logs"] == []:
         sys.stderr.write("schema-journald: no sockets (LISTEN_FDS) and no service logs: "

@@ -7,6 +7,17 @@ program (``pid1.claims_systemd``).  What runs is asked of schema-init over its c
 socket (``UNIT.service`` is the service ``UNIT``; ``postgresql@15-main`` an instance);
 unit files are read and linked here, as systemctl does itself.
 
+What it serves is USAGE (a constant, not this docstring: the static binary is built
+without docstrings).
+"""
+
+import os
+import sys
+import time
+
+from schema_init import __version__
+
+USAGE = """\
 usage: systemctl [OPTIONS] COMMAND [UNIT...]
 
 Commands (several units a call; a name without a suffix is NAME.service):
@@ -37,12 +48,6 @@ States (docs/spec.md, "systemctl"): FUNDAMENTAL active (running); PERFECT active
 once spawned; NEW_PROCESS activating (start); RECOVERY, FRICTION, SETTLED activating
 (auto-restart); DORMANT failed; EXCISED inactive (dead) when stopped, failed otherwise.
 """
-
-import os
-import sys
-import time
-
-from schema_init import __version__
 
 NOT_FOUND = 5            # start, stop ...: the unit is not loaded
 NO_SUCH_UNIT = 4         # status
@@ -78,7 +83,7 @@ class Failed(Exception):
 def main(argv):
     options, words = parse(argv)
     if options.get("help"):
-        sys.stdout.write("usage:" + __doc__.split("\nusage:", 1)[1])
+        sys.stdout.write(USAGE)
         return 0
     if options.get("version"):
         sys.stdout.write("schema-init %s (systemctl for administrators and Debian's "

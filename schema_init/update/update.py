@@ -1,5 +1,18 @@
 """schema-update, and ``schema-ctl update BUNDLE|URL`` (issue 23).
 
+What it serves is USAGE (a constant, not this docstring: the static binary is built
+without docstrings).
+"""
+
+import os
+import sys
+import time
+
+from schema_init.pid1 import slots
+
+from . import install, rollout
+
+USAGE = """\
     schema-update install BUNDLE|URL [--no-reboot]   the other slot written, then a
                                                      reboot into it for one trial boot
     schema-update status                             slot, version, record, autoboot mode
@@ -14,14 +27,6 @@ Exit status: 0 done, 1 refused or failed (the reason on stderr), 2 usage.
 SCHEMA_UPDATE_CARD (a card image instead of /dev/mmcblk0), SCHEMA_UPDATE_SLOT,
 SCHEMA_UPDATE_BOARD_LIB, SCHEMA_UPDATE_KEYRING: other places (tests, the host).
 """
-
-import os
-import sys
-import time
-
-from schema_init.pid1 import slots
-
-from . import install, rollout
 
 TEXTFILE_DIR = "/run/prometheus-node-exporter"
 REBOOT = ("/usr/sbin/schema-ctl", "reboot")
@@ -154,13 +159,13 @@ def cmd_poll(args):
 
 
 def usage():
-    sys.stderr.write(__doc__.split("\n\n")[1] + "\n")
+    sys.stderr.write(USAGE.split("\n\n")[0] + "\n")
     return 2
 
 
 def main(argv):
     if not argv or argv[0] in ("-h", "--help"):
-        sys.stdout.write(__doc__)
+        sys.stdout.write(USAGE)
         return 0 if argv else 2
     command, args = argv[0], argv[1:]
     if command == "install":
