@@ -12,10 +12,10 @@ boot=${BOOT_DIR:-/boot/firmware}
 part=${BOOT_PART:-/dev/mmcblk0p1}
 lib=${BOARD_LIB:-/usr/lib/schema-init-board}
 board=${BOARD_DIR:-/etc/schema-board}
-mount_boot() {
+mount_boot() {    # MODE: ro (the look for files), rw
     [ -z "${BOOT_DIR:-}" ] || return 0
     modprobe -q vfat
-    mount -t vfat -o rw,noatime,flush,fmask=0177,dmask=0077 "$part" "$boot" && return 0
+    mount -t vfat -o "$1,noatime,flush,fmask=0177,dmask=0077" "$part" "$boot" && return 0
     echo "firstboot: cannot mount the boot partition $part" | tee /dev/console
     return 1
 }
@@ -23,7 +23,9 @@ umount_boot() {
     sync
     [ -n "${BOOT_DIR:-}" ] || umount "$boot"
 }
-mount_boot || exit 1
+# The look is read-only: a boot without first-boot files writes nothing to the FAT (a
+# read-write mount sets its dirty flag until the unmount, which a power cut would leave)
+mount_boot ro || exit 1
 found=no
 for name in custom.toml userconf.txt userconf ssh ssh.txt wpa_supplicant.conf; do
     [ -e "$boot/$name" ] && found=yes
@@ -32,11 +34,16 @@ if [ $found = no ]; then
     # what schema-firstboot would say, without starting it: every boot but the first
     # (a Python start is seconds of an emulated ARM1176's boot,
     # bench/REPORT-inits-rpi-zero-w.md)
-    umount_boot
+    [ -n "${BOOT_DIR:-}" ] || umount "$boot"
     out="firstboot: no first-boot file on the boot partition"
     printf '%s\n' "$out"
     [ -n "${BOOT_DIR:-}" ] || printf '%s\n' "$out" > /dev/console
     exit 0
+fi
+if [ -z "${BOOT_DIR:-}" ] && ! mount -o remount,rw "$boot"; then
+    echo "firstboot: cannot write the boot partition $part" | tee /dev/console
+    umount "$boot"
+    exit 1
 fi
 out=$("${FIRSTBOOT:-/usr/sbin/schema-firstboot}" --boot "$boot" 2>&1)
 rc=$?
@@ -53,7 +60,7 @@ record=$(
     echo "firstboot_exit $rc"
     [ -e "$board/ssh-disabled" ] || "$lib/ssh.sh" keys
 )
-if mount_boot; then
+if mount_boot rw; then
     printf '%s\n' "$record" > "$boot/firstboot-report.txt.new" &&
         mv -f "$boot/firstboot-report.txt.new" "$boot/firstboot-report.txt"
     umount_boot
