@@ -14,6 +14,7 @@ import vm as vmlib
 
 CACHE = os.path.join(ROOT, "build", "tmp", "debian")
 KEY = os.path.join(CACHE, "key")
+KNOCKED = 9            # the guest port wait_ssh knocks on (discard: nothing listens)
 
 
 def free_port():
@@ -71,6 +72,7 @@ class DebianVM(vmlib.VM):
         self.memory = memory
         self.devices = list(devices)
         self.port = free_port()
+        self.knock_port = free_port()
         self.console_path = os.path.join(self.dir, "console-%d.log" % time.time_ns())
         self.monitor_path = os.path.join(self.dir, "monitor.sock")
         self.proc = None
@@ -80,7 +82,8 @@ class DebianVM(vmlib.VM):
                    "-m", str(self.memory), "-nographic",
                    "-no-reboot", "-kernel", self.kernel, "-initrd", self.initrd,
                    "-drive", "file=%s,format=raw,if=virtio" % self.disk,
-                   "-nic", "user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:%d-:22" % self.port,
+                   "-nic", "user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:%d-:22,"
+                   "hostfwd=tcp:127.0.0.1:%d-:%d" % (self.port, self.knock_port, KNOCKED),
                    "-monitor", "unix:%s,server=on,wait=off" % self.monitor_path,
                    "-serial", "stdio",
                    "-append", "root=/dev/vda rw console=%s net.ifnames=0 panic=-1 "
@@ -101,9 +104,7 @@ class DebianVM(vmlib.VM):
 
     def banner(self, wait=1.0):
         """True when the guest's sshd sent its banner through QEMU's forward within WAIT
-        seconds.  QEMU accepts the host's connection before the guest can take it (before
-        its interface is up the guest's side never answers), so only the banner tells that
-        sshd is there."""
+        seconds."""
         try:
             with socket.create_connection(("127.0.0.1", self.port), wait) as s:
                 s.settimeout(wait)
@@ -111,16 +112,44 @@ class DebianVM(vmlib.VM):
         except OSError:
             return False
 
+    def network_up(self, wait=1.0):
+        """True when the guest answered a connection to a port nothing listens on (its
+        kernel's reset comes back as the end of the stream) within WAIT seconds: it has
+        its address.  Before that QEMU accepts the host's connection and nothing more."""
+        try:
+            with socket.create_connection(("127.0.0.1", self.knock_port), wait) as s:
+                s.settimeout(wait)
+                return s.recv(1) == b""
+        except ConnectionResetError:    # the guest's reset, passed on
+            return True
+        except OSError:                 # a timeout; refused: QEMU not listening yet
+            return False
+
     def wait_ssh(self, timeout=240):
         """Seconds from QEMU's start until sshd answered: the moment its banner first came,
-        of the attempt after which a command ran.  The banner is looked for four times a
-        second, each look at most a second: ssh's own ConnectTimeout would count up to
-        its whole timeout for every look made before the guest's network is up."""
+        of the attempt after which a command ran.
+
+        QEMU's user network accepts every host connection at once and keeps trying to
+        reach the guest for it, even after the host gave up: connections to sshd made
+        before the guest had its address all reach sshd together once it has, and past
+        sshd's MaxStartups (10) it drops new ones; each also costs the guest an sshd
+        (measured: 15 such, 20 s of a TCG guest's boot).  So the guest's network is
+        first awaited on KNOCKED (its kernel resets those, for free), a look a second,
+        with one look at sshd every 10 s in case something there swallows them; then
+        sshd's banner, waited for up to 15 s a connection (sshd starts a process for
+        each, seconds in a busy TCG guest: a short wait given up would only start
+        another), again a quarter of a second after a reset (no sshd yet)."""
         deadline = time.monotonic() + timeout
+        up, last_ssh = False, None
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 break
-            if self.banner():
+            if not up:
+                up = self.network_up()
+                if not up and last_ssh is not None and time.monotonic() - last_ssh < 10:
+                    continue
+            last_ssh = time.monotonic()
+            if self.banner(wait=15 if up else 1):
                 answered = time.monotonic() - self.started
                 try:
                     if self.ssh("true", timeout=20).returncode == 0:

@@ -148,14 +148,17 @@ def test_smoke_two_inits_one_boot_each(tmp_path):
 
 class _Forward:
     """QEMU's user-mode forward as the host sees it: every connection is accepted at
-    once, but nothing comes back until the guest's sshd is up (UP_AT seconds on)."""
+    once; until the guest's network is up (UP_AT seconds on) nothing comes back, then
+    the guest's answer does: the banner (SSH) or a reset (nothing listening)."""
 
-    def __init__(self, up_at):
+    def __init__(self, up_at, banner):
         import socket
         import threading
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.up = time.monotonic() + up_at
+        self.banner = banner
+        self.before_up = 0
         self.held = []
         threading.Thread(target=self.serve, daemon=True).start()
 
@@ -165,30 +168,44 @@ class _Forward:
                 conn, _ = self.listener.accept()
             except OSError:
                 return
-            if time.monotonic() >= self.up:
+            if time.monotonic() < self.up:
+                self.before_up += 1
+                self.held.append(conn)
+            elif self.banner:
                 conn.sendall(b"SSH-2.0-OpenSSH_9.2p1\r\n")
-            self.held.append(conn)
+                self.held.append(conn)
+            else:
+                conn.close()
 
 
-def test_wait_ssh_dates_the_first_banner_not_a_connect_timeout():
+def test_wait_ssh_dates_the_first_banner_and_spares_sshd_the_early_connections():
     import debian_vm
-    forward = _Forward(up_at=2.0)
+    ssh, knock = _Forward(up_at=3.0, banner=True), _Forward(up_at=3.0, banner=False)
     machine = debian_vm.DebianVM.__new__(debian_vm.DebianVM)
-    machine.port = forward.port
+    machine.port, machine.knock_port = ssh.port, knock.port
     machine.started = time.monotonic()
     machine.proc = subprocess.Popen(["sleep", "60"])
     logins = []
     machine.ssh = lambda command, timeout=60: (
         logins.append(command) or subprocess.CompletedProcess([], 0))
     try:
-        # a connection that is accepted but silent is not an answer
-        assert not machine.banner(wait=0.3)
+        # a connection that is accepted but silent is not an answer; nor is a refused
+        # one (QEMU not listening yet)
+        assert not machine.banner(wait=0.3) and not machine.network_up(wait=0.3)
+        machine.knock_port = debian_vm.free_port()
+        assert not machine.network_up(wait=0.3)
+        machine.knock_port = knock.port
         answered = machine.wait_ssh(timeout=30)
     finally:
         machine.proc.kill()
         machine.proc.wait()
-        forward.listener.close()
-    # sshd "came up" 2 s in: seen within a look (1 s) and a pause (0.25 s) of it, not
-    # at ssh's ConnectTimeout of 10 s; one login then ran
-    assert 2.0 <= answered < 3.5
+        ssh.listener.close()
+        knock.listener.close()
+    # the network "came up" 3 s in: seen within a knock (1 s) and a pause, not at ssh's
+    # ConnectTimeout of 10 s; one login then ran
+    assert 3.0 <= answered < 4.5
     assert logins == ["true"]
+    # before it, sshd's forward got one look (the test's own) and the 10 s fallback's
+    # first: not one a quarter of a second, which QEMU would hand sshd all at once
+    assert ssh.before_up <= 2
+    assert knock.before_up >= 2
