@@ -148,6 +148,9 @@ def test_promtool_and_node_exporter_accept_the_file(supervise, tmp_path):
     s = supervise({"web.svc": daemon(stable_secs=0), "bad.svc": daemon("exit 3",
                                                                        max_restarts=1)})
     s.wait_state("web", "FUNDAMENTAL")
+    # "bad" has died at least once (its failure counted) before the file is written: on
+    # a loaded host it may not have been spawned yet when "web" is up
+    s.wait_state("bad", ("RECOVERY", "FRICTION", "SETTLED", "DORMANT", "EXCISED"), timeout=30)
     out = tmp_path / "textfile"
     out.mkdir()
     metrics.Helper(s.shm_name, str(out)).step()
