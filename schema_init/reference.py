@@ -51,7 +51,8 @@ def reference():
             kind = "int %d..%d" % (rule.low, rule.high)
         elif rule.limit:
             kind = "%s (<= %d chars)" % (rule.kind, rule.limit)
-        out.append("| `%s` | %s | %s | %s |" % (key, kind, _default(key, rule), rule.help))
+        text = rule.help.replace("|", "\\|")        # (a choice list inside a table cell)
+        out.append("| `%s` | %s | %s | %s |" % (key, kind, _default(key, rule), text))
     out += ["", "## .grp keys", "", "`name` (required) and `member` (repeatable, a service "
             "name; at most %d)." % config.LIST_MAX, ""]
     return "\n".join(out)

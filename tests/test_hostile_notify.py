@@ -43,6 +43,18 @@ def test_standing_sorts_senders_by_their_credentials_alone():
     assert notify.standing(50, NOBODY, 0, 0) == notify.FOREIGN     # nothing runs
 
 
+def test_notify_access_widens_or_narrows_who_is_heard_as_systemd_s_notifyaccess():
+    # all: a worker that dropped to another user itself (squid's) is KIN, to be checked
+    assert notify.standing(51, NOBODY, 50, 0, "all") == notify.KIN
+    assert notify.standing(50, NOBODY, 50, 0, "all") == notify.MAIN
+    # main: only the main process, not even root's other processes
+    assert notify.standing(51, 0, 50, 0, "main") == notify.FOREIGN
+    assert notify.standing(50, NOBODY, 50, 0, "main") == notify.MAIN
+    # none: nobody
+    assert notify.standing(50, 0, 50, 0, "none") == notify.FOREIGN
+    assert notify.standing(51, NOBODY, 50, 0, "default") == notify.FOREIGN
+
+
 def test_mainpid_needs_the_main_process_root_or_the_service_s_uid_on_both_ends():
     def decide(**facts):
         base = dict(notify=True, sender_belongs=True, claimed_belongs=True,
@@ -343,6 +355,51 @@ with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
 while True:
     time.sleep(1000)
 '''
+
+
+WORKER = r'''
+import os, socket, time
+address = os.environ["NOTIFY_SOCKET"]
+address = "\0" + address[1:] if address.startswith("@") else address
+child = os.fork()
+if child == 0:                            # a worker that drops to another user itself
+    os.setgroups([])
+    os.setgid(65534)
+    os.setuid(65534)
+    print("WORKER=%d" % os.getpid(), flush=True)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+        s.sendto(b"READY=1\nSTATUS=worker ready", address)
+    while True:
+        time.sleep(1000)
+while True:
+    time.sleep(1000)
+'''
+
+
+@needs_root
+@pytest.mark.process
+@pytest.mark.parametrize("access", ["all", "default"])
+def test_a_worker_of_another_user_is_heard_only_with_notify_access_all(supervise, tmp_path,
+                                                                      access):
+    """squid (Type=notify, NotifyAccess=all) says READY=1 from a worker that dropped to
+    the proxy user: heard with notify_access=all, as under systemd; by default such a
+    sender is another user's process and is dropped unread."""
+    script = tmp_path / "squid.py"
+    script.write_text(WORKER)
+    s = supervise({"squid.svc": "exec=%s\nargs=%s\nnotify=1\nnotify_access=%s\n"
+                   % (sys.executable, script, access)})
+    worker = int(s.wait(lambda: re.search(r"WORKER=(\d+)", s.log("squid")), 10,
+                        "the worker").group(1))
+    try:
+        if access == "all":
+            s.wait_state("squid", "FUNDAMENTAL")
+            assert s.status()["squid"].get("status") == "worker ready"
+        else:
+            s.wait(lambda: s.status()["squid"].get("notify_dropped") == "1", 10,
+                   "the worker's datagram dropped")
+            assert s.state("squid") == "FULL_TRUST"
+    finally:
+        kill_quietly(worker)
 
 
 def kill_quietly(pid):

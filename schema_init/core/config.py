@@ -91,6 +91,7 @@ class Key:
 
 PRIORITIES = ("peripheral", "standard", "critical")
 PARTITIONS = ("member", "root", "isolated")
+NOTIFY_ACCESS = ("default", "main", "all", "none")
 KILL_MODES = ("control-group", "mixed", "process")
 
 SERVICE_KEYS = {
@@ -126,6 +127,11 @@ SERVICE_KEYS = {
                                low=0, high=86400000),
     "notify": Key("bool", False, "sd_notify readiness: promoted only by READY=1 on its "
                   "NOTIFY_SOCKET (stable_secs and ready_path are not used)"),
+    "notify_access": Key("enum", "default", "who is heard on NOTIFY_SOCKET: default (the "
+                         "main process, or a process of the service running as root or as "
+                         "its user) | main (the main process only) | all (any process of the "
+                         "service, whatever its user: systemd's NotifyAccess=all) | none",
+                         choices=NOTIFY_ACCESS),
     "watchdog_sec": Key("int", 0, "Dead Man window in seconds, petted by WATCHDOG=1 on "
                         "NOTIFY_SOCKET; exported as WATCHDOG_USEC and WATCHDOG_PID",
                         low=0, high=86400),

@@ -70,21 +70,28 @@ READ_BURST = 400.0
 READ_PAUSE = 0.1
 
 
-def standing(sender_pid, sender_uid, main_pid, service_uid):
+def standing(sender_pid, sender_uid, main_pid, service_uid, access="default"):
     """MAIN, KIN or FOREIGN for a datagram from SENDER_PID running as SENDER_UID (the
     kernel's SCM_CREDENTIALS), for a service whose main process is MAIN_PID (0: none)
-    and whose processes run as SERVICE_UID (None: unknown).
+    and whose processes run as SERVICE_UID (None: unknown), under the service's
+    ``notify_access=`` ACCESS.
 
-    The main process is heard whatever its uid (a daemon may drop its privileges
-    itself).  Any other sender must run as root or as the service's uid: a process of
-    another user below the service (a login session under sshd) decides nothing, not
-    even a STATUS=, so it can neither forge the service's state nor make PID 1 read
-    /proc for it."""
-    if sender_pid <= 0:
+    By default the main process is heard whatever its uid (a daemon may drop its
+    privileges itself).  Any other sender must run as root or as the service's uid: a
+    process of another user below the service (a login session under sshd) decides
+    nothing, not even a STATUS=, so it can neither forge the service's state nor make
+    PID 1 read /proc for it.  ``main`` hears the main process only, ``none`` nobody;
+    ``all`` (a unit's NotifyAccess=all: squid's workers, which drop to the proxy user
+    themselves, say READY=1) hears a sender of any uid that proves to be of the
+    service (KIN: its membership is checked, within the service's budget)."""
+    if sender_pid <= 0 or access == "none":
         return FOREIGN
     if main_pid > 0 and sender_pid == main_pid:
         return MAIN
-    if sender_uid == 0 or (service_uid is not None and sender_uid == service_uid):
+    if access == "main":
+        return FOREIGN
+    if access == "all" or sender_uid == 0 or \
+            (service_uid is not None and sender_uid == service_uid):
         return KIN
     return FOREIGN
 

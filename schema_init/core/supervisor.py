@@ -394,7 +394,7 @@ class Supervisor:
         pid, uid = sender
         main = service.pid if service.running() else 0
         service_uid = self.ops.service_uid(service)
-        standing = notify.standing(pid, uid, main, service_uid)
+        standing = notify.standing(pid, uid, main, service_uid, service.spec.notify_access)
         if standing == notify.FOREIGN or not main:
             service.notify_dropped += 1
             return

@@ -1358,7 +1358,9 @@ class Converter:
         is_timer = self.timer is not None
         if kind == "notify":
             self.emit("notify", "1", type_entry)
-            self.get(self.unit, "Service", "NotifyAccess")
+            access = self.get(self.unit, "Service", "NotifyAccess")
+            if access is not None and access.value in ("main", "all", "none"):
+                self.emit("notify_access", access.value, access)
         if oneshot or is_timer:
             self.emit("oneshot", "1", type_entry)
         if forking:
