@@ -147,6 +147,7 @@ class DebianVM(vmlib.VM):
             if not up:
                 up = self.network_up()
                 if not up and last_ssh is not None and time.monotonic() - last_ssh < 10:
+                    time.sleep(0.1)     # (a refused knock returns at once)
                     continue
             last_ssh = time.monotonic()
             if self.banner(wait=15 if up else 1):
