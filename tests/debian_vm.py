@@ -102,28 +102,28 @@ class DebianVM(vmlib.VM):
              "-o", "BatchMode=yes", "-o", "LogLevel=ERROR", "root@127.0.0.1", command],
             capture_output=True, text=True, timeout=timeout, check=check)
 
-    def banner(self, wait=1.0):
-        """True when the guest's sshd sent its banner through QEMU's forward within WAIT
-        seconds."""
+    def first_bytes(self, port, count, wait):
+        """What the guest sent first (up to COUNT bytes) on a connection to forwarded PORT
+        within WAIT seconds: b"" when it reset or closed the connection (nothing listens
+        there, but the guest has its address), None when nothing came (QEMU accepts the
+        host's connection before the guest can take it) or QEMU is not listening yet."""
         try:
-            with socket.create_connection(("127.0.0.1", self.port), wait) as s:
+            with socket.create_connection(("127.0.0.1", port), wait) as s:
                 s.settimeout(wait)
-                return s.recv(4) == b"SSH-"
-        except OSError:
-            return False
+                return s.recv(count)
+        except ConnectionResetError:    # the guest's reset, passed on
+            return b""
+        except OSError:                 # a timeout; refused: QEMU not listening yet
+            return None
+
+    def banner(self, wait=1.0):
+        """True when the guest's sshd sent its banner within WAIT seconds."""
+        return self.first_bytes(self.port, 4, wait) == b"SSH-"
 
     def network_up(self, wait=1.0):
-        """True when the guest answered a connection to a port nothing listens on (its
-        kernel's reset comes back as the end of the stream) within WAIT seconds: it has
-        its address.  Before that QEMU accepts the host's connection and nothing more."""
-        try:
-            with socket.create_connection(("127.0.0.1", self.knock_port), wait) as s:
-                s.settimeout(wait)
-                return s.recv(1) == b""
-        except ConnectionResetError:    # the guest's reset, passed on
-            return True
-        except OSError:                 # a timeout; refused: QEMU not listening yet
-            return False
+        """True when the guest answered a connection to a port nothing listens on (KNOCKED:
+        its kernel's reset) within WAIT seconds: it has its address."""
+        return self.first_bytes(self.knock_port, 1, wait) == b""
 
     def wait_ssh(self, timeout=240):
         """Seconds from QEMU's start until sshd answered: the moment its banner first came,
