@@ -228,8 +228,8 @@ class UnitImport:
 
     def start(self):
         """Spawn the helper; a failure to is kept as ``failure`` (``wait`` says done)."""
+        import _signal as signal
         from . import _fastloop
-        from .spawn import CATCHABLE
         self.deadline = self.clock() + self.timeout
         try:
             program, argv = self.command()
@@ -241,7 +241,9 @@ class UnitImport:
                     file_actions=[(os.POSIX_SPAWN_DUP2, null, 0),
                                   (os.POSIX_SPAWN_DUP2, write_end, 1),
                                   (os.POSIX_SPAWN_DUP2, write_end, 2)],
-                    setsid=True, setsigmask=(), setsigdef=CATCHABLE)  # as every child
+                    setsid=True, setsigmask=(),
+                    setsigdef=(signal.SIGPIPE, signal.SIGXFSZ, signal.SIGHUP,
+                               signal.SIGINT, signal.SIGTERM, signal.SIGCHLD))
             finally:
                 os.close(write_end)
                 os.close(null)

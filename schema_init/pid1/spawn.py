@@ -20,10 +20,9 @@ from schema_init.core import killing
 
 # An ignored disposition survives exec (Python ignores SIGPIPE and SIGXFSZ; whoever
 # started this process may have ignored more), so children reset every signal a handler
-# can be set for (32 and 33, glibc's own, are refused: skipped); the import helper, started
-# by posix_spawn, gets the same set (loader.UnitImport).
-CATCHABLE = tuple(sorted(int(s) for s in signal.valid_signals()
-                         if s not in (signal.SIGKILL, signal.SIGSTOP)))
+# can be set for (32 and 33, glibc's own, are refused: skipped).
+_CATCHABLE = tuple(sorted(int(s) for s in signal.valid_signals()
+                          if s not in (signal.SIGKILL, signal.SIGSTOP)))
 
 # schema-exec's statuses for the two steps the child does before it (the table:
 # docs/spec.md, "The execution context"; native/exec.c).
@@ -60,7 +59,7 @@ def default_signals():
     ignored (a supervisor started by nohup or as a script's background job ignores SIGHUP
     or SIGINT, and the shell of a service cannot trap a signal ignored at its start)."""
     _fastloop.clear_signal_mask()
-    for sig in CATCHABLE:
+    for sig in _CATCHABLE:
         try:
             signal.signal(sig, signal.SIG_DFL)
         except (OSError, ValueError):
