@@ -67,6 +67,7 @@ def test_boots_to_ssh_and_serial_login_every_service_up_then_poweroff_clean(debi
     assert "LANG=C.UTF-8" in environ and not any(e.startswith(("rootmnt=", "init="))
                                                  for e in environ), environ
     assert v.ssh("test -d /run/systemd/system").returncode == 0, "systemctl is ours: claimed"
+    network_ready_once_up(v)
     boot_views(v)
     v.login_serial()
     v.type("schema-ctl status | grep -c FUNDAMENTAL; echo SERIAL-$((40+2))")
@@ -74,6 +75,23 @@ def test_boots_to_ssh_and_serial_login_every_service_up_then_poweroff_clean(debi
     text = powered_off_clean(v, serial=True)
     assert "[schema-init] PID 1 poweroff" in text
     print("QEMU start -> sshd answering: %.1f s" % seconds)
+
+
+def network_ready_once_up(v):
+    """networking (as Debian's networking.service, a oneshot that stays started) is ready
+    only once ifup is done: after dhclient wrote eth0's lease, not a guessed second after
+    its spawn. And its hooks ran without an error: if-up.d/mountnfs asks `systemctl
+    list-jobs`, which once answered "Too few arguments." three times a boot."""
+    out = v.ssh("read up _ < /proc/uptime; echo $up $(date +%s.%N) "
+                "$(date -r /var/lib/dhcp/dhclient.eth0.leases +%s.%N); "
+                "schema-ctl timing --kv | grep '^service.networking.ready='; "
+                "cat /var/log/schema-init/networking.log", check=True).stdout.splitlines()
+    uptime, wall, lease = (float(word) for word in out[0].split())
+    ready = float(out[1].split("=", 1)[1])
+    leased = lease - (wall - uptime)                  # the lease's moment on PID 1's clock
+    assert ready >= leased - 0.05, (ready, leased, out)
+    assert not any("Too few arguments" in line or "networking:" in line for line in out[2:]), \
+        out[2:]
 
 
 def boot_views(v):

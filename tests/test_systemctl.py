@@ -59,6 +59,33 @@ def test_what_invoke_rc_d_and_deb_systemd_invoke_ask(tmp_path):
         s.stop()
 
 
+@pytest.mark.process
+def test_list_jobs_names_what_is_still_starting(tmp_path):
+    """ifupdown's if-up.d/mountnfs greps `systemctl list-jobs`: a oneshot still running is
+    a start job; a running daemon and a finished oneshot are not; none left says so."""
+    gate = tmp_path / "gate"
+    s = Supervised(tmp_path / "sup", {
+        "cron.svc": daemon("exec sleep 1000", stable_secs=0),
+        "prepare.svc": daemon("until [ -e %s ]; do sleep 0.05; done" % gate, oneshot=1)})
+    s.start()
+    try:
+        s.wait_state("cron", "FUNDAMENTAL")
+        s.wait(lambda: s.status()["prepare"]["pid"] != "0", 10, "prepare running")
+        done = systemctl(tmp_path, s, "list-jobs")
+        assert done.returncode == 0, done.stderr
+        lines = done.stdout.splitlines()
+        assert lines[0].split() == ["JOB", "UNIT", "TYPE", "STATE"]
+        assert [line.split()[1:] for line in lines[1:-2]] == [
+            ["prepare.service", "start", "running"]]
+        assert lines[-1] == "1 jobs listed."
+        gate.write_text("")
+        s.wait_state("prepare", "PERFECT")
+        done = systemctl(tmp_path, s, "list-jobs")
+        assert (done.returncode, done.stdout) == (0, "No jobs running.\n")
+    finally:
+        s.stop()
+
+
 def test_pid1_claims_systemd_only_when_systemctl_is_itself(tmp_path):
     own = tmp_path / "schema-init"
     own.write_text("")

@@ -27,6 +27,7 @@ Commands (several units a call; a name without a suffix is NAME.service):
   status [UNIT...]                state, main pid, why it is not running, its log's end
   is-active, is-failed, is-enabled UNIT...
   list-units [--all], list-timers, list-unit-files
+  list-jobs                       the services still starting (no job queue here)
   show [-p PROP[,PROP]] [--value] UNIT...
   cat UNIT...                     the unit file and its drop-ins (or the .svc file)
   enable, disable [--now] UNIT...  the links the unit's [Install] section asks for
@@ -477,6 +478,8 @@ def run(command, words, options):
         return list_units(options)
     if command == "list-timers":
         return list_timers(options)
+    if command == "list-jobs":
+        return list_jobs(options)
     if command == "status" and not units:
         sys.stdout.write(ask("status"))
         return 0
@@ -860,6 +863,30 @@ def list_units(options):
         sys.stdout.write("\n%d loaded units listed.%s\n" % (
             len(rows), "" if options.get("all") else
             " Pass --all to see loaded but inactive units, too."))
+    return 0
+
+
+def list_jobs(options):
+    """systemd's jobs: schema-init has no job queue, so a start job is a service that is
+    starting (spawned, not yet ready: ActiveState activating). Scripts ask this to learn
+    whether the boot is still bringing something up (ifupdown's if-up.d/mountnfs greps
+    it for network.target); before, they read an error ("Too few arguments.")."""
+    running = Running(timing=True)
+    rows = [(n + 1, name + ".service", "start", "running") for n, name in enumerate(
+        name for name, fields in sorted(running.services.items())
+        if active_state(fields)[0] == "activating")]
+    if not rows:
+        if not options.get("no_legend"):
+            sys.stdout.write("No jobs running.\n")
+        return 0
+    width = max(len(r[1]) for r in rows) + 1
+    legend = not options.get("no_legend")
+    if legend:
+        sys.stdout.write("JOB %-*s TYPE  STATE\n" % (width, "UNIT"))
+    for row in rows:
+        sys.stdout.write("%3d %-*s %-5s %s\n" % (row[0], width, row[1], row[2], row[3]))
+    if legend:
+        sys.stdout.write("\n%d jobs listed.\n" % len(rows))
     return 0
 
 
