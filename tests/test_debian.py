@@ -78,9 +78,9 @@ def test_boots_to_ssh_and_serial_login_every_service_up_then_poweroff_clean(debi
 
 
 def network_ready_once_up(v):
-    """networking (as Debian's networking.service, a oneshot that stays started) is ready
-    only once ifup is done: after dhclient wrote eth0's lease, not a guessed second after
-    its spawn. And its hooks ran without an error: if-up.d/mountnfs asks `systemctl
+    """networking is ready (as Debian's networking.service) only once every auto
+    interface is up: after dhclient wrote eth0's lease, not a guessed second after its
+    spawn. And its hooks ran without an error: if-up.d/mountnfs asks `systemctl
     list-jobs`, which once answered "Too few arguments." three times a boot."""
     out = v.ssh("read up _ < /proc/uptime; echo $up $(date +%s.%N) "
                 "$(date -r /var/lib/dhcp/dhclient.eth0.leases +%s.%N); "
