@@ -12,8 +12,8 @@ the empty pools can hold resident is at most the arenas' dirty memory less the u
 
 --unstripped (needs gdb): the same program built with its symbols (`BUILD_TMP=/tmp/u
 BUILD_OUT=/tmp/u-out NUITKA_EXTRA=--unstripped build/build.sh`, two minutes): gdb then reads
-CPython's dict of interned strings in the idle PID 1 (the lever "a smaller interned-string set": what the
-dict itself costs; the strings are the names the code uses). About a minute. Reports,
+CPython's dict of interned strings in the idle PID 1 (the lever "a smaller interned-string
+set": what the dict itself costs; the strings are the names the code uses). About a minute. Reports,
 never asserts.
 """
 
