@@ -118,6 +118,22 @@ def boot_views(v):
                 blame, chain))
 
 
+def test_an_allow_hotplug_interface_comes_up(debian):
+    """Debian's installer writes `allow-hotplug` for the first NIC. udev's ifupdown-hotplug
+    then asks `systemctl start ifup@eth0.service` (/run/systemd/system exists), which
+    schema-init has no instance of: networking brings it up itself, after the settle."""
+    v = debian()
+    v.wait_ssh()
+    v.ssh("sed -i 's/^auto eth0$/allow-hotplug eth0/' /etc/network/interfaces", check=True)
+    assert "allow-hotplug eth0" in v.ssh("cat /etc/network/interfaces").stdout
+    powered_off_clean(v)
+    again = debian(image=v.disk)
+    again.wait_ssh()
+    assert "inet 10.0.2.15/" in again.ssh("ip -4 addr show eth0", check=True).stdout
+    network_ready_once_up(again)
+    powered_off_clean(again)
+
+
 def test_reboot_typed_in_a_shell(debian):
     v = debian()
     v.login_serial()
