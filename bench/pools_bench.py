@@ -20,6 +20,7 @@ never asserts.
 import argparse
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -102,6 +103,7 @@ def once(binary, count):
         finally:
             proc.terminate()
             proc.wait(60)
+    shutil.rmtree(work, ignore_errors=True)
     if len(census) != len(CENSUS):
         raise RuntimeError("pools_bench: no census on PID 1's stderr (%s)" % census)
     arenas = where["anonymous (arenas)"]
