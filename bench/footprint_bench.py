@@ -36,7 +36,9 @@ def rollup(pid):
 
 
 class Supervisor:
-    def __init__(self, binary, count):
+    def __init__(self, binary, count, stderr=subprocess.DEVNULL):
+        """schema-init with COUNT sleeping services (or one oneshot), test hooks on, its
+        stderr to STDERR, once every service is up."""
         self.dir = tempfile.mkdtemp(prefix="schema-foot-")
         services = os.path.join(self.dir, "services")
         self.run = os.path.join(self.dir, "run")
@@ -53,7 +55,7 @@ class Supervisor:
         self.proc = subprocess.Popen(
             [binary, "--services", services, "--run-dir", self.run,
              "--shm", "/schema-foot-%s" % uuid.uuid4().hex[:10]],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+            stdout=subprocess.DEVNULL, stderr=stderr, env=env)
         want = "PERFECT" if count == 0 else "FUNDAMENTAL"
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

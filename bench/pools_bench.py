@@ -20,12 +20,10 @@ never asserts.
 import argparse
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
@@ -64,35 +62,13 @@ def resident_in_empty_pools(census, arenas_dirty_kb):
 
 
 def once(binary, count):
-    work = tempfile.mkdtemp(prefix="schema-pools-")
-    services, run = os.path.join(work, "services"), os.path.join(work, "run")
-    os.makedirs(services)
-    os.makedirs(run)
-    files = {"s%04d.svc" % i: "exec=/bin/sleep\nargs=100000\nstable_secs=0\n"
-             for i in range(count)} or {"once.svc": "exec=/bin/true\noneshot=1\n"}
-    for name, text in files.items():
-        with open(os.path.join(services, name), "w") as f:
-            f.write(text)
-    socket = os.path.join(run, "schema-init.sock")
-    ctl = [os.path.join(os.path.dirname(binary), "schema-ctl"), "--socket", socket]
-    with open(os.path.join(work, "stderr"), "w+") as err:
-        proc = subprocess.Popen(
-            [binary, "--services", services, "--run-dir", run,
-             "--shm", "/schema-pools-%s" % uuid.uuid4().hex[:10]],
-            stdout=subprocess.DEVNULL, stderr=err,
-            env=dict(os.environ, SCHEMA_INIT_TEST_HOOKS="1"))
+    with tempfile.TemporaryFile("w+") as err:
+        sup = footprint_bench.Supervisor(binary, count, stderr=err)
         try:
-            want = "PERFECT" if count == 0 else "FUNDAMENTAL"
-            deadline = time.monotonic() + 60
-            while subprocess.run(ctl + ["status"], capture_output=True,
-                                 text=True).stdout.count(want) < max(count, 1):
-                if time.monotonic() > deadline:
-                    raise RuntimeError("pools_bench: services did not come up")
-                time.sleep(0.1)
             subprocess.run(["sync"])
             time.sleep(1)
-            where = floor_bench.where(proc.pid)
-            subprocess.run(ctl + ["test-mallocstats"], capture_output=True, timeout=30)
+            where = floor_bench.where(sup.proc.pid)
+            sup.request("test-mallocstats")
             deadline = time.monotonic() + 10
             while True:
                 err.seek(0)
@@ -101,9 +77,7 @@ def once(binary, count):
                     break
                 time.sleep(0.1)
         finally:
-            proc.terminate()
-            proc.wait(60)
-    shutil.rmtree(work, ignore_errors=True)
+            sup.stop()
     if len(census) != len(CENSUS):
         raise RuntimeError("pools_bench: no census on PID 1's stderr (%s)" % census)
     arenas = where["anonymous (arenas)"]
