@@ -875,12 +875,12 @@ def list_jobs(options):
     rows = [(n + 1, name + ".service", "start", "running") for n, name in enumerate(
         name for name, fields in sorted(running.services.items())
         if active_state(fields)[0] == "activating")]
+    legend = not options.get("no_legend")
     if not rows:
-        if not options.get("no_legend"):
+        if legend:
             sys.stdout.write("No jobs running.\n")
         return 0
     width = max(len(r[1]) for r in rows) + 1
-    legend = not options.get("no_legend")
     if legend:
         sys.stdout.write("JOB %-*s TYPE  STATE\n" % (width, "UNIT"))
     for row in rows:
